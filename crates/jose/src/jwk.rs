@@ -1,0 +1,331 @@
+//! Ed25519 verification keys from JWKS documents and SPIFFE trust bundles.
+//!
+//! A key set belongs to one trust domain and is never merged with another's. Only OKP Ed25519
+//! keys are used; other keys (RSA, EC, X.509 bundle entries, keys bound to another `use`, `alg`
+//! or `key_ops`) are skipped and reported, so `custody check` can say so. Some faults make the
+//! whole file unusable: a private part (`d`) on any key, an Ed25519 key without `kid`, two
+//! usable keys with one `kid`, an `x` that is not a valid, full-order Ed25519 point.
+
+use std::fmt;
+
+use base64::Engine as _;
+use ed25519_dalek::{Signature, VerifyingKey};
+use serde_json::{Map, Value};
+
+use crate::{json, Limits, B64};
+
+/// One usable Ed25519 public key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublicKey {
+    kid: String,
+    alg: Option<String>,
+    key: VerifyingKey,
+}
+
+impl PublicKey {
+    /// Builds a key from its raw 32 bytes; refuses invalid and small-order points.
+    pub fn from_bytes(kid: &str, bytes: &[u8; 32]) -> Result<Self, KeySetError> {
+        let key = VerifyingKey::from_bytes(bytes)
+            .map_err(|_| KeySetError::BadKey(kid.to_owned(), "`x` is not an Ed25519 point"))?;
+        if key.is_weak() {
+            return Err(KeySetError::BadKey(kid.to_owned(), "`x` is a small-order point"));
+        }
+        Ok(PublicKey {
+            kid: kid.to_owned(),
+            alg: None,
+            key,
+        })
+    }
+
+    /// The key id.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The `alg` the JWK pinned, if any.
+    pub fn alg(&self) -> Option<&str> {
+        self.alg.as_deref()
+    }
+
+    /// The raw public key.
+    pub fn bytes(&self) -> [u8; 32] {
+        self.key.to_bytes()
+    }
+
+    /// The dalek key, for callers that batch or precompute.
+    pub fn verifying_key(&self) -> &VerifyingKey {
+        &self.key
+    }
+
+    /// Whether header `alg` may be used with this key (EdDSA or Ed25519, and the JWK's own
+    /// `alg` if it pinned one).
+    pub fn allows_alg(&self, alg: &str) -> bool {
+        crate::is_ed25519_alg(alg) && self.alg.as_deref().is_none_or(|pinned| pinned == alg)
+    }
+
+    /// Verifies with exactly the acceptance of ed25519-dalek's `verify_strict`: canonical `S`,
+    /// no small-order `R` or `A`, the cofactorless equation.
+    pub fn verify_strict(&self, message: &[u8], signature: &[u8]) -> bool {
+        let Ok(bytes) = <[u8; 64]>::try_from(signature) else {
+            return false;
+        };
+        let sig = Signature::from_bytes(&bytes);
+        self.key.verify_strict(message, &sig).is_ok()
+    }
+
+    /// The public JWK form.
+    pub fn to_jwk(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("kty".into(), "OKP".into());
+        m.insert("crv".into(), "Ed25519".into());
+        m.insert("kid".into(), self.kid.clone().into());
+        m.insert("x".into(), B64.encode(self.key.as_bytes()).into());
+        if let Some(alg) = &self.alg {
+            m.insert("alg".into(), alg.clone().into());
+        }
+        Value::Object(m)
+    }
+}
+
+/// The usable keys of one trust domain, looked up by `kid`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeySet {
+    keys: Vec<PublicKey>,
+}
+
+impl KeySet {
+    /// An empty set: every token of its domain fails with `unknown_key`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Looks a key up by exact, case-sensitive `kid`.
+    pub fn get(&self, kid: &str) -> Option<&PublicKey> {
+        self.keys.iter().find(|k| k.kid == kid)
+    }
+
+    /// Adds a key; refuses a second key with the same `kid`.
+    pub fn insert(&mut self, key: PublicKey) -> Result<(), KeySetError> {
+        if self.get(&key.kid).is_some() {
+            return Err(KeySetError::DuplicateKid(key.kid));
+        }
+        self.keys.push(key);
+        Ok(())
+    }
+
+    /// Moves every key of `other` in; refuses a `kid` both hold.
+    pub fn merge(&mut self, other: KeySet) -> Result<(), KeySetError> {
+        other.keys.into_iter().try_for_each(|k| self.insert(k))
+    }
+
+    /// The keys, in file order.
+    pub fn keys(&self) -> &[PublicKey] {
+        &self.keys
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The JWKS document for these keys.
+    pub fn to_jwks(&self) -> Value {
+        let keys = self.keys.iter().map(PublicKey::to_jwk).collect();
+        let mut m = Map::new();
+        m.insert("keys".into(), Value::Array(keys));
+        Value::Object(m)
+    }
+}
+
+/// A key that was present but not used, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SkippedKey {
+    /// Position in the `keys` array.
+    pub index: usize,
+    /// The key's `kid`, if it had a string one.
+    pub kid: Option<String>,
+    /// Why it was skipped, lowercase.
+    pub reason: String,
+}
+
+impl fmt::Display for SkippedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kid {
+            Some(kid) => write!(f, "key {} (`{kid}`) skipped: {}", self.index, self.reason),
+            None => write!(f, "key {} skipped: {}", self.index, self.reason),
+        }
+    }
+}
+
+/// A parsed key set and the keys it passed over.
+#[derive(Clone, Debug, Default)]
+pub struct ParsedKeySet {
+    /// The usable keys.
+    pub keys: KeySet,
+    /// The keys passed over.
+    pub skipped: Vec<SkippedKey>,
+}
+
+/// Why a JWKS or bundle document is unusable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeySetError {
+    /// Larger than the limit.
+    TooLarge(usize),
+    /// Not strict JSON.
+    Json(json::JsonError),
+    /// Not `{"keys": [...]}` or a member of the wrong type; the text says which.
+    Shape(String),
+    /// More keys than the limit.
+    TooManyKeys(usize),
+    /// A key carries a private part (`d`).
+    PrivateKey(usize),
+    /// An Ed25519 key without a string `kid`.
+    MissingKid(usize),
+    /// Two usable keys share a `kid`.
+    DuplicateKid(String),
+    /// An Ed25519 key whose `x` is unusable.
+    BadKey(String, &'static str),
+}
+
+impl fmt::Display for KeySetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeySetError::TooLarge(n) => write!(f, "key set larger than {n} bytes"),
+            KeySetError::Json(e) => write!(f, "{e}"),
+            KeySetError::Shape(m) => f.write_str(m),
+            KeySetError::TooManyKeys(n) => write!(f, "more than {n} keys"),
+            KeySetError::PrivateKey(i) => {
+                write!(f, "key {i} has a private part `d`: publish public keys only")
+            }
+            KeySetError::MissingKid(i) => write!(f, "Ed25519 key {i} has no string `kid`"),
+            KeySetError::DuplicateKid(k) => write!(f, "two keys with `kid` `{k}`"),
+            KeySetError::BadKey(k, why) => write!(f, "key `{k}`: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for KeySetError {}
+
+/// Parses a JWKS (RFC 7517) or SPIFFE trust bundle document.
+pub fn parse_key_set(bytes: &[u8], limits: &Limits) -> Result<ParsedKeySet, KeySetError> {
+    if bytes.len() > limits.pack_file_bytes {
+        return Err(KeySetError::TooLarge(limits.pack_file_bytes));
+    }
+    let doc = json::parse_object(bytes, limits.json_depth).map_err(KeySetError::Json)?;
+    check_bundle_members(&doc)?;
+    let keys = match doc.get("keys") {
+        Some(Value::Array(keys)) => keys,
+        Some(_) => return Err(KeySetError::Shape("`keys` must be an array".into())),
+        None => return Err(KeySetError::Shape("missing `keys` array".into())),
+    };
+    if keys.len() > limits.keys_per_set {
+        return Err(KeySetError::TooManyKeys(limits.keys_per_set));
+    }
+    let mut out = ParsedKeySet::default();
+    for (index, jwk) in keys.iter().enumerate() {
+        let Value::Object(jwk) = jwk else {
+            return Err(KeySetError::Shape(format!("key {index} is not an object")));
+        };
+        match classify(index, jwk)? {
+            Ok(key) => out.keys.insert(key)?,
+            Err(skip) => out.skipped.push(skip),
+        }
+    }
+    Ok(out)
+}
+
+fn check_bundle_members(doc: &Map<String, Value>) -> Result<(), KeySetError> {
+    for name in ["spiffe_sequence", "spiffe_refresh_hint"] {
+        if let Some(v) = doc.get(name) {
+            if !v.is_u64() && !v.is_i64() {
+                return Err(KeySetError::Shape(format!("`{name}` must be an integer")));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn str_member<'a>(
+    jwk: &'a Map<String, Value>,
+    name: &str,
+    index: usize,
+) -> Result<Option<&'a str>, KeySetError> {
+    match jwk.get(name) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(KeySetError::Shape(format!(
+            "key {index}: `{name}` must be a string"
+        ))),
+    }
+}
+
+/// Either a usable key, a skipped one, or an error that spoils the whole set.
+fn classify(
+    index: usize,
+    jwk: &Map<String, Value>,
+) -> Result<Result<PublicKey, SkippedKey>, KeySetError> {
+    if jwk.contains_key("d") {
+        return Err(KeySetError::PrivateKey(index));
+    }
+    let kid = str_member(jwk, "kid", index)?;
+    let skip = |reason: String| {
+        Ok(Err(SkippedKey {
+            index,
+            kid: kid.map(str::to_owned),
+            reason,
+        }))
+    };
+    let kty = str_member(jwk, "kty", index)?.unwrap_or("");
+    let crv = str_member(jwk, "crv", index)?.unwrap_or("");
+    if kty != "OKP" || crv != "Ed25519" {
+        return skip(format!("only OKP Ed25519 keys are used (`kty` `{kty}`, `crv` `{crv}`)"));
+    }
+    let Some(kid) = kid.filter(|k| !k.is_empty()) else {
+        return Err(KeySetError::MissingKid(index));
+    };
+    if let Some(use_) = str_member(jwk, "use", index)? {
+        if use_ != "sig" && use_ != "jwt-svid" {
+            return skip(format!("`use` `{use_}` is not for token signatures"));
+        }
+    }
+    if let Some(ops) = jwk.get("key_ops") {
+        let verify = ops
+            .as_array()
+            .is_some_and(|a| a.iter().any(|o| o.as_str() == Some("verify")));
+        if !verify {
+            return skip("`key_ops` does not allow `verify`".into());
+        }
+    }
+    let alg = str_member(jwk, "alg", index)?;
+    if let Some(alg) = alg {
+        if !crate::is_ed25519_alg(alg) {
+            return skip(format!("`alg` `{alg}` is not an Ed25519 algorithm"));
+        }
+    }
+    let x = str_member(jwk, "x", index)?
+        .ok_or_else(|| KeySetError::BadKey(kid.to_owned(), "missing `x`"))?;
+    let raw = B64
+        .decode(x)
+        .map_err(|_| KeySetError::BadKey(kid.to_owned(), "`x` is not base64url"))?;
+    let raw = <[u8; 32]>::try_from(raw.as_slice())
+        .map_err(|_| KeySetError::BadKey(kid.to_owned(), "`x` is not 32 bytes"))?;
+    let mut key = PublicKey::from_bytes(kid, &raw)?;
+    key.alg = alg.map(str::to_owned);
+    Ok(Ok(key))
+}
+
+impl PublicKey {
+    pub(crate) fn from_dalek(kid: &str, key: VerifyingKey) -> Self {
+        PublicKey {
+            kid: kid.to_owned(),
+            alg: None,
+            key,
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! Compact JWS decoding, strict: three base64url segments without padding, JSON-object header
+//! and payload with no duplicate keys, depth and size capped before any signature work.
+
+use std::fmt;
+
+use base64::Engine as _;
+use serde_json::{Map, Value};
+
+use crate::{json, Limits, B64};
+
+/// Header members custody understands. Everything else is refused: `crit`, `jku`, `x5u`,
+/// `jwk`, `x5c` because they smuggle keys or semantics in (RFC 8725 §3.10), the rest because a
+/// verifier that ignores a header its signer relied on (`b64`, `cty`, …) verifies something else.
+const KNOWN_HEADERS: [&str; 3] = ["alg", "kid", "typ"];
+const KEY_SMUGGLING_HEADERS: [&str; 5] = ["crit", "jku", "x5u", "jwk", "x5c"];
+
+/// The protected header of a decoded token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// `alg`, already known to be `EdDSA` or `Ed25519`.
+    pub alg: String,
+    /// `kid`, if present.
+    pub kid: Option<String>,
+    /// `typ`, if present, as written.
+    pub typ: Option<String>,
+}
+
+/// A structurally valid compact JWS whose signature has not been checked yet.
+#[derive(Clone, Debug)]
+pub struct UnverifiedJws<'a> {
+    /// The header.
+    pub header: Header,
+    /// The payload's claims.
+    pub claims: Map<String, Value>,
+    /// `base64url(header) "." base64url(payload)`, the bytes the signature covers.
+    pub signing_input: &'a [u8],
+    /// The decoded signature (any length; verification refuses all but 64 bytes).
+    pub signature: Vec<u8>,
+}
+
+/// Why a token failed decoding or header checks, in the order they run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum JwsError {
+    /// Longer than `Limits::token_bytes`.
+    TooLarge(usize),
+    /// Not a strict compact JWS; the text says what is wrong.
+    Malformed(String),
+    /// `alg` absent or not an Ed25519 algorithm.
+    AlgNotAllowed(String),
+}
+
+impl fmt::Display for JwsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JwsError::TooLarge(n) => write!(f, "token longer than {n} bytes"),
+            JwsError::Malformed(m) | JwsError::AlgNotAllowed(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for JwsError {}
+
+fn malformed(msg: impl Into<String>) -> JwsError {
+    JwsError::Malformed(msg.into())
+}
+
+/// Decodes a compact JWS and checks its header; does not verify the signature.
+pub fn decode<'a>(token: &'a str, limits: &Limits) -> Result<UnverifiedJws<'a>, JwsError> {
+    if token.len() > limits.token_bytes {
+        return Err(JwsError::TooLarge(limits.token_bytes));
+    }
+    let mut parts = token.split('.');
+    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(malformed("a compact JWS has exactly three dot-separated parts"));
+    };
+    let header = decode_object(h, "header", limits)?;
+    let claims = decode_object(p, "payload", limits)?;
+    let signature = B64
+        .decode(s)
+        .map_err(|_| malformed("signature is not unpadded base64url"))?;
+    let header = check_header(&header)?;
+    let signing_input = token
+        .as_bytes()
+        .get(..h.len() + 1 + p.len())
+        .ok_or_else(|| malformed("truncated"))?;
+    Ok(UnverifiedJws {
+        header,
+        claims,
+        signing_input,
+        signature,
+    })
+}
+
+fn decode_object(
+    part: &str,
+    what: &str,
+    limits: &Limits,
+) -> Result<Map<String, Value>, JwsError> {
+    let bytes = B64
+        .decode(part)
+        .map_err(|_| malformed(format!("{what} is not unpadded base64url")))?;
+    let map = json::parse_object(&bytes, limits.json_depth)
+        .map_err(|e| malformed(format!("{what}: {e}")))?;
+    if let Some(n) = widest_object(&map) {
+        if n > limits.claims_per_object {
+            return Err(malformed(format!(
+                "{what} has an object with more than {} members",
+                limits.claims_per_object
+            )));
+        }
+    }
+    Ok(map)
+}
+
+/// The member count of the widest object in `map`, itself included.
+fn widest_object(map: &Map<String, Value>) -> Option<usize> {
+    fn walk(v: &Value) -> usize {
+        match v {
+            Value::Object(m) => m.values().map(walk).fold(m.len(), usize::max),
+            Value::Array(a) => a.iter().map(walk).fold(0, usize::max),
+            _ => 0,
+        }
+    }
+    Some(map.values().map(walk).fold(map.len(), usize::max))
+}
+
+fn check_header(h: &Map<String, Value>) -> Result<Header, JwsError> {
+    let alg = match h.get("alg") {
+        None => return Err(JwsError::AlgNotAllowed("header has no `alg`".into())),
+        Some(Value::String(a)) => a,
+        Some(_) => return Err(malformed("header `alg` must be a string")),
+    };
+    if !crate::is_ed25519_alg(alg) {
+        return Err(JwsError::AlgNotAllowed(format!(
+            "`alg` `{alg}` is not allowed: only `EdDSA` and `Ed25519`"
+        )));
+    }
+    for name in h.keys() {
+        if KEY_SMUGGLING_HEADERS.contains(&name.as_str()) {
+            return Err(malformed(format!("header `{name}` is refused")));
+        }
+        if !KNOWN_HEADERS.contains(&name.as_str()) {
+            return Err(malformed(format!("unsupported header `{name}`")));
+        }
+    }
+    Ok(Header {
+        alg: alg.clone(),
+        kid: opt_string(h, "kid")?,
+        typ: opt_string(h, "typ")?,
+    })
+}
+
+fn opt_string(h: &Map<String, Value>, name: &str) -> Result<Option<String>, JwsError> {
+    match h.get(name) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(malformed(format!("header `{name}` must be a string"))),
+    }
+}
+
+/// The token classes `typ` distinguishes here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenClass {
+    /// `at+jwt`, `JWT`, or no `typ`.
+    Access,
+    /// `txntoken+jwt`.
+    TxnToken,
+    /// Anything else (`wit+jwt`, `wpt+jwt`, `JOSE`, parameters, …).
+    Other,
+}
+
+/// Classifies `typ` as a media type: ASCII case-insensitive, `application/` optional.
+pub fn classify_typ(typ: Option<&str>) -> TokenClass {
+    let Some(typ) = typ else {
+        return TokenClass::Access;
+    };
+    let lower = typ.to_ascii_lowercase();
+    let bare = lower.strip_prefix("application/").unwrap_or(&lower);
+    match bare {
+        "at+jwt" | "jwt" => TokenClass::Access,
+        "txntoken+jwt" => TokenClass::TxnToken,
+        _ => TokenClass::Other,
+    }
+}
