@@ -1,1 +1,265 @@
-//! Integration and conformance tests for custody live under `tests/tests/`.
+//! Test kit for custody's integration and conformance tests: a standard four-domain pack
+//! written to a temporary directory with fresh keys, and helpers to mint tokens in it.
+//!
+//! The standard pack: `a.example` (a user's agent, Bob), `b.example` (the partner agent,
+//! Alice), `c.example` (local: the orders service), `d.example` (declared but federated with
+//! nobody). Federation `a -> b` and `b -> c` carry `orders:read` and `orders:write`.
+#![forbid(unsafe_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use custody_jose::{sign, sign_with_header, KeySet, Limits, SigningKey};
+use custody_policy::PolicyPack;
+use custody_verifier::{Decision, Request, Verifier};
+use serde_json::{json, Value};
+
+/// The fixed time every test decides at: 2026-01-01T00:00:00Z.
+pub const NOW: i64 = 1_767_225_600;
+/// The orders service's audience.
+pub const AUD: &str = "spiffe://c.example/orders";
+/// Bob, the user's agent in `a.example`.
+pub const BOB: &str = "spiffe://a.example/agent/bob";
+/// Alice, the partner agent in `b.example`.
+pub const ALICE: &str = "spiffe://b.example/agent/alice";
+/// Mallory, an agent in the unfederated `d.example`.
+pub const MALLORY: &str = "spiffe://d.example/agent/mallory";
+/// The domains of the standard pack.
+pub const DOMAINS: [&str; 4] = ["a.example", "b.example", "c.example", "d.example"];
+
+/// The issuer URL of a domain in the standard pack.
+pub fn issuer(domain: &str) -> String {
+    format!("https://as.{domain}")
+}
+
+/// A pack under construction.
+pub struct PackBuilder {
+    federation: Vec<(String, String, String)>,
+    chain: String,
+    cedar: Option<String>,
+    schema: Option<String>,
+    entities: Option<String>,
+    extra_trust: String,
+}
+
+impl Default for PackBuilder {
+    fn default() -> Self {
+        let scopes = r#"["orders:read", "orders:write"]"#.to_owned();
+        PackBuilder {
+            federation: vec![
+                ("a.example".into(), "b.example".into(), scopes.clone()),
+                ("b.example".into(), "c.example".into(), scopes),
+            ],
+            chain: String::new(),
+            cedar: None,
+            schema: None,
+            entities: None,
+            extra_trust: String::new(),
+        }
+    }
+}
+
+impl PackBuilder {
+    /// Adds a federation rule; `scopes` is the trust-language list, e.g. `["*"]`.
+    pub fn federate(mut self, from: &str, to: &str, scopes: &str) -> Self {
+        self.federation.push((from.into(), to.into(), scopes.into()));
+        self
+    }
+
+    /// Drops every federation rule.
+    pub fn no_federation(mut self) -> Self {
+        self.federation.clear();
+        self
+    }
+
+    /// Settings for the `chain` block, e.g. `max_depth 2`.
+    pub fn chain(mut self, settings: &str) -> Self {
+        self.chain = settings.into();
+        self
+    }
+
+    /// A Cedar policy file.
+    pub fn cedar(mut self, policies: &str) -> Self {
+        self.cedar = Some(policies.into());
+        self
+    }
+
+    /// A Cedar schema file.
+    pub fn schema(mut self, schema: &str) -> Self {
+        self.schema = Some(schema.into());
+        self
+    }
+
+    /// An `entities.json` file.
+    pub fn entities(mut self, entities: &str) -> Self {
+        self.entities = Some(entities.into());
+        self
+    }
+
+    /// Extra trust-language text appended to the trust file.
+    pub fn extra_trust(mut self, text: &str) -> Self {
+        self.extra_trust.push_str(text);
+        self
+    }
+
+    /// Writes the pack and builds a verifier on it.
+    pub fn build(self) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("keys")).unwrap();
+        let mut keys = BTreeMap::new();
+        let mut trust = String::from("# test pack\nlocal \"c.example\"\n");
+        for (n, d) in DOMAINS.iter().enumerate() {
+            let key = SigningKey::from_seed(&format!("{d}-k1"), [n as u8 + 1; 32]);
+            let mut set = KeySet::new();
+            set.insert(key.public()).unwrap();
+            let file = format!("keys/{d}.jwks");
+            std::fs::write(dir.path().join(&file), set.to_jwks().to_string()).unwrap();
+            writeln!(
+                trust,
+                "domain \"{d}\" {{\n  issuer \"{}\"\n  keys \"{file}\"\n}}",
+                issuer(d)
+            )
+            .unwrap();
+            keys.insert((*d).to_owned(), key);
+        }
+        for (from, to, scopes) in &self.federation {
+            writeln!(trust, "federate \"{from}\" -> \"{to}\" {{ scopes {scopes} }}").unwrap();
+        }
+        if !self.chain.is_empty() {
+            writeln!(trust, "chain {{\n  {}\n}}", self.chain).unwrap();
+        }
+        trust.push_str(&self.extra_trust);
+        std::fs::write(dir.path().join("pack.trust"), trust).unwrap();
+        if let Some(c) = &self.cedar {
+            std::fs::write(dir.path().join("policies.cedar"), c).unwrap();
+        }
+        if let Some(s) = &self.schema {
+            std::fs::write(dir.path().join("pack.cedarschema"), s).unwrap();
+        }
+        if let Some(e) = &self.entities {
+            std::fs::write(dir.path().join("entities.json"), e).unwrap();
+        }
+        let pack = match PolicyPack::load(dir.path(), &Limits::default()) {
+            Ok(l) => l.pack,
+            Err(e) => panic!("test pack does not load: {e:?}"),
+        };
+        Fixture {
+            verifier: Verifier::new(pack),
+            keys,
+            dir,
+        }
+    }
+}
+
+/// A loaded standard pack with its signing keys.
+pub struct Fixture {
+    /// The verifier on the pack.
+    pub verifier: Verifier,
+    keys: BTreeMap<String, SigningKey>,
+    /// The pack directory (kept alive as long as the fixture).
+    pub dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    /// The standard pack, no Cedar.
+    pub fn standard() -> Fixture {
+        PackBuilder::default().build()
+    }
+
+    /// The signing key of a domain.
+    pub fn key(&self, domain: &str) -> &SigningKey {
+        &self.keys[domain]
+    }
+
+    /// An access token (`typ` `at+jwt`) signed by `domain`'s key, `iss` filled in.
+    pub fn token(&self, domain: &str, claims: Value) -> String {
+        self.typed(domain, Some("at+jwt"), claims)
+    }
+
+    /// A token with a chosen `typ`, signed by `domain`'s key, `iss` filled in if absent.
+    pub fn typed(&self, domain: &str, typ: Option<&str>, mut claims: Value) -> String {
+        if claims.get("iss").is_none() {
+            claims["iss"] = issuer(domain).into();
+        }
+        sign(self.key(domain), typ, &claims).unwrap()
+    }
+
+    /// A token under an arbitrary header, signed by `domain`'s key.
+    pub fn with_header(&self, domain: &str, header: Value, claims: Value) -> String {
+        sign_with_header(self.key(domain), &header, &claims).unwrap()
+    }
+
+    /// A Txn-Token from the local domain.
+    pub fn txn_token(&self, claims: Value) -> String {
+        self.typed("c.example", Some("txntoken+jwt"), claims)
+    }
+
+    /// Decides a request.
+    pub fn verify(&self, req: &Request) -> Decision {
+        self.verifier.verify(req)
+    }
+}
+
+/// The standard claims of the origin token: Bob acting for user Alice, for Alice-agent.
+pub fn t0_claims() -> Value {
+    json!({
+        "sub": "user:alice",
+        "aud": [ALICE],
+        "iat": NOW - 60,
+        "exp": NOW + 600,
+        "scope": "orders:read orders:write",
+        "txn": "txn-1",
+        "act": {"sub": BOB},
+    })
+}
+
+/// The standard claims of the second token: Alice-agent for Bob, for the orders service.
+pub fn t1_claims() -> Value {
+    json!({
+        "sub": "user:alice",
+        "aud": AUD,
+        "iat": NOW - 30,
+        "exp": NOW + 300,
+        "scope": "orders:read",
+        "txn": "txn-1",
+        "act": {"sub": ALICE, "act": {"sub": BOB}},
+    })
+}
+
+/// `act` for actors earliest first.
+pub fn act(actors: &[&str]) -> Value {
+    actors.iter().fold(Value::Null, |inner, a| {
+        if inner.is_null() {
+            json!({"sub": a})
+        } else {
+            json!({"sub": a, "act": inner})
+        }
+    })
+}
+
+/// A request for `orders:read` at the orders service, at [`NOW`].
+pub fn request(tokens: Vec<String>) -> Request {
+    Request {
+        tokens,
+        audience: AUD.into(),
+        action: "orders:read".into(),
+        now: Some(NOW),
+        ..Request::default()
+    }
+}
+
+/// The standard allowed two-domain chain.
+pub fn chain(f: &Fixture) -> Vec<String> {
+    vec![f.token("a.example", t0_claims()), f.token("b.example", t1_claims())]
+}
+
+/// The first reason's code name, or `allow`.
+pub fn outcome(d: &Decision) -> String {
+    d.code().map_or_else(|| "allow".to_owned(), |c| c.as_str().to_owned())
+}
+
+/// The first reason's hop.
+pub fn hop(d: &Decision) -> Option<usize> {
+    d.reasons.first().and_then(|r| r.hop)
+}

@@ -1,1 +1,147 @@
-fn main() {}
+//! `custody`: decide agent-to-agent calls from the command line.
+#![forbid(unsafe_code)]
+
+mod keys;
+mod mint;
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use custody_policy::PolicyPack;
+use custody_verifier::{Limits, Verifier};
+
+/// Exit statuses: 0 allow (or success), 1 deny (or a failed test), 2 unusable input or pack.
+const EXIT_DENY: u8 = 1;
+const EXIT_UNUSABLE: u8 = 2;
+
+#[derive(Parser)]
+#[command(name = "custody", version, about = "Delegation-chain verifier and policy engine for agent-to-agent calls")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Decide one request and print the Decision JSON (exit 0 allow, 1 deny, 2 unusable input).
+    Verify {
+        /// The policy pack directory.
+        #[arg(long, default_value = "policies/demo")]
+        policies: PathBuf,
+        /// The request JSON file, or `-` for standard input.
+        #[arg(default_value = "-")]
+        request: String,
+        /// Print the JSON on one line.
+        #[arg(long)]
+        compact: bool,
+    },
+    /// Load a policy pack and list every problem found (exit 2 when it cannot be used).
+    Check {
+        /// The policy pack directory.
+        #[arg(long, default_value = "policies/demo")]
+        policies: PathBuf,
+    },
+    /// Write a new Ed25519 key pair: a private JWK (mode 0600) and a public JWKS.
+    Keygen(keys::KeygenArgs),
+    /// Sign a development token.
+    Mint(mint::MintArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Verify {
+            policies,
+            request,
+            compact,
+        } => verify(&policies, &request, compact),
+        Command::Check { policies } => check(&policies),
+        Command::Keygen(args) => keys::keygen(&args),
+        Command::Mint(args) => mint::mint(&args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(message) => {
+            eprintln!("custody: {message}");
+            ExitCode::from(EXIT_UNUSABLE)
+        }
+    }
+}
+
+/// Loads a pack, printing warnings to stderr; every load error becomes one line of the message.
+pub(crate) fn load_pack(dir: &Path, quiet: bool) -> Result<PolicyPack, String> {
+    match PolicyPack::load(dir, &Limits::default()) {
+        Ok(loaded) => {
+            if !quiet {
+                for w in &loaded.warnings {
+                    eprintln!("custody: warning: {w}");
+                }
+            }
+            Ok(loaded.pack)
+        }
+        Err(errors) => Err(errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")),
+    }
+}
+
+fn read_input(path: &str, limit: usize) -> Result<Vec<u8>, String> {
+    let mut bytes = Vec::new();
+    let taken = if path == "-" {
+        std::io::stdin()
+            .take(limit as u64 + 1)
+            .read_to_end(&mut bytes)
+    } else {
+        std::fs::File::open(path).and_then(|f| f.take(limit as u64 + 1).read_to_end(&mut bytes))
+    };
+    taken.map_err(|e| format!("{path}: {e}"))?;
+    Ok(bytes)
+}
+
+fn verify(policies: &Path, request: &str, compact: bool) -> Result<u8, String> {
+    let pack = load_pack(policies, true)?;
+    let verifier = Verifier::new(pack);
+    let bytes = read_input(request, verifier.limits().request_bytes)?;
+    let decision = verifier
+        .verify_json(&bytes)
+        .map_err(|e| format!("{request}: {e}"))?;
+    let json = decision.to_json();
+    let text = if compact {
+        serde_json::to_string(&json)
+    } else {
+        serde_json::to_string_pretty(&json)
+    }
+    .map_err(|e| e.to_string())?;
+    println!("{text}");
+    Ok(if decision.is_allowed() { 0 } else { EXIT_DENY })
+}
+
+fn check(policies: &Path) -> Result<u8, String> {
+    match PolicyPack::load(policies, &Limits::default()) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                println!("warning: {w}");
+            }
+            let pack = &loaded.pack;
+            println!(
+                "ok: {} domains, {} federation rules, {} Cedar policies, local `{}`",
+                pack.domains.len(),
+                pack.federation.len(),
+                pack.cedar.as_ref().map_or(0, |c| c.policies.policies().count()),
+                pack.local
+            );
+            Ok(0)
+        }
+        Err(errors) => {
+            for e in &errors {
+                println!("error: {e}");
+            }
+            println!("{} problem(s): the pack cannot be used", errors.len());
+            Ok(EXIT_UNUSABLE)
+        }
+    }
+}

@@ -22,6 +22,14 @@ impl SigningKey {
         }
     }
 
+    /// The same key under another `kid` (tests and demos use it to build forged tokens).
+    pub fn with_kid(&self, kid: &str) -> Self {
+        SigningKey {
+            kid: kid.to_owned(),
+            key: self.key.clone(),
+        }
+    }
+
     /// The `kid`.
     pub fn kid(&self) -> &str {
         &self.kid

@@ -1,1 +1,250 @@
+//! The custody verifier: given a policy pack and one call's delegation evidence, decide.
+//!
+//! A [`Verifier`] is built once from a [`PolicyPack`] and shared: [`Verifier::verify`] and
+//! [`Verifier::verify_batch`] take `&self`, the type is `Send + Sync`, and no input makes them
+//! panic. Checks run in DESIGN.md's order (the request; each token's size, decoding, header,
+//! issuer and key, signature, claims, times, identifiers; then audience, sender binding, links,
+//! actors, scope, federation path and vouching; then Cedar) and the first failure is
+//! `reasons[0]` of the [`Decision`].
+//!
+//! ```
+//! use custody_verifier::{Request, Verifier};
+//! use custody_policy::PolicyPack;
+//! use custody_jose::Limits;
+//!
+//! let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../policies/demo");
+//! let pack = PolicyPack::load(dir.as_ref(), &Limits::default()).unwrap().pack;
+//! let verifier = Verifier::new(pack);
+//! let request = Request {
+//!     tokens: vec!["not-a-token".into()],
+//!     audience: "spiffe://c.example/orders".into(),
+//!     action: "orders:read".into(),
+//!     ..Request::default()
+//! };
+//! let decision = verifier.verify(&request);
+//! assert!(!decision.is_allowed());
+//! assert_eq!(decision.reasons[0].code.as_str(), "malformed_token");
+//! ```
+//!
+//! Limits: every input bound is in [`Limits`] (re-exported from `custody-jose`); the signature
+//! cache holds at most [`VerifierOptions::sig_cache_entries`] digests.
 #![forbid(unsafe_code)]
+
+mod cedar;
+mod chain;
+mod decision;
+mod reason;
+mod request;
+mod sigcache;
+mod token;
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub use custody_jose::Limits;
+pub use custody_policy::PolicyPack;
+pub use decision::{ChainSummary, Decision};
+pub use reason::{Reason, ReasonCode};
+pub use request::{Request, RequestError, ResourceRef};
+pub use sigcache::{SigCache, DEFAULT_CAPACITY};
+
+use chain::Chain;
+use token::{Clock, Ctx, Expect, Token};
+
+/// How a verifier is built.
+#[derive(Clone, Debug)]
+pub struct VerifierOptions {
+    /// Input limits.
+    pub limits: Limits,
+    /// Signatures remembered (0 turns the cache off).
+    pub sig_cache_entries: usize,
+}
+
+impl Default for VerifierOptions {
+    fn default() -> Self {
+        VerifierOptions {
+            limits: Limits::default(),
+            sig_cache_entries: DEFAULT_CAPACITY,
+        }
+    }
+}
+
+/// Decides calls against one policy pack.
+#[derive(Debug)]
+pub struct Verifier {
+    pack: Arc<PolicyPack>,
+    limits: Limits,
+    cache: SigCache,
+}
+
+impl Verifier {
+    /// A verifier with default options.
+    pub fn new(pack: PolicyPack) -> Self {
+        Self::with_options(Arc::new(pack), VerifierOptions::default())
+    }
+
+    /// A verifier with explicit options.
+    pub fn with_options(pack: Arc<PolicyPack>, options: VerifierOptions) -> Self {
+        Verifier {
+            pack,
+            limits: options.limits,
+            cache: SigCache::new(options.sig_cache_entries),
+        }
+    }
+
+    /// The pack this verifier decides with.
+    pub fn pack(&self) -> &Arc<PolicyPack> {
+        &self.pack
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The signature cache.
+    pub fn sig_cache(&self) -> &SigCache {
+        &self.cache
+    }
+
+    /// Parses a request document and decides it. `Err` only for text that is not JSON.
+    pub fn verify_json(&self, bytes: &[u8]) -> Result<Decision, RequestError> {
+        match Request::from_json(bytes, &self.limits) {
+            Ok(req) => Ok(self.verify(&req)),
+            Err(RequestError::Invalid(m)) => Ok(Decision::invalid_request(m)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Decides one call.
+    pub fn verify(&self, req: &Request) -> Decision {
+        let peer = match req.check(&self.limits) {
+            Ok(p) => p,
+            Err(r) => return Decision::deny(r, None),
+        };
+        let now = req.now.unwrap_or_else(system_now);
+        let (tokens, txn_token) = match self.check_tokens(req, now) {
+            Ok(t) => t,
+            Err(r) => return Decision::deny(r, None),
+        };
+        let Some(chain) = Chain::new(&self.pack, req, tokens, txn_token, peer) else {
+            return Decision::invalid_request("`tokens` must hold at least one token");
+        };
+        let summary = chain.summary();
+        if let Err(r) = chain.check() {
+            return Decision::deny(r, Some(summary));
+        }
+        self.cedar(req, &chain, summary)
+    }
+
+    /// Decides many calls on the rayon pool; the result is exactly `verify` on each.
+    pub fn verify_batch(&self, reqs: &[Request]) -> Vec<Decision> {
+        use rayon::prelude::*;
+        reqs.par_iter().map(|r| self.verify(r)).collect()
+    }
+
+    fn check_tokens(&self, req: &Request, now: i64) -> Result<(Vec<Token>, Option<Token>), Reason> {
+        let mut ctx = Ctx {
+            pack: &self.pack,
+            limits: &self.limits,
+            cache: &self.cache,
+            single: req.tokens.len() == 1,
+            hop: Some(0),
+        };
+        let mut tokens: Vec<Token> = Vec::with_capacity(req.tokens.len());
+        let mut txn_chain = false;
+        for (i, raw) in req.tokens.iter().enumerate() {
+            ctx.hop = Some(i);
+            let expect = match (i, txn_chain) {
+                (0, _) => Expect::First,
+                (_, true) => Expect::Txn,
+                (_, false) => Expect::Access,
+            };
+            let next = req.tokens.get(i + 1).map(String::as_str);
+            let t = token::check(&ctx, raw, expect, Clock { now, next })?;
+            if i == 0 {
+                txn_chain = t.class == custody_jose::TokenClass::TxnToken;
+            }
+            tokens.push(t);
+        }
+        let txn_token = match &req.txn_token {
+            None => None,
+            Some(raw) => {
+                ctx.hop = None;
+                ctx.single = false;
+                Some(token::check(&ctx, raw, Expect::Txn, Clock { now, next: None })?)
+            }
+        };
+        Ok((tokens, txn_token))
+    }
+
+    fn cedar(&self, req: &Request, chain: &Chain<'_>, summary: ChainSummary) -> Decision {
+        let Some(pack) = &self.pack.cedar else {
+            return Decision::allow(summary, Vec::new());
+        };
+        let actor = chain.current_actor().map(|a| a.as_str().to_owned());
+        let txn = chain.local_txn();
+        let input = cedar::Input {
+            actor: actor.as_deref(),
+            summary: &summary,
+            origin_domain: chain.origin_domain(),
+            action: &req.action,
+            resource: req.resource.as_ref(),
+            audience: &req.audience,
+            txn: &txn,
+            peer: req.peer.as_deref().unwrap_or(""),
+            request: req.context.as_ref(),
+        };
+        match cedar::evaluate(pack, &input) {
+            Ok(o) if o.allowed => Decision::allow(summary, o.policies),
+            Ok(o) => {
+                let message = if o.policies.is_empty() {
+                    "no Cedar policy permits this call".to_owned()
+                } else {
+                    format!("forbidden by Cedar policy `{}`", o.policies.join("`, `"))
+                };
+                let message = match o.errors.first() {
+                    Some(e) => format!("{message} (evaluation error: {e})"),
+                    None => message,
+                };
+                let mut d = Decision::deny(
+                    Reason::new(ReasonCode::PolicyDenied, None, message),
+                    Some(summary),
+                );
+                d.policies = o.policies;
+                d
+            }
+            Err(e) => Decision::deny(
+                Reason::new(ReasonCode::InvalidRequest, None, e),
+                Some(summary),
+            ),
+        }
+    }
+}
+
+fn system_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn verifier_is_send_and_sync() {
+        assert_send_sync::<Verifier>();
+        assert_send_sync::<Decision>();
+        assert_send_sync::<Request>();
+    }
+
+    #[test]
+    fn reason_codes_round_trip() {
+        for c in ReasonCode::ALL {
+            assert_eq!(ReasonCode::from_name(c.as_str()), Some(c));
+        }
+    }
+}

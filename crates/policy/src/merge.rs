@@ -1,0 +1,312 @@
+//! Trust files merged as if they were one: duplicate and repeat checks across items and files,
+//! then (for a whole pack) the checks that need every file: `local` and declared domains.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use custody_id::TrustDomain;
+
+use crate::ast::{ChainBlock, DomainDecl, FederateDecl, Item, Setting, Span, Spanned, TrustFile};
+use crate::error::{LoadError, LoadErrorKind, Location, Warning, WarningKind};
+use crate::pack::{ChainSettings, FederationRule, ScopeRule};
+
+/// A position in some trust file, for messages that point back at an earlier item.
+#[derive(Clone, Debug)]
+pub(crate) struct At {
+    pub(crate) path: PathBuf,
+    pub(crate) location: Location,
+}
+
+impl fmt::Display for At {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.path.display(), self.location)
+    }
+}
+
+/// A `keys` entry: as written, resolved against its trust file's directory, and where.
+#[derive(Clone, Debug)]
+pub(crate) struct KeyRef {
+    pub(crate) written: String,
+    pub(crate) resolved: PathBuf,
+    pub(crate) at: At,
+}
+
+/// A declared domain before its keys are read.
+#[derive(Clone, Debug)]
+pub(crate) struct DraftDomain {
+    pub(crate) name: TrustDomain,
+    pub(crate) issuers: Vec<String>,
+    pub(crate) keys: Vec<KeyRef>,
+}
+
+/// The merged configuration, before key files are read.
+pub(crate) struct Draft {
+    pub(crate) local: Option<TrustDomain>,
+    pub(crate) domains: Vec<DraftDomain>,
+    pub(crate) federation: Vec<FederationRule>,
+    pub(crate) chain: ChainSettings,
+}
+
+struct DraftRule {
+    rule: FederationRule,
+    from_at: At,
+    to_at: At,
+}
+
+/// Accumulates trust files in order, reporting every conflict between their items.
+#[derive(Default)]
+pub(crate) struct Merger {
+    pub(crate) errors: Vec<LoadError>,
+    pub(crate) warnings: Vec<Warning>,
+    local: Option<(TrustDomain, At)>,
+    domains: Vec<DraftDomain>,
+    domain_at: HashMap<TrustDomain, At>,
+    issuers: HashMap<String, (TrustDomain, At)>,
+    rules: Vec<DraftRule>,
+    edges: HashMap<(TrustDomain, TrustDomain), At>,
+    chain: ChainSettings,
+    chain_at: Option<At>,
+    sender_binding_at: Option<At>,
+}
+
+impl Merger {
+    /// Adds every item of `file`.
+    pub(crate) fn add(&mut self, file: &TrustFile) {
+        for item in &file.items {
+            match &item.node {
+                Item::Local(td) => self.local(file, td),
+                Item::Domain(d) => self.domain(file, d),
+                Item::Federate(r) => self.federate(file, r, item.span),
+                Item::Chain(c) => self.chain(file, c, item.span),
+            }
+        }
+    }
+
+    /// The checks that need the whole pack, then the merged configuration.
+    pub(crate) fn finish(mut self, dir: &Path, local_dropped: bool) -> (Draft, Vec<LoadError>, Vec<Warning>) {
+        let declared = |td: &TrustDomain| self.domain_at.contains_key(td);
+        let mut errors = Vec::new();
+        match &self.local {
+            None if !local_dropped => errors.push(LoadError::new(
+                LoadErrorKind::Local,
+                dir,
+                None,
+                "no `local` declaration: exactly one `local \"<trust domain>\"` is required",
+            )),
+            Some((td, at)) if !declared(td) => errors.push(error_at(
+                LoadErrorKind::Local,
+                at,
+                format!("`local` names `{td}`, which no `domain` block declares"),
+            )),
+            _ => {}
+        }
+        for r in &self.rules {
+            for (td, at) in [(&r.rule.from, &r.from_at), (&r.rule.to, &r.to_at)] {
+                if !declared(td) {
+                    let msg = format!("`federate` names `{td}`, which no `domain` block declares");
+                    errors.push(error_at(LoadErrorKind::UndeclaredDomain, at, msg));
+                }
+            }
+        }
+        if !self.chain.require_sender_binding {
+            let msg = "require_sender_binding is false: every token is a bearer token any holder can replay";
+            self.warnings.push(match &self.sender_binding_at {
+                Some(at) => warning_at(WarningKind::SenderBindingOff, at, msg.to_owned()),
+                None => Warning::new(WarningKind::SenderBindingOff, dir, None, msg),
+            });
+        }
+        self.errors.append(&mut errors);
+        let draft = Draft {
+            local: self.local.map(|(td, _)| td),
+            domains: self.domains,
+            federation: self.rules.into_iter().map(|r| r.rule).collect(),
+            chain: self.chain,
+        };
+        (draft, self.errors, self.warnings)
+    }
+
+    fn local(&mut self, file: &TrustFile, td: &Spanned<TrustDomain>) {
+        let at = at(file, td.span);
+        match &self.local {
+            Some((_, first)) => {
+                let msg = format!("`local` is declared twice (first at {first})");
+                self.errors.push(error_at(LoadErrorKind::Local, &at, msg));
+            }
+            None => self.local = Some((td.node.clone(), at)),
+        }
+    }
+
+    fn domain(&mut self, file: &TrustFile, d: &DomainDecl) {
+        let name = &d.name.node;
+        let name_at = at(file, d.name.span);
+        if let Some(first) = self.domain_at.get(name) {
+            let msg = format!("domain `{name}` is declared twice (first at {first})");
+            self.errors.push(error_at(LoadErrorKind::DuplicateDomain, &name_at, msg));
+            return;
+        }
+        for (missing, what) in [(d.issuers.is_empty(), "issuer"), (d.keys.is_empty(), "keys")] {
+            if missing {
+                let msg = format!("domain `{name}` has no `{what}`");
+                self.errors.push(error_at(LoadErrorKind::IncompleteDomain, &name_at, msg));
+            }
+        }
+        let mut draft = DraftDomain {
+            name: name.clone(),
+            issuers: Vec::new(),
+            keys: Vec::new(),
+        };
+        for issuer in &d.issuers {
+            self.issuer(file, &mut draft, issuer);
+        }
+        for keys in &d.keys {
+            self.keys(file, &mut draft, keys);
+        }
+        self.domain_at.insert(name.clone(), name_at);
+        self.domains.push(draft);
+    }
+
+    fn issuer(&mut self, file: &TrustFile, draft: &mut DraftDomain, issuer: &Spanned<String>) {
+        let here = at(file, issuer.span);
+        let iss = &issuer.node;
+        if iss.is_empty() {
+            self.errors.push(empty(&here, "issuer"));
+            return;
+        }
+        match self.issuers.get(iss) {
+            Some((td, _)) if *td == draft.name => {
+                let msg = format!("issuer `{iss}` is listed twice in domain `{td}`");
+                self.errors.push(error_at(LoadErrorKind::DuplicateIssuer, &here, msg));
+            }
+            Some((td, first)) => {
+                let msg = format!("issuer `{iss}` is already declared by domain `{td}` at {first}");
+                self.errors.push(error_at(LoadErrorKind::DuplicateIssuer, &here, msg));
+            }
+            None => {
+                self.issuers.insert(iss.clone(), (draft.name.clone(), here));
+                draft.issuers.push(iss.clone());
+            }
+        }
+    }
+
+    fn keys(&mut self, file: &TrustFile, draft: &mut DraftDomain, keys: &Spanned<String>) {
+        let here = at(file, keys.span);
+        if keys.node.is_empty() {
+            self.errors.push(empty(&here, "keys"));
+            return;
+        }
+        let base = file.path.parent().unwrap_or(Path::new(""));
+        let resolved = base.join(&keys.node);
+        if draft.keys.iter().any(|k| k.resolved == resolved) {
+            let msg = format!("key file `{}` is listed twice in domain `{}`", keys.node, draft.name);
+            self.errors.push(error_at(LoadErrorKind::DuplicateKeyFile, &here, msg));
+            return;
+        }
+        draft.keys.push(KeyRef {
+            written: keys.node.clone(),
+            resolved,
+            at: here,
+        });
+    }
+
+    fn federate(&mut self, file: &TrustFile, r: &FederateDecl, span: Span) {
+        let (from, to) = (&r.from.node, &r.to.node);
+        let (from_at, to_at) = (at(file, r.from.span), at(file, r.to.span));
+        let item_at = at(file, span);
+        if from == to {
+            let msg = format!("`federate` from `{from}` to itself: a domain needs no rule for its own actors");
+            self.errors.push(error_at(LoadErrorKind::SelfFederation, &to_at, msg));
+            return;
+        }
+        let edge = (from.clone(), to.clone());
+        if let Some(first) = self.edges.get(&edge) {
+            let msg = format!("`federate` `{from}` -> `{to}` is declared twice (first at {first})");
+            self.errors.push(error_at(LoadErrorKind::DuplicateFederation, &item_at, msg));
+            return;
+        }
+        let scopes = self.scopes(file, r, &item_at);
+        self.edges.insert(edge, item_at);
+        self.rules.push(DraftRule {
+            rule: FederationRule {
+                from: from.clone(),
+                to: to.clone(),
+                scopes,
+            },
+            from_at,
+            to_at,
+        });
+    }
+
+    fn scopes(&mut self, file: &TrustFile, r: &FederateDecl, item_at: &At) -> ScopeRule {
+        let edge = format!("`federate` `{}` -> `{}`", r.from.node, r.to.node);
+        for scope in r.scopes.iter().filter(|s| s.node.is_empty()) {
+            self.errors.push(empty(&at(file, scope.span), "a scope"));
+        }
+        if r.scopes.is_empty() {
+            let msg = format!("{edge} has an empty scope list: it allows no action");
+            self.warnings.push(warning_at(WarningKind::EmptyScopes, item_at, msg));
+        }
+        if let Some(star) = r.scopes.iter().find(|s| s.node == "*") {
+            let msg = format!("{edge} allows every action (`\"*\"`)");
+            let star_at = at(file, star.span);
+            self.warnings.push(warning_at(WarningKind::AnyScope, &star_at, msg));
+            return ScopeRule::Any;
+        }
+        ScopeRule::List(r.scopes.iter().map(|s| s.node.clone()).collect())
+    }
+
+    fn chain(&mut self, file: &TrustFile, c: &ChainBlock, span: Span) {
+        let block_at = at(file, span);
+        if let Some(first) = &self.chain_at {
+            let msg = format!("a second `chain` block (first at {first})");
+            self.errors.push(error_at(LoadErrorKind::RepeatedChain, &block_at, msg));
+            return;
+        }
+        self.chain_at = Some(block_at);
+        let mut seen: HashMap<&'static str, At> = HashMap::new();
+        for setting in &c.settings {
+            let here = at(file, setting.span);
+            let kw = setting.node.keyword();
+            if let Some(first) = seen.get(kw) {
+                let msg = format!("`{kw}` is set twice in `chain` (first at {first})");
+                self.errors.push(error_at(LoadErrorKind::RepeatedChain, &here, msg));
+                continue;
+            }
+            self.apply(setting.node, &here);
+            seen.insert(kw, here);
+        }
+    }
+
+    fn apply(&mut self, setting: Setting, here: &At) {
+        let chain = &mut self.chain;
+        match setting {
+            Setting::MaxDepth(n) => chain.max_depth = n,
+            Setting::MaxDomains(n) => chain.max_domains = n,
+            Setting::ClockSkew(s) => chain.clock_skew = s,
+            Setting::MaxLifetime(s) => chain.max_lifetime = s,
+            Setting::RequireSenderBinding(b) => {
+                chain.require_sender_binding = b;
+                self.sender_binding_at = Some(here.clone());
+            }
+        }
+    }
+}
+
+fn at(file: &TrustFile, span: Span) -> At {
+    At {
+        path: file.path.clone(),
+        location: span.location,
+    }
+}
+
+fn error_at(kind: LoadErrorKind, at: &At, message: String) -> LoadError {
+    LoadError::new(kind, &at.path, Some(at.location), message)
+}
+
+fn warning_at(kind: WarningKind, at: &At, message: String) -> Warning {
+    Warning::new(kind, &at.path, Some(at.location), message)
+}
+
+fn empty(at: &At, what: &str) -> LoadError {
+    error_at(LoadErrorKind::EmptyString, at, format!("{what} must not be empty"))
+}

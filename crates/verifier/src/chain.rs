@@ -1,0 +1,542 @@
+//! Checks across tokens: audience, sender binding, links, actors, scope, federation path and
+//! vouching, in DESIGN.md's order. Every token here already passed its own checks.
+
+use custody_id::{looks_like_spiffe, SpiffeId};
+use custody_jose::TokenClass;
+use custody_policy::PolicyPack;
+
+use crate::decision::ChainSummary;
+use crate::token::Token;
+use crate::{Reason, ReasonCode, Request};
+
+/// The verified tokens of one request and what follows from them.
+pub(crate) struct Chain<'a> {
+    pub pack: &'a PolicyPack,
+    pub req: &'a Request,
+    pub tokens: Vec<Token>,
+    pub txn_token: Option<Token>,
+    pub peer: Option<SpiffeId>,
+    /// `tokens` are Txn-Tokens (a replacement chain).
+    pub txn_chain: bool,
+    /// The federation path: (domain, position), position `Some(j)` for actor `j`.
+    pub path: Vec<(String, Step)>,
+}
+
+/// Where a domain on the federation path comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// `t0`'s issuer, when `t0` has no actor.
+    Issuer,
+    /// Actor `j`.
+    Actor(usize),
+    /// The pack's `local` domain.
+    Local,
+}
+
+type Check = Result<(), Reason>;
+
+impl<'a> Chain<'a> {
+    pub fn new(
+        pack: &'a PolicyPack,
+        req: &'a Request,
+        tokens: Vec<Token>,
+        txn_token: Option<Token>,
+        peer: Option<SpiffeId>,
+    ) -> Option<Self> {
+        let t0 = tokens.first()?;
+        let presented = tokens.last()?;
+        let txn_chain = t0.class == TokenClass::TxnToken;
+        let mut path = Vec::new();
+        if t0.actors.is_empty() {
+            path.push((domain_name(pack, t0.domain).to_owned(), Step::Issuer));
+        }
+        for (j, a) in presented.actors.iter().enumerate() {
+            path.push((a.trust_domain_str().to_owned(), Step::Actor(j)));
+        }
+        path.push((pack.local.as_str().to_owned(), Step::Local));
+        Some(Chain {
+            pack,
+            req,
+            tokens,
+            txn_token,
+            peer,
+            txn_chain,
+            path,
+        })
+    }
+
+    fn t0(&self) -> Option<&Token> {
+        self.tokens.first()
+    }
+
+    fn presented(&self) -> Option<&Token> {
+        self.tokens.last()
+    }
+
+    fn presented_hop(&self) -> Option<usize> {
+        Some(self.tokens.len().saturating_sub(1))
+    }
+
+    pub fn origin_domain(&self) -> &str {
+        self.t0().map_or("", |t| domain_name(self.pack, t.domain))
+    }
+
+    /// The current actor (Cedar's principal), if the chain has one.
+    pub fn current_actor(&self) -> Option<&SpiffeId> {
+        self.presented().and_then(Token::current_actor)
+    }
+
+    /// The distinct domains of the path, in path order.
+    pub fn domains(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for (d, _) in &self.path {
+            if !out.contains(d) {
+                out.push(d.clone());
+            }
+        }
+        out
+    }
+
+    pub fn summary(&self) -> ChainSummary {
+        let presented = self.presented();
+        let actors: Vec<String> = presented
+            .map(|t| t.actors.iter().map(|a| a.as_str().to_owned()).collect())
+            .unwrap_or_default();
+        let domains = self.domains();
+        ChainSummary {
+            origin: format!(
+                "{}|{}",
+                self.origin_domain(),
+                self.t0().map_or("", |t| t.sub.as_str())
+            ),
+            depth: actors.len(),
+            actors,
+            cross_domain: domains.len() > 1,
+            domains,
+            scopes: presented.map(|t| t.scope.clone()).unwrap_or_default(),
+            txn: self.t0().and_then(|t| t.txn.clone()).unwrap_or_default(),
+        }
+    }
+
+    /// `txn` as Cedar sees it: only a `local` Txn-Token's.
+    pub fn local_txn(&self) -> String {
+        let from_local = |t: &Token| {
+            (domain_name(self.pack, t.domain) == self.pack.local.as_str())
+                .then(|| t.txn.clone())
+                .flatten()
+        };
+        self.txn_token
+            .as_ref()
+            .and_then(from_local)
+            .or_else(|| {
+                self.txn_chain
+                    .then(|| self.t0().and_then(from_local))
+                    .flatten()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Every cross-token check, in order.
+    pub fn check(&self) -> Check {
+        self.audience()?;
+        self.sender_binding()?;
+        self.links()?;
+        self.actors()?;
+        self.scope()?;
+        self.federation()?;
+        self.vouching()
+    }
+
+    fn audience(&self) -> Check {
+        let Some(p) = self.presented() else { return Ok(()) };
+        let local = self.pack.local.as_str();
+        if self.txn_chain {
+            if !p.aud.iter().any(|a| a == local) {
+                return Err(Reason::new(
+                    ReasonCode::AudienceMismatch,
+                    self.presented_hop(),
+                    format!("Txn-Token `aud` does not contain the local domain `{local}`"),
+                ));
+            }
+            let aud = &self.req.audience;
+            if looks_like_spiffe(aud) {
+                let ok = SpiffeId::parse(aud).is_ok_and(|id| id.member_of(&self.pack.local));
+                if !ok {
+                    return Err(Reason::new(
+                        ReasonCode::AudienceMismatch,
+                        self.presented_hop(),
+                        format!(
+                            "audience `{}` is not a SPIFFE ID in the local domain `{local}`",
+                            crate::token::clip(aud)
+                        ),
+                    ));
+                }
+            }
+        } else if !p.aud.contains(&self.req.audience) {
+            return Err(Reason::new(
+                ReasonCode::AudienceMismatch,
+                self.presented_hop(),
+                format!(
+                    "presented token is not for audience `{}`",
+                    crate::token::clip(&self.req.audience)
+                ),
+            ));
+        }
+        match &self.txn_token {
+            Some(t) if !t.aud.iter().any(|a| a == local) => Err(Reason::new(
+                ReasonCode::AudienceMismatch,
+                None,
+                format!("`txn_token` `aud` does not contain the local domain `{local}`"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn sender_binding(&self) -> Check {
+        let (caller, hop) = match &self.txn_token {
+            Some(t) => (t.current_actor(), None),
+            None => (self.current_actor(), self.presented_hop()),
+        };
+        match (&self.peer, caller) {
+            (Some(peer), Some(caller)) if peer == caller => Ok(()),
+            (Some(peer), Some(caller)) => Err(Reason::new(
+                ReasonCode::SenderMismatch,
+                hop,
+                format!("peer `{peer}` is not the caller `{caller}`"),
+            )),
+            (Some(peer), None) => Err(Reason::new(
+                ReasonCode::SenderMismatch,
+                hop,
+                format!("peer `{peer}` presented a token that names no actor"),
+            )),
+            (None, _) if self.pack.chain.require_sender_binding || self.txn_chain => {
+                Err(Reason::new(
+                    ReasonCode::SenderBindingRequired,
+                    hop,
+                    if self.txn_chain {
+                        "a Txn-Token chain needs the caller's authenticated `peer`"
+                    } else {
+                        "the pack requires sender binding and the request has no `peer`"
+                    },
+                ))
+            }
+            (None, _) => Ok(()),
+        }
+    }
+
+    fn links(&self) -> Check {
+        if self.txn_chain {
+            self.replacement_links()?;
+        } else if self.tokens.len() > 1 {
+            self.explicit_links()?;
+        }
+        self.txn_token_link()
+    }
+
+    fn explicit_links(&self) -> Check {
+        if let Some(i) = self.tokens.iter().position(|t| t.txn.is_none()) {
+            return Err(Reason::new(
+                ReasonCode::MissingClaim,
+                Some(i),
+                "missing claim `txn`: every token of an explicit chain carries the transaction id",
+            ));
+        }
+        let t0_sub = self.t0().map_or("", |t| t.sub.as_str());
+        for (i, pair) in self.tokens.windows(2).enumerate() {
+            let (Some(prev), Some(next)) = (pair.first(), pair.get(1)) else {
+                continue;
+            };
+            explicit_link(self.pack, i + 1, prev, next, t0_sub)?;
+        }
+        Ok(())
+    }
+
+    fn replacement_links(&self) -> Check {
+        for (i, pair) in self.tokens.windows(2).enumerate() {
+            let (Some(prev), Some(next)) = (pair.first(), pair.get(1)) else {
+                continue;
+            };
+            replacement_link(i + 1, prev, next)?;
+        }
+        Ok(())
+    }
+
+    fn txn_token_link(&self) -> Check {
+        let (Some(t), Some(t0)) = (&self.txn_token, self.t0()) else {
+            return Ok(());
+        };
+        if t.sub != t0.sub {
+            return Err(Reason::new(
+                ReasonCode::SubjectMismatch,
+                None,
+                "`txn_token` `sub` differs from the origin token's",
+            ));
+        }
+        let Some(t0_txn) = &t0.txn else {
+            return Err(Reason::new(
+                ReasonCode::MissingClaim,
+                Some(0),
+                "missing claim `txn`: the origin token must carry the transaction the `txn_token` continues",
+            ));
+        };
+        if t.txn.as_ref() != Some(t0_txn) {
+            return Err(Reason::new(
+                ReasonCode::TxnMismatch,
+                None,
+                "`txn_token` `txn` differs from the origin token's",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The hop for a rule about actor `j` of the presented chain.
+    fn actor_hop(&self, j: usize) -> Option<usize> {
+        if self.tokens.len() == 1 {
+            return Some(j);
+        }
+        self.tokens.iter().position(|t| t.actors.len() > j)
+    }
+
+    fn actors(&self) -> Check {
+        let Some(p) = self.presented() else { return Ok(()) };
+        let max = self.pack.chain.max_depth;
+        if p.actors.len() > max {
+            return Err(Reason::new(
+                ReasonCode::DepthExceeded,
+                self.actor_hop(max),
+                format!("{} actors, more than `max_depth` {max}", p.actors.len()),
+            ));
+        }
+        for (j, a) in p.actors.iter().enumerate() {
+            if p.actors.iter().take(j).any(|b| b == a) {
+                return Err(Reason::new(
+                    ReasonCode::DelegationLoop,
+                    self.actor_hop(j),
+                    format!("actor `{a}` appears twice"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn scope(&self) -> Check {
+        let action = &self.req.action;
+        if let Some(p) = self.presented() {
+            if !p.scope.iter().any(|s| s == action) {
+                return Err(Reason::new(
+                    ReasonCode::ScopeMissing,
+                    self.presented_hop(),
+                    format!("action `{}` is not in the presented token's scope", crate::token::clip(action)),
+                ));
+            }
+        }
+        match &self.txn_token {
+            Some(t) if !t.scope.iter().any(|s| s == action) => Err(Reason::new(
+                ReasonCode::ScopeMissing,
+                None,
+                format!("action `{}` is not in the `txn_token` scope", crate::token::clip(action)),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn step_hop(&self, step: Step) -> Option<usize> {
+        match step {
+            Step::Actor(j) => self.actor_hop(j),
+            Step::Issuer | Step::Local => None,
+        }
+    }
+
+    fn federation(&self) -> Check {
+        let action = &self.req.action;
+        for pair in self.path.windows(2) {
+            let (Some((from, _)), Some((to, step))) = (pair.first(), pair.get(1)) else {
+                continue;
+            };
+            if from == to {
+                continue;
+            }
+            let hop = self.step_hop(*step);
+            match self.pack.federation_rule(from, to) {
+                None => {
+                    return Err(Reason::new(
+                        ReasonCode::DomainNotFederated,
+                        hop,
+                        format!("no `federate \"{from}\" -> \"{to}\"` rule"),
+                    ))
+                }
+                Some(rule) if !rule.scopes.allows(action) => {
+                    return Err(Reason::new(
+                        ReasonCode::FederationScopeDenied,
+                        hop,
+                        format!(
+                            "`federate \"{from}\" -> \"{to}\"` does not carry `{}`",
+                            crate::token::clip(action)
+                        ),
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        let domains = self.domains();
+        let max = self.pack.chain.max_domains;
+        if domains.len() > max {
+            return Err(Reason::new(
+                ReasonCode::TooManyDomains,
+                None,
+                format!("{} domains on the path, more than `max_domains` {max}", domains.len()),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A domain speaks only for what it owns (DESIGN.md, "Vouching").
+    fn vouching(&self) -> Check {
+        let domains = self.domains();
+        let local = self.pack.local.as_str();
+        let mut counted: Vec<&SpiffeId> = Vec::new();
+        for (i, t) in self.tokens.iter().enumerate() {
+            vouch(self.pack, &domains, &counted, Some(i), t)?;
+            if i == 0 {
+                let issuer = domain_name(self.pack, t.domain);
+                if issuer != local && looks_like_spiffe(&t.sub) {
+                    let owned = SpiffeId::parse(&t.sub).is_ok_and(|s| s.trust_domain_str() == issuer);
+                    if !owned {
+                        return Err(Reason::new(
+                            ReasonCode::IssuerNotInChain,
+                            Some(0),
+                            format!("`{issuer}` vouches for subject `{}` of another domain", crate::token::clip(&t.sub)),
+                        ));
+                    }
+                }
+            }
+            counted.extend(t.actors.iter());
+        }
+        if let Some(t) = &self.txn_token {
+            vouch(self.pack, &domains, &counted, None, t)?;
+        }
+        Ok(())
+    }
+}
+
+fn domain_name(pack: &PolicyPack, index: usize) -> &str {
+    pack.domains.get(index).map_or("", |d| d.name.as_str())
+}
+
+fn vouch(
+    pack: &PolicyPack,
+    domains: &[String],
+    counted: &[&SpiffeId],
+    hop: Option<usize>,
+    t: &Token,
+) -> Check {
+    let issuer = domain_name(pack, t.domain);
+    let local = pack.local.as_str();
+    let fail = |m: String| Err(Reason::new(ReasonCode::IssuerNotInChain, hop, m));
+    if !domains.iter().any(|d| d == issuer) {
+        return fail(format!("issuer domain `{issuer}` is not on the federation path"));
+    }
+    if t.class == TokenClass::TxnToken {
+        if issuer != local {
+            return fail(format!("a Txn-Token must be issued by the local domain, not `{issuer}`"));
+        }
+        return Ok(());
+    }
+    if issuer == local {
+        return Ok(());
+    }
+    if let Some(current) = t.current_actor() {
+        if current.trust_domain_str() != issuer {
+            return fail(format!("`{issuer}` issued a token making `{current}` of another domain current"));
+        }
+    }
+    let earlier = t.actors.len().saturating_sub(1);
+    for a in t.actors.iter().take(earlier) {
+        if a.trust_domain_str() != issuer && !counted.contains(&a) {
+            return fail(format!("`{issuer}` vouches for earlier actor `{a}` that no token of its own domain counted"));
+        }
+    }
+    Ok(())
+}
+
+fn explicit_link(pack: &PolicyPack, i: usize, prev: &Token, next: &Token, t0_sub: &str) -> Check {
+    let fail = |code, m: String| Err(Reason::new(code, Some(i), m));
+    if next.txn != prev.txn {
+        return fail(ReasonCode::TxnMismatch, format!("token {i} `txn` differs from token {}", i - 1));
+    }
+    if next.sub != t0_sub {
+        return fail(ReasonCode::SubjectMismatch, format!("token {i} `sub` differs from the origin's"));
+    }
+    let grows_by_one = next.actors.len() == prev.actors.len() + 1
+        && next.actors.iter().zip(&prev.actors).all(|(a, b)| a == b);
+    let Some(new_actor) = next.current_actor().filter(|_| grows_by_one) else {
+        return fail(
+            ReasonCode::ChainBroken,
+            format!("token {i} must keep the actors of token {} and add exactly one", i - 1),
+        );
+    };
+    if !prev.aud.iter().any(|a| a == new_actor.as_str()) {
+        return fail(
+            ReasonCode::ChainBroken,
+            format!("token {} was not issued to `{new_actor}`", i - 1),
+        );
+    }
+    let s = pack.chain.clock_skew as i64;
+    if next.iat + s < prev.iat {
+        return fail(ReasonCode::ChainBroken, format!("token {i} was issued before token {}", i - 1));
+    }
+    if let Some(extra) = next.scope.iter().find(|s| !prev.scope.contains(s)) {
+        return fail(
+            ReasonCode::ScopeEscalation,
+            format!("token {i} widens scope: `{}`", crate::token::clip(extra)),
+        );
+    }
+    if next.exp > prev.exp {
+        return fail(ReasonCode::ExpiryExtended, format!("token {i} outlives token {}", i - 1));
+    }
+    Ok(())
+}
+
+fn replacement_link(i: usize, prev: &Token, next: &Token) -> Check {
+    let fail = |code, m: String| Err(Reason::new(code, Some(i), m));
+    if next.txn != prev.txn {
+        return fail(ReasonCode::TxnMismatch, format!("replacement {i} changes `txn`"));
+    }
+    if next.sub != prev.sub {
+        return fail(ReasonCode::SubjectMismatch, format!("replacement {i} changes `sub`"));
+    }
+    let set = |t: &Token| {
+        let mut a = t.aud.clone();
+        a.sort();
+        a.dedup();
+        a
+    };
+    if set(next) != set(prev) {
+        return fail(ReasonCode::AudienceMismatch, format!("replacement {i} changes `aud`"));
+    }
+    if let Some(extra) = next.scope.iter().find(|s| !prev.scope.contains(s)) {
+        return fail(
+            ReasonCode::ScopeEscalation,
+            format!("replacement {i} widens scope: `{}`", crate::token::clip(extra)),
+        );
+    }
+    if let Some(prev_ctx) = &prev.tctx {
+        for (k, v) in prev_ctx {
+            if next.tctx.as_ref().and_then(|c| c.get(k)) != Some(v) {
+                return fail(
+                    ReasonCode::ChainBroken,
+                    format!("replacement {i} changes `tctx.{}`", crate::token::clip(k)),
+                );
+            }
+        }
+    }
+    let prefix = next.actors.len() >= prev.actors.len()
+        && next.actors.iter().zip(&prev.actors).all(|(a, b)| a == b);
+    if !prefix {
+        return fail(
+            ReasonCode::ChainBroken,
+            format!("replacement {i} does not extend the requesting workloads of token {}", i - 1),
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,268 @@
+//! The request: one call to decide, the same in the library, the CLI and gRPC.
+
+use std::fmt;
+
+use custody_id::SpiffeId;
+use custody_jose::{json, Limits};
+use serde_json::{Map, Value};
+
+use crate::{Reason, ReasonCode};
+
+/// What a resource is, for Cedar: `T::"I"`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ResourceRef {
+    /// The Cedar entity type, e.g. `Order` or `Shop::Order`.
+    pub type_name: String,
+    /// The entity id.
+    pub id: String,
+}
+
+/// One call to decide (DESIGN.md, "The request").
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Request {
+    /// Tokens, origin first; the last one is the credential the caller presented.
+    pub tokens: Vec<String>,
+    /// A Txn-Token from the `Txn-Token` header.
+    pub txn_token: Option<String>,
+    /// This service's identifier; the presented token's `aud` must contain it exactly.
+    pub audience: String,
+    /// The operation, e.g. `orders:read`.
+    pub action: String,
+    /// The resource; default `Resource::"<audience>"`.
+    pub resource: Option<ResourceRef>,
+    /// The caller's authenticated SPIFFE ID.
+    pub peer: Option<String>,
+    /// Unix seconds to decide at; default the system clock.
+    pub now: Option<i64>,
+    /// A JSON object passed to Cedar as `context.request`.
+    pub context: Option<Value>,
+}
+
+/// Why a request document could not become a [`Request`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RequestError {
+    /// Not JSON at all (CLI exit status 2).
+    Unreadable(String),
+    /// JSON, but not a valid request: denied with `invalid_request`.
+    Invalid(String),
+}
+
+impl fmt::Display for RequestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RequestError::Unreadable(m) => write!(f, "unreadable request: {m}"),
+            RequestError::Invalid(m) => write!(f, "invalid request: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for RequestError {}
+
+const FIELDS: [&str; 8] = [
+    "tokens",
+    "txn_token",
+    "audience",
+    "action",
+    "resource",
+    "peer",
+    "now",
+    "context",
+];
+
+impl Request {
+    /// Parses a request document strictly: unknown fields, duplicate keys at any depth, wrong
+    /// types and nesting over the limit are [`RequestError::Invalid`].
+    pub fn from_json(bytes: &[u8], limits: &Limits) -> Result<Request, RequestError> {
+        if bytes.len() > limits.request_bytes {
+            return Err(RequestError::Invalid(format!(
+                "request larger than {} bytes",
+                limits.request_bytes
+            )));
+        }
+        let doc = match json::parse(bytes, limits.json_depth) {
+            Ok(v) => v,
+            Err(json::JsonError::Syntax(m)) => return Err(RequestError::Unreadable(m)),
+            Err(e) => return Err(RequestError::Invalid(e.to_string())),
+        };
+        Self::from_value(doc).map_err(RequestError::Invalid)
+    }
+
+    /// Builds a request from an already parsed JSON value (no duplicate check possible here).
+    pub fn from_value(doc: Value) -> Result<Request, String> {
+        let Value::Object(mut m) = doc else {
+            return Err("request must be a JSON object".into());
+        };
+        if let Some(unknown) = m.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+            return Err(format!("unknown field `{unknown}`"));
+        }
+        let tokens = match m.remove("tokens") {
+            Some(Value::Array(items)) => items
+                .into_iter()
+                .map(|t| match t {
+                    Value::String(s) => Ok(s),
+                    _ => Err("`tokens` must be a list of strings".to_owned()),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            Some(_) => return Err("`tokens` must be a list of strings".into()),
+            None => return Err("missing field `tokens`".into()),
+        };
+        Ok(Request {
+            tokens,
+            txn_token: opt_str(&mut m, "txn_token")?,
+            audience: opt_str(&mut m, "audience")?.ok_or("missing field `audience`")?,
+            action: opt_str(&mut m, "action")?.ok_or("missing field `action`")?,
+            resource: resource(m.remove("resource"))?,
+            peer: opt_str(&mut m, "peer")?,
+            now: match m.remove("now") {
+                None => None,
+                Some(v) => Some(v.as_i64().filter(|n| *n >= 0).ok_or(
+                    "`now` must be a non-negative integer (unix seconds)",
+                )?),
+            },
+            context: m.remove("context"),
+        })
+    }
+
+    /// The request as JSON (the form `from_json` reads).
+    pub fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("tokens".into(), self.tokens.clone().into());
+        if let Some(t) = &self.txn_token {
+            m.insert("txn_token".into(), t.clone().into());
+        }
+        m.insert("audience".into(), self.audience.clone().into());
+        m.insert("action".into(), self.action.clone().into());
+        if let Some(r) = &self.resource {
+            let mut rm = Map::new();
+            rm.insert("type".into(), r.type_name.clone().into());
+            rm.insert("id".into(), r.id.clone().into());
+            m.insert("resource".into(), Value::Object(rm));
+        }
+        if let Some(p) = &self.peer {
+            m.insert("peer".into(), p.clone().into());
+        }
+        if let Some(n) = self.now {
+            m.insert("now".into(), n.into());
+        }
+        if let Some(c) = &self.context {
+            m.insert("context".into(), c.clone());
+        }
+        Value::Object(m)
+    }
+
+    /// Checks the request's shape (for values built in code as much as parsed ones); the first
+    /// failure is `invalid_request`, then `peer` is checked as a SPIFFE ID.
+    pub(crate) fn check(&self, limits: &Limits) -> Result<Option<SpiffeId>, Reason> {
+        let invalid = |m: String| Reason::new(ReasonCode::InvalidRequest, None, m);
+        if self.tokens.is_empty() {
+            return Err(invalid("`tokens` must hold at least one token".into()));
+        }
+        if self.tokens.len() > limits.tokens_per_request {
+            return Err(invalid(format!(
+                "more than {} tokens",
+                limits.tokens_per_request
+            )));
+        }
+        if self.audience.is_empty() {
+            return Err(invalid("`audience` is empty".into()));
+        }
+        if self.action.is_empty() {
+            return Err(invalid("`action` is empty".into()));
+        }
+        if let Some(r) = &self.resource {
+            check_resource(r).map_err(invalid)?;
+        }
+        if let Some(n) = self.now {
+            if n < 0 {
+                return Err(invalid("`now` must be non-negative".into()));
+            }
+        }
+        if let Some(c) = &self.context {
+            check_context(c, limits).map_err(invalid)?;
+        }
+        match &self.peer {
+            None => Ok(None),
+            Some(p) => crate::token::workload_id(p, limits)
+                .map(Some)
+                .map_err(|e| {
+                    Reason::new(
+                        ReasonCode::InvalidSpiffeId,
+                        None,
+                        format!("`peer` `{}`: {e}", crate::token::clip(p)),
+                    )
+                }),
+        }
+    }
+}
+
+fn opt_str(m: &mut Map<String, Value>, name: &str) -> Result<Option<String>, String> {
+    match m.remove(name) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(format!("`{name}` must be a string")),
+    }
+}
+
+fn resource(v: Option<Value>) -> Result<Option<ResourceRef>, String> {
+    let Some(v) = v else { return Ok(None) };
+    let Value::Object(mut m) = v else {
+        return Err("`resource` must be an object with `type` and `id`".into());
+    };
+    if let Some(unknown) = m.keys().find(|k| *k != "type" && *k != "id") {
+        return Err(format!("unknown field `resource.{unknown}`"));
+    }
+    let type_name = opt_str(&mut m, "type")?.ok_or("missing field `resource.type`")?;
+    let id = opt_str(&mut m, "id")?.ok_or("missing field `resource.id`")?;
+    Ok(Some(ResourceRef { type_name, id }))
+}
+
+fn check_resource(r: &ResourceRef) -> Result<(), String> {
+    let ok = !r.type_name.is_empty()
+        && r.type_name.split("::").all(|part| {
+            let mut chars = part.chars();
+            chars
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`resource.type` `{}` is not a Cedar entity type name",
+            crate::token::clip(&r.type_name)
+        ))
+    }
+}
+
+/// `context`: an object of strings, 64-bit integers, booleans, lists and objects; no `null`, no
+/// other numbers, no key starting with `__` (Cedar would read `__entity` as a reference).
+fn check_context(c: &Value, limits: &Limits) -> Result<(), String> {
+    if !c.is_object() {
+        return Err("`context` must be a JSON object".into());
+    }
+    // The request document is level 1, so `context` itself sits at level 2.
+    check_context_value(c, 2, limits.json_depth)
+}
+
+fn check_context_value(v: &Value, level: usize, max: usize) -> Result<(), String> {
+    match v {
+        Value::Null => Err("`context` may not hold `null`".into()),
+        Value::Number(n) if !(n.is_i64()) => {
+            Err(format!("`context` number `{n}` is not a 64-bit integer"))
+        }
+        Value::Array(_) | Value::Object(_) if level > max => {
+            Err(format!("`context` nests deeper than {max} levels"))
+        }
+        Value::Array(items) => items
+            .iter()
+            .try_for_each(|i| check_context_value(i, level + 1, max)),
+        Value::Object(m) => m.iter().try_for_each(|(k, v)| {
+            if k.starts_with("__") {
+                return Err(format!("`context` key `{k}` may not start with `__`"));
+            }
+            check_context_value(v, level + 1, max)
+        }),
+        _ => Ok(()),
+    }
+}

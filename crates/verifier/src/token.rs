@@ -1,0 +1,478 @@
+//! One token's checks, in DESIGN.md's order: size, decoding, header, issuer and key, signature,
+//! claims, times, identifiers. What comes out is a [`Token`] only this module can build.
+
+use custody_id::{looks_like_spiffe, IdError, SpiffeId};
+use custody_jose::{classify_typ, decode, JwsError, Limits, TokenClass, UnverifiedJws};
+use custody_policy::{DomainConfig, PolicyPack};
+use serde_json::{Map, Value};
+
+use crate::sigcache::SigCache;
+use crate::{Reason, ReasonCode};
+
+/// Which token classes a position accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Expect {
+    /// `tokens[0]`: an access token or a Txn-Token (which makes the chain a Txn-Token chain).
+    First,
+    Access,
+    Txn,
+}
+
+/// The time a token is checked against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Clock<'a> {
+    /// The request's time.
+    pub now: i64,
+    /// The next token in `tokens`, if any. A Txn-Token followed by another is an earlier token
+    /// of a replacement chain: it is not checked against `now`, and must not be expired at the
+    /// next token's `iat` (when that can be read; the next token gets all its own checks).
+    pub next: Option<&'a str>,
+}
+
+/// A token whose every single-token check passed.
+#[derive(Clone, Debug)]
+pub(crate) struct Token {
+    pub class: TokenClass,
+    /// Index of the issuer's domain in `pack.domains`.
+    pub domain: usize,
+    pub sub: String,
+    pub aud: Vec<String>,
+    pub iat: i64,
+    pub exp: i64,
+    /// `None` when the token has no `scope` claim (grants nothing).
+    pub scope: Vec<String>,
+    pub txn: Option<String>,
+    /// Earliest first: the `act` chain for access tokens, `req_wl` for Txn-Tokens.
+    pub actors: Vec<SpiffeId>,
+    pub tctx: Option<Map<String, Value>>,
+}
+
+impl Token {
+    pub fn current_actor(&self) -> Option<&SpiffeId> {
+        self.actors.last()
+    }
+}
+
+/// What a token check needs from the verifier.
+pub(crate) struct Ctx<'a> {
+    pub pack: &'a PolicyPack,
+    pub limits: &'a Limits,
+    pub cache: &'a SigCache,
+    /// The request has exactly one token (actor-level faults then name the actor index).
+    pub single: bool,
+    /// This token's hop (`None` for the `txn_token`).
+    pub hop: Option<usize>,
+}
+
+impl Ctx<'_> {
+    fn fail(&self, code: ReasonCode, message: impl Into<String>) -> Reason {
+        Reason::new(code, self.hop, message)
+    }
+
+    /// The hop for a fault about actor `index` of this token.
+    fn actor_fail(&self, index: usize, code: ReasonCode, message: impl Into<String>) -> Reason {
+        let hop = if self.single { Some(index) } else { self.hop };
+        Reason::new(code, hop, message)
+    }
+}
+
+/// Runs every single-token check on `raw`.
+pub(crate) fn check(
+    ctx: &Ctx<'_>,
+    raw: &str,
+    expect: Expect,
+    clock: Clock<'_>,
+) -> Result<Token, Reason> {
+    let jws = decode(raw, ctx.limits).map_err(|e| match e {
+        JwsError::TooLarge(_) => ctx.fail(ReasonCode::TokenTooLarge, e.to_string()),
+        JwsError::AlgNotAllowed(m) => ctx.fail(ReasonCode::AlgNotAllowed, m),
+        _ => ctx.fail(ReasonCode::MalformedToken, e.to_string()),
+    })?;
+    let class = check_class(ctx, &jws, expect)?;
+    let domain = check_signature(ctx, &jws)?;
+    let mut token = read_claims(ctx, &jws.claims, class, domain)?;
+    check_times(ctx, &jws.claims, &token, clock)?;
+    token.actors = identifiers(ctx, &jws.claims, &token)?;
+    Ok(token)
+}
+
+fn check_class(ctx: &Ctx<'_>, jws: &UnverifiedJws<'_>, expect: Expect) -> Result<TokenClass, Reason> {
+    let class = classify_typ(jws.header.typ.as_deref());
+    let ok = match expect {
+        Expect::First => class != TokenClass::Other,
+        Expect::Access => class == TokenClass::Access,
+        Expect::Txn => class == TokenClass::TxnToken,
+    };
+    if ok {
+        return Ok(class);
+    }
+    let want = match expect {
+        Expect::First => "an access token (`at+jwt`, `JWT` or none) or `txntoken+jwt`",
+        Expect::Access => "an access token (`at+jwt`, `JWT` or none)",
+        Expect::Txn => "a Txn-Token (`txntoken+jwt`)",
+    };
+    let got = jws.header.typ.as_deref().unwrap_or("none");
+    Err(ctx.fail(
+        ReasonCode::WrongTokenType,
+        format!("`typ` `{}` where {want} is expected", clip(got)),
+    ))
+}
+
+/// Issuer, key and signature; returns the issuer's domain index.
+fn check_signature(ctx: &Ctx<'_>, jws: &UnverifiedJws<'_>) -> Result<usize, Reason> {
+    let iss = match jws.claims.get("iss") {
+        None => return Err(ctx.fail(ReasonCode::MissingClaim, "missing claim `iss`")),
+        Some(Value::String(s)) => s,
+        Some(_) => return Err(ctx.fail(ReasonCode::MalformedToken, "claim `iss` must be a string")),
+    };
+    let (index, domain) = find_domain(ctx.pack, iss).ok_or_else(|| {
+        ctx.fail(
+            ReasonCode::UnknownIssuer,
+            format!("issuer `{}` is not declared by any domain", clip(iss)),
+        )
+    })?;
+    let kid = jws
+        .header
+        .kid
+        .as_deref()
+        .ok_or_else(|| ctx.fail(ReasonCode::UnknownKey, "header has no `kid`"))?;
+    let key = domain.keys.get(kid).ok_or_else(|| {
+        ctx.fail(
+            ReasonCode::UnknownKey,
+            format!("`kid` `{}` is not a key of domain `{}`", clip(kid), domain.name),
+        )
+    })?;
+    if !key.allows_alg(&jws.header.alg) {
+        return Err(ctx.fail(
+            ReasonCode::AlgNotAllowed,
+            format!("key `{}` is pinned to another `alg`", clip(kid)),
+        ));
+    }
+    if !ctx.cache.verify(key, jws.signing_input, &jws.signature) {
+        return Err(ctx.fail(
+            ReasonCode::BadSignature,
+            format!("signature does not verify with key `{}` of `{}`", clip(kid), domain.name),
+        ));
+    }
+    Ok(index)
+}
+
+fn find_domain<'p>(pack: &'p PolicyPack, iss: &str) -> Option<(usize, &'p DomainConfig)> {
+    let domain = pack.domain_for_issuer(iss)?;
+    let index = pack.domains.iter().position(|d| d.name == domain.name)?;
+    Some((index, domain))
+}
+
+fn read_claims(
+    ctx: &Ctx<'_>,
+    c: &Map<String, Value>,
+    class: TokenClass,
+    domain: usize,
+) -> Result<Token, Reason> {
+    let txn_class = class == TokenClass::TxnToken;
+    let sub = req_string(ctx, c, "sub")?;
+    let iat = req_date(ctx, c, "iat")?;
+    let exp = req_date(ctx, c, "exp")?;
+    opt_date(ctx, c, "nbf")?;
+    let aud = match c.get("aud") {
+        None if txn_class => Vec::new(),
+        None => return Err(missing(ctx, "aud")),
+        Some(v) => audience(ctx, v)?,
+    };
+    let txn = opt_string(ctx, c, "txn")?;
+    let scope = opt_string(ctx, c, "scope")?;
+    opt_string(ctx, c, "client_id")?;
+    if txn_class {
+        if txn.is_none() {
+            return Err(missing(ctx, "txn"));
+        }
+        if scope.is_none() {
+            return Err(missing(ctx, "scope"));
+        }
+        if !c.contains_key("req_wl") {
+            return Err(missing(ctx, "req_wl"));
+        }
+    }
+    let tctx = match c.get("tctx") {
+        None => None,
+        Some(Value::Object(m)) => Some(m.clone()),
+        Some(_) => return Err(wrong_type(ctx, "tctx", "an object")),
+    };
+    if let Some(act) = c.get("act") {
+        check_act_shape(ctx, act, 1)?;
+    }
+    Ok(Token {
+        class,
+        domain,
+        sub,
+        aud,
+        iat,
+        exp,
+        scope: scope.map(|s| split_scope(&s)).unwrap_or_default(),
+        txn,
+        actors: Vec::new(),
+        tctx,
+    })
+}
+
+/// Space-separated scope items, empty items ignored, duplicates removed, order kept.
+pub(crate) fn split_scope(s: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for item in s.split(' ').filter(|i| !i.is_empty()) {
+        if !out.iter().any(|o| o == item) {
+            out.push(item.to_owned());
+        }
+    }
+    out
+}
+
+fn missing(ctx: &Ctx<'_>, name: &str) -> Reason {
+    ctx.fail(ReasonCode::MissingClaim, format!("missing claim `{name}`"))
+}
+
+fn wrong_type(ctx: &Ctx<'_>, name: &str, want: &str) -> Reason {
+    ctx.fail(ReasonCode::MalformedToken, format!("claim `{name}` must be {want}"))
+}
+
+fn req_string(ctx: &Ctx<'_>, c: &Map<String, Value>, name: &str) -> Result<String, Reason> {
+    opt_string(ctx, c, name)?.ok_or_else(|| missing(ctx, name))
+}
+
+fn opt_string(ctx: &Ctx<'_>, c: &Map<String, Value>, name: &str) -> Result<Option<String>, Reason> {
+    match c.get(name) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(wrong_type(ctx, name, "a string")),
+    }
+}
+
+/// The latest NumericDate accepted: 9999-12-31T23:59:59Z. Anything later is an attempt to
+/// overflow arithmetic, not a date.
+const MAX_DATE: i64 = 253_402_300_799;
+
+fn req_date(ctx: &Ctx<'_>, c: &Map<String, Value>, name: &str) -> Result<i64, Reason> {
+    opt_date(ctx, c, name)?.ok_or_else(|| missing(ctx, name))
+}
+
+/// A NumericDate: a whole number of seconds from 0 to [`MAX_DATE`]. Fractions, negatives,
+/// strings and huge values are `malformed_token`.
+fn opt_date(ctx: &Ctx<'_>, c: &Map<String, Value>, name: &str) -> Result<Option<i64>, Reason> {
+    let Some(v) = c.get(name) else { return Ok(None) };
+    let n = match v {
+        Value::Number(n) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() <= 1e15).map(|f| f as i64)),
+        _ => None,
+    };
+    match n {
+        Some(n) if (0..=MAX_DATE).contains(&n) => Ok(Some(n)),
+        _ => Err(wrong_type(ctx, name, "a whole number of seconds from 0 to year 9999")),
+    }
+}
+
+fn audience(ctx: &Ctx<'_>, v: &Value) -> Result<Vec<String>, Reason> {
+    match v {
+        Value::String(s) => Ok(vec![s.clone()]),
+        Value::Array(items) => items
+            .iter()
+            .map(|i| i.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| wrong_type(ctx, "aud", "a string or a list of strings")),
+        _ => Err(wrong_type(ctx, "aud", "a string or a list of strings")),
+    }
+}
+
+/// Members an `act` object may hold (RFC 8693 §4.1 identity claims and the nested actor).
+const ACT_MEMBERS: [&str; 4] = ["sub", "iss", "client_id", "act"];
+
+fn check_act_shape(ctx: &Ctx<'_>, act: &Value, level: usize) -> Result<(), Reason> {
+    let Value::Object(m) = act else {
+        return Err(wrong_type(ctx, "act", "an object"));
+    };
+    if level > ctx.limits.act_depth {
+        return Err(ctx.fail(
+            ReasonCode::DepthExceeded,
+            format!("`act` nests deeper than {} levels", ctx.limits.act_depth),
+        ));
+    }
+    if let Some(extra) = m.keys().find(|k| !ACT_MEMBERS.contains(&k.as_str())) {
+        return Err(ctx.fail(
+            ReasonCode::MalformedToken,
+            format!("`act` may hold only identity claims, not `{}`", clip(extra)),
+        ));
+    }
+    match m.get("sub") {
+        None => return Err(ctx.fail(ReasonCode::MissingClaim, "missing claim `act.sub`")),
+        Some(Value::String(_)) => {}
+        Some(_) => return Err(wrong_type(ctx, "act.sub", "a string")),
+    }
+    for name in ["iss", "client_id"] {
+        if m.get(name).is_some_and(|v| !v.is_string()) {
+            return Err(wrong_type(ctx, &format!("act.{name}"), "a string"));
+        }
+    }
+    match m.get("act") {
+        Some(inner) => check_act_shape(ctx, inner, level + 1),
+        None => Ok(()),
+    }
+}
+
+fn check_times(
+    ctx: &Ctx<'_>,
+    c: &Map<String, Value>,
+    t: &Token,
+    clock: Clock<'_>,
+) -> Result<(), Reason> {
+    let s = ctx.pack.chain.clock_skew as i64;
+    let replaced_at = match clock.next {
+        Some(next) if t.class == TokenClass::TxnToken => Some(peek_iat(next, ctx.limits)),
+        _ => None,
+    };
+    match replaced_at {
+        None => {
+            let now = clock.now;
+            if now >= t.exp + s {
+                return Err(ctx.fail(
+                    ReasonCode::Expired,
+                    format!("expired at {} (now {now}, skew {s}s)", t.exp),
+                ));
+            }
+            if let Some(Value::Number(n)) = c.get("nbf") {
+                let nbf = n.as_i64().unwrap_or(MAX_DATE);
+                if now + s < nbf {
+                    return Err(ctx.fail(
+                        ReasonCode::NotYetValid,
+                        format!("not valid before {nbf} (now {now}, skew {s}s)"),
+                    ));
+                }
+            }
+            if t.iat > now + s {
+                return Err(ctx.fail(
+                    ReasonCode::IssuedInFuture,
+                    format!("issued at {} after now {now} (skew {s}s)", t.iat),
+                ));
+            }
+        }
+        Some(Some(next_iat)) if next_iat >= t.exp + s => {
+            return Err(ctx.fail(
+                ReasonCode::Expired,
+                format!("expired at {} before its replacement was issued at {next_iat}", t.exp),
+            ));
+        }
+        Some(_) => {}
+    }
+    let max = ctx.pack.chain.max_lifetime as i64;
+    if t.exp - t.iat > max {
+        return Err(ctx.fail(
+            ReasonCode::LifetimeTooLong,
+            format!("lifetime {}s exceeds {max}s", t.exp - t.iat),
+        ));
+    }
+    Ok(())
+}
+
+/// Parses a workload SPIFFE ID (non-empty path) under the configured length limits.
+pub(crate) fn workload_id(text: &str, limits: &Limits) -> Result<SpiffeId, IdError> {
+    let id = SpiffeId::parse_workload(text)?;
+    if text.len() > limits.spiffe_id_bytes || id.trust_domain_str().len() > limits.trust_domain_bytes {
+        return Err(IdError::TooLong);
+    }
+    Ok(id)
+}
+
+/// Identifier checks; returns the token's actors, earliest first.
+fn identifiers(ctx: &Ctx<'_>, c: &Map<String, Value>, t: &Token) -> Result<Vec<SpiffeId>, Reason> {
+    let bad_id = |what: &str, text: &str, e: IdError| {
+        format!("{what} `{}` is not a valid workload SPIFFE ID: {e}", clip(text))
+    };
+    let spiffe_claim = |name: &str| -> Result<Option<SpiffeId>, Reason> {
+        match c.get(name).and_then(Value::as_str) {
+            Some(v) if looks_like_spiffe(v) => workload_id(v, ctx.limits)
+                .map(Some)
+                .map_err(|e| ctx.fail(ReasonCode::InvalidSpiffeId, bad_id(name, v, e))),
+            _ => Ok(None),
+        }
+    };
+    let sub_id = spiffe_claim("sub")?;
+    let client_id = spiffe_claim("client_id")?;
+    if t.class == TokenClass::TxnToken {
+        return requesting_workloads(ctx, c.get("req_wl"));
+    }
+    let Some(act) = c.get("act") else {
+        return Ok(client_id.or(sub_id).into_iter().collect());
+    };
+    // Outermost first in the token; earliest first here.
+    let mut subs = Vec::new();
+    let mut level = Some(act);
+    while let Some(Value::Object(m)) = level {
+        subs.push(m.get("sub").and_then(Value::as_str).unwrap_or(""));
+        level = m.get("act");
+    }
+    subs.reverse();
+    let mut actors = Vec::with_capacity(subs.len());
+    for (i, s) in subs.iter().enumerate() {
+        let id = workload_id(s, ctx.limits).map_err(|e| {
+            ctx.actor_fail(i, ReasonCode::InvalidSpiffeId, bad_id("actor", s, e))
+        })?;
+        actors.push(id);
+    }
+    if let (Some(client), Some(current)) = (&client_id, actors.last()) {
+        if client != current {
+            return Err(ctx.fail(
+                ReasonCode::ChainBroken,
+                format!("`client_id` `{client}` is not the current actor `{current}`"),
+            ));
+        }
+    }
+    Ok(actors)
+}
+
+/// `req_wl`: a comma-separated string or a list of workload SPIFFE IDs, non-empty.
+fn requesting_workloads(ctx: &Ctx<'_>, v: Option<&Value>) -> Result<Vec<SpiffeId>, Reason> {
+    let items: Vec<&str> = match v {
+        Some(Value::String(s)) => s.split(',').map(|i| i.trim_matches(' ')).collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(Value::as_str)
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| wrong_type(ctx, "req_wl", "a string or a list of strings"))?,
+        Some(_) => return Err(wrong_type(ctx, "req_wl", "a string or a list of strings")),
+        None => return Err(missing(ctx, "req_wl")),
+    };
+    if items.is_empty() || items == [""] {
+        return Err(ctx.fail(ReasonCode::MissingClaim, "claim `req_wl` is empty"));
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            workload_id(w, ctx.limits).map_err(|e| {
+                ctx.actor_fail(
+                    i,
+                    ReasonCode::InvalidSpiffeId,
+                    format!("requesting workload `{}` is not a valid workload SPIFFE ID: {e}", clip(w)),
+                )
+            })
+        })
+        .collect()
+}
+
+/// Reads `iat` from a token without verifying it (to date a replacement in a Txn-Token chain;
+/// the token gets all its own checks in turn).
+pub(crate) fn peek_iat(raw: &str, limits: &Limits) -> Option<i64> {
+    let jws = decode(raw, limits).ok()?;
+    jws.claims.get("iat")?.as_i64()
+}
+
+/// Cuts attacker-controlled text down to a size fit for a message.
+pub(crate) fn clip(s: &str) -> String {
+    const MAX: usize = 96;
+    if s.len() <= MAX {
+        return s.escape_debug().to_string();
+    }
+    let mut end = MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", s.get(..end).unwrap_or("").escape_debug())
+}
