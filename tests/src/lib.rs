@@ -5,7 +5,12 @@
 //! Alice), `c.example` (local: the orders service), `d.example` (declared but federated with
 //! nobody). Federation `a -> b` and `b -> c` carry `orders:read` and `orders:write`.
 #![forbid(unsafe_code)]
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -63,7 +68,8 @@ impl Default for PackBuilder {
 impl PackBuilder {
     /// Adds a federation rule; `scopes` is the trust-language list, e.g. `["*"]`.
     pub fn federate(mut self, from: &str, to: &str, scopes: &str) -> Self {
-        self.federation.push((from.into(), to.into(), scopes.into()));
+        self.federation
+            .push((from.into(), to.into(), scopes.into()));
         self
     }
 
@@ -124,7 +130,11 @@ impl PackBuilder {
             keys.insert((*d).to_owned(), key);
         }
         for (from, to, scopes) in &self.federation {
-            writeln!(trust, "federate \"{from}\" -> \"{to}\" {{ scopes {scopes} }}").unwrap();
+            writeln!(
+                trust,
+                "federate \"{from}\" -> \"{to}\" {{ scopes {scopes} }}"
+            )
+            .unwrap();
         }
         if !self.chain.is_empty() {
             writeln!(trust, "chain {{\n  {}\n}}", self.chain).unwrap();
@@ -251,12 +261,16 @@ pub fn request(tokens: Vec<String>) -> Request {
 
 /// The standard allowed two-domain chain.
 pub fn chain(f: &Fixture) -> Vec<String> {
-    vec![f.token("a.example", t0_claims()), f.token("b.example", t1_claims())]
+    vec![
+        f.token("a.example", t0_claims()),
+        f.token("b.example", t1_claims()),
+    ]
 }
 
 /// The first reason's code name, or `allow`.
 pub fn outcome(d: &Decision) -> String {
-    d.code().map_or_else(|| "allow".to_owned(), |c| c.as_str().to_owned())
+    d.code()
+        .map_or_else(|| "allow".to_owned(), |c| c.as_str().to_owned())
 }
 
 /// The first reason's hop.

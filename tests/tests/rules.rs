@@ -1,5 +1,5 @@
 //! Every chain rule and reason code of DESIGN.md, each with a passing and a failing case.
-#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use custody_tests::*;
 use custody_verifier::{Request, ResourceRef};
@@ -82,15 +82,30 @@ fn invalid_request_shapes() {
         format!(r#"{{"tokens": "{t}", "audience": "x", "action": "y"}}"#),
         format!(r#"{{"tokens": ["{t}"], "audience": "x", "action": "y", "now": -1}}"#),
         format!(r#"{{"tokens": ["{t}"], "audience": "x", "action": "y", "now": 1.5}}"#),
-        format!(r#"{{"tokens": ["{t}"], "audience": "x", "action": "y", "context": {{"a": null}}}}"#),
-        format!(r#"{{"tokens": ["{t}"], "audience": "x", "action": "y", "context": {{"a": 1.5}}}}"#),
-        format!(r#"{{"tokens": ["{t}"], "audience": "x", "action": "y", "context": {{"__entity": {{}}}}}}"#),
-        format!(r#"{{"tokens": ["{t}"], "audience": "x", "action": "y", "context": {{"a": {{"b": 1, "b": 2}}}}}}"#),
+        format!(
+            r#"{{"tokens": ["{t}"], "audience": "x", "action": "y", "context": {{"a": null}}}}"#
+        ),
+        format!(
+            r#"{{"tokens": ["{t}"], "audience": "x", "action": "y", "context": {{"a": 1.5}}}}"#
+        ),
+        format!(
+            r#"{{"tokens": ["{t}"], "audience": "x", "action": "y", "context": {{"__entity": {{}}}}}}"#
+        ),
+        format!(
+            r#"{{"tokens": ["{t}"], "audience": "x", "action": "y", "context": {{"a": {{"b": 1, "b": 2}}}}}}"#
+        ),
         format!(r#"{{"tokens": ["{t}"], "audience": "x", "action": "y", "context": []}}"#),
-        format!(r#"{{"tokens": ["{t}"], "audience": "x", "action": "y", "resource": {{"type": "9x", "id": "1"}}}}"#),
-        format!(r#"{{"tokens": ["{t}"], "audience": "x", "action": "y", "resource": {{"type": "T"}}}}"#),
+        format!(
+            r#"{{"tokens": ["{t}"], "audience": "x", "action": "y", "resource": {{"type": "9x", "id": "1"}}}}"#
+        ),
+        format!(
+            r#"{{"tokens": ["{t}"], "audience": "x", "action": "y", "resource": {{"type": "T"}}}}"#
+        ),
         format!(r#"{{"tokens": ["{t}"], "audience": "", "action": "y"}}"#),
-        format!(r#"{{"tokens": ["{t}"], "audience": "x", "action": "y", "context": {}}}"#, "[".repeat(15) + &"]".repeat(15)),
+        format!(
+            r#"{{"tokens": ["{t}"], "audience": "x", "action": "y", "context": {}}}"#,
+            "[".repeat(15) + &"]".repeat(15)
+        ),
         "[1]".to_owned(),
     ] {
         assert_eq!(deny(&doc), "invalid_request", "{doc}");
@@ -136,10 +151,22 @@ fn invalid_spiffe_ids() {
     let d = f.verify(&single(&f, json!({"client_id": "spiffe://b.example"})));
     assert_eq!(outcome(&d), "invalid_spiffe_id");
     // Actor index as hop for a single token.
-    let d = f.verify(&single(&f, json!({"act": act(&["spiffe://b.example/x/", ALICE])})));
-    assert_eq!((outcome(&d).as_str(), hop(&d)), ("invalid_spiffe_id", Some(0)));
-    let d = f.verify(&single(&f, json!({"act": act(&["spiffe://b.example/x", "spiffe://b.example/y/"])})));
-    assert_eq!((outcome(&d).as_str(), hop(&d)), ("invalid_spiffe_id", Some(1)));
+    let d = f.verify(&single(
+        &f,
+        json!({"act": act(&["spiffe://b.example/x/", ALICE])}),
+    ));
+    assert_eq!(
+        (outcome(&d).as_str(), hop(&d)),
+        ("invalid_spiffe_id", Some(0))
+    );
+    let d = f.verify(&single(
+        &f,
+        json!({"act": act(&["spiffe://b.example/x", "spiffe://b.example/y/"])}),
+    ));
+    assert_eq!(
+        (outcome(&d).as_str(), hop(&d)),
+        ("invalid_spiffe_id", Some(1))
+    );
 }
 
 #[test]
@@ -158,8 +185,18 @@ fn malformed_tokens() {
         format!("{}=.{}.{}", parts[0], parts[1], parts[2]),
         format!("{}.{}.{}=", parts[0], parts[1], parts[2]),
         format!("{}.{}.{}", b64("not json"), parts[1], parts[2]),
-        format!("{}.{}.{}", b64(r#"{"alg":"EdDSA","alg":"EdDSA","kid":"b.example-k1"}"#), parts[1], parts[2]),
-        format!("{}.{}.{}", b64(header), b64(r#"{"sub":"a","sub":"b"}"#), parts[2]),
+        format!(
+            "{}.{}.{}",
+            b64(r#"{"alg":"EdDSA","alg":"EdDSA","kid":"b.example-k1"}"#),
+            parts[1],
+            parts[2]
+        ),
+        format!(
+            "{}.{}.{}",
+            b64(header),
+            b64(r#"{"sub":"a","sub":"b"}"#),
+            parts[2]
+        ),
         format!("{}.{}.{}", b64(header), b64("[1,2]"), parts[2]),
         format!("{}.{}.{}", b64(header), b64(&"[".repeat(200)), parts[2]),
         format!("{} .{}.{}", parts[0], parts[1], parts[2]),
@@ -171,18 +208,31 @@ fn malformed_tokens() {
     // Duplicate keys inside `act`, signed properly.
     let dup_payload = format!(
         r#"{{"iss":"https://as.b.example","sub":"u","aud":"{AUD}","iat":{},"exp":{},"scope":"orders:read","act":{{"sub":"{ALICE}","sub":"{ALICE}"}}}}"#,
-        NOW, NOW + 60
+        NOW,
+        NOW + 60
     );
     let input = format!("{}.{}", b64(header), b64(&dup_payload));
     let sig = {
         use base64::Engine as _;
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(f.key("b.example").sign_bytes(input.as_bytes()))
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(f.key("b.example").sign_bytes(input.as_bytes()))
     };
-    assert_eq!(outcome(&f.verify(&request(vec![format!("{input}.{sig}")]))), "malformed_token");
+    assert_eq!(
+        outcome(&f.verify(&request(vec![format!("{input}.{sig}")]))),
+        "malformed_token"
+    );
     for name in ["crit", "jku", "x5u", "jwk", "x5c", "b64", "cty"] {
         let h = json!({"alg": "EdDSA", "kid": "b.example-k1", name: ["x"]});
-        let t = f.with_header("b.example", h, with(single_claims(), json!({"iss": issuer("b.example")})));
-        assert_eq!(outcome(&f.verify(&request(vec![t]))), "malformed_token", "{name}");
+        let t = f.with_header(
+            "b.example",
+            h,
+            with(single_claims(), json!({"iss": issuer("b.example")})),
+        );
+        assert_eq!(
+            outcome(&f.verify(&request(vec![t]))),
+            "malformed_token",
+            "{name}"
+        );
     }
     for patch in [
         json!({"exp": "1767225900"}),
@@ -198,7 +248,11 @@ fn malformed_tokens() {
         json!({"txn": 1}),
         json!({"nbf": "soon"}),
     ] {
-        assert_eq!(outcome(&f.verify(&single(&f, patch.clone()))), "malformed_token", "{patch}");
+        assert_eq!(
+            outcome(&f.verify(&single(&f, patch.clone()))),
+            "malformed_token",
+            "{patch}"
+        );
     }
 }
 
@@ -214,7 +268,7 @@ fn token_size_limit() {
         claims["pad"] = "x".repeat(n).into();
         let t = f.token("b.example", claims.clone());
         if t.len() == 8192 {
-            exact = Some(t);
+            exact = Some(t.clone());
         }
         if t.len() > 8192 {
             assert_eq!(outcome(&f.verify(&request(vec![t]))), "token_too_large");
@@ -224,26 +278,49 @@ fn token_size_limit() {
     assert!(base < 8192);
     let exact = exact.expect("a token of exactly 8192 bytes");
     assert_eq!(outcome(&f.verify(&request(vec![exact]))), "allow");
-    assert_eq!(outcome(&f.verify(&request(vec!["x".repeat(1 << 20)]))), "token_too_large");
+    assert_eq!(
+        outcome(&f.verify(&request(vec!["x".repeat(1 << 20)]))),
+        "token_too_large"
+    );
 }
 
 #[test]
 fn token_types() {
     let f = Fixture::standard();
     let c = single_claims();
-    for typ in [None, Some("at+jwt"), Some("JWT"), Some("application/at+jwt"), Some("AT+JWT"), Some("jwt")] {
+    for typ in [
+        None,
+        Some("at+jwt"),
+        Some("JWT"),
+        Some("application/at+jwt"),
+        Some("AT+JWT"),
+        Some("jwt"),
+    ] {
         let t = f.typed("b.example", typ, c.clone());
         assert_eq!(outcome(&f.verify(&request(vec![t]))), "allow", "{typ:?}");
     }
-    for typ in ["wit+jwt", "JOSE", "at+jwt; x=y", "application/", "txn_token"] {
+    for typ in [
+        "wit+jwt",
+        "JOSE",
+        "at+jwt; x=y",
+        "application/",
+        "txn_token",
+    ] {
         let t = f.typed("b.example", Some(typ), c.clone());
-        assert_eq!(outcome(&f.verify(&request(vec![t]))), "wrong_token_type", "{typ}");
+        assert_eq!(
+            outcome(&f.verify(&request(vec![t]))),
+            "wrong_token_type",
+            "{typ}"
+        );
     }
     // A Txn-Token where an access token belongs, and the reverse.
     let mut chain = chain(&f);
     chain[1] = f.typed("b.example", Some("txntoken+jwt"), t1_claims());
     let d = f.verify(&request(chain));
-    assert_eq!((outcome(&d).as_str(), hop(&d)), ("wrong_token_type", Some(1)));
+    assert_eq!(
+        (outcome(&d).as_str(), hop(&d)),
+        ("wrong_token_type", Some(1))
+    );
     let mut req = request(self::chain(&f));
     req.txn_token = Some(f.token("c.example", json!({"sub": "user:alice", "txn": "txn-1"})));
     let d = f.verify(&req);
@@ -255,19 +332,34 @@ fn algorithms() {
     let f = Fixture::standard();
     let claims = with(single_claims(), json!({"iss": issuer("b.example")}));
     for alg in ["EdDSA", "Ed25519"] {
-        let t = f.with_header("b.example", json!({"alg": alg, "kid": "b.example-k1"}), claims.clone());
+        let t = f.with_header(
+            "b.example",
+            json!({"alg": alg, "kid": "b.example-k1"}),
+            claims.clone(),
+        );
         assert_eq!(outcome(&f.verify(&request(vec![t]))), "allow", "{alg}");
     }
     for alg in ["none", "HS256", "ES256", "RS256", "eddsa", "Ed448"] {
-        let t = f.with_header("b.example", json!({"alg": alg, "kid": "b.example-k1"}), claims.clone());
-        assert_eq!(outcome(&f.verify(&request(vec![t]))), "alg_not_allowed", "{alg}");
+        let t = f.with_header(
+            "b.example",
+            json!({"alg": alg, "kid": "b.example-k1"}),
+            claims.clone(),
+        );
+        assert_eq!(
+            outcome(&f.verify(&request(vec![t]))),
+            "alg_not_allowed",
+            "{alg}"
+        );
     }
     let t = f.with_header("b.example", json!({"kid": "b.example-k1"}), claims.clone());
     assert_eq!(outcome(&f.verify(&request(vec![t]))), "alg_not_allowed");
     // alg none with an empty signature.
     let t = f.with_header("b.example", json!({"alg": "none"}), claims);
     let unsigned = format!("{}.", t.rsplit_once('.').unwrap().0);
-    assert_eq!(outcome(&f.verify(&request(vec![unsigned]))), "alg_not_allowed");
+    assert_eq!(
+        outcome(&f.verify(&request(vec![unsigned]))),
+        "alg_not_allowed"
+    );
 }
 
 #[test]
@@ -277,18 +369,30 @@ fn issuers_and_keys() {
     assert_eq!(outcome(&d), "unknown_issuer");
     let d = f.verify(&single(&f, json!({"iss": "https://AS.b.example"})));
     assert_eq!(outcome(&d), "unknown_issuer");
-    let d = f.verify(&single(&f, json!({"iss": null})));
-    assert_eq!(outcome(&d), "missing_claim");
+    let no_iss = custody_jose::sign(f.key("b.example"), Some("at+jwt"), &single_claims()).unwrap();
+    assert_eq!(outcome(&f.verify(&request(vec![no_iss]))), "missing_claim");
     let claims = with(single_claims(), json!({"iss": issuer("b.example")}));
     let t = f.with_header("b.example", json!({"alg": "EdDSA"}), claims.clone());
     assert_eq!(outcome(&f.verify(&request(vec![t]))), "unknown_key");
     // A kid that exists, but in another domain's key set, signed with that key.
-    let t = f.with_header("a.example", json!({"alg": "EdDSA", "kid": "a.example-k1"}), claims.clone());
+    let t = f.with_header(
+        "a.example",
+        json!({"alg": "EdDSA", "kid": "a.example-k1"}),
+        claims.clone(),
+    );
     assert_eq!(outcome(&f.verify(&request(vec![t]))), "unknown_key");
-    let t = f.with_header("b.example", json!({"alg": "EdDSA", "kid": "B.example-k1"}), claims.clone());
+    let t = f.with_header(
+        "b.example",
+        json!({"alg": "EdDSA", "kid": "B.example-k1"}),
+        claims.clone(),
+    );
     assert_eq!(outcome(&f.verify(&request(vec![t]))), "unknown_key");
     // b's kid, signed with a's key.
-    let t = f.with_header("a.example", json!({"alg": "EdDSA", "kid": "b.example-k1"}), claims);
+    let t = f.with_header(
+        "a.example",
+        json!({"alg": "EdDSA", "kid": "b.example-k1"}),
+        claims,
+    );
     assert_eq!(outcome(&f.verify(&request(vec![t]))), "bad_signature");
 }
 
@@ -298,12 +402,27 @@ fn signatures() {
     let good = f.token("b.example", single_claims());
     let (input, sig) = good.rsplit_once('.').unwrap();
     // Tampered payload.
-    let other = f.token("b.example", with(single_claims(), json!({"scope": "orders:read orders:write"})));
+    let other = f.token(
+        "b.example",
+        with(
+            single_claims(),
+            json!({"scope": "orders:read orders:write"}),
+        ),
+    );
     let (other_input, _) = other.rsplit_once('.').unwrap();
-    assert_eq!(outcome(&f.verify(&request(vec![format!("{other_input}.{sig}")]))), "bad_signature");
+    assert_eq!(
+        outcome(&f.verify(&request(vec![format!("{other_input}.{sig}")]))),
+        "bad_signature"
+    );
     // Truncated and empty signatures.
-    assert_eq!(outcome(&f.verify(&request(vec![format!("{input}.")]))), "bad_signature");
-    assert_eq!(outcome(&f.verify(&request(vec![format!("{input}.{}", &sig[..40])]))), "bad_signature");
+    assert_eq!(
+        outcome(&f.verify(&request(vec![format!("{input}.")]))),
+        "bad_signature"
+    );
+    assert_eq!(
+        outcome(&f.verify(&request(vec![format!("{input}.{}", &sig[..40])]))),
+        "bad_signature"
+    );
     assert_eq!(outcome(&f.verify(&request(vec![good]))), "allow");
 }
 
@@ -320,11 +439,17 @@ fn missing_claims() {
     // An explicit chain needs txn on every token.
     let mut c0 = t0_claims();
     c0.as_object_mut().unwrap().remove("txn");
-    let d = f.verify(&request(vec![f.token("a.example", c0), f.token("b.example", t1_claims())]));
+    let d = f.verify(&request(vec![
+        f.token("a.example", c0),
+        f.token("b.example", t1_claims()),
+    ]));
     assert_eq!((outcome(&d).as_str(), hop(&d)), ("missing_claim", Some(0)));
     let mut c1 = t1_claims();
     c1.as_object_mut().unwrap().remove("txn");
-    let d = f.verify(&request(vec![f.token("a.example", t0_claims()), f.token("b.example", c1)]));
+    let d = f.verify(&request(vec![
+        f.token("a.example", t0_claims()),
+        f.token("b.example", c1),
+    ]));
     assert_eq!((outcome(&d).as_str(), hop(&d)), ("missing_claim", Some(1)));
     // An absent scope grants nothing.
     let d = f.verify(&single(&f, json!({"scope": null})));
@@ -342,14 +467,25 @@ fn times_around_the_skew() {
     assert_eq!(at(json!({"nbf": NOW + s})), "allow");
     assert_eq!(at(json!({"iat": NOW + s + 1})), "issued_in_future");
     assert_eq!(at(json!({"iat": NOW + s})), "allow");
-    assert_eq!(at(json!({"iat": NOW - 100, "exp": NOW - 100 + 3601})), "lifetime_too_long");
-    assert_eq!(at(json!({"iat": NOW - 100, "exp": NOW - 100 + 3600})), "allow");
+    assert_eq!(
+        at(json!({"iat": NOW - 100, "exp": NOW - 100 + 3601})),
+        "lifetime_too_long"
+    );
+    assert_eq!(
+        at(json!({"iat": NOW - 100, "exp": NOW - 100 + 3600})),
+        "allow"
+    );
     // The pack's skew and lifetime are used.
-    let f = PackBuilder::default().chain("clock_skew 0s\n max_lifetime 5m").build();
+    let f = PackBuilder::default()
+        .chain("clock_skew 0s\n max_lifetime 5m")
+        .build();
     let at = |patch: Value| outcome(&f.verify(&single(&f, patch)));
     assert_eq!(at(json!({"exp": NOW})), "expired");
     assert_eq!(at(json!({"exp": NOW + 1})), "allow");
-    assert_eq!(at(json!({"iat": NOW - 1, "exp": NOW + 300})), "lifetime_too_long");
+    assert_eq!(
+        at(json!({"iat": NOW - 1, "exp": NOW + 300})),
+        "lifetime_too_long"
+    );
 }
 
 #[test]
@@ -359,7 +495,13 @@ fn audience() {
     assert_eq!(at(json!(AUD)), "allow");
     assert_eq!(at(json!(["spiffe://c.example/billing", AUD])), "allow");
     assert_eq!(at(json!("spiffe://c.example/billing")), "audience_mismatch");
-    assert_eq!(at(json!(["spiffe://c.example/orders2", "spiffe://c.example/order"])), "audience_mismatch");
+    assert_eq!(
+        at(json!([
+            "spiffe://c.example/orders2",
+            "spiffe://c.example/order"
+        ])),
+        "audience_mismatch"
+    );
     assert_eq!(at(json!("spiffe://c.example/Orders")), "audience_mismatch");
     assert_eq!(at(json!("SPIFFE://c.example/orders")), "audience_mismatch");
     assert_eq!(at(json!([])), "audience_mismatch");
@@ -369,32 +511,101 @@ fn audience() {
 fn explicit_chain_links() {
     let f = Fixture::standard();
     let run = |c0: Value, c1: Value| {
-        let d = f.verify(&request(vec![f.token("a.example", c0), f.token("b.example", c1)]));
+        let d = f.verify(&request(vec![
+            f.token("a.example", c0),
+            f.token("b.example", c1),
+        ]));
         (outcome(&d), hop(&d))
     };
     let hop1 = |code: &str| (code.to_owned(), Some(1));
     assert_eq!(run(t0_claims(), t1_claims()), ("allow".to_owned(), None));
-    assert_eq!(run(t0_claims(), with(t1_claims(), json!({"txn": "txn-2"}))), hop1("txn_mismatch"));
-    assert_eq!(run(t0_claims(), with(t1_claims(), json!({"sub": "user:mallory"}))), hop1("subject_mismatch"));
+    assert_eq!(
+        run(t0_claims(), with(t1_claims(), json!({"txn": "txn-2"}))),
+        hop1("txn_mismatch")
+    );
+    assert_eq!(
+        run(
+            t0_claims(),
+            with(t1_claims(), json!({"sub": "user:mallory"}))
+        ),
+        hop1("subject_mismatch")
+    );
     // Actor rewriting: t1 replaces Bob with someone else.
-    let rewritten = with(t1_claims(), json!({"act": act(&["spiffe://a.example/agent/eve", ALICE])}));
+    let rewritten = with(
+        t1_claims(),
+        json!({"act": act(&["spiffe://a.example/agent/eve", ALICE])}),
+    );
     assert_eq!(run(t0_claims(), rewritten), hop1("chain_broken"));
     // t1 adds two actors at once.
-    let two = with(t1_claims(), json!({"act": act(&[BOB, "spiffe://b.example/agent/x", ALICE])}));
+    let two = with(
+        t1_claims(),
+        json!({"act": act(&[BOB, "spiffe://b.example/agent/x", ALICE])}),
+    );
     assert_eq!(run(t0_claims(), two), hop1("chain_broken"));
     // t0 was not issued to Alice.
-    assert_eq!(run(with(t0_claims(), json!({"aud": "spiffe://b.example/agent/other"})), t1_claims()), hop1("chain_broken"));
+    assert_eq!(
+        run(
+            with(
+                t0_claims(),
+                json!({"aud": "spiffe://b.example/agent/other"})
+            ),
+            t1_claims()
+        ),
+        hop1("chain_broken")
+    );
     // t1 issued before t0 (beyond the skew), and just within it.
-    assert_eq!(run(t0_claims(), with(t1_claims(), json!({"iat": NOW - 60 - 31}))), hop1("chain_broken"));
-    assert_eq!(run(t0_claims(), with(t1_claims(), json!({"iat": NOW - 60 - 30}))), ("allow".to_owned(), None));
-    assert_eq!(run(t0_claims(), with(t1_claims(), json!({"scope": "orders:read orders:admin"}))), hop1("scope_escalation"));
-    assert_eq!(run(with(t0_claims(), json!({"scope": "orders:read"})), with(t1_claims(), json!({"scope": "orders:read orders:write"}))), hop1("scope_escalation"));
-    assert_eq!(run(t0_claims(), with(t1_claims(), json!({"exp": NOW + 601}))), hop1("expiry_extended"));
-    assert_eq!(run(t0_claims(), with(t1_claims(), json!({"exp": NOW + 600}))), ("allow".to_owned(), None));
+    assert_eq!(
+        run(
+            t0_claims(),
+            with(t1_claims(), json!({"iat": NOW - 60 - 31}))
+        ),
+        hop1("chain_broken")
+    );
+    assert_eq!(
+        run(
+            t0_claims(),
+            with(t1_claims(), json!({"iat": NOW - 60 - 30}))
+        ),
+        ("allow".to_owned(), None)
+    );
+    assert_eq!(
+        run(
+            t0_claims(),
+            with(t1_claims(), json!({"scope": "orders:read orders:admin"}))
+        ),
+        hop1("scope_escalation")
+    );
+    assert_eq!(
+        run(
+            with(t0_claims(), json!({"scope": "orders:read"})),
+            with(t1_claims(), json!({"scope": "orders:read orders:write"}))
+        ),
+        hop1("scope_escalation")
+    );
+    assert_eq!(
+        run(t0_claims(), with(t1_claims(), json!({"exp": NOW + 601}))),
+        hop1("expiry_extended")
+    );
+    assert_eq!(
+        run(t0_claims(), with(t1_claims(), json!({"exp": NOW + 600}))),
+        ("allow".to_owned(), None)
+    );
     // client_id must be the current actor when act is present.
-    assert_eq!(run(t0_claims(), with(t1_claims(), json!({"client_id": BOB}))), hop1("chain_broken"));
-    assert_eq!(run(t0_claims(), with(t1_claims(), json!({"client_id": ALICE}))), ("allow".to_owned(), None));
-    assert_eq!(run(t0_claims(), with(t1_claims(), json!({"client_id": "orders-app"}))), ("allow".to_owned(), None));
+    assert_eq!(
+        run(t0_claims(), with(t1_claims(), json!({"client_id": BOB}))),
+        hop1("chain_broken")
+    );
+    assert_eq!(
+        run(t0_claims(), with(t1_claims(), json!({"client_id": ALICE}))),
+        ("allow".to_owned(), None)
+    );
+    assert_eq!(
+        run(
+            t0_claims(),
+            with(t1_claims(), json!({"client_id": "orders-app"}))
+        ),
+        ("allow".to_owned(), None)
+    );
 }
 
 #[test]
@@ -404,7 +615,10 @@ fn scope_is_checked_on_the_presented_token() {
     req.action = "orders:write".into();
     let d = f.verify(&req);
     assert_eq!((outcome(&d).as_str(), hop(&d)), ("scope_missing", Some(1)));
-    let d = f.verify(&single(&f, json!({"scope": "  orders:read  orders:write "})));
+    let d = f.verify(&single(
+        &f,
+        json!({"scope": "  orders:read  orders:write "}),
+    ));
     assert_eq!(outcome(&d), "allow");
     assert_eq!(d.chain.unwrap().scopes, vec!["orders:read", "orders:write"]);
 }
@@ -420,7 +634,10 @@ fn depth_and_loops() {
     assert_eq!((outcome(&d).as_str(), hop(&d)), ("depth_exceeded", Some(2)));
     let f = Fixture::standard();
     let d = f.verify(&single(&f, json!({"act": act(&[&x, &y, &x])})));
-    assert_eq!((outcome(&d).as_str(), hop(&d)), ("delegation_loop", Some(2)));
+    assert_eq!(
+        (outcome(&d).as_str(), hop(&d)),
+        ("delegation_loop", Some(2))
+    );
     // act nesting beyond the token limit (8) is refused before anything else.
     let nine: Vec<String> = (0..9).map(|i| b(&format!("n{i}"))).collect();
     let nine: Vec<&str> = nine.iter().map(String::as_str).collect();
@@ -434,29 +651,53 @@ fn federation_path() {
     // A compromised agent in d.example pivots towards c: no d -> c (or a -> d) rule.
     let c1 = with(t1_claims(), json!({"act": act(&[BOB, MALLORY])}));
     let c0 = with(t0_claims(), json!({"aud": MALLORY}));
-    let d = f.verify(&request(vec![f.token("a.example", c0), f.token("d.example", c1)]));
-    assert_eq!((outcome(&d).as_str(), hop(&d)), ("domain_not_federated", Some(1)));
+    let d = f.verify(&request(vec![
+        f.token("a.example", c0),
+        f.token("d.example", c1),
+    ]));
+    assert_eq!(
+        (outcome(&d).as_str(), hop(&d)),
+        ("domain_not_federated", Some(1))
+    );
     // Single token from d.example straight to c.
-    let d = f.verify(&request(vec![f.token("d.example", with(single_claims(), json!({"act": {"sub": MALLORY}})))]));
-    assert_eq!((outcome(&d).as_str(), hop(&d)), ("domain_not_federated", None));
+    let d = f.verify(&request(vec![f.token(
+        "d.example",
+        with(single_claims(), json!({"act": {"sub": MALLORY}})),
+    )]));
+    assert_eq!(
+        (outcome(&d).as_str(), hop(&d)),
+        ("domain_not_federated", None)
+    );
     // A federation rule that does not carry the action.
-    let f = PackBuilder::default().no_federation()
+    let f = PackBuilder::default()
+        .no_federation()
         .federate("a.example", "b.example", r#"["orders:read"]"#)
         .federate("b.example", "c.example", r#"["orders:write"]"#)
         .build();
     let d = f.verify(&request(chain(&f)));
-    assert_eq!((outcome(&d).as_str(), hop(&d)), ("federation_scope_denied", None));
-    let f = PackBuilder::default().no_federation()
+    assert_eq!(
+        (outcome(&d).as_str(), hop(&d)),
+        ("federation_scope_denied", None)
+    );
+    let f = PackBuilder::default()
+        .no_federation()
         .federate("a.example", "b.example", r#"["orders:write"]"#)
         .federate("b.example", "c.example", r#"["*"]"#)
         .build();
     let d = f.verify(&request(chain(&f)));
-    assert_eq!((outcome(&d).as_str(), hop(&d)), ("federation_scope_denied", Some(1)));
+    assert_eq!(
+        (outcome(&d).as_str(), hop(&d)),
+        ("federation_scope_denied", Some(1))
+    );
     // Federation is not transitive.
-    let f = PackBuilder::default().no_federation()
+    let f = PackBuilder::default()
+        .no_federation()
         .federate("a.example", "b.example", r#"["*"]"#)
         .build();
-    assert_eq!(outcome(&f.verify(&request(chain(&f)))), "domain_not_federated");
+    assert_eq!(
+        outcome(&f.verify(&request(chain(&f)))),
+        "domain_not_federated"
+    );
     // Too many domains.
     let f = PackBuilder::default().chain("max_domains 2").build();
     let d = f.verify(&request(chain(&f)));
@@ -469,33 +710,66 @@ fn vouching() {
     let f = Fixture::standard();
     // b.example vouches for Bob of a.example with no token of a.example in the chain.
     let d = f.verify(&single(&f, json!({"act": act(&[BOB, ALICE]), "aud": AUD})));
-    assert_eq!((outcome(&d).as_str(), hop(&d)), ("issuer_not_in_chain", Some(0)));
+    assert_eq!(
+        (outcome(&d).as_str(), hop(&d)),
+        ("issuer_not_in_chain", Some(0))
+    );
     // b.example issues a token whose current actor is of a.example.
-    let d = f.verify(&request(vec![f.token("b.example", with(single_claims(), json!({"act": {"sub": "spiffe://b.example/agent/x"}, "sub": "user:carol"})))]));
+    let d = f.verify(&request(vec![f.token(
+        "b.example",
+        with(
+            single_claims(),
+            json!({"act": {"sub": "spiffe://b.example/agent/x"}, "sub": "user:carol"}),
+        ),
+    )]));
     assert_eq!(outcome(&d), "allow");
-    let t = f.token("b.example", json!({"sub": "user:alice", "aud": AUD, "iat": NOW, "exp": NOW + 60,
-        "scope": "orders:read", "act": act(&["spiffe://b.example/agent/x", BOB])}));
+    let t = f.token(
+        "b.example",
+        json!({"sub": "user:alice", "aud": AUD, "iat": NOW, "exp": NOW + 60,
+        "scope": "orders:read", "act": act(&["spiffe://b.example/agent/x", BOB])}),
+    );
     let d = f.verify(&request(vec![t]));
     // Path b -> a -> c: a -> c is not federated, which is found first.
     assert_eq!(outcome(&d), "domain_not_federated");
-    let f2 = PackBuilder::default().federate("b.example", "a.example", r#"["*"]"#).federate("a.example", "c.example", r#"["*"]"#).build();
-    let t = f2.token("b.example", json!({"sub": "user:alice", "aud": AUD, "iat": NOW, "exp": NOW + 60,
-        "scope": "orders:read", "act": act(&["spiffe://b.example/agent/x", BOB])}));
+    let f2 = PackBuilder::default()
+        .federate("b.example", "a.example", r#"["*"]"#)
+        .federate("a.example", "c.example", r#"["*"]"#)
+        .build();
+    let t = f2.token(
+        "b.example",
+        json!({"sub": "user:alice", "aud": AUD, "iat": NOW, "exp": NOW + 60,
+        "scope": "orders:read", "act": act(&["spiffe://b.example/agent/x", BOB])}),
+    );
     let d = f2.verify(&request(vec![t]));
-    assert_eq!((outcome(&d).as_str(), hop(&d)), ("issuer_not_in_chain", Some(0)));
+    assert_eq!(
+        (outcome(&d).as_str(), hop(&d)),
+        ("issuer_not_in_chain", Some(0))
+    );
     // A SPIFFE subject of another domain.
     let d = f.verify(&single(&f, json!({"sub": "spiffe://a.example/user/alice"})));
     assert_eq!(outcome(&d), "issuer_not_in_chain");
     let d = f.verify(&single(&f, json!({"sub": "spiffe://b.example/user/carol"})));
     assert_eq!(outcome(&d), "allow");
     // The local domain may vouch for anyone on the path.
-    let t = f.token("c.example", json!({"sub": "spiffe://a.example/user/alice", "aud": AUD, "iat": NOW, "exp": NOW + 60,
-        "scope": "orders:read", "act": act(&[BOB, ALICE])}));
+    let t = f.token(
+        "c.example",
+        json!({"sub": "spiffe://a.example/user/alice", "aud": AUD, "iat": NOW, "exp": NOW + 60,
+        "scope": "orders:read", "act": act(&[BOB, ALICE])}),
+    );
     assert_eq!(outcome(&f.verify(&request(vec![t]))), "allow");
     // An issuer off the path: d.example issues the origin token of an a -> b chain.
     let c0 = t0_claims();
-    let t0 = f.token("d.example", with(c0, json!({"act": {"sub": "spiffe://d.example/agent/m"}, "aud": ALICE})));
-    let c1 = with(t1_claims(), json!({"act": act(&["spiffe://d.example/agent/m", ALICE])}));
+    let t0 = f.token(
+        "d.example",
+        with(
+            c0,
+            json!({"act": {"sub": "spiffe://d.example/agent/m"}, "aud": ALICE}),
+        ),
+    );
+    let c1 = with(
+        t1_claims(),
+        json!({"act": act(&["spiffe://d.example/agent/m", ALICE])}),
+    );
     let d = f.verify(&request(vec![t0, f.token("b.example", c1)]));
     assert_eq!(outcome(&d), "domain_not_federated");
 }
@@ -506,17 +780,25 @@ fn sender_binding() {
     let mut req = request(chain(&f));
     req.peer = Some(BOB.into());
     let d = f.verify(&req);
-    assert_eq!((outcome(&d).as_str(), hop(&d)), ("sender_mismatch", Some(1)));
+    assert_eq!(
+        (outcome(&d).as_str(), hop(&d)),
+        ("sender_mismatch", Some(1))
+    );
     req.peer = Some(ALICE.into());
     assert_eq!(outcome(&f.verify(&req)), "allow");
     // No actor at all: any peer is a mismatch.
     let mut req = single(&f, json!({"act": null}));
     req.peer = Some(ALICE.into());
     assert_eq!(outcome(&f.verify(&req)), "sender_mismatch");
-    let f = PackBuilder::default().chain("require_sender_binding true").build();
+    let f = PackBuilder::default()
+        .chain("require_sender_binding true")
+        .build();
     let mut req = request(chain(&f));
     let d = f.verify(&req);
-    assert_eq!((outcome(&d).as_str(), hop(&d)), ("sender_binding_required", Some(1)));
+    assert_eq!(
+        (outcome(&d).as_str(), hop(&d)),
+        ("sender_binding_required", Some(1))
+    );
     req.peer = Some(ALICE.into());
     assert_eq!(outcome(&f.verify(&req)), "allow");
 }
@@ -554,9 +836,18 @@ fn txn_token_alongside() {
         assert_eq!(run(json!({ name: null })), null("missing_claim"), "{name}");
     }
     assert_eq!(run(json!({"req_wl": ""})), null("missing_claim"));
-    assert_eq!(run(json!({"req_wl": "spiffe://c.example"})), null("invalid_spiffe_id"));
-    assert_eq!(run(json!({"req_wl": ["spiffe://c.example/a", "spiffe://c.example/gateway"]})), ("allow".to_owned(), None));
-    assert_eq!(run(json!({"req_wl": "spiffe://c.example/a, spiffe://c.example/gateway"})), ("allow".to_owned(), None));
+    assert_eq!(
+        run(json!({"req_wl": "spiffe://c.example"})),
+        null("invalid_spiffe_id")
+    );
+    assert_eq!(
+        run(json!({"req_wl": ["spiffe://c.example/a", "spiffe://c.example/gateway"]})),
+        ("allow".to_owned(), None)
+    );
+    assert_eq!(
+        run(json!({"req_wl": "spiffe://c.example/a, spiffe://c.example/gateway"})),
+        ("allow".to_owned(), None)
+    );
     assert_eq!(run(json!({"exp": NOW - 31})), null("expired"));
     // A Txn-Token issued by another domain.
     let mut r = req.clone();
@@ -565,7 +856,10 @@ fn txn_token_alongside() {
     // The origin token must carry the txn the Txn-Token continues.
     let mut c0 = t0_claims();
     c0.as_object_mut().unwrap().remove("txn");
-    let mut r = request(vec![f.token("b.example", with(single_claims(), json!({})))]);
+    let mut r = request(vec![f.token(
+        "b.example",
+        with(single_claims(), json!({"sub": "user:alice"})),
+    )]);
     r.txn_token = req.txn_token.clone();
     r.peer = req.peer.clone();
     let d = f.verify(&r);
@@ -577,8 +871,18 @@ fn txn_token_replacement_chain() {
     let f = Fixture::standard();
     let gw = "spiffe://c.example/gateway";
     let svc = "spiffe://c.example/orders-api";
-    let t0 = || with(txn_claims(), json!({"tctx": {"amount": 100}, "scope": "orders:read orders:write"}));
-    let t1 = || with(txn_claims(), json!({"tctx": {"amount": 100, "extra": true}, "req_wl": format!("{gw},{svc}"), "iat": NOW - 2}));
+    let t0 = || {
+        with(
+            txn_claims(),
+            json!({"tctx": {"amount": 100}, "scope": "orders:read orders:write"}),
+        )
+    };
+    let t1 = || {
+        with(
+            txn_claims(),
+            json!({"tctx": {"amount": 100, "extra": true}, "req_wl": format!("{gw},{svc}"), "iat": NOW - 2}),
+        )
+    };
     let run = |c0: Value, c1: Value, peer: Option<&str>| {
         let mut r = request(vec![f.txn_token(c0), f.txn_token(c1)]);
         r.audience = "spiffe://c.example/orders".into();
@@ -591,16 +895,52 @@ fn txn_token_replacement_chain() {
     assert_eq!(run(t0(), t1(), Some(svc)), ok);
     assert_eq!(run(t0(), t1(), None), hop1("sender_binding_required"));
     assert_eq!(run(t0(), t1(), Some(gw)), hop1("sender_mismatch"));
-    assert_eq!(run(t0(), with(t1(), json!({"txn": "x"})), Some(svc)), hop1("txn_mismatch"));
-    assert_eq!(run(t0(), with(t1(), json!({"sub": "user:eve"})), Some(svc)), hop1("subject_mismatch"));
-    assert_eq!(run(t0(), with(t1(), json!({"aud": ["c.example", "d.example"]})), Some(svc)), hop1("audience_mismatch"));
-    assert_eq!(run(t0(), with(t1(), json!({"scope": "orders:read orders:delete"})), Some(svc)), hop1("scope_escalation"));
-    assert_eq!(run(t0(), with(t1(), json!({"tctx": {"amount": 1000}})), Some(svc)), hop1("chain_broken"));
-    assert_eq!(run(t0(), with(t1(), json!({"req_wl": svc})), Some(svc)), hop1("chain_broken"));
+    assert_eq!(
+        run(t0(), with(t1(), json!({"txn": "x"})), Some(svc)),
+        hop1("txn_mismatch")
+    );
+    assert_eq!(
+        run(t0(), with(t1(), json!({"sub": "user:eve"})), Some(svc)),
+        hop1("subject_mismatch")
+    );
+    assert_eq!(
+        run(
+            t0(),
+            with(t1(), json!({"aud": ["c.example", "d.example"]})),
+            Some(svc)
+        ),
+        hop1("audience_mismatch")
+    );
+    assert_eq!(
+        run(
+            t0(),
+            with(t1(), json!({"scope": "orders:read orders:delete"})),
+            Some(svc)
+        ),
+        hop1("scope_escalation")
+    );
+    assert_eq!(
+        run(
+            t0(),
+            with(t1(), json!({"tctx": {"amount": 1000}})),
+            Some(svc)
+        ),
+        hop1("chain_broken")
+    );
+    assert_eq!(
+        run(t0(), with(t1(), json!({"req_wl": svc})), Some(svc)),
+        hop1("chain_broken")
+    );
     // An earlier token must not be expired at its replacement's iat; only the last sees `now`.
     let old = with(t0(), json!({"iat": NOW - 400, "exp": NOW - 100}));
-    assert_eq!(run(old.clone(), with(t1(), json!({"iat": NOW - 70})), Some(svc)), ("expired".to_owned(), Some(0)));
-    assert_eq!(run(old, with(t1(), json!({"iat": NOW - 71})), Some(svc)), ok);
+    assert_eq!(
+        run(old.clone(), with(t1(), json!({"iat": NOW - 70})), Some(svc)),
+        ("expired".to_owned(), Some(0))
+    );
+    assert_eq!(
+        run(old, with(t1(), json!({"iat": NOW - 71})), Some(svc)),
+        ok
+    );
     // Every token of a Txn-Token chain is a Txn-Token.
     let mut r = request(vec![f.txn_token(t0()), f.token("c.example", t1())]);
     r.peer = Some(svc.into());
@@ -643,7 +983,10 @@ forbid(principal, action, resource) when { context.depth > 1 && context.request 
         .build();
     let mut req = single(&f, json!({}));
     assert_eq!(outcome(&f.verify(&req)), "policy_denied");
-    req.resource = Some(ResourceRef { type_name: "Order".into(), id: "42".into() });
+    req.resource = Some(ResourceRef {
+        type_name: "Order".into(),
+        id: "42".into(),
+    });
     assert_eq!(outcome(&f.verify(&req)), "allow");
 }
 

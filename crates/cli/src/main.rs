@@ -17,7 +17,11 @@ const EXIT_DENY: u8 = 1;
 const EXIT_UNUSABLE: u8 = 2;
 
 #[derive(Parser)]
-#[command(name = "custody", version, about = "Delegation-chain verifier and policy engine for agent-to-agent calls")]
+#[command(
+    name = "custody",
+    version,
+    about = "Delegation-chain verifier and policy engine for agent-to-agent calls"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -47,6 +51,8 @@ enum Command {
     Keygen(keys::KeygenArgs),
     /// Sign a development token.
     Mint(mint::MintArgs),
+    /// Run the gRPC sidecar (Envoy ext_authz v3, custody.v1.Verifier, grpc.health.v1).
+    Serve(custody_sidecar::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +66,7 @@ fn main() -> ExitCode {
         Command::Check { policies } => check(&policies),
         Command::Keygen(args) => keys::keygen(&args),
         Command::Mint(args) => mint::mint(&args),
+        Command::Serve(args) => custody_sidecar::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -131,7 +138,9 @@ fn check(policies: &Path) -> Result<u8, String> {
                 "ok: {} domains, {} federation rules, {} Cedar policies, local `{}`",
                 pack.domains.len(),
                 pack.federation.len(),
-                pack.cedar.as_ref().map_or(0, |c| c.policies.policies().count()),
+                pack.cedar
+                    .as_ref()
+                    .map_or(0, |c| c.policies.policies().count()),
                 pack.local
             );
             Ok(0)

@@ -59,9 +59,9 @@ pub(crate) struct MintArgs {
 }
 
 pub(crate) fn mint(args: &MintArgs) -> Result<u8, String> {
-    let key_bytes =
-        std::fs::read(&args.key).map_err(|e| format!("{}: {e}", args.key.display()))?;
-    let key = SigningKey::from_jwk(&key_bytes).map_err(|e| format!("{}: {e}", args.key.display()))?;
+    let key_bytes = std::fs::read(&args.key).map_err(|e| format!("{}: {e}", args.key.display()))?;
+    let key =
+        SigningKey::from_jwk(&key_bytes).map_err(|e| format!("{}: {e}", args.key.display()))?;
     let key = match &args.kid {
         Some(kid) => key.with_kid(kid),
         None => key,

@@ -312,10 +312,16 @@ mod tests {
     fn trust_domain_names() {
         assert!(TrustDomain::parse("a.example").is_ok());
         assert_eq!(TrustDomain::parse(""), Err(IdError::MissingTrustDomain));
-        assert_eq!(TrustDomain::parse("A.example"), Err(IdError::BadTrustDomainChar));
+        assert_eq!(
+            TrustDomain::parse("A.example"),
+            Err(IdError::BadTrustDomainChar)
+        );
         assert_eq!(TrustDomain::parse("a/b"), Err(IdError::BadTrustDomainChar));
         assert_eq!(TrustDomain::parse(&"a".repeat(256)), Err(IdError::TooLong));
-        assert_eq!(TrustDomain::parse("a.example").unwrap().id_string(), "spiffe://a.example");
+        assert_eq!(
+            TrustDomain::parse("a.example").unwrap().id_string(),
+            "spiffe://a.example"
+        );
     }
 
     #[test]

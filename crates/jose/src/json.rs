@@ -200,7 +200,10 @@ mod tests {
     fn refuses_trailing_data_and_bad_utf8() {
         assert!(matches!(parse(b"{} {}", 16), Err(JsonError::Syntax(_))));
         assert!(matches!(parse(b"\"\xff\"", 16), Err(JsonError::Syntax(_))));
-        assert!(matches!(parse(br#""\ud800""#, 16), Err(JsonError::Syntax(_))));
+        assert!(matches!(
+            parse(br#""\ud800""#, 16),
+            Err(JsonError::Syntax(_))
+        ));
         assert!(matches!(parse_object(b"[]", 16), Err(JsonError::Syntax(_))));
     }
 }

@@ -28,7 +28,10 @@ impl PublicKey {
         let key = VerifyingKey::from_bytes(bytes)
             .map_err(|_| KeySetError::BadKey(kid.to_owned(), "`x` is not an Ed25519 point"))?;
         if key.is_weak() {
-            return Err(KeySetError::BadKey(kid.to_owned(), "`x` is a small-order point"));
+            return Err(KeySetError::BadKey(
+                kid.to_owned(),
+                "`x` is a small-order point",
+            ));
         }
         Ok(PublicKey {
             kid: kid.to_owned(),
@@ -201,7 +204,10 @@ impl fmt::Display for KeySetError {
             KeySetError::Shape(m) => f.write_str(m),
             KeySetError::TooManyKeys(n) => write!(f, "more than {n} keys"),
             KeySetError::PrivateKey(i) => {
-                write!(f, "key {i} has a private part `d`: publish public keys only")
+                write!(
+                    f,
+                    "key {i} has a private part `d`: publish public keys only"
+                )
             }
             KeySetError::MissingKid(i) => write!(f, "Ed25519 key {i} has no string `kid`"),
             KeySetError::DuplicateKid(k) => write!(f, "two keys with `kid` `{k}`"),
@@ -284,7 +290,9 @@ fn classify(
     let kty = str_member(jwk, "kty", index)?.unwrap_or("");
     let crv = str_member(jwk, "crv", index)?.unwrap_or("");
     if kty != "OKP" || crv != "Ed25519" {
-        return skip(format!("only OKP Ed25519 keys are used (`kty` `{kty}`, `crv` `{crv}`)"));
+        return skip(format!(
+            "only OKP Ed25519 keys are used (`kty` `{kty}`, `crv` `{crv}`)"
+        ));
     }
     let Some(kid) = kid.filter(|k| !k.is_empty()) else {
         return Err(KeySetError::MissingKid(index));

@@ -71,9 +71,12 @@ pub fn decode<'a>(token: &'a str, limits: &Limits) -> Result<UnverifiedJws<'a>, 
         return Err(JwsError::TooLarge(limits.token_bytes));
     }
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return Err(malformed("a compact JWS has exactly three dot-separated parts"));
+        return Err(malformed(
+            "a compact JWS has exactly three dot-separated parts",
+        ));
     };
     let header = decode_object(h, "header", limits)?;
     let claims = decode_object(p, "payload", limits)?;
@@ -93,11 +96,7 @@ pub fn decode<'a>(token: &'a str, limits: &Limits) -> Result<UnverifiedJws<'a>, 
     })
 }
 
-fn decode_object(
-    part: &str,
-    what: &str,
-    limits: &Limits,
-) -> Result<Map<String, Value>, JwsError> {
+fn decode_object(part: &str, what: &str, limits: &Limits) -> Result<Map<String, Value>, JwsError> {
     let bytes = B64
         .decode(part)
         .map_err(|_| malformed(format!("{what} is not unpadded base64url")))?;

@@ -42,7 +42,9 @@ impl SigningKey {
         if get("kty") != Some("OKP") || get("crv") != Some("Ed25519") {
             return Err(KeySetError::Shape("not an OKP Ed25519 JWK".into()));
         }
-        let kid = get("kid").filter(|k| !k.is_empty()).ok_or(KeySetError::MissingKid(0))?;
+        let kid = get("kid")
+            .filter(|k| !k.is_empty())
+            .ok_or(KeySetError::MissingKid(0))?;
         let d = get("d").ok_or_else(|| KeySetError::Shape("no private part `d`".into()))?;
         let seed = B64
             .decode(d)
@@ -52,7 +54,10 @@ impl SigningKey {
         let key = Self::from_seed(kid, seed);
         if let Some(x) = get("x") {
             if x != B64.encode(key.key.verifying_key().as_bytes()) {
-                return Err(KeySetError::BadKey(kid.to_owned(), "`x` does not match `d`"));
+                return Err(KeySetError::BadKey(
+                    kid.to_owned(),
+                    "`x` does not match `d`",
+                ));
             }
         }
         Ok(key)
@@ -83,7 +88,11 @@ impl SigningKey {
 }
 
 /// Signs `claims` with header `{"alg":"EdDSA","kid":…,"typ":…}`.
-pub fn sign(key: &SigningKey, typ: Option<&str>, claims: &Value) -> Result<String, serde_json::Error> {
+pub fn sign(
+    key: &SigningKey,
+    typ: Option<&str>,
+    claims: &Value,
+) -> Result<String, serde_json::Error> {
     let mut header = Map::new();
     header.insert("alg".into(), "EdDSA".into());
     header.insert("kid".into(), key.kid.clone().into());

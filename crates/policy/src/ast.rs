@@ -188,7 +188,8 @@ impl fmt::Display for Item {
             }
             Item::Federate(r) => {
                 writeln!(f, "federate \"{}\" -> \"{}\" {{", r.from.node, r.to.node)?;
-                let scopes: Vec<String> = r.scopes.iter().map(|s| format!("\"{}\"", s.node)).collect();
+                let scopes: Vec<String> =
+                    r.scopes.iter().map(|s| format!("\"{}\"", s.node)).collect();
                 writeln!(f, "  scopes [{}]", scopes.join(", "))?;
                 writeln!(f, "}}")
             }

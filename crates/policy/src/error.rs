@@ -198,32 +198,57 @@ fn write_located(
     }
 }
 
-/// Byte offsets to line and column, for one source text.
+/// Byte offsets to line and column, for one source text, in logarithmic time plus a block
+/// scan: a hostile file of one very long line must not make every lookup linear.
 pub(crate) struct LineIndex<'s> {
-    source: &'s str,
+    bytes: &'s [u8],
+    /// Offsets where lines start.
     starts: Vec<usize>,
+    /// `blocks[i]`: characters in the first `i * BLOCK` bytes.
+    blocks: Vec<usize>,
 }
+
+const BLOCK: usize = 256;
 
 impl<'s> LineIndex<'s> {
     pub(crate) fn new(source: &'s str) -> Self {
+        let bytes = source.as_bytes();
         let starts = std::iter::once(0)
             .chain(source.match_indices('\n').map(|(i, _)| i + 1))
             .collect();
-        LineIndex { source, starts }
+        let blocks = std::iter::once(0)
+            .chain(bytes.chunks(BLOCK).scan(0, |n, chunk| {
+                *n += char_starts(chunk);
+                Some(*n)
+            }))
+            .collect();
+        LineIndex {
+            bytes,
+            starts,
+            blocks,
+        }
     }
 
     /// The location of byte `offset` (clamped to the text; a column counts characters).
     pub(crate) fn locate(&self, offset: usize) -> Location {
-        let offset = offset.min(self.source.len());
+        let offset = offset.min(self.bytes.len());
         let line = self.starts.partition_point(|&s| s <= offset).max(1);
         let start = self.starts.get(line - 1).copied().unwrap_or(0);
-        let column = self
-            .source
-            .get(start..offset)
-            .map_or(offset - start, |s| s.chars().count())
-            + 1;
+        let column = self.chars_before(offset) - self.chars_before(start) + 1;
         Location { line, column }
     }
+
+    fn chars_before(&self, offset: usize) -> usize {
+        let block = offset / BLOCK;
+        let counted = self.blocks.get(block).copied().unwrap_or(0);
+        let rest = self.bytes.get(block * BLOCK..offset).unwrap_or_default();
+        counted + char_starts(rest)
+    }
+}
+
+/// Characters starting in `bytes` (bytes that are not UTF-8 continuation bytes).
+fn char_starts(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|&&b| b & 0xC0 != 0x80).count()
 }
 
 #[cfg(test)]
@@ -242,6 +267,22 @@ mod tests {
     }
 
     #[test]
+    fn locates_on_long_lines_across_blocks() {
+        let text = format!("x\n{}", "é".repeat(1000));
+        let idx = LineIndex::new(&text);
+        for n in [0, 1, 127, 128, 129, 500, 999] {
+            let offset = 2 + 2 * n;
+            assert_eq!(
+                idx.locate(offset),
+                Location {
+                    line: 2,
+                    column: n + 1
+                }
+            );
+        }
+    }
+
+    #[test]
     fn displays_with_and_without_position() {
         let e = LoadError::new(
             LoadErrorKind::Syntax,
@@ -250,7 +291,12 @@ mod tests {
             "expected `{`",
         );
         assert_eq!(e.to_string(), "p/a.trust:3:7: expected `{`");
-        let e = LoadError::new(LoadErrorKind::PackLayout, Path::new("p"), None, "no trust file");
+        let e = LoadError::new(
+            LoadErrorKind::PackLayout,
+            Path::new("p"),
+            None,
+            "no trust file",
+        );
         assert_eq!(e.to_string(), "p: no trust file");
     }
 }

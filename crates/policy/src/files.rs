@@ -125,7 +125,10 @@ fn read_capped(path: &Path, limit: usize) -> Result<Vec<u8>, ReadError> {
 /// The text of a file that must be UTF-8, or an error located at the first bad byte.
 pub(crate) fn utf8(bytes: Vec<u8>, path: &Path) -> Result<String, LoadError> {
     String::from_utf8(bytes).map_err(|e| {
-        let good = e.as_bytes().get(..e.utf8_error().valid_up_to()).unwrap_or_default();
+        let good = e
+            .as_bytes()
+            .get(..e.utf8_error().valid_up_to())
+            .unwrap_or_default();
         let text = std::str::from_utf8(good).unwrap_or_default();
         let at = LineIndex::new(text).locate(text.len());
         LoadError::new(LoadErrorKind::Io, path, Some(at), "file is not valid UTF-8")

@@ -21,6 +21,7 @@ pub(crate) fn load_domain_keys(
     report: &mut KeyReport,
 ) -> KeySet {
     let mut keys = KeySet::new();
+    let errors_before = report.errors.len();
     for key_ref in &domain.keys {
         let Some(set) = load_file(key_ref, limits, log, report) else {
             continue;
@@ -33,21 +34,21 @@ pub(crate) fn load_domain_keys(
                 ),
                 other => format!("key file `{}`: {other}", key_ref.written),
             };
-            report.errors.push(error(LoadErrorKind::DuplicateKid, key_ref, msg));
+            report
+                .errors
+                .push(error(LoadErrorKind::DuplicateKid, key_ref, msg));
         }
     }
-    if keys.is_empty() && !domain.keys.is_empty() && report.errors.is_empty() {
+    let clean = report.errors.len() == errors_before;
+    if let Some(first) = domain.keys.first().filter(|_| clean && keys.is_empty()) {
         let msg = format!(
             "domain `{}` has no usable Ed25519 key: every token it issues fails with `unknown_key`",
             domain.name
         );
-        let first = domain.keys.first().map(|k| &k.at);
-        report.warnings.push(Warning::new(
-            WarningKind::NoUsableKeys,
-            first.map_or(domain.keys.first().map_or(std::path::Path::new(""), |k| &k.resolved), |a| &a.path),
-            first.map(|a| a.location),
-            msg,
-        ));
+        let (path, at) = (&first.at.path, Some(first.at.location));
+        report
+            .warnings
+            .push(Warning::new(WarningKind::NoUsableKeys, path, at, msg));
     }
     keys
 }
@@ -86,7 +87,9 @@ fn load_file(
                 KeySetError::TooLarge(_) => LoadErrorKind::TooLarge,
                 _ => LoadErrorKind::KeySet,
             };
-            report.errors.push(error(kind, key_ref, format!("{what}: {e}")));
+            report
+                .errors
+                .push(error(kind, key_ref, format!("{what}: {e}")));
             None
         }
     }

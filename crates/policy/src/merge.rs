@@ -48,6 +48,13 @@ pub(crate) struct Draft {
     pub(crate) chain: ChainSettings,
 }
 
+/// What merging a pack's trust files gave.
+pub(crate) struct Outcome {
+    pub(crate) draft: Draft,
+    pub(crate) errors: Vec<LoadError>,
+    pub(crate) warnings: Vec<Warning>,
+}
+
 struct DraftRule {
     rule: FederationRule,
     from_at: At,
@@ -83,10 +90,36 @@ impl Merger {
         }
     }
 
-    /// The checks that need the whole pack, then the merged configuration.
-    pub(crate) fn finish(mut self, dir: &Path, local_dropped: bool) -> (Draft, Vec<LoadError>, Vec<Warning>) {
-        let declared = |td: &TrustDomain| self.domain_at.contains_key(td);
+    /// The checks that need the whole pack (skipped when some text could not be read, as they
+    /// would only add noise), then the merged configuration.
+    pub(crate) fn finish(mut self, dir: &Path, read_all: bool, local_dropped: bool) -> Outcome {
         let mut errors = Vec::new();
+        if read_all {
+            self.check_references(dir, local_dropped, &mut errors);
+        }
+        if !self.chain.require_sender_binding {
+            let msg = "require_sender_binding is false: every token is a bearer token any holder can replay";
+            self.warnings.push(match &self.sender_binding_at {
+                Some(at) => warning_at(WarningKind::SenderBindingOff, at, msg.to_owned()),
+                None => Warning::new(WarningKind::SenderBindingOff, dir, None, msg),
+            });
+        }
+        self.errors.append(&mut errors);
+        let draft = Draft {
+            local: self.local.map(|(td, _)| td),
+            domains: self.domains,
+            federation: self.rules.into_iter().map(|r| r.rule).collect(),
+            chain: self.chain,
+        };
+        Outcome {
+            draft,
+            errors: self.errors,
+            warnings: self.warnings,
+        }
+    }
+
+    fn check_references(&self, dir: &Path, local_dropped: bool, errors: &mut Vec<LoadError>) {
+        let declared = |td: &TrustDomain| self.domain_at.contains_key(td);
         match &self.local {
             None if !local_dropped => errors.push(LoadError::new(
                 LoadErrorKind::Local,
@@ -109,21 +142,6 @@ impl Merger {
                 }
             }
         }
-        if !self.chain.require_sender_binding {
-            let msg = "require_sender_binding is false: every token is a bearer token any holder can replay";
-            self.warnings.push(match &self.sender_binding_at {
-                Some(at) => warning_at(WarningKind::SenderBindingOff, at, msg.to_owned()),
-                None => Warning::new(WarningKind::SenderBindingOff, dir, None, msg),
-            });
-        }
-        self.errors.append(&mut errors);
-        let draft = Draft {
-            local: self.local.map(|(td, _)| td),
-            domains: self.domains,
-            federation: self.rules.into_iter().map(|r| r.rule).collect(),
-            chain: self.chain,
-        };
-        (draft, self.errors, self.warnings)
     }
 
     fn local(&mut self, file: &TrustFile, td: &Spanned<TrustDomain>) {
@@ -142,13 +160,18 @@ impl Merger {
         let name_at = at(file, d.name.span);
         if let Some(first) = self.domain_at.get(name) {
             let msg = format!("domain `{name}` is declared twice (first at {first})");
-            self.errors.push(error_at(LoadErrorKind::DuplicateDomain, &name_at, msg));
+            self.errors
+                .push(error_at(LoadErrorKind::DuplicateDomain, &name_at, msg));
             return;
         }
-        for (missing, what) in [(d.issuers.is_empty(), "issuer"), (d.keys.is_empty(), "keys")] {
+        for (missing, what) in [
+            (d.issuers.is_empty(), "issuer"),
+            (d.keys.is_empty(), "keys"),
+        ] {
             if missing {
                 let msg = format!("domain `{name}` has no `{what}`");
-                self.errors.push(error_at(LoadErrorKind::IncompleteDomain, &name_at, msg));
+                self.errors
+                    .push(error_at(LoadErrorKind::IncompleteDomain, &name_at, msg));
             }
         }
         let mut draft = DraftDomain {
@@ -176,11 +199,13 @@ impl Merger {
         match self.issuers.get(iss) {
             Some((td, _)) if *td == draft.name => {
                 let msg = format!("issuer `{iss}` is listed twice in domain `{td}`");
-                self.errors.push(error_at(LoadErrorKind::DuplicateIssuer, &here, msg));
+                self.errors
+                    .push(error_at(LoadErrorKind::DuplicateIssuer, &here, msg));
             }
             Some((td, first)) => {
                 let msg = format!("issuer `{iss}` is already declared by domain `{td}` at {first}");
-                self.errors.push(error_at(LoadErrorKind::DuplicateIssuer, &here, msg));
+                self.errors
+                    .push(error_at(LoadErrorKind::DuplicateIssuer, &here, msg));
             }
             None => {
                 self.issuers.insert(iss.clone(), (draft.name.clone(), here));
@@ -198,8 +223,12 @@ impl Merger {
         let base = file.path.parent().unwrap_or(Path::new(""));
         let resolved = base.join(&keys.node);
         if draft.keys.iter().any(|k| k.resolved == resolved) {
-            let msg = format!("key file `{}` is listed twice in domain `{}`", keys.node, draft.name);
-            self.errors.push(error_at(LoadErrorKind::DuplicateKeyFile, &here, msg));
+            let msg = format!(
+                "key file `{}` is listed twice in domain `{}`",
+                keys.node, draft.name
+            );
+            self.errors
+                .push(error_at(LoadErrorKind::DuplicateKeyFile, &here, msg));
             return;
         }
         draft.keys.push(KeyRef {
@@ -214,14 +243,18 @@ impl Merger {
         let (from_at, to_at) = (at(file, r.from.span), at(file, r.to.span));
         let item_at = at(file, span);
         if from == to {
-            let msg = format!("`federate` from `{from}` to itself: a domain needs no rule for its own actors");
-            self.errors.push(error_at(LoadErrorKind::SelfFederation, &to_at, msg));
+            let msg = format!(
+                "`federate` from `{from}` to itself: a domain needs no rule for its own actors"
+            );
+            self.errors
+                .push(error_at(LoadErrorKind::SelfFederation, &to_at, msg));
             return;
         }
         let edge = (from.clone(), to.clone());
         if let Some(first) = self.edges.get(&edge) {
             let msg = format!("`federate` `{from}` -> `{to}` is declared twice (first at {first})");
-            self.errors.push(error_at(LoadErrorKind::DuplicateFederation, &item_at, msg));
+            self.errors
+                .push(error_at(LoadErrorKind::DuplicateFederation, &item_at, msg));
             return;
         }
         let scopes = self.scopes(file, r, &item_at);
@@ -244,12 +277,14 @@ impl Merger {
         }
         if r.scopes.is_empty() {
             let msg = format!("{edge} has an empty scope list: it allows no action");
-            self.warnings.push(warning_at(WarningKind::EmptyScopes, item_at, msg));
+            self.warnings
+                .push(warning_at(WarningKind::EmptyScopes, item_at, msg));
         }
         if let Some(star) = r.scopes.iter().find(|s| s.node == "*") {
             let msg = format!("{edge} allows every action (`\"*\"`)");
             let star_at = at(file, star.span);
-            self.warnings.push(warning_at(WarningKind::AnyScope, &star_at, msg));
+            self.warnings
+                .push(warning_at(WarningKind::AnyScope, &star_at, msg));
             return ScopeRule::Any;
         }
         ScopeRule::List(r.scopes.iter().map(|s| s.node.clone()).collect())
@@ -259,7 +294,8 @@ impl Merger {
         let block_at = at(file, span);
         if let Some(first) = &self.chain_at {
             let msg = format!("a second `chain` block (first at {first})");
-            self.errors.push(error_at(LoadErrorKind::RepeatedChain, &block_at, msg));
+            self.errors
+                .push(error_at(LoadErrorKind::RepeatedChain, &block_at, msg));
             return;
         }
         self.chain_at = Some(block_at);
@@ -269,7 +305,8 @@ impl Merger {
             let kw = setting.node.keyword();
             if let Some(first) = seen.get(kw) {
                 let msg = format!("`{kw}` is set twice in `chain` (first at {first})");
-                self.errors.push(error_at(LoadErrorKind::RepeatedChain, &here, msg));
+                self.errors
+                    .push(error_at(LoadErrorKind::RepeatedChain, &here, msg));
                 continue;
             }
             self.apply(setting.node, &here);
@@ -308,5 +345,9 @@ fn warning_at(kind: WarningKind, at: &At, message: String) -> Warning {
 }
 
 fn empty(at: &At, what: &str) -> LoadError {
-    error_at(LoadErrorKind::EmptyString, at, format!("{what} must not be empty"))
+    error_at(
+        LoadErrorKind::EmptyString,
+        at,
+        format!("{what} must not be empty"),
+    )
 }

@@ -148,7 +148,9 @@ impl<'a> Chain<'a> {
     }
 
     fn audience(&self) -> Check {
-        let Some(p) = self.presented() else { return Ok(()) };
+        let Some(p) = self.presented() else {
+            return Ok(());
+        };
         let local = self.pack.local.as_str();
         if self.txn_chain {
             if !p.aud.iter().any(|a| a == local) {
@@ -298,7 +300,9 @@ impl<'a> Chain<'a> {
     }
 
     fn actors(&self) -> Check {
-        let Some(p) = self.presented() else { return Ok(()) };
+        let Some(p) = self.presented() else {
+            return Ok(());
+        };
         let max = self.pack.chain.max_depth;
         if p.actors.len() > max {
             return Err(Reason::new(
@@ -326,7 +330,10 @@ impl<'a> Chain<'a> {
                 return Err(Reason::new(
                     ReasonCode::ScopeMissing,
                     self.presented_hop(),
-                    format!("action `{}` is not in the presented token's scope", crate::token::clip(action)),
+                    format!(
+                        "action `{}` is not in the presented token's scope",
+                        crate::token::clip(action)
+                    ),
                 ));
             }
         }
@@ -334,7 +341,10 @@ impl<'a> Chain<'a> {
             Some(t) if !t.scope.iter().any(|s| s == action) => Err(Reason::new(
                 ReasonCode::ScopeMissing,
                 None,
-                format!("action `{}` is not in the `txn_token` scope", crate::token::clip(action)),
+                format!(
+                    "action `{}` is not in the `txn_token` scope",
+                    crate::token::clip(action)
+                ),
             )),
             _ => Ok(()),
         }
@@ -384,7 +394,10 @@ impl<'a> Chain<'a> {
             return Err(Reason::new(
                 ReasonCode::TooManyDomains,
                 None,
-                format!("{} domains on the path, more than `max_domains` {max}", domains.len()),
+                format!(
+                    "{} domains on the path, more than `max_domains` {max}",
+                    domains.len()
+                ),
             ));
         }
         Ok(())
@@ -400,12 +413,16 @@ impl<'a> Chain<'a> {
             if i == 0 {
                 let issuer = domain_name(self.pack, t.domain);
                 if issuer != local && looks_like_spiffe(&t.sub) {
-                    let owned = SpiffeId::parse(&t.sub).is_ok_and(|s| s.trust_domain_str() == issuer);
+                    let owned =
+                        SpiffeId::parse(&t.sub).is_ok_and(|s| s.trust_domain_str() == issuer);
                     if !owned {
                         return Err(Reason::new(
                             ReasonCode::IssuerNotInChain,
                             Some(0),
-                            format!("`{issuer}` vouches for subject `{}` of another domain", crate::token::clip(&t.sub)),
+                            format!(
+                                "`{issuer}` vouches for subject `{}` of another domain",
+                                crate::token::clip(&t.sub)
+                            ),
                         ));
                     }
                 }
@@ -434,11 +451,15 @@ fn vouch(
     let local = pack.local.as_str();
     let fail = |m: String| Err(Reason::new(ReasonCode::IssuerNotInChain, hop, m));
     if !domains.iter().any(|d| d == issuer) {
-        return fail(format!("issuer domain `{issuer}` is not on the federation path"));
+        return fail(format!(
+            "issuer domain `{issuer}` is not on the federation path"
+        ));
     }
     if t.class == TokenClass::TxnToken {
         if issuer != local {
-            return fail(format!("a Txn-Token must be issued by the local domain, not `{issuer}`"));
+            return fail(format!(
+                "a Txn-Token must be issued by the local domain, not `{issuer}`"
+            ));
         }
         return Ok(());
     }
@@ -447,7 +468,9 @@ fn vouch(
     }
     if let Some(current) = t.current_actor() {
         if current.trust_domain_str() != issuer {
-            return fail(format!("`{issuer}` issued a token making `{current}` of another domain current"));
+            return fail(format!(
+                "`{issuer}` issued a token making `{current}` of another domain current"
+            ));
         }
     }
     let earlier = t.actors.len().saturating_sub(1);
@@ -462,17 +485,26 @@ fn vouch(
 fn explicit_link(pack: &PolicyPack, i: usize, prev: &Token, next: &Token, t0_sub: &str) -> Check {
     let fail = |code, m: String| Err(Reason::new(code, Some(i), m));
     if next.txn != prev.txn {
-        return fail(ReasonCode::TxnMismatch, format!("token {i} `txn` differs from token {}", i - 1));
+        return fail(
+            ReasonCode::TxnMismatch,
+            format!("token {i} `txn` differs from token {}", i - 1),
+        );
     }
     if next.sub != t0_sub {
-        return fail(ReasonCode::SubjectMismatch, format!("token {i} `sub` differs from the origin's"));
+        return fail(
+            ReasonCode::SubjectMismatch,
+            format!("token {i} `sub` differs from the origin's"),
+        );
     }
     let grows_by_one = next.actors.len() == prev.actors.len() + 1
         && next.actors.iter().zip(&prev.actors).all(|(a, b)| a == b);
     let Some(new_actor) = next.current_actor().filter(|_| grows_by_one) else {
         return fail(
             ReasonCode::ChainBroken,
-            format!("token {i} must keep the actors of token {} and add exactly one", i - 1),
+            format!(
+                "token {i} must keep the actors of token {} and add exactly one",
+                i - 1
+            ),
         );
     };
     if !prev.aud.iter().any(|a| a == new_actor.as_str()) {
@@ -483,7 +515,10 @@ fn explicit_link(pack: &PolicyPack, i: usize, prev: &Token, next: &Token, t0_sub
     }
     let s = pack.chain.clock_skew as i64;
     if next.iat + s < prev.iat {
-        return fail(ReasonCode::ChainBroken, format!("token {i} was issued before token {}", i - 1));
+        return fail(
+            ReasonCode::ChainBroken,
+            format!("token {i} was issued before token {}", i - 1),
+        );
     }
     if let Some(extra) = next.scope.iter().find(|s| !prev.scope.contains(s)) {
         return fail(
@@ -492,7 +527,10 @@ fn explicit_link(pack: &PolicyPack, i: usize, prev: &Token, next: &Token, t0_sub
         );
     }
     if next.exp > prev.exp {
-        return fail(ReasonCode::ExpiryExtended, format!("token {i} outlives token {}", i - 1));
+        return fail(
+            ReasonCode::ExpiryExtended,
+            format!("token {i} outlives token {}", i - 1),
+        );
     }
     Ok(())
 }
@@ -500,10 +538,16 @@ fn explicit_link(pack: &PolicyPack, i: usize, prev: &Token, next: &Token, t0_sub
 fn replacement_link(i: usize, prev: &Token, next: &Token) -> Check {
     let fail = |code, m: String| Err(Reason::new(code, Some(i), m));
     if next.txn != prev.txn {
-        return fail(ReasonCode::TxnMismatch, format!("replacement {i} changes `txn`"));
+        return fail(
+            ReasonCode::TxnMismatch,
+            format!("replacement {i} changes `txn`"),
+        );
     }
     if next.sub != prev.sub {
-        return fail(ReasonCode::SubjectMismatch, format!("replacement {i} changes `sub`"));
+        return fail(
+            ReasonCode::SubjectMismatch,
+            format!("replacement {i} changes `sub`"),
+        );
     }
     let set = |t: &Token| {
         let mut a = t.aud.clone();
@@ -512,12 +556,18 @@ fn replacement_link(i: usize, prev: &Token, next: &Token) -> Check {
         a
     };
     if set(next) != set(prev) {
-        return fail(ReasonCode::AudienceMismatch, format!("replacement {i} changes `aud`"));
+        return fail(
+            ReasonCode::AudienceMismatch,
+            format!("replacement {i} changes `aud`"),
+        );
     }
     if let Some(extra) = next.scope.iter().find(|s| !prev.scope.contains(s)) {
         return fail(
             ReasonCode::ScopeEscalation,
-            format!("replacement {i} widens scope: `{}`", crate::token::clip(extra)),
+            format!(
+                "replacement {i} widens scope: `{}`",
+                crate::token::clip(extra)
+            ),
         );
     }
     if let Some(prev_ctx) = &prev.tctx {
@@ -535,7 +585,10 @@ fn replacement_link(i: usize, prev: &Token, next: &Token) -> Check {
     if !prefix {
         return fail(
             ReasonCode::ChainBroken,
-            format!("replacement {i} does not extend the requesting workloads of token {}", i - 1),
+            format!(
+                "replacement {i} does not extend the requesting workloads of token {}",
+                i - 1
+            ),
         );
     }
     Ok(())

@@ -33,6 +33,8 @@
 mod cedar;
 mod chain;
 mod decision;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod reason;
 mod request;
 mod sigcache;
@@ -172,7 +174,12 @@ impl Verifier {
             Some(raw) => {
                 ctx.hop = None;
                 ctx.single = false;
-                Some(token::check(&ctx, raw, Expect::Txn, Clock { now, next: None })?)
+                Some(token::check(
+                    &ctx,
+                    raw,
+                    Expect::Txn,
+                    Clock { now, next: None },
+                )?)
             }
         };
         Ok((tokens, txn_token))
@@ -227,6 +234,11 @@ fn system_now() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
+
+/// The README's Rust examples, run as doctests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
 
 #[cfg(test)]
 mod tests {

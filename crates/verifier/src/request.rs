@@ -115,9 +115,11 @@ impl Request {
             peer: opt_str(&mut m, "peer")?,
             now: match m.remove("now") {
                 None => None,
-                Some(v) => Some(v.as_i64().filter(|n| *n >= 0).ok_or(
-                    "`now` must be a non-negative integer (unix seconds)",
-                )?),
+                Some(v) => Some(
+                    v.as_i64()
+                        .filter(|n| *n >= 0)
+                        .ok_or("`now` must be a non-negative integer (unix seconds)")?,
+                ),
             },
             context: m.remove("context"),
         })
@@ -182,15 +184,13 @@ impl Request {
         }
         match &self.peer {
             None => Ok(None),
-            Some(p) => crate::token::workload_id(p, limits)
-                .map(Some)
-                .map_err(|e| {
-                    Reason::new(
-                        ReasonCode::InvalidSpiffeId,
-                        None,
-                        format!("`peer` `{}`: {e}", crate::token::clip(p)),
-                    )
-                }),
+            Some(p) => crate::token::workload_id(p, limits).map(Some).map_err(|e| {
+                Reason::new(
+                    ReasonCode::InvalidSpiffeId,
+                    None,
+                    format!("`peer` `{}`: {e}", crate::token::clip(p)),
+                )
+            }),
         }
     }
 }

@@ -38,7 +38,9 @@ pub struct SigCache {
 
 impl std::fmt::Debug for SigCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigCache").field("capacity", &self.capacity()).finish()
+        f.debug_struct("SigCache")
+            .field("capacity", &self.capacity())
+            .finish()
     }
 }
 
@@ -87,7 +89,10 @@ impl SigCache {
             return key.verify_strict(message, signature);
         }
         let entry = digest(key, message, signature);
-        let Some(shard) = self.shards.get(usize::from(entry.first().copied().unwrap_or(0)) % SHARDS) else {
+        let Some(shard) = self
+            .shards
+            .get(usize::from(entry.first().copied().unwrap_or(0)) % SHARDS)
+        else {
             return key.verify_strict(message, signature);
         };
         if shard.lock().is_ok_and(|s| s.set.contains(&entry)) {
@@ -108,7 +113,6 @@ impl SigCache {
         }
         true
     }
-
 }
 
 fn digest(key: &PublicKey, message: &[u8], signature: &[u8]) -> Entry {

@@ -96,7 +96,11 @@ pub(crate) fn check(
     Ok(token)
 }
 
-fn check_class(ctx: &Ctx<'_>, jws: &UnverifiedJws<'_>, expect: Expect) -> Result<TokenClass, Reason> {
+fn check_class(
+    ctx: &Ctx<'_>,
+    jws: &UnverifiedJws<'_>,
+    expect: Expect,
+) -> Result<TokenClass, Reason> {
     let class = classify_typ(jws.header.typ.as_deref());
     let ok = match expect {
         Expect::First => class != TokenClass::Other,
@@ -139,7 +143,11 @@ fn check_signature(ctx: &Ctx<'_>, jws: &UnverifiedJws<'_>) -> Result<usize, Reas
     let key = domain.keys.get(kid).ok_or_else(|| {
         ctx.fail(
             ReasonCode::UnknownKey,
-            format!("`kid` `{}` is not a key of domain `{}`", clip(kid), domain.name),
+            format!(
+                "`kid` `{}` is not a key of domain `{}`",
+                clip(kid),
+                domain.name
+            ),
         )
     })?;
     if !key.allows_alg(&jws.header.alg) {
@@ -151,7 +159,11 @@ fn check_signature(ctx: &Ctx<'_>, jws: &UnverifiedJws<'_>) -> Result<usize, Reas
     if !ctx.cache.verify(key, jws.signing_input, &jws.signature) {
         return Err(ctx.fail(
             ReasonCode::BadSignature,
-            format!("signature does not verify with key `{}` of `{}`", clip(kid), domain.name),
+            format!(
+                "signature does not verify with key `{}` of `{}`",
+                clip(kid),
+                domain.name
+            ),
         ));
     }
     Ok(index)
@@ -231,7 +243,10 @@ fn missing(ctx: &Ctx<'_>, name: &str) -> Reason {
 }
 
 fn wrong_type(ctx: &Ctx<'_>, name: &str, want: &str) -> Reason {
-    ctx.fail(ReasonCode::MalformedToken, format!("claim `{name}` must be {want}"))
+    ctx.fail(
+        ReasonCode::MalformedToken,
+        format!("claim `{name}` must be {want}"),
+    )
 }
 
 fn req_string(ctx: &Ctx<'_>, c: &Map<String, Value>, name: &str) -> Result<String, Reason> {
@@ -257,16 +272,24 @@ fn req_date(ctx: &Ctx<'_>, c: &Map<String, Value>, name: &str) -> Result<i64, Re
 /// A NumericDate: a whole number of seconds from 0 to [`MAX_DATE`]. Fractions, negatives,
 /// strings and huge values are `malformed_token`.
 fn opt_date(ctx: &Ctx<'_>, c: &Map<String, Value>, name: &str) -> Result<Option<i64>, Reason> {
-    let Some(v) = c.get(name) else { return Ok(None) };
+    let Some(v) = c.get(name) else {
+        return Ok(None);
+    };
     let n = match v {
-        Value::Number(n) => n
-            .as_i64()
-            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() <= 1e15).map(|f| f as i64)),
+        Value::Number(n) => n.as_i64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() <= 1e15)
+                .map(|f| f as i64)
+        }),
         _ => None,
     };
     match n {
         Some(n) if (0..=MAX_DATE).contains(&n) => Ok(Some(n)),
-        _ => Err(wrong_type(ctx, name, "a whole number of seconds from 0 to year 9999")),
+        _ => Err(wrong_type(
+            ctx,
+            name,
+            "a whole number of seconds from 0 to year 9999",
+        )),
     }
 }
 
@@ -356,7 +379,10 @@ fn check_times(
         Some(Some(next_iat)) if next_iat >= t.exp + s => {
             return Err(ctx.fail(
                 ReasonCode::Expired,
-                format!("expired at {} before its replacement was issued at {next_iat}", t.exp),
+                format!(
+                    "expired at {} before its replacement was issued at {next_iat}",
+                    t.exp
+                ),
             ));
         }
         Some(_) => {}
@@ -374,7 +400,9 @@ fn check_times(
 /// Parses a workload SPIFFE ID (non-empty path) under the configured length limits.
 pub(crate) fn workload_id(text: &str, limits: &Limits) -> Result<SpiffeId, IdError> {
     let id = SpiffeId::parse_workload(text)?;
-    if text.len() > limits.spiffe_id_bytes || id.trust_domain_str().len() > limits.trust_domain_bytes {
+    if text.len() > limits.spiffe_id_bytes
+        || id.trust_domain_str().len() > limits.trust_domain_bytes
+    {
         return Err(IdError::TooLong);
     }
     Ok(id)
@@ -383,7 +411,10 @@ pub(crate) fn workload_id(text: &str, limits: &Limits) -> Result<SpiffeId, IdErr
 /// Identifier checks; returns the token's actors, earliest first.
 fn identifiers(ctx: &Ctx<'_>, c: &Map<String, Value>, t: &Token) -> Result<Vec<SpiffeId>, Reason> {
     let bad_id = |what: &str, text: &str, e: IdError| {
-        format!("{what} `{}` is not a valid workload SPIFFE ID: {e}", clip(text))
+        format!(
+            "{what} `{}` is not a valid workload SPIFFE ID: {e}",
+            clip(text)
+        )
     };
     let spiffe_claim = |name: &str| -> Result<Option<SpiffeId>, Reason> {
         match c.get(name).and_then(Value::as_str) {
@@ -411,9 +442,8 @@ fn identifiers(ctx: &Ctx<'_>, c: &Map<String, Value>, t: &Token) -> Result<Vec<S
     subs.reverse();
     let mut actors = Vec::with_capacity(subs.len());
     for (i, s) in subs.iter().enumerate() {
-        let id = workload_id(s, ctx.limits).map_err(|e| {
-            ctx.actor_fail(i, ReasonCode::InvalidSpiffeId, bad_id("actor", s, e))
-        })?;
+        let id = workload_id(s, ctx.limits)
+            .map_err(|e| ctx.actor_fail(i, ReasonCode::InvalidSpiffeId, bad_id("actor", s, e)))?;
         actors.push(id);
     }
     if let (Some(client), Some(current)) = (&client_id, actors.last()) {
@@ -450,7 +480,10 @@ fn requesting_workloads(ctx: &Ctx<'_>, v: Option<&Value>) -> Result<Vec<SpiffeId
                 ctx.actor_fail(
                     i,
                     ReasonCode::InvalidSpiffeId,
-                    format!("requesting workload `{}` is not a valid workload SPIFFE ID: {e}", clip(w)),
+                    format!(
+                        "requesting workload `{}` is not a valid workload SPIFFE ID: {e}",
+                        clip(w)
+                    ),
                 )
             })
         })

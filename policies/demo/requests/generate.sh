@@ -17,7 +17,7 @@ GATEWAY=spiffe://c.example/gateway
 
 mint() { # domain, then mint flags
   local d=$1; shift
-  "$custody" mint --key "$keys/$d.key.jwk" --iss "https://as.$d.example" --iat $((NOW - 60)) --ttl 900 "$@"
+  "$custody" mint --key "$keys/$d.key.jwk" --iss "https://as.$d.example" --iat $((NOW - 60)) "$@"
 }
 
 # request NAME PEER ACTION [TXN_TOKEN] -- TOKEN...
@@ -36,7 +36,7 @@ request() {
 
 # The scenario: Bob (a.example) acts for user Alice; a.example's AS issues Bob a token for
 # Alice-agent; b.example's AS exchanges it for a token Alice-agent presents to the orders service.
-t0=$(mint a --sub user:alice --aud $ALICE --actor $BOB --scope "orders:read orders:write" --txn txn-demo-1)
+t0=$(mint a --sub user:alice --aud $ALICE --actor $BOB --scope "orders:read orders:write" --txn txn-demo-1 --ttl 900)
 t1_read=$(mint b --sub user:alice --aud $ORDERS --actor $BOB --actor $ALICE --scope "orders:read" --txn txn-demo-1 --ttl 600)
 t1_write=$(mint b --sub user:alice --aud $ORDERS --actor $BOB --actor $ALICE --scope "orders:read orders:write" --txn txn-demo-1 --ttl 600)
 
@@ -44,11 +44,11 @@ request allow-two-domain-chain $ALICE orders:read "" -- "$t0" "$t1_read"
 request allow-write $ALICE orders:write "" -- "$t0" "$t1_write"
 
 # Scope widening: Bob was given read only, the exchange hands out write as well.
-t0_read=$(mint a --sub user:alice --aud $ALICE --actor $BOB --scope "orders:read" --txn txn-demo-1)
+t0_read=$(mint a --sub user:alice --aud $ALICE --actor $BOB --scope "orders:read" --txn txn-demo-1 --ttl 900)
 request deny-scope-escalation $ALICE orders:write "" -- "$t0_read" "$t1_write"
 
 # A compromised agent in d.example, valid identity and all, tries to pivot to the orders service.
-t0_m=$(mint a --sub user:alice --aud $MALLORY --actor $BOB --scope "orders:read orders:write" --txn txn-demo-1)
+t0_m=$(mint a --sub user:alice --aud $MALLORY --actor $BOB --scope "orders:read orders:write" --txn txn-demo-1 --ttl 900)
 t1_m=$(mint d --sub user:alice --aud $ORDERS --actor $BOB --actor $MALLORY --scope "orders:read" --txn txn-demo-1 --ttl 600)
 request deny-unfederated-pivot $MALLORY orders:read "" -- "$t0_m" "$t1_m"
 
@@ -60,18 +60,18 @@ request deny-wrong-audience $ALICE orders:read "" -- "$t0" "$t1_billing"
 request deny-sender-mismatch $BOB orders:read "" -- "$t0" "$t1_read"
 
 # Three agents deep: a read is fine, a write is forbidden by `deep-chains-read-only`.
-t0_deep=$(mint a --sub user:alice --aud $ALICE --actor $BOB --scope "orders:read orders:write" --txn txn-demo-2)
+t0_deep=$(mint a --sub user:alice --aud $ALICE --actor $BOB --scope "orders:read orders:write" --txn txn-demo-2 --ttl 900)
 t1_deep=$(mint b --sub user:alice --aud $HELPER --actor $BOB --actor $ALICE --scope "orders:read orders:write" --txn txn-demo-2 --ttl 800)
 t2_deep=$(mint b --sub user:alice --aud $ORDERS --actor $BOB --actor $ALICE --actor $HELPER --scope "orders:read orders:write" --txn txn-demo-2 --ttl 700)
 request allow-deep-chain-read $HELPER orders:read "" -- "$t0_deep" "$t1_deep" "$t2_deep"
 request deny-deep-chain-write $HELPER orders:write "" -- "$t0_deep" "$t1_deep" "$t2_deep"
 
 # Four agents: over the pack's max_depth of 3.
-t_four=$(mint b --sub user:carol --aud $ORDERS --actor spiffe://b.example/agent/w --actor spiffe://b.example/agent/x --actor spiffe://b.example/agent/y --actor $ALICE --scope "orders:read")
+t_four=$(mint b --sub user:carol --aud $ORDERS --actor spiffe://b.example/agent/w --actor spiffe://b.example/agent/x --actor spiffe://b.example/agent/y --actor $ALICE --scope "orders:read" --ttl 900)
 request deny-too-deep $ALICE orders:read "" -- "$t_four"
 
 # b.example vouches for Bob of a.example with no a.example token in the chain.
-t_vouch=$(mint b --sub user:alice --aud $ORDERS --actor $BOB --actor $ALICE --scope "orders:read" --txn txn-demo-1)
+t_vouch=$(mint b --sub user:alice --aud $ORDERS --actor $BOB --actor $ALICE --scope "orders:read" --txn txn-demo-1 --ttl 900)
 request deny-vouching $ALICE orders:read "" -- "$t_vouch"
 
 # A token signed with d.example's key under b.example's key id.

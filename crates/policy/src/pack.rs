@@ -1,0 +1,287 @@
+//! The policy pack: a directory of trust files, key files and Cedar files, loaded once.
+
+use std::path::{Path, PathBuf};
+
+use custody_id::TrustDomain;
+use custody_jose::{KeySet, Limits};
+
+use crate::cedar::{self, CedarFiles, CedarReport};
+use crate::error::{LoadError, LoadErrorKind, Warning};
+use crate::files::{describe_io, utf8, FileLog};
+use crate::keys::{load_domain_keys, KeyReport};
+use crate::merge::{Draft, Merger};
+use crate::syntax;
+
+/// A loaded, checked policy pack. Build it with [`PolicyPack::load`]; share it across threads.
+#[derive(Clone, Debug)]
+pub struct PolicyPack {
+    /// This service's trust domain (`local`), always one of `domains`.
+    pub local: TrustDomain,
+    /// The declared domains, in declaration order.
+    pub domains: Vec<DomainConfig>,
+    /// The `federate` rules, in declaration order; edges are unique.
+    pub federation: Vec<FederationRule>,
+    /// The `chain` settings (defaults where unset).
+    pub chain: ChainSettings,
+    /// The Cedar side; `None` when the pack has no `*.cedar` file.
+    pub cedar: Option<CedarPack>,
+    /// Lowercase hex SHA-256 over every file read (relative path and contents, sorted by path).
+    pub version: String,
+    /// The pack directory, as given.
+    pub dir: PathBuf,
+}
+
+/// One trust domain: the issuers it signs as and its keys.
+#[derive(Clone, Debug)]
+pub struct DomainConfig {
+    /// The trust domain.
+    pub name: TrustDomain,
+    /// The exact `iss` values of its tokens (at least one; unique across the pack).
+    pub issuers: Vec<String>,
+    /// Its usable Ed25519 keys, from all its key files.
+    pub keys: KeySet,
+    /// Its key files, resolved against the trust file's directory.
+    pub key_files: Vec<PathBuf>,
+}
+
+/// `federate from -> to { scopes [...] }`: actors of `from` may delegate to `to` for `scopes`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FederationRule {
+    /// The delegating domain.
+    pub from: TrustDomain,
+    /// The domain delegated to.
+    pub to: TrustDomain,
+    /// The actions the edge carries.
+    pub scopes: ScopeRule,
+}
+
+/// The actions a federation edge carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ScopeRule {
+    /// `["*"]` (a `"*"` anywhere in the list): any action.
+    Any,
+    /// Exactly these actions (possibly none).
+    List(Vec<String>),
+}
+
+impl ScopeRule {
+    /// Whether `action` may cross the edge: exact, case-sensitive string match.
+    pub fn allows(&self, action: &str) -> bool {
+        match self {
+            ScopeRule::Any => true,
+            ScopeRule::List(scopes) => scopes.iter().any(|s| s == action),
+        }
+    }
+}
+
+/// The `chain` block's settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChainSettings {
+    /// Most actors in a chain (1 to 64). Default 5: DESIGN.md; AuthPlane caps `act` at 5.
+    pub max_depth: usize,
+    /// Most distinct trust domains on the federation path (1 to 64). Default 3: DESIGN.md.
+    pub max_domains: usize,
+    /// Clock skew allowed on `exp`, `nbf`, `iat`, in seconds (at most 120). Default 30:
+    /// standards digest §2.
+    pub clock_skew: u64,
+    /// Longest `exp - iat` accepted, in seconds. Default 3600 (1h): DESIGN.md.
+    pub max_lifetime: u64,
+    /// Whether a missing `peer` denies. Default false: DESIGN.md (a warning says so).
+    pub require_sender_binding: bool,
+}
+
+impl Default for ChainSettings {
+    fn default() -> Self {
+        ChainSettings {
+            max_depth: 5,
+            max_domains: 3,
+            clock_skew: 30,
+            max_lifetime: 3600,
+            require_sender_binding: false,
+        }
+    }
+}
+
+/// The pack's Cedar policies, schema and entities.
+#[derive(Clone, Debug)]
+pub struct CedarPack {
+    /// Every static policy, each with its stable id (`@id("…")`, else `<file stem>.<n>`).
+    pub policies: cedar_policy::PolicySet,
+    /// The `*.cedarschema` schema, if the pack has one (policies are then strictly validated).
+    pub schema: Option<cedar_policy::Schema>,
+    /// `entities.json`, if present (with the schema's action entities when there is a schema).
+    pub entities: cedar_policy::Entities,
+}
+
+/// A loaded pack and the warnings `custody check` should show.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    /// The pack.
+    pub pack: PolicyPack,
+    /// Legal but probably unintended things, sorted by file and position.
+    pub warnings: Vec<Warning>,
+}
+
+impl PolicyPack {
+    /// Loads and checks the pack in `dir`, collecting every problem found.
+    ///
+    /// Only the top level of `dir` is scanned: `*.trust` (at least one, merged as if one file),
+    /// `*.cedar`, at most one `*.cedarschema`, and `entities.json`; other files and all
+    /// subdirectories are ignored, except the key files the trust files name.
+    pub fn load(dir: &Path, limits: &Limits) -> Result<Loaded, Vec<LoadError>> {
+        let listing = list_dir(dir).map_err(|e| vec![e])?;
+        let mut log = FileLog::default();
+        let mut errors = Vec::new();
+        let mut warnings = Vec::new();
+        let draft = load_trust(
+            dir,
+            &listing.trust,
+            limits,
+            &mut log,
+            &mut errors,
+            &mut warnings,
+        );
+        let mut keys = KeyReport::default();
+        let domains = draft
+            .domains
+            .iter()
+            .map(|d| DomainConfig {
+                name: d.name.clone(),
+                issuers: d.issuers.clone(),
+                keys: load_domain_keys(d, limits, &mut log, &mut keys),
+                key_files: d.keys.iter().map(|k| k.resolved.clone()).collect(),
+            })
+            .collect();
+        let mut cedar = CedarReport::default();
+        let cedar_pack = cedar::load(dir, &listing.cedar, limits, &mut log, &mut cedar);
+        errors.extend(keys.errors.into_iter().chain(cedar.errors));
+        warnings.extend(keys.warnings.into_iter().chain(cedar.warnings));
+        let local = match draft.local {
+            Some(local) if errors.is_empty() => local,
+            _ if errors.is_empty() => {
+                let msg = "no usable `local` declaration";
+                return Err(vec![LoadError::new(LoadErrorKind::Local, dir, None, msg)]);
+            }
+            _ => {
+                errors.sort_by(|a, b| (&a.path, a.location).cmp(&(&b.path, b.location)));
+                return Err(errors);
+            }
+        };
+        let pack = PolicyPack {
+            local,
+            domains,
+            federation: draft.federation,
+            chain: draft.chain,
+            cedar: cedar_pack,
+            version: log.version(dir),
+            dir: dir.to_path_buf(),
+        };
+        warnings.sort_by(|a, b| (&a.path, a.location).cmp(&(&b.path, b.location)));
+        Ok(Loaded { pack, warnings })
+    }
+
+    /// The declared domain named `td` (exact match).
+    pub fn domain(&self, td: &str) -> Option<&DomainConfig> {
+        self.domains.iter().find(|d| d.name.as_str() == td)
+    }
+
+    /// The domain that declares issuer `iss` (exact string match).
+    pub fn domain_for_issuer(&self, iss: &str) -> Option<&DomainConfig> {
+        self.domains
+            .iter()
+            .find(|d| d.issuers.iter().any(|i| i == iss))
+    }
+
+    /// The `federate from -> to` rule, if declared. Federation is not transitive.
+    pub fn federation_rule(&self, from: &str, to: &str) -> Option<&FederationRule> {
+        self.federation
+            .iter()
+            .find(|r| r.from.as_str() == from && r.to.as_str() == to)
+    }
+}
+
+/// Reads, parses and merges the trust files.
+fn load_trust(
+    dir: &Path,
+    files: &[PathBuf],
+    limits: &Limits,
+    log: &mut FileLog,
+    errors: &mut Vec<LoadError>,
+    warnings: &mut Vec<Warning>,
+) -> Draft {
+    let mut merger = Merger::default();
+    let (mut read_all, mut local_dropped) = (true, false);
+    for path in files {
+        let text = log
+            .read(path, limits.pack_file_bytes)
+            .map_err(|e| e.into_load_error(path, None, "trust file"))
+            .and_then(|bytes| utf8(bytes, path));
+        let text = match text {
+            Ok(text) => text,
+            Err(e) => {
+                errors.push(e);
+                read_all = false;
+                continue;
+            }
+        };
+        let parsed = syntax::parse(&text, path, limits);
+        errors.extend(parsed.errors);
+        read_all &= !parsed.syntax_failed;
+        local_dropped |= parsed.local_dropped;
+        merger.add(&parsed.file);
+    }
+    let outcome = merger.finish(dir, read_all, local_dropped);
+    errors.extend(outcome.errors);
+    warnings.extend(outcome.warnings);
+    outcome.draft
+}
+
+/// The files at the top of a pack directory, by role, each sorted by path.
+struct Listing {
+    trust: Vec<PathBuf>,
+    cedar: CedarFiles,
+}
+
+fn list_dir(dir: &Path) -> Result<Listing, LoadError> {
+    let io_error = |e: std::io::Error| {
+        let msg = format!("cannot read the pack directory: {}", describe_io(&e));
+        LoadError::new(LoadErrorKind::Io, dir, None, msg)
+    };
+    let mut listing = Listing {
+        trust: Vec::new(),
+        cedar: CedarFiles::default(),
+    };
+    for entry in std::fs::read_dir(dir).map_err(io_error)? {
+        let path = entry.map_err(io_error)?.path();
+        if !path.is_file() {
+            continue;
+        }
+        let ext = path.extension().and_then(|e| e.to_str());
+        match ext {
+            Some("trust") => listing.trust.push(path),
+            Some("cedar") => listing.cedar.policies.push(path),
+            Some("cedarschema") => listing.cedar.schemas.push(path),
+            _ if path.file_name().is_some_and(|n| n == "entities.json") => {
+                listing.cedar.entities = Some(path);
+            }
+            _ => {}
+        }
+    }
+    if listing.trust.is_empty() {
+        let msg = "no `*.trust` file in the pack directory";
+        return Err(LoadError::new(LoadErrorKind::PackLayout, dir, None, msg));
+    }
+    listing.trust.sort();
+    listing.cedar.policies.sort();
+    listing.cedar.schemas.sort();
+    Ok(listing)
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+mod tests;

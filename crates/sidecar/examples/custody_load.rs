@@ -1,0 +1,327 @@
+//! Load generator for `custody serve`'s Check: drives an in-process sidecar over loopback
+//! HTTP/2 at fixed request rates with 2-token chains (open loop: latency is measured from the
+//! moment each request was due, so a stalled server cannot hide its queueing), then measures
+//! closed-loop throughput, with and without the decision cache.
+//!
+//! ```text
+//! cargo run --release -p custody-sidecar --example custody_load -- [--secs 10] [--rates 1000,5000,10000]
+//!     [--chains 64] [--connections 4] [--write BENCHMARKS.md]
+//! ```
+//!
+//! `--write FILE` replaces the `## Sidecar load (issue 7)` section of FILE (creating it if
+//! needed) with the results. Decision logs are off during the run (`--no-decision-log`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use custody_sidecar::ServeArgs;
+use custody_tests::{t0_claims, t1_claims, Fixture, AUD};
+use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request as AttrRequest};
+use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
+use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest};
+use tonic::transport::Channel;
+
+struct Opts {
+    secs: u64,
+    rates: Vec<u64>,
+    chains: usize,
+    connections: usize,
+    write: Option<String>,
+}
+
+fn opts() -> Opts {
+    let mut o = Opts { secs: 10, rates: vec![1000, 5000, 10_000], chains: 64, connections: 4, write: None };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < args.len() {
+        let v = args.get(i + 1).cloned().unwrap_or_default();
+        match args[i].as_str() {
+            "--secs" => o.secs = v.parse().unwrap(),
+            "--rates" => o.rates = v.split(',').map(|r| r.parse().unwrap()).collect(),
+            "--chains" => o.chains = v.parse().unwrap(),
+            "--connections" => o.connections = v.parse().unwrap(),
+            "--write" => o.write = Some(v),
+            "--bench" => {
+                i += 1;
+                continue;
+            }
+            other => panic!("unknown option `{other}`"),
+        }
+        i += 2;
+    }
+    o
+}
+
+/// `chains` distinct valid 2-token chains (a.example -> b.example -> c.example), as Check requests.
+fn requests(f: &Fixture, chains: usize) -> Vec<CheckRequest> {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+    (0..chains)
+        .map(|i| {
+            let mut c0 = t0_claims();
+            c0["iat"] = (now - 60).into();
+            c0["exp"] = (now + 3000).into();
+            c0["txn"] = format!("txn-{i}").into();
+            c0["sub"] = format!("user:{i}").into();
+            let mut c1 = t1_claims();
+            c1["iat"] = (now - 30).into();
+            c1["exp"] = (now + 2400).into();
+            c1["txn"] = format!("txn-{i}").into();
+            c1["sub"] = format!("user:{i}").into();
+            let (t0, t1) = (f.token("a.example", c0), f.token("b.example", c1));
+            let headers = [
+                ("authorization".to_owned(), format!("Bearer {t1}")),
+                ("custody-chain".to_owned(), t0),
+                ("x-custody-action".to_owned(), "orders:read".to_owned()),
+            ];
+            CheckRequest {
+                attributes: Some(AttributeContext {
+                    request: Some(AttrRequest {
+                        http: Some(HttpRequest {
+                            method: "GET".into(),
+                            path: "/orders/1".into(),
+                            headers: headers.into_iter().collect(),
+                            ..HttpRequest::default()
+                        }),
+                        ..AttrRequest::default()
+                    }),
+                    ..AttributeContext::default()
+                }),
+            }
+        })
+        .collect()
+}
+
+struct RateResult {
+    rate: u64,
+    sent: u64,
+    achieved: f64,
+    p50: f64,
+    p99: f64,
+    p999: f64,
+    max: f64,
+    errors: u64,
+}
+
+fn pct(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i] as f64 / 1000.0
+}
+
+async fn clients(addr: std::net::SocketAddr, n: usize) -> Vec<AuthorizationClient<Channel>> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let ch = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+        out.push(AuthorizationClient::new(ch));
+    }
+    out
+}
+
+fn allowed(r: &envoy_types::pb::envoy::service::auth::v3::CheckResponse) -> bool {
+    r.status.as_ref().is_some_and(|s| s.code == 0)
+}
+
+/// Open loop at `rate` requests per second for `secs`.
+async fn fixed_rate(conns: &[AuthorizationClient<Channel>], reqs: &Arc<Vec<CheckRequest>>, rate: u64, secs: u64) -> RateResult {
+    let total = rate * secs;
+    let lat = Arc::new(Mutex::new(Vec::with_capacity(total as usize)));
+    let errors = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut sent = 0u64;
+    let mut tasks = Vec::with_capacity(total as usize);
+    while sent < total {
+        tick.tick().await;
+        let due = ((start.elapsed().as_secs_f64() * rate as f64) as u64).min(total);
+        while sent < due {
+            let intended = start + Duration::from_secs_f64(sent as f64 / rate as f64);
+            let mut c = conns[sent as usize % conns.len()].clone();
+            let req = reqs[sent as usize % reqs.len()].clone();
+            let (lat, errors) = (Arc::clone(&lat), Arc::clone(&errors));
+            tasks.push(tokio::spawn(async move {
+                let ok = match tokio::time::timeout(Duration::from_secs(5), c.check(req)).await {
+                    Ok(Ok(r)) => allowed(r.get_ref()),
+                    _ => false,
+                };
+                let us = intended.elapsed().as_micros() as u64;
+                if ok {
+                    lat.lock().unwrap().push(us);
+                } else {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }));
+            sent += 1;
+        }
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let mut l = std::mem::take(&mut *lat.lock().unwrap());
+    l.sort_unstable();
+    RateResult {
+        rate,
+        sent,
+        achieved: l.len() as f64 / elapsed,
+        p50: pct(&l, 0.50),
+        p99: pct(&l, 0.99),
+        p999: pct(&l, 0.999),
+        max: l.last().map_or(f64::NAN, |m| *m as f64 / 1000.0),
+        errors: errors.load(Ordering::Relaxed),
+    }
+}
+
+/// Closed loop: `workers` callers back to back for `secs`; completed requests per second.
+async fn max_throughput(conns: &[AuthorizationClient<Channel>], reqs: &Arc<Vec<CheckRequest>>, workers: usize, secs: u64) -> (f64, u64) {
+    let done = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let stop = Instant::now() + Duration::from_secs(secs);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..workers {
+        let mut c = conns[w % conns.len()].clone();
+        let reqs = Arc::clone(reqs);
+        let (done, errors) = (Arc::clone(&done), Arc::clone(&errors));
+        tasks.push(tokio::spawn(async move {
+            let mut i = w;
+            while Instant::now() < stop {
+                match c.check(reqs[i % reqs.len()].clone()).await {
+                    Ok(r) if allowed(r.get_ref()) => done.fetch_add(1, Ordering::Relaxed),
+                    _ => errors.fetch_add(1, Ordering::Relaxed),
+                };
+                i += workers;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    (done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64(), errors.load(Ordering::Relaxed))
+}
+
+fn server_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+struct Run {
+    cache: bool,
+    rates: Vec<RateResult>,
+    throughput: f64,
+    throughput_errors: u64,
+}
+
+fn run_one(f: &Fixture, o: &Opts, cache: bool) -> Run {
+    let server_rt = server_runtime();
+    let args = ServeArgs {
+        policies: f.dir.path().to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        audience: Some(AUD.into()),
+        action_header: Some("x-custody-action".into()),
+        no_decision_cache: !cache,
+        no_decision_log: true,
+        reload_interval_ms: 0,
+        max_concurrency: 100_000,
+        ..ServeArgs::default()
+    };
+    let running = server_rt.block_on(custody_sidecar::start(args)).unwrap();
+    let addr = running.addr;
+    let client_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let reqs = Arc::new(requests(f, o.chains));
+    let (rates, throughput, throughput_errors) = client_rt.block_on(async {
+        let conns = clients(addr, o.connections).await;
+        // warm up: every chain once, so signatures and (if on) decisions are cached
+        let _ = fixed_rate(&conns, &reqs, 1000, 1).await;
+        let mut rates = Vec::new();
+        for &r in &o.rates {
+            let res = fixed_rate(&conns, &reqs, r, o.secs).await;
+            eprintln!(
+                "cache={cache} rate={r}: achieved {:.0}/s p50 {:.3} ms p99 {:.3} ms p99.9 {:.3} ms max {:.3} ms errors {}",
+                res.achieved, res.p50, res.p99, res.p999, res.max, res.errors
+            );
+            rates.push(res);
+        }
+        let (tp, errs) = max_throughput(&conns, &reqs, 64, o.secs.min(5)).await;
+        eprintln!("cache={cache} closed loop (64 callers): {tp:.0}/s errors {errs}");
+        (rates, tp, errs)
+    });
+    server_rt.block_on(running.shutdown()).unwrap();
+    Run { cache, rates, throughput, throughput_errors }
+}
+
+fn table(runs: &[Run], o: &Opts) -> String {
+    let mut s = String::new();
+    s.push_str("## Sidecar load (issue 7)\n\n");
+    s.push_str(&format!(
+        "`cargo run --release -p custody-sidecar --example custody_load -- --secs {} --write BENCHMARKS.md`: \
+         Check (ext_authz v3) over loopback HTTP/2 against an in-process `custody serve` (2 tokio workers; the \
+         load generator runs on 2 more threads of the same {}-core machine), {} distinct valid 2-token chains \
+         (a.example → b.example → c.example) round-robin over {} connections, open loop (latency measured from \
+         each request's due time), {} s per rate after a 1 s warm-up; decision logs off. Errors = RPC failures, \
+         timeouts (5 s) and any non-allow answer.\n\n",
+        o.secs,
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        o.chains,
+        o.connections,
+        o.secs
+    ));
+    s.push_str("| decision cache | target rps | sent | achieved rps | p50 ms | p99 ms | p99.9 ms | max ms | errors |\n");
+    s.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for run in runs {
+        for r in &run.rates {
+            s.push_str(&format!(
+                "| {} | {} | {} | {:.0} | {:.3} | {:.3} | {:.3} | {:.3} | {} |\n",
+                if run.cache { "on" } else { "off" },
+                r.rate,
+                r.sent,
+                r.achieved,
+                r.p50,
+                r.p99,
+                r.p999,
+                r.max,
+                r.errors
+            ));
+        }
+    }
+    s.push_str("\nClosed loop (64 concurrent callers, throughput ceiling):\n\n| decision cache | requests/s | errors |\n|---|---:|---:|\n");
+    for run in runs {
+        s.push_str(&format!("| {} | {:.0} | {} |\n", if run.cache { "on" } else { "off" }, run.throughput, run.throughput_errors));
+    }
+    if let [on, off] = runs {
+        if off.throughput > 0.0 {
+            s.push_str(&format!("\nCache lift on repeated chains: {:.1}× (closed loop).\n", on.throughput / off.throughput));
+        }
+    }
+    s
+}
+
+/// Replaces (or appends) the section in `path`, leaving every other section alone.
+fn write_section(path: &str, section: &str) {
+    let old = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n".to_owned());
+    let head = "## Sidecar load (issue 7)";
+    let new = match old.find(head) {
+        Some(start) => {
+            let rest = &old[start + head.len()..];
+            let end = rest.find("\n## ").map_or(old.len(), |e| start + head.len() + e + 1);
+            format!("{}{}{}", &old[..start], section, &old[end..])
+        }
+        None => format!("{}\n{}", old.trim_end_matches('\n').to_owned() + "\n", section),
+    };
+    std::fs::write(path, new).unwrap();
+}
+
+fn main() {
+    let o = opts();
+    let f = Fixture::standard();
+    let runs = vec![run_one(&f, &o, true), run_one(&f, &o, false)];
+    let t = table(&runs, &o);
+    println!("{t}");
+    if let Some(path) = &o.write {
+        write_section(path, &t);
+        eprintln!("wrote the section into {path}");
+    }
+}

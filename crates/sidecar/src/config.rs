@@ -1,0 +1,176 @@
+//! `custody serve`'s options and the limits they set.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+/// Options of `custody serve`. Every limit has a default here and is documented in the crate
+/// root; `--help` prints them.
+#[derive(Args, Clone, Debug)]
+pub struct ServeArgs {
+    /// The policy pack directory (reloaded on SIGHUP and when one of its files changes).
+    #[arg(long, default_value = "policies/demo")]
+    pub policies: PathBuf,
+    /// The gRPC listen address (ext_authz v3, custody.v1, grpc.health.v1).
+    #[arg(long, default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+    /// This service's identifier (a SPIFFE ID or URL): the presented token's `aud` must contain
+    /// it. Required: it is never taken from the `Host`/`:authority` header.
+    #[arg(long, value_name = "ID")]
+    pub audience: Option<String>,
+    /// Take Check's action from this request header instead of `METHOD path`. The proxy must set
+    /// it and strip it from clients' requests.
+    #[arg(long, value_name = "NAME")]
+    pub action_header: Option<String>,
+    /// Serve Prometheus text metrics on this address (`GET /metrics`); off when absent.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Largest gRPC message accepted, in bytes.
+    #[arg(long, default_value_t = 4 * 1024 * 1024)]
+    pub max_message_bytes: usize,
+    /// Most requests in one VerifyBatch call.
+    #[arg(long, default_value_t = 1024)]
+    pub max_batch: usize,
+    /// Most RPCs decided at once; further ones get RESOURCE_EXHAUSTED at once.
+    #[arg(long, default_value_t = 1024)]
+    pub max_concurrency: usize,
+    /// Deadline of one RPC in milliseconds (a shorter `grpc-timeout` from the client wins).
+    #[arg(long, default_value_t = 2000)]
+    pub request_timeout_ms: u64,
+    /// On SIGTERM/SIGINT, how long in-flight RPCs may take to finish, in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    pub drain_timeout_ms: u64,
+    /// Turn Check's decision cache off.
+    #[arg(long)]
+    pub no_decision_cache: bool,
+    /// Decisions the Check cache holds at most.
+    #[arg(long, default_value_t = 100_000)]
+    pub decision_cache_entries: usize,
+    /// Longest life of a cached decision in seconds (an allow never outlives its chain's
+    /// earliest `exp`).
+    #[arg(long, default_value_t = 30)]
+    pub decision_cache_ttl_secs: u64,
+    /// How often the pack directory is checked for changes, in milliseconds (0: only SIGHUP).
+    #[arg(long, default_value_t = 1000)]
+    pub reload_interval_ms: u64,
+    /// TESTING ONLY: accept a request-supplied time (`now` in custody.v1, the `custody-now`
+    /// header in Check). A caller choosing the time can replay expired tokens.
+    #[arg(long)]
+    pub allow_request_time: bool,
+    /// Do not write one log line per decision (start, reload and shutdown are still logged).
+    #[arg(long)]
+    pub no_decision_log: bool,
+}
+
+impl Default for ServeArgs {
+    fn default() -> Self {
+        ServeArgs {
+            policies: PathBuf::from("policies/demo"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            audience: None,
+            action_header: None,
+            metrics_listen: None,
+            max_message_bytes: 4 * 1024 * 1024,
+            max_batch: 1024,
+            max_concurrency: 1024,
+            request_timeout_ms: 2000,
+            drain_timeout_ms: 10_000,
+            no_decision_cache: false,
+            decision_cache_entries: 100_000,
+            decision_cache_ttl_secs: 30,
+            reload_interval_ms: 1000,
+            allow_request_time: false,
+            no_decision_log: false,
+        }
+    }
+}
+
+/// The validated settings the server runs with.
+#[derive(Clone, Debug)]
+pub(crate) struct Settings {
+    pub audience: String,
+    pub action_header: Option<String>,
+    pub max_batch: usize,
+    pub max_concurrency: usize,
+    pub request_timeout: Duration,
+    pub drain_timeout: Duration,
+    pub reload_interval: Option<Duration>,
+    pub allow_request_time: bool,
+    pub decision_log: bool,
+}
+
+impl Settings {
+    pub(crate) fn from_args(args: &ServeArgs) -> Result<Settings, String> {
+        let audience = match args.audience.as_deref().map(str::trim) {
+            Some(a) if !a.is_empty() => a.to_owned(),
+            _ => {
+                return Err("`--audience ID` is required: the identifier presented tokens must be \
+                            addressed to, e.g. `spiffe://c.example/orders` (it is never taken \
+                            from the Host header)"
+                    .into())
+            }
+        };
+        let action_header = match &args.action_header {
+            None => None,
+            Some(h) if valid_header_name(h) => Some(h.to_ascii_lowercase()),
+            Some(h) => return Err(format!("`--action-header` `{h}` is not a header name")),
+        };
+        if args.max_concurrency == 0 || args.max_batch == 0 || args.max_message_bytes == 0 {
+            return Err("`--max-concurrency`, `--max-batch` and `--max-message-bytes` must be positive".into());
+        }
+        if args.request_timeout_ms == 0 {
+            return Err("`--request-timeout-ms` must be positive".into());
+        }
+        Ok(Settings {
+            audience,
+            action_header,
+            max_batch: args.max_batch,
+            max_concurrency: args.max_concurrency,
+            request_timeout: Duration::from_millis(args.request_timeout_ms),
+            drain_timeout: Duration::from_millis(args.drain_timeout_ms),
+            reload_interval: (args.reload_interval_ms > 0)
+                .then(|| Duration::from_millis(args.reload_interval_ms)),
+            allow_request_time: args.allow_request_time,
+            decision_log: !args.no_decision_log,
+        })
+    }
+}
+
+/// An HTTP field name (RFC 9110 `token`), not a pseudo-header.
+fn valid_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audience_is_required() {
+        let err = Settings::from_args(&ServeArgs::default()).unwrap_err();
+        assert!(err.contains("--audience"), "{err}");
+        let args = ServeArgs {
+            audience: Some("spiffe://c.example/orders".into()),
+            ..ServeArgs::default()
+        };
+        assert_eq!(Settings::from_args(&args).unwrap().audience, "spiffe://c.example/orders");
+    }
+
+    #[test]
+    fn action_header_is_a_header_name() {
+        let mut args = ServeArgs {
+            audience: Some("spiffe://c.example/orders".into()),
+            action_header: Some("X-Custody-Action".into()),
+            ..ServeArgs::default()
+        };
+        let s = Settings::from_args(&args).unwrap();
+        assert_eq!(s.action_header.as_deref(), Some("x-custody-action"));
+        args.action_header = Some(":path".into());
+        assert!(Settings::from_args(&args).is_err());
+    }
+}

@@ -1,0 +1,93 @@
+//! custody's gRPC sidecar: `custody serve`.
+//!
+//! One tonic server on tokio answers three services:
+//!
+//! - `envoy.service.auth.v3.Authorization/Check`, so Envoy (and Istio, agentgateway, anything
+//!   speaking ext_authz v3) can ask custody about each HTTP request; the mapping is in
+//!   [`check`](crate::check) and below;
+//! - `custody.v1.Verifier/{Verify,VerifyBatch}` (`proto/custody/v1/verifier.proto`), mirroring
+//!   DESIGN.md's request and decision;
+//! - `grpc.health.v1.Health`.
+//!
+//! **Check mapping.** tokens = the `custody-chain` header (upstream tokens, origin first,
+//! comma-separated) then the `authorization: Bearer` token; `txn_token` = the `txn-token`
+//! header; `peer` = `attributes.source.principal` (the client certificate's URI SAN under
+//! Envoy; a non-SPIFFE principal is `invalid_spiffe_id`, never ignored); `action` = `METHOD path`
+//! with the path as Envoy forwards it minus query string and fragment, or the value of the
+//! `--action-header` header, which the proxy must set and strip from clients; `audience` =
+//! `--audience`, which is required (the sidecar refuses to start without it rather than guess,
+//! and never reads `Host`/`:authority`). Allow: OK plus `x-custody-origin`, `x-custody-actor`,
+//! `x-custody-depth` (overwriting any a client sent; non-visible-ASCII bytes percent-encoded)
+//! and the chain summary as dynamic metadata. Deny: `PERMISSION_DENIED`, HTTP 403 with a JSON
+//! body `{"decision":"deny","reasons":[…]}`, or 401 with `www-authenticate: Bearer …` when the
+//! bearer token is missing or a token is invalid (the per-token codes and `audience_mismatch`).
+//!
+//! **Time.** Decisions use the system clock. `now` in custody.v1 (and the `custody-now` header
+//! in Check) is refused with `invalid_request` unless the server runs with
+//! `--allow-request-time`, a testing flag: a caller choosing the time could replay expired tokens.
+//!
+//! **Reload.** On SIGHUP, and when a file in the pack directory changes (polled every
+//! `--reload-interval-ms`, default 1 s), the pack is loaded on a blocking thread and swapped in
+//! atomically; RPCs in flight finish on the verifier they started with; a pack that fails to
+//! load is logged (`reload_failed`) and the old one keeps serving.
+//!
+//! **Limits** (flags, defaults): `--max-message-bytes` 4 MiB (decoded gRPC messages and the
+//! HTTP/2 header list); `--max-batch` 1024 requests; `--max-concurrency` 1024 RPCs being decided
+//! at once (also the HTTP/2 streams per connection), beyond which RPCs get
+//! `RESOURCE_EXHAUSTED` at once; `--request-timeout-ms` 2000 per RPC; `--drain-timeout-ms`
+//! 10000 on SIGTERM/SIGINT, after which the process exits 0 (1 if the drain timed out); every
+//! request-level bound (16 tokens, 8 KiB per token, JSON depth 16, …) is the verifier's
+//! `Limits`, and a `custody-chain` header with more entries than that is refused before it is
+//! split.
+//!
+//! **Decision cache** (Check only; `--no-decision-cache` turns it off): keyed by a digest of the
+//! pack version and every attribute the decision used, an allow lives until the earliest `exp`
+//! of its chain at the latest, at most `--decision-cache-ttl-secs` (30) and
+//! `--decision-cache-entries` (100,000) entries.
+//!
+//! **Observability.** One JSON line per decision on standard error (origin, actors, action,
+//! result, reason codes, latency, never a token; `--no-decision-log` to silence), and Prometheus
+//! text on `--metrics-listen ADDR` (`custody_decisions_total`, `custody_decision_latency_seconds`,
+//! cache hits and misses, shed RPCs, reloads, `custody_pack_info{version}`).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), String> {
+//! let args = custody_sidecar::ServeArgs {
+//!     policies: "policies/demo".into(),
+//!     listen: "127.0.0.1:0".parse().map_err(|_| "addr")?,
+//!     audience: Some("spiffe://c.example/orders".into()),
+//!     ..custody_sidecar::ServeArgs::default()
+//! };
+//! let running = custody_sidecar::start(args).await?;
+//! println!("serving on {}", running.addr);
+//! running.shutdown().await?;
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+
+mod cache;
+pub mod check;
+mod config;
+mod log;
+mod metrics;
+mod native;
+mod reload;
+mod server;
+mod state;
+
+/// The generated `custody.v1` messages, client and server.
+#[allow(
+    missing_docs,
+    clippy::all,
+    clippy::pedantic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+pub mod pb {
+    tonic::include_proto!("custody.v1");
+}
+
+pub use config::ServeArgs;
+pub use server::{run, start, Running};

@@ -1,0 +1,161 @@
+//! Structured logs: one JSON object per line on standard error. Decision lines carry the
+//! origin, actors, action, result, reason codes and latency, never a token.
+//!
+//! Lines go through a bounded queue to a writer thread, so a slow terminal never stalls a
+//! decision; when the queue is full a line is dropped and counted
+//! (`custody_log_lines_dropped_total`).
+
+use std::io::Write as _;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Map, Value};
+
+use crate::metrics::{Metrics, Rpc};
+use custody_verifier::Decision;
+
+/// Lines queued at most before dropping.
+const QUEUE: usize = 16 * 1024;
+
+/// A handle to the log writer.
+#[derive(Clone, Debug)]
+pub(crate) struct Logger {
+    tx: SyncSender<String>,
+    metrics: Arc<Metrics>,
+    decisions: bool,
+}
+
+/// What one decision line says.
+pub(crate) struct DecisionLine<'a> {
+    pub rpc: Rpc,
+    pub action: &'a str,
+    pub peer: Option<&'a str>,
+    pub decision: &'a Decision,
+    pub latency: Duration,
+    pub cached: bool,
+    pub pack: &'a str,
+}
+
+impl Logger {
+    /// Starts the writer thread.
+    pub(crate) fn start(metrics: Arc<Metrics>, decisions: bool) -> Logger {
+        let (tx, rx) = mpsc::sync_channel(QUEUE);
+        let spawned = std::thread::Builder::new()
+            .name("custody-log".into())
+            .spawn(move || write_lines(&rx));
+        if let Err(e) = spawned {
+            eprintln!("custody: cannot start the log writer: {e}");
+        }
+        Logger {
+            tx,
+            metrics,
+            decisions,
+        }
+    }
+
+    /// Logs an event: `{"ts":…,"level":…,"event":…, fields…}`.
+    pub(crate) fn event(&self, level: &str, event: &str, fields: Value) {
+        let mut m = Map::new();
+        m.insert("ts".into(), timestamp().into());
+        m.insert("level".into(), level.into());
+        m.insert("event".into(), event.into());
+        if let Value::Object(f) = fields {
+            m.extend(f);
+        }
+        self.send(Value::Object(m).to_string());
+    }
+
+    /// Logs one decision (unless decision logging is off).
+    pub(crate) fn decision(&self, line: &DecisionLine<'_>) {
+        if !self.decisions {
+            return;
+        }
+        let d = line.decision;
+        let codes: Vec<&str> = d.reasons.iter().map(|r| r.code.as_str()).collect();
+        let (origin, actors) = match &d.chain {
+            Some(c) => (c.origin.as_str(), c.actors.clone()),
+            None => ("", Vec::new()),
+        };
+        self.event(
+            "info",
+            "decision",
+            json!({
+                "rpc": line.rpc.as_str(),
+                "decision": if d.is_allowed() { "allow" } else { "deny" },
+                "codes": codes,
+                "origin": origin,
+                "actors": actors,
+                "action": line.action,
+                "peer": line.peer,
+                "latency_us": u64::try_from(line.latency.as_micros()).unwrap_or(u64::MAX),
+                "cached": line.cached,
+                "pack": line.pack,
+            }),
+        );
+    }
+
+    fn send(&self, line: String) {
+        match self.tx.try_send(line) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                self.metrics.log_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(TrySendError::Disconnected(line)) => eprintln!("{line}"),
+        }
+    }
+}
+
+fn write_lines(rx: &Receiver<String>) {
+    let stderr = std::io::stderr();
+    let mut out = std::io::BufWriter::new(stderr.lock());
+    while let Ok(line) = rx.recv() {
+        let _ = writeln!(out, "{line}");
+        while let Ok(more) = rx.try_recv() {
+            let _ = writeln!(out, "{more}");
+        }
+        let _ = out.flush();
+    }
+}
+
+/// RFC 3339 UTC with milliseconds.
+fn timestamp() -> String {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = now.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, mo, d) = civil(days);
+    format!(
+        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        now.subsec_millis()
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day) (Howard Hinnant's algorithm).
+fn civil(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil(0), (1970, 1, 1));
+        assert_eq!(civil(20_454), (2026, 1, 1));
+        assert_eq!(civil(19_782), (2024, 2, 29));
+    }
+}

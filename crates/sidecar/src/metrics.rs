@@ -1,0 +1,216 @@
+//! Counters for the Prometheus text endpoint, and the endpoint itself.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Latency bucket upper bounds, in microseconds.
+const BUCKETS_US: [u64; 14] = [
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000,
+    5_000_000,
+];
+
+/// Which RPC decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Rpc {
+    Check,
+    Verify,
+    VerifyBatch,
+}
+
+impl Rpc {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Rpc::Check => "check",
+            Rpc::Verify => "verify",
+            Rpc::VerifyBatch => "verify_batch",
+        }
+    }
+}
+
+/// Every counter the sidecar keeps.
+#[derive(Debug, Default)]
+pub(crate) struct Metrics {
+    /// (rpc, result, code) -> count; code is `""` on allow.
+    decisions: Mutex<BTreeMap<(Rpc, &'static str, &'static str), u64>>,
+    latency_buckets: [AtomicU64; BUCKETS_US.len()],
+    latency_count: AtomicU64,
+    latency_sum_us: AtomicU64,
+    pub cache_hits: AtomicU64,
+    pub cache_misses: AtomicU64,
+    pub cache_entries: AtomicU64,
+    pub shed: AtomicU64,
+    pub reloads_ok: AtomicU64,
+    pub reloads_failed: AtomicU64,
+    pub log_dropped: AtomicU64,
+    pack_version: Mutex<String>,
+}
+
+impl Metrics {
+    pub(crate) fn decision(&self, rpc: Rpc, allowed: bool, code: &'static str) {
+        let result = if allowed { "allow" } else { "deny" };
+        if let Ok(mut m) = self.decisions.lock() {
+            *m.entry((rpc, result, code)).or_insert(0) += 1;
+        }
+    }
+
+    pub(crate) fn latency(&self, d: Duration) {
+        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        for (bound, counter) in BUCKETS_US.iter().zip(&self.latency_buckets) {
+            if us <= *bound {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.latency_count.fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_pack_version(&self, version: &str) {
+        if let Ok(mut v) = self.pack_version.lock() {
+            version.clone_into(&mut v);
+        }
+    }
+
+    /// The Prometheus text exposition (format 0.0.4).
+    pub(crate) fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        self.render_decisions(&mut out);
+        self.render_latency(&mut out);
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let counters = [
+            ("custody_decision_cache_hits_total", "Check decisions answered from the cache.", get(&self.cache_hits)),
+            ("custody_decision_cache_misses_total", "Check decisions computed (cache on).", get(&self.cache_misses)),
+            ("custody_requests_shed_total", "RPCs refused over the concurrency limit.", get(&self.shed)),
+            ("custody_log_lines_dropped_total", "Decision log lines dropped (log writer behind).", get(&self.log_dropped)),
+        ];
+        for (name, help, value) in counters {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP custody_decision_cache_entries Entries in the decision cache.\n\
+             # TYPE custody_decision_cache_entries gauge\ncustody_decision_cache_entries {}",
+            get(&self.cache_entries)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP custody_pack_reloads_total Pack reloads by result.\n\
+             # TYPE custody_pack_reloads_total counter\n\
+             custody_pack_reloads_total{{result=\"ok\"}} {}\n\
+             custody_pack_reloads_total{{result=\"error\"}} {}",
+            get(&self.reloads_ok),
+            get(&self.reloads_failed)
+        );
+        let version = self.pack_version.lock().map(|v| v.clone()).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "# HELP custody_pack_info The policy pack in force.\n# TYPE custody_pack_info gauge\n\
+             custody_pack_info{{version=\"{}\"}} 1",
+            escape_label(&version)
+        );
+        out
+    }
+
+    fn render_decisions(&self, out: &mut String) {
+        out.push_str("# HELP custody_decisions_total Decisions by RPC, result and first reason code.\n");
+        out.push_str("# TYPE custody_decisions_total counter\n");
+        if let Ok(m) = self.decisions.lock() {
+            for ((rpc, result, code), n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "custody_decisions_total{{rpc=\"{}\",result=\"{result}\",code=\"{code}\"}} {n}",
+                    rpc.as_str()
+                );
+            }
+        }
+    }
+
+    fn render_latency(&self, out: &mut String) {
+        let name = "custody_decision_latency_seconds";
+        let _ = writeln!(out, "# HELP {name} Time to decide one RPC, queueing excluded.");
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        for (bound, counter) in BUCKETS_US.iter().zip(&self.latency_buckets) {
+            let le = *bound as f64 / 1e6;
+            let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {}", counter.load(Ordering::Relaxed));
+        }
+        let count = self.latency_count.load(Ordering::Relaxed);
+        let sum = self.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {count}");
+    }
+}
+
+fn escape_label(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// Binds the metrics endpoint.
+pub(crate) async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on `{addr}` for metrics: {e}"))
+}
+
+/// Serves `GET /metrics` (HTTP/1.x, one request per connection) until the task is dropped.
+pub(crate) async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let metrics = Arc::clone(&metrics);
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(5), answer(stream, &metrics)).await;
+        });
+    }
+}
+
+async fn answer(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()> {
+    let mut head = Vec::with_capacity(512);
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(buf.get(..n).unwrap_or_default());
+    }
+    let line = head.split(|b| *b == b'\r').next().unwrap_or_default();
+    let (status, ctype, body) = if line.starts_with(b"GET /metrics ") || line.starts_with(b"GET / ") {
+        ("200 OK", "text/plain; version=0.0.4; charset=utf-8", metrics.render())
+    } else {
+        ("404 Not Found", "text/plain; charset=utf-8", "not found: try GET /metrics\n".to_owned())
+    };
+    let response = format!(
+        "HTTP/1.1 {status}\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(response.as_bytes()).await?;
+    stream.shutdown().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_histogram() {
+        let m = Metrics::default();
+        m.decision(Rpc::Check, true, "");
+        m.decision(Rpc::Check, false, "expired");
+        m.decision(Rpc::Check, false, "expired");
+        m.latency(Duration::from_micros(300));
+        m.set_pack_version("abc");
+        let text = m.render();
+        assert!(text.contains("custody_decisions_total{rpc=\"check\",result=\"deny\",code=\"expired\"} 2"));
+        assert!(text.contains("custody_decision_latency_seconds_bucket{le=\"0.0005\"} 1"));
+        assert!(text.contains("custody_decision_latency_seconds_bucket{le=\"0.00025\"} 0"));
+        assert!(text.contains("custody_pack_info{version=\"abc\"} 1"));
+    }
+}

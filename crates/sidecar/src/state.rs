@@ -1,0 +1,135 @@
+//! What every RPC shares: the verifier on the pack in force (swapped atomically on reload), the
+//! settings, the decision cache, metrics, the log and the concurrency permits.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use custody_policy::PolicyPack;
+use custody_verifier::{Limits, Verifier, VerifierOptions};
+use serde_json::json;
+use tokio::sync::{Semaphore, SemaphorePermit};
+
+use crate::cache::DecisionCache;
+use crate::config::Settings;
+use crate::log::Logger;
+use crate::metrics::Metrics;
+
+/// Shared server state.
+#[derive(Debug)]
+pub(crate) struct State {
+    pub verifier: ArcSwap<Verifier>,
+    pub settings: Settings,
+    pub policies: PathBuf,
+    pub limits: Limits,
+    pub metrics: Arc<Metrics>,
+    pub log: Logger,
+    pub cache: Option<DecisionCache>,
+    permits: Semaphore,
+    reloading: tokio::sync::Mutex<()>,
+}
+
+/// A loaded pack, ready to serve.
+pub(crate) struct Loaded {
+    pub verifier: Verifier,
+    pub warnings: Vec<String>,
+}
+
+/// Loads a pack and builds a verifier on it (blocking: file reads, Cedar parsing).
+pub(crate) fn load(dir: &Path, limits: &Limits) -> Result<Loaded, String> {
+    match PolicyPack::load(dir, limits) {
+        Ok(l) => Ok(Loaded {
+            verifier: Verifier::with_options(
+                Arc::new(l.pack),
+                VerifierOptions {
+                    limits: limits.clone(),
+                    ..VerifierOptions::default()
+                },
+            ),
+            warnings: l.warnings.iter().map(ToString::to_string).collect(),
+        }),
+        Err(errors) => Err(errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")),
+    }
+}
+
+impl State {
+    pub(crate) fn new(
+        verifier: Verifier,
+        settings: Settings,
+        policies: PathBuf,
+        cache: Option<DecisionCache>,
+        metrics: Arc<Metrics>,
+        log: Logger,
+    ) -> State {
+        metrics.set_pack_version(&verifier.pack().version);
+        let permits = Semaphore::new(settings.max_concurrency);
+        State {
+            limits: verifier.limits().clone(),
+            verifier: ArcSwap::from_pointee(verifier),
+            settings,
+            policies,
+            metrics,
+            log,
+            cache,
+            permits,
+            reloading: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// A concurrency permit, or `None` when the limit is reached (the RPC is shed).
+    pub(crate) fn permit(&self) -> Option<SemaphorePermit<'_>> {
+        let p = self.permits.try_acquire().ok();
+        if p.is_none() {
+            self.metrics.shed.fetch_add(1, Ordering::Relaxed);
+        }
+        p
+    }
+
+    /// Loads the pack again off the request path and swaps it in; a pack that fails to load is
+    /// logged and the old one keeps serving. RPCs in flight keep the verifier they started with.
+    pub(crate) async fn reload(&self, trigger: &str) -> Result<bool, String> {
+        let _one_at_a_time = self.reloading.lock().await;
+        let dir = self.policies.clone();
+        let limits = self.limits.clone();
+        let loaded = tokio::task::spawn_blocking(move || load(&dir, &limits))
+            .await
+            .map_err(|e| format!("pack loader failed: {e}"))
+            .and_then(|r| r);
+        let loaded = match loaded {
+            Ok(l) => l,
+            Err(e) => {
+                self.metrics.reloads_failed.fetch_add(1, Ordering::Relaxed);
+                let current = self.verifier.load().pack().version.clone();
+                self.log.event(
+                    "error",
+                    "reload_failed",
+                    json!({"trigger": trigger, "error": e, "serving": current}),
+                );
+                return Err(e);
+            }
+        };
+        let old = self.verifier.load().pack().version.clone();
+        let new = loaded.verifier.pack().version.clone();
+        for w in &loaded.warnings {
+            self.log.event("warn", "pack_warning", json!({"warning": w}));
+        }
+        self.metrics.reloads_ok.fetch_add(1, Ordering::Relaxed);
+        if old == new {
+            self.log.event("info", "reload_unchanged", json!({"trigger": trigger, "pack": new}));
+            return Ok(false);
+        }
+        self.verifier.store(Arc::new(loaded.verifier));
+        self.metrics.set_pack_version(&new);
+        if let Some(c) = &self.cache {
+            c.clear();
+            self.metrics.cache_entries.store(0, Ordering::Relaxed);
+        }
+        self.log.event("info", "reload", json!({"trigger": trigger, "pack": new, "previous": old}));
+        Ok(true)
+    }
+}

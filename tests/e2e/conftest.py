@@ -1,0 +1,285 @@
+"""End-to-end harness: a real `custody serve`, a real Envoy (ext_authz v3 gRPC filter) in front
+of a small loopback upstream, certificates made at test time.
+
+Binaries: `CUSTODY_BIN` (default `target/debug/custody`, built here with cargo), `CUSTODY_ENVOY`
+(default `.venv/bin/envoy`, installed by `tests/e2e/setup.sh`). Under `CI=true` nothing is
+skipped: a missing Envoy is a failure.
+"""
+
+import datetime
+import http.server
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+ACTION_HEADER = "x-custody-action"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc, what, timeout=30.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not listen on {port} within {timeout}s")
+
+
+@pytest.fixture(scope="session")
+def workdir(tmp_path_factory):
+    return tmp_path_factory.mktemp("custody-e2e")
+
+
+@pytest.fixture(scope="session")
+def binaries():
+    custody = os.environ.get("CUSTODY_BIN")
+    cmd = ["cargo", "build", "--quiet", "-p", "custody-sidecar", "--example", "e2e_fixture"]
+    if not custody:
+        cmd += ["-p", "custody"]
+        custody = str(TARGET / "debug" / "custody")
+    subprocess.run(cmd, cwd=ROOT, check=True)
+    return {"custody": custody, "fixture": str(TARGET / "debug" / "examples" / "e2e_fixture")}
+
+
+@pytest.fixture(scope="session")
+def fx(binaries, workdir):
+    """The test pack and tokens minted now (by crates/sidecar/examples/e2e_fixture.rs)."""
+    subprocess.run([binaries["fixture"], str(workdir)], check=True, stdout=subprocess.DEVNULL)
+    return json.loads((workdir / "fixture.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def envoy_bin():
+    path = os.environ.get("CUSTODY_ENVOY") or str(ROOT / ".venv" / "bin" / "envoy")
+    if not os.path.exists(path):
+        path = shutil.which("envoy")
+    if not path:
+        msg = "no Envoy binary: run tests/e2e/setup.sh or set CUSTODY_ENVOY"
+        if IN_CI:
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return path
+
+
+@pytest.fixture(scope="session")
+def custody(binaries, fx, workdir):
+    port, metrics = free_port(), free_port()
+    log = open(workdir / "custody.log", "w")
+    proc = subprocess.Popen(
+        [binaries["custody"], "serve", "--policies", fx["pack"], "--listen", f"127.0.0.1:{port}",
+         "--audience", fx["audience"], "--action-header", ACTION_HEADER,
+         "--metrics-listen", f"127.0.0.1:{metrics}"],
+        stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_port(port, proc, "custody serve")
+        yield {"port": port, "metrics": metrics, "proc": proc, "log": workdir / "custody.log"}
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        log.close()
+    assert proc.returncode == 0, f"custody serve exited {proc.returncode} on SIGTERM"
+
+
+class Echo(http.server.BaseHTTPRequestHandler):
+    """The upstream: answers every request with the headers it received, as JSON."""
+
+    def do_GET(self):
+        body = json.dumps({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_POST = do_GET
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="session")
+def upstream():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    t = threading.Thread(target=server.serve_forever, daemon=True)
+    t.start()
+    yield server.server_address[1]
+    server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def certs(workdir, fx):
+    """A CA, Envoy's server certificate, and client certificates whose URI SAN is a SPIFFE ID."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    d = workdir / "certs"
+    d.mkdir(exist_ok=True)
+
+    def name(cn):
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    def write(stem, key, cert):
+        (d / f"{stem}.key").write_bytes(key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        (d / f"{stem}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        return {"cert": str(d / f"{stem}.pem"), "key": str(d / f"{stem}.key")}
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (x509.CertificateBuilder().subject_name(name("custody e2e CA")).issuer_name(name("custody e2e CA"))
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(hours=2))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                       content_commitment=False, key_encipherment=False, data_encipherment=False,
+                                       key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    out = {"ca": write("ca", ca_key, ca)}
+
+    def leaf(stem, sans, usage):
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (x509.CertificateBuilder().subject_name(name(stem)).issuer_name(ca.subject)
+                .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(hours=1))
+                .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+                .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+                .sign(ca_key, hashes.SHA256()))
+        out[stem] = write(stem, key, cert)
+
+    leaf("server", [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))],
+         ExtendedKeyUsageOID.SERVER_AUTH)
+    leaf("alice", [x509.UniformResourceIdentifier(fx["alice"])], ExtendedKeyUsageOID.CLIENT_AUTH)
+    leaf("bob", [x509.UniformResourceIdentifier(fx["bob"])], ExtendedKeyUsageOID.CLIENT_AUTH)
+    return out
+
+
+def per_route_action(action):
+    """The proxy sets the action header per route, overwriting anything a client sent."""
+    if action is None:
+        mutation = {"remove": ACTION_HEADER}
+    else:
+        mutation = {"append": {"header": {"key": ACTION_HEADER, "value": action},
+                               "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}}
+    return {"envoy.filters.http.header_mutation": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutationPerRoute",
+        "mutations": {"request_mutations": [mutation]}}}
+
+
+def hcm():
+    routes = [
+        {"match": {"prefix": "/orders", "headers": [{"name": ":method", "string_match": {"exact": "GET"}}]},
+         "route": {"cluster": "upstream"}, "typed_per_filter_config": per_route_action("orders:read")},
+        {"match": {"prefix": "/orders", "headers": [{"name": ":method", "string_match": {"exact": "POST"}}]},
+         "route": {"cluster": "upstream"}, "typed_per_filter_config": per_route_action("orders:write")},
+        {"match": {"prefix": "/"}, "route": {"cluster": "upstream"}, "typed_per_filter_config": per_route_action(None)},
+    ]
+    return {"name": "envoy.filters.network.http_connection_manager", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": "ingress",
+        "route_config": {"virtual_hosts": [{"name": "orders", "domains": ["*"], "routes": routes}]},
+        "http_filters": [
+            {"name": "envoy.filters.http.header_mutation", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation",
+                "mutations": {}}},
+            {"name": "envoy.filters.http.ext_authz", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz",
+                "transport_api_version": "V3",
+                "failure_mode_allow": False,
+                "grpc_service": {"envoy_grpc": {"cluster_name": "custody"}, "timeout": "2s"}}},
+            {"name": "envoy.filters.http.router", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}},
+        ]}}
+
+
+def cluster(name, port, http2):
+    c = {"name": name, "type": "STATIC", "connect_timeout": "1s",
+         "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [{"endpoint": {
+             "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}]}]}}
+    if http2:
+        c["typed_extension_protocol_options"] = {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+            "explicit_http_config": {"http2_protocol_options": {}}}}
+    return c
+
+
+@pytest.fixture(scope="session")
+def envoy(envoy_bin, custody, upstream, certs, workdir):
+    plain, tls, admin = free_port(), free_port(), free_port()
+    tls_socket = {"name": "envoy.transport_sockets.tls", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+        "require_client_certificate": True,
+        "common_tls_context": {
+            "tls_certificates": [{"certificate_chain": {"filename": certs["server"]["cert"]},
+                                  "private_key": {"filename": certs["server"]["key"]}}],
+            "validation_context": {"trusted_ca": {"filename": certs["ca"]["cert"]}}}}}
+    config = {
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin}}},
+        "static_resources": {
+            "listeners": [
+                {"name": "plain", "address": {"socket_address": {"address": "127.0.0.1", "port_value": plain}},
+                 "filter_chains": [{"filters": [hcm()]}]},
+                {"name": "mtls", "address": {"socket_address": {"address": "127.0.0.1", "port_value": tls}},
+                 "filter_chains": [{"filters": [hcm()], "transport_socket": tls_socket}]},
+            ],
+            "clusters": [cluster("custody", custody["port"], True), cluster("upstream", upstream, False)],
+        },
+    }
+    path = workdir / "envoy.json"
+    path.write_text(json.dumps(config, indent=1))
+    log = open(workdir / "envoy.log", "w")
+    proc = subprocess.Popen([envoy_bin, "-c", str(path), "--disable-hot-restart", "--log-level", "warn",
+                             "--base-id", str(os.getpid() % 10000)],
+                            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 60
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"envoy exited {proc.returncode}: {(workdir / 'envoy.log').read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{admin}/ready", timeout=1) as r:
+                    if r.read().strip() == b"LIVE":
+                        break
+            except OSError:
+                pass
+            if time.time() > deadline:
+                raise RuntimeError("envoy not ready within 60s")
+            time.sleep(0.1)
+        wait_port(plain, proc, "envoy")
+        wait_port(tls, proc, "envoy")
+        yield {"plain": plain, "tls": tls, "admin": admin}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()

@@ -1,0 +1,312 @@
+//! Property tests (proptest): attenuation never widens; `verify_batch` is `verify` on each;
+//! the trust language round-trips through its printer.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::OnceLock;
+
+use custody_jose::Limits;
+use custody_policy::parse_trust;
+use custody_tests::*;
+use custody_verifier::Request;
+use proptest::prelude::*;
+use serde_json::json;
+
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(Fixture::standard)
+}
+
+const GATEWAY: &str = "spiffe://c.example/gateway";
+const SCOPES: [&str; 4] = ["orders:read", "orders:write", "orders:delete", "admin"];
+/// The standard path: each hop's domain and the agent it adds.
+const HOPS: [(&str, &str); 3] = [
+    ("a.example", BOB),
+    ("b.example", ALICE),
+    ("c.example", GATEWAY),
+];
+
+/// One generated hop: its scope (a bitmask over `SCOPES`), whether that mask is first narrowed
+/// to the previous hop's, and offsets on `exp` and `iat`.
+#[derive(Clone, Debug)]
+struct Hop {
+    scope: u8,
+    narrow: bool,
+    exp: i64,
+    iat: i64,
+}
+
+fn hop() -> impl Strategy<Value = Hop> {
+    (0u8..16, any::<bool>(), -120i64..120, -40i64..40).prop_map(|(scope, narrow, exp, iat)| Hop {
+        scope,
+        narrow,
+        exp,
+        iat,
+    })
+}
+
+fn scope_set(mask: u8) -> BTreeSet<String> {
+    SCOPES
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| mask & (1 << i) != 0)
+        .map(|(_, s)| (*s).to_owned())
+        .collect()
+}
+
+/// Mints the chain; returns the tokens and each hop's (scope mask, exp).
+fn mint_chain(hops: &[Hop]) -> (Vec<String>, Vec<(u8, i64)>) {
+    let f = fixture();
+    let mut tokens = Vec::new();
+    let mut minted = Vec::new();
+    let mut prev = 0xffu8;
+    for (i, h) in hops.iter().enumerate() {
+        let mask = if h.narrow { h.scope & prev } else { h.scope } | if i == 0 { 1 } else { 0 };
+        prev = mask;
+        let (domain, _) = HOPS[i];
+        let actors: Vec<&str> = HOPS[..=i].iter().map(|(_, a)| *a).collect();
+        let aud = HOPS.get(i + 1).map_or(AUD, |(_, a)| *a);
+        let exp = NOW + 600 - 100 * i as i64 + h.exp;
+        let scope: Vec<String> = scope_set(mask).into_iter().collect();
+        tokens.push(f.token(
+            domain,
+            json!({
+                "sub": "user:alice", "aud": [aud], "iat": NOW - 60 + 10 * i as i64 + h.iat,
+                "exp": exp, "scope": scope.join(" "), "txn": "txn-1", "act": act(&actors),
+            }),
+        ));
+        minted.push((mask, exp));
+    }
+    (tokens, minted)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, .. ProptestConfig::default() })]
+
+    /// Any chain along a -> b -> c that verifies presents no scope its origin lacked, outlives
+    /// no earlier token, and narrows hop by hop.
+    #[test]
+    fn attenuation_never_widens(hops in prop::collection::vec(hop(), 1..=3)) {
+        let (tokens, minted) = mint_chain(&hops);
+        let d = fixture().verify(&request(tokens));
+        if d.is_allowed() {
+            let (origin_mask, origin_exp) = minted[0];
+            let origin = scope_set(origin_mask);
+            let presented: BTreeSet<String> = d.chain.as_ref().unwrap().scopes.iter().cloned().collect();
+            prop_assert!(presented.is_subset(&origin), "{presented:?} ⊄ {origin:?}");
+            prop_assert!(presented.contains("orders:read"));
+            for pair in minted.windows(2) {
+                prop_assert!(scope_set(pair[1].0).is_subset(&scope_set(pair[0].0)));
+                prop_assert!(pair[1].1 <= pair[0].1);
+            }
+            prop_assert!(minted.iter().all(|(_, exp)| *exp <= origin_exp));
+        }
+    }
+}
+
+/// A request of one of a few shapes, valid or broken in a few ways.
+fn some_request() -> impl Strategy<Value = Request> {
+    (0u8..10, prop::collection::vec(hop(), 1..=3), ".{0,40}").prop_map(|(kind, hops, junk)| {
+        let (mut tokens, _) = mint_chain(&hops);
+        let mut req = request(tokens.clone());
+        match kind {
+            0 => req.audience = "spiffe://c.example/other".into(),
+            1 => req.peer = Some(MALLORY.into()),
+            2 => {
+                tokens.push(junk);
+                req.tokens = tokens;
+            }
+            3 => req.now = Some(NOW + 10_000),
+            4 => req.action = "orders:write".into(),
+            5 => req.tokens = vec![req.tokens[0].replace('.', "")],
+            6 => req.peer = Some(junk),
+            _ => {}
+        }
+        req
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+
+    /// `verify_batch` gives exactly `verify` on each request, in order, whatever the batch
+    /// (duplicates included: the signature cache must not change an answer).
+    #[test]
+    fn verify_batch_is_verify_on_each(batch in prop::collection::vec(some_request(), 0..12)) {
+        let v = &fixture().verifier;
+        let mut batch = batch;
+        if let Some(first) = batch.first().cloned() {
+            batch.push(first);
+        }
+        let together = v.verify_batch(&batch);
+        let one_by_one: Vec<_> = batch.iter().map(|r| v.verify(r)).collect();
+        prop_assert_eq!(together, one_by_one);
+    }
+}
+
+// The trust language. (The policy crate has no property test of its own for this; its doctest
+// checks one fixed file.)
+
+fn td() -> impl Strategy<Value = String> {
+    "[a-z0-9][a-z0-9._-]{0,15}"
+}
+
+fn text() -> impl Strategy<Value = String> {
+    "[^\"\\\\\r\n]{1,24}"
+}
+
+/// Whitespace and comments between tokens.
+fn gap() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just(" ".to_owned()),
+        Just("\n".to_owned()),
+        Just("\t\r\n  ".to_owned()),
+        "[^\n]{0,20}".prop_map(|c| format!(" # {c}\n")),
+        "[^\n]{0,20}".prop_map(|c| format!(" // {c}\n")),
+    ]
+}
+
+fn duration() -> impl Strategy<Value = String> {
+    prop_oneof![
+        (0u64..=120).prop_map(|s| format!("{s}s")),
+        (0u64..=2).prop_map(|m| format!("{m}m")),
+        (1u64..=48).prop_map(|h| format!("{h}h")),
+        (1u64..=900).prop_map(|m| format!("{m}m")),
+    ]
+}
+
+/// A trust file that must parse: unique domains, unique issuers, unique edges, one `chain`.
+fn trust_file() -> impl Strategy<Value = String> {
+    (
+        prop::collection::btree_set(td(), 1..5),
+        prop::collection::vec((text(), text(), prop::collection::vec(text(), 0..2)), 5),
+        prop::collection::vec(
+            (
+                0usize..5,
+                0usize..5,
+                prop::collection::vec(text(), 0..3),
+                any::<bool>(),
+            ),
+            0..5,
+        ),
+        prop::option::of((
+            1usize..=64,
+            1usize..=64,
+            duration(),
+            duration(),
+            any::<bool>(),
+            0u8..32,
+        )),
+        any::<bool>(),
+        prop::collection::vec(gap(), 16),
+    )
+        .prop_map(|(domains, decls, edges, chain, local, gaps)| {
+            let domains: Vec<String> = domains.into_iter().collect();
+            let g = |i: usize| gaps[i % gaps.len()].clone();
+            let mut out = String::new();
+            if local {
+                out += &format!("local{}\"{}\"{}", g(0), domains[0], g(1));
+            }
+            for (i, d) in domains.iter().enumerate() {
+                let (iss, keys, more) = &decls[i];
+                out += &format!(
+                    "domain \"{d}\"{}{{{}issuer \"{i}-{iss}\"{}",
+                    g(i),
+                    g(i + 1),
+                    g(i + 2)
+                );
+                out += &format!("keys \"{keys}\"{}", g(i + 3));
+                for (j, m) in more.iter().enumerate() {
+                    out += &format!("issuer \"{i}-{j}-more-{m}\"{}", g(i + j));
+                }
+                out += &format!("}}{}", g(i + 4));
+            }
+            let mut seen = BTreeSet::new();
+            for (from, to, scopes, star) in edges {
+                let (from, to) = (&domains[from % domains.len()], &domains[to % domains.len()]);
+                if from == to || !seen.insert((from.clone(), to.clone())) {
+                    continue;
+                }
+                let mut list: Vec<String> = scopes.iter().map(|s| format!("\"{s}\"")).collect();
+                if star {
+                    list.push("\"*\"".into());
+                }
+                out += &format!(
+                    "federate \"{from}\" -> \"{to}\" {{ scopes [{}] }}{}",
+                    list.join(","),
+                    g(7)
+                );
+            }
+            if let Some((depth, doms, skew, life, binding, which)) = chain {
+                let skew = match skew.strip_suffix('m') {
+                    Some(m) if m.parse::<u64>().unwrap() > 2 => "30s".to_owned(),
+                    _ if skew.ends_with('h') => "1m".to_owned(),
+                    _ => skew,
+                };
+                let settings = [
+                    format!("max_depth {depth}"),
+                    format!("max_domains {doms}"),
+                    format!("clock_skew {skew}"),
+                    format!("max_lifetime {life}"),
+                    format!("require_sender_binding {binding}"),
+                ];
+                let chosen: Vec<&String> = settings
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| which & (1 << i) != 0)
+                    .map(|(_, s)| s)
+                    .collect();
+                out += &format!("chain {{{}", g(8));
+                for s in chosen {
+                    out += &format!("{s}{}", g(9));
+                }
+                out += "}\n";
+            }
+            out
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, .. ProptestConfig::default() })]
+
+    /// parse → print → parse gives the same file, and printing is a fixed point.
+    #[test]
+    fn trust_language_round_trips(source in trust_file()) {
+        let limits = Limits::default();
+        let path = Path::new("gen.trust");
+        let file = match parse_trust(&source, path, &limits) {
+            Ok(f) => f,
+            Err(e) => return Err(TestCaseError::fail(format!("generated file does not parse: {e:?}\n{source}"))),
+        };
+        let printed = file.to_string();
+        let again = parse_trust(&printed, path, &limits);
+        prop_assert!(again.is_ok(), "printed file does not parse: {again:?}\n{printed}");
+        let again = again.unwrap();
+        prop_assert_eq!(&again, &file);
+        prop_assert_eq!(again.to_string(), printed);
+    }
+}
+
+/// The attenuation property is not vacuous: the generator's plain chains verify.
+#[test]
+fn attenuation_generator_reaches_allowed_chains() {
+    for n in 1..=3 {
+        let hops = vec![
+            Hop {
+                scope: 15,
+                narrow: true,
+                exp: 0,
+                iat: 0
+            };
+            n
+        ];
+        let d = fixture().verify(&request(mint_chain(&hops).0));
+        assert!(d.is_allowed(), "{n} hops: {:?}", d.reasons);
+    }
+}
