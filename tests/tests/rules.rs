@@ -1020,3 +1020,26 @@ fn batch_equals_one_by_one() {
     let single: Vec<_> = reqs.iter().map(|r| f.verify(r)).collect();
     assert_eq!(batch, single);
 }
+
+#[test]
+fn extreme_times_do_not_overflow() {
+    let f = Fixture::standard();
+    for now in [0, i64::MAX, i64::MAX - 1] {
+        let mut req = single(&f, json!({}));
+        req.now = Some(now);
+        let d = f.verify(&req);
+        let expected = if now == 0 { "issued_in_future" } else { "expired" };
+        assert_eq!(outcome(&d), expected, "{now}");
+    }
+    let doc = format!(r#"{{"tokens": ["x"], "audience": "a", "action": "b", "now": {}}}"#, u64::MAX);
+    assert_eq!(outcome(&f.verifier.verify_json(doc.as_bytes()).unwrap()), "invalid_request");
+}
+
+#[test]
+fn whole_number_floats_are_dates() {
+    let f = Fixture::standard();
+    let d = f.verify(&single(&f, json!({"nbf": (NOW - 5) as f64, "exp": (NOW + 60) as f64})));
+    assert_eq!(outcome(&d), "allow");
+    let d = f.verify(&single(&f, json!({"nbf": (NOW + 31) as f64})));
+    assert_eq!(outcome(&d), "not_yet_valid");
+}

@@ -39,6 +39,7 @@ pub(crate) struct Token {
     pub aud: Vec<String>,
     pub iat: i64,
     pub exp: i64,
+    pub nbf: Option<i64>,
     /// `None` when the token has no `scope` claim (grants nothing).
     pub scope: Vec<String>,
     pub txn: Option<String>,
@@ -91,7 +92,7 @@ pub(crate) fn check(
     let class = check_class(ctx, &jws, expect)?;
     let domain = check_signature(ctx, &jws)?;
     let mut token = read_claims(ctx, &jws.claims, class, domain)?;
-    check_times(ctx, &jws.claims, &token, clock)?;
+    check_times(ctx, &token, clock)?;
     token.actors = identifiers(ctx, &jws.claims, &token)?;
     Ok(token)
 }
@@ -185,7 +186,7 @@ fn read_claims(
     let sub = req_string(ctx, c, "sub")?;
     let iat = req_date(ctx, c, "iat")?;
     let exp = req_date(ctx, c, "exp")?;
-    opt_date(ctx, c, "nbf")?;
+    let nbf = opt_date(ctx, c, "nbf")?;
     let aud = match c.get("aud") {
         None if txn_class => Vec::new(),
         None => return Err(missing(ctx, "aud")),
@@ -220,6 +221,7 @@ fn read_claims(
         aud,
         iat,
         exp,
+        nbf,
         scope: scope.map(|s| split_scope(&s)).unwrap_or_default(),
         txn,
         actors: Vec::new(),
@@ -342,7 +344,6 @@ fn check_act_shape(ctx: &Ctx<'_>, act: &Value, level: usize) -> Result<(), Reaso
 
 fn check_times(
     ctx: &Ctx<'_>,
-    c: &Map<String, Value>,
     t: &Token,
     clock: Clock<'_>,
 ) -> Result<(), Reason> {
@@ -360,16 +361,15 @@ fn check_times(
                     format!("expired at {} (now {now}, skew {s}s)", t.exp),
                 ));
             }
-            if let Some(Value::Number(n)) = c.get("nbf") {
-                let nbf = n.as_i64().unwrap_or(MAX_DATE);
-                if now + s < nbf {
+            if let Some(nbf) = t.nbf {
+                if now.saturating_add(s) < nbf {
                     return Err(ctx.fail(
                         ReasonCode::NotYetValid,
                         format!("not valid before {nbf} (now {now}, skew {s}s)"),
                     ));
                 }
             }
-            if t.iat > now + s {
+            if t.iat > now.saturating_add(s) {
                 return Err(ctx.fail(
                     ReasonCode::IssuedInFuture,
                     format!("issued at {} after now {now} (skew {s}s)", t.iat),
