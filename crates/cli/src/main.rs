@@ -1,8 +1,16 @@
 //! `custody`: decide agent-to-agent calls from the command line.
 #![forbid(unsafe_code)]
 
+mod analysis;
+mod cedar_analysis;
+mod chainspec;
+mod demo;
+mod explain;
+mod graph;
 mod keys;
 mod mint;
+mod packtest;
+mod render;
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -41,7 +49,8 @@ enum Command {
         #[arg(long)]
         compact: bool,
     },
-    /// Load a policy pack and list every problem found (exit 2 when it cannot be used).
+    /// Load a policy pack, list every problem found (exit 2 when it cannot be used) and analyse
+    /// its trust graph: which domains reach the local one, how, with which actions.
     Check {
         /// The policy pack directory.
         #[arg(long, default_value = "policies/demo")]
@@ -51,6 +60,15 @@ enum Command {
     Keygen(keys::KeygenArgs),
     /// Sign a development token.
     Mint(mint::MintArgs),
+    /// A narrated walkthrough of the demo pack: chains minted live, decided, explained.
+    Demo(demo::DemoArgs),
+    /// Explain one request: its tokens, hops, domain crossings, the decision and what would
+    /// have to change (exit 0 allow, 1 deny, 2 unusable input).
+    Explain(explain::ExplainArgs),
+    /// Run the pack's tests (`DIR/tests/*.json`); prints `N passed, N failed` (exit 1 on failure).
+    Test(packtest::TestArgs),
+    /// Draw the trust graph: domains and federation rules, as Graphviz DOT or Mermaid.
+    Graph(graph::GraphArgs),
     /// Run the gRPC sidecar (Envoy ext_authz v3, custody.v1.Verifier, grpc.health.v1).
     Serve(custody_sidecar::ServeArgs),
 }
@@ -66,6 +84,10 @@ fn main() -> ExitCode {
         Command::Check { policies } => check(&policies),
         Command::Keygen(args) => keys::keygen(&args),
         Command::Mint(args) => mint::mint(&args),
+        Command::Demo(args) => demo::run(&args),
+        Command::Explain(args) => explain::run(&args),
+        Command::Test(args) => packtest::run(&args),
+        Command::Graph(args) => graph::run(&args),
         Command::Serve(args) => custody_sidecar::run(args),
     };
     match result {
@@ -134,6 +156,13 @@ fn check(policies: &Path) -> Result<u8, String> {
                 println!("warning: {w}");
             }
             let pack = &loaded.pack;
+            let analysis = analysis::analyse(pack);
+            for line in &analysis.lines {
+                println!("{line}");
+            }
+            for w in &analysis.warnings {
+                println!("warning: {w}");
+            }
             println!(
                 "ok: {} domains, {} federation rules, {} Cedar policies, local `{}`",
                 pack.domains.len(),

@@ -80,6 +80,9 @@ pub struct DomainDecl {
     pub issuers: Vec<Spanned<String>>,
     /// The key file paths as written (relative to the trust file), in order.
     pub keys: Vec<Spanned<String>>,
+    /// The Biscuit key file paths (`biscuit_keys`), as written, in order: the domain's Biscuit
+    /// root keys and the keys its third-party (attestation) blocks are signed with.
+    pub biscuit_keys: Vec<Spanned<String>>,
 }
 
 /// A `federate` rule.
@@ -183,6 +186,9 @@ impl fmt::Display for Item {
                 }
                 for keys in &d.keys {
                     writeln!(f, "  keys \"{}\"", keys.node)?;
+                }
+                for keys in &d.biscuit_keys {
+                    writeln!(f, "  biscuit_keys \"{}\"", keys.node)?;
                 }
                 writeln!(f, "}}")
             }

@@ -13,16 +13,18 @@ pub(crate) struct KeyReport {
     pub(crate) warnings: Vec<Warning>,
 }
 
-/// Reads every key file of `domain` and merges their keys; problems go to `report`.
+/// Reads the key files `refs` of `domain` (its `keys` or its `biscuit_keys`) and merges their
+/// keys; problems go to `report`.
 pub(crate) fn load_domain_keys(
     domain: &DraftDomain,
+    refs: &[KeyRef],
     limits: &Limits,
     log: &mut FileLog,
     report: &mut KeyReport,
 ) -> KeySet {
     let mut keys = KeySet::new();
     let errors_before = report.errors.len();
-    for key_ref in &domain.keys {
+    for key_ref in refs {
         let Some(set) = load_file(key_ref, limits, log, report) else {
             continue;
         };
@@ -40,7 +42,7 @@ pub(crate) fn load_domain_keys(
         }
     }
     let clean = report.errors.len() == errors_before;
-    if let Some(first) = domain.keys.first().filter(|_| clean && keys.is_empty()) {
+    if let Some(first) = refs.first().filter(|_| clean && keys.is_empty()) {
         let msg = format!(
             "domain `{}` has no usable Ed25519 key: every token it issues fails with `unknown_key`",
             domain.name

@@ -38,6 +38,8 @@ pub(crate) struct DraftDomain {
     pub(crate) name: TrustDomain,
     pub(crate) issuers: Vec<String>,
     pub(crate) keys: Vec<KeyRef>,
+    /// `biscuit_keys` files (the Biscuit profile).
+    pub(crate) biscuit_keys: Vec<KeyRef>,
 }
 
 /// The merged configuration, before key files are read.
@@ -178,12 +180,16 @@ impl Merger {
             name: name.clone(),
             issuers: Vec::new(),
             keys: Vec::new(),
+            biscuit_keys: Vec::new(),
         };
         for issuer in &d.issuers {
             self.issuer(file, &mut draft, issuer);
         }
         for keys in &d.keys {
-            self.keys(file, &mut draft, keys);
+            self.keys(file, &mut draft, keys, false);
+        }
+        for keys in &d.biscuit_keys {
+            self.keys(file, &mut draft, keys, true);
         }
         self.domain_at.insert(name.clone(), name_at);
         self.domains.push(draft);
@@ -214,24 +220,38 @@ impl Merger {
         }
     }
 
-    fn keys(&mut self, file: &TrustFile, draft: &mut DraftDomain, keys: &Spanned<String>) {
+    /// A `keys` entry, or a `biscuit_keys` one when `biscuit` (each list is checked on its own:
+    /// the same file may serve both).
+    fn keys(
+        &mut self,
+        file: &TrustFile,
+        draft: &mut DraftDomain,
+        keys: &Spanned<String>,
+        biscuit: bool,
+    ) {
         let here = at(file, keys.span);
+        let what = if biscuit { "biscuit_keys" } else { "keys" };
         if keys.node.is_empty() {
-            self.errors.push(empty(&here, "keys"));
+            self.errors.push(empty(&here, what));
             return;
         }
         let base = file.path.parent().unwrap_or(Path::new(""));
         let resolved = base.join(&keys.node);
-        if draft.keys.iter().any(|k| k.resolved == resolved) {
+        let list = if biscuit {
+            &mut draft.biscuit_keys
+        } else {
+            &mut draft.keys
+        };
+        if list.iter().any(|k| k.resolved == resolved) {
             let msg = format!(
-                "key file `{}` is listed twice in domain `{}`",
+                "{what} file `{}` is listed twice in domain `{}`",
                 keys.node, draft.name
             );
             self.errors
                 .push(error_at(LoadErrorKind::DuplicateKeyFile, &here, msg));
             return;
         }
-        draft.keys.push(KeyRef {
+        list.push(KeyRef {
             written: keys.node.clone(),
             resolved,
             at: here,

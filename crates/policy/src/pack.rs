@@ -42,6 +42,11 @@ pub struct DomainConfig {
     pub keys: KeySet,
     /// Its key files, resolved against the trust file's directory.
     pub key_files: Vec<PathBuf>,
+    /// Its Biscuit keys (`biscuit_keys`): roots of the Biscuit tokens it issues and the keys
+    /// of the third-party blocks with which it attests a hop. Empty when none are declared.
+    pub biscuit_keys: KeySet,
+    /// Its `biscuit_keys` files, resolved against the trust file's directory.
+    pub biscuit_key_files: Vec<PathBuf>,
 }
 
 /// `federate from -> to { scopes [...] }`: actors of `from` may delegate to `to` for `scopes`.
@@ -148,8 +153,10 @@ impl PolicyPack {
             .map(|d| DomainConfig {
                 name: d.name.clone(),
                 issuers: d.issuers.clone(),
-                keys: load_domain_keys(d, limits, &mut log, &mut keys),
+                keys: load_domain_keys(d, &d.keys, limits, &mut log, &mut keys),
                 key_files: d.keys.iter().map(|k| k.resolved.clone()).collect(),
+                biscuit_keys: load_domain_keys(d, &d.biscuit_keys, limits, &mut log, &mut keys),
+                biscuit_key_files: d.biscuit_keys.iter().map(|k| k.resolved.clone()).collect(),
             })
             .collect();
         let mut cedar = CedarReport::default();

@@ -31,11 +31,12 @@ const MAX_CLOCK_SKEW: u64 = 120;
 /// The range of `max_depth` and `max_domains`.
 const COUNT_RANGE: std::ops::RangeInclusive<usize> = 1..=64;
 
-const KEYWORDS: [&str; 12] = [
+const KEYWORDS: [&str; 13] = [
     "local",
     "domain",
     "issuer",
     "keys",
+    "biscuit_keys",
     "federate",
     "scopes",
     "chain",
@@ -262,11 +263,13 @@ impl Converter<'_> {
         let mut name = None;
         let mut issuers = Vec::new();
         let mut keys = Vec::new();
+        let mut biscuit_keys = Vec::new();
         for inner in pair.into_inner() {
             match inner.as_rule() {
                 Rule::string => name = Some(self.string(inner)),
                 Rule::issuer => issuers.extend(self.strings(inner).next()),
                 Rule::keys => keys.extend(self.strings(inner).next()),
+                Rule::biscuit_keys => biscuit_keys.extend(self.strings(inner).next()),
                 _ => {}
             }
         }
@@ -275,6 +278,7 @@ impl Converter<'_> {
             name,
             issuers,
             keys,
+            biscuit_keys,
         }))
     }
 
@@ -512,6 +516,7 @@ fn is_keyword_position(rule: Rule) -> bool {
             | Rule::chain
             | Rule::issuer
             | Rule::keys
+            | Rule::biscuit_keys
             | Rule::scopes
             | Rule::max_depth
             | Rule::max_domains
@@ -524,6 +529,7 @@ fn is_keyword_position(rule: Rule) -> bool {
             | Rule::kw_chain
             | Rule::kw_issuer
             | Rule::kw_keys
+            | Rule::kw_biscuit_keys
             | Rule::kw_scopes
             | Rule::kw_max_depth
             | Rule::kw_max_domains
@@ -543,6 +549,7 @@ fn expected_words(rule: Rule) -> &'static str {
         Rule::chain | Rule::kw_chain => "`chain`",
         Rule::issuer | Rule::kw_issuer => "`issuer`",
         Rule::keys | Rule::kw_keys => "`keys`",
+        Rule::biscuit_keys | Rule::kw_biscuit_keys => "`biscuit_keys`",
         Rule::scopes | Rule::kw_scopes => "`scopes`",
         Rule::max_depth | Rule::kw_max_depth => "`max_depth`",
         Rule::max_domains | Rule::kw_max_domains => "`max_domains`",

@@ -10,7 +10,12 @@
 //!
 //! `--write FILE` replaces the `## Sidecar load (issue 7)` section of FILE (creating it if
 //! needed) with the results. Decision logs are off during the run (`--no-decision-log`).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,7 +23,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use custody_sidecar::ServeArgs;
 use custody_tests::{t0_claims, t1_claims, Fixture, AUD};
-use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request as AttrRequest};
+use envoy_types::pb::envoy::service::auth::v3::attribute_context::{
+    HttpRequest, Request as AttrRequest,
+};
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest};
 use tonic::transport::Channel;
@@ -32,7 +39,13 @@ struct Opts {
 }
 
 fn opts() -> Opts {
-    let mut o = Opts { secs: 10, rates: vec![1000, 5000, 10_000], chains: 64, connections: 4, write: None };
+    let mut o = Opts {
+        secs: 10,
+        rates: vec![1000, 5000, 10_000],
+        chains: 64,
+        connections: 4,
+        write: None,
+    };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < args.len() {
@@ -56,7 +69,10 @@ fn opts() -> Opts {
 
 /// `chains` distinct valid 2-token chains (a.example -> b.example -> c.example), as Check requests.
 fn requests(f: &Fixture, chains: usize) -> Vec<CheckRequest> {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
     (0..chains)
         .map(|i| {
             let mut c0 = t0_claims();
@@ -115,7 +131,11 @@ fn pct(sorted: &[u64], p: f64) -> f64 {
 async fn clients(addr: std::net::SocketAddr, n: usize) -> Vec<AuthorizationClient<Channel>> {
     let mut out = Vec::new();
     for _ in 0..n {
-        let ch = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+        let ch = Channel::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
         out.push(AuthorizationClient::new(ch));
     }
     out
@@ -125,25 +145,35 @@ fn allowed(r: &envoy_types::pb::envoy::service::auth::v3::CheckResponse) -> bool
     r.status.as_ref().is_some_and(|s| s.code == 0)
 }
 
-/// Open loop at `rate` requests per second for `secs`.
-async fn fixed_rate(conns: &[AuthorizationClient<Channel>], reqs: &Arc<Vec<CheckRequest>>, rate: u64, secs: u64) -> RateResult {
+/// Open loop at `rate` requests per second for `secs`. A pacer thread releases each request
+/// at its due time (thread sleeps are precise to tens of microseconds, tokio timers only to a
+/// millisecond); latency runs from the due time to the answer.
+async fn fixed_rate(
+    conns: &[AuthorizationClient<Channel>],
+    reqs: &Arc<Vec<CheckRequest>>,
+    rate: u64,
+    secs: u64,
+) -> RateResult {
     let total = rate * secs;
     let lat = Arc::new(Mutex::new(Vec::with_capacity(total as usize)));
     let errors = Arc::new(AtomicU64::new(0));
+    let handle = tokio::runtime::Handle::current();
+    let conns = conns.to_vec();
+    let reqs2 = Arc::clone(reqs);
+    let (lat2, errors2) = (Arc::clone(&lat), Arc::clone(&errors));
     let start = Instant::now();
-    let mut tick = tokio::time::interval(Duration::from_millis(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let mut sent = 0u64;
-    let mut tasks = Vec::with_capacity(total as usize);
-    while sent < total {
-        tick.tick().await;
-        let due = ((start.elapsed().as_secs_f64() * rate as f64) as u64).min(total);
-        while sent < due {
+    let pacer = std::thread::spawn(move || {
+        let mut tasks = Vec::with_capacity(total as usize);
+        for sent in 0..total {
             let intended = start + Duration::from_secs_f64(sent as f64 / rate as f64);
+            let now = Instant::now();
+            if intended > now {
+                std::thread::sleep(intended - now);
+            }
             let mut c = conns[sent as usize % conns.len()].clone();
-            let req = reqs[sent as usize % reqs.len()].clone();
-            let (lat, errors) = (Arc::clone(&lat), Arc::clone(&errors));
-            tasks.push(tokio::spawn(async move {
+            let req = reqs2[sent as usize % reqs2.len()].clone();
+            let (lat, errors) = (Arc::clone(&lat2), Arc::clone(&errors2));
+            tasks.push(handle.spawn(async move {
                 let ok = match tokio::time::timeout(Duration::from_secs(5), c.check(req)).await {
                     Ok(Ok(r)) => allowed(r.get_ref()),
                     _ => false,
@@ -155,9 +185,12 @@ async fn fixed_rate(conns: &[AuthorizationClient<Channel>], reqs: &Arc<Vec<Check
                     errors.fetch_add(1, Ordering::Relaxed);
                 }
             }));
-            sent += 1;
         }
-    }
+        tasks
+    });
+    let tasks = tokio::task::spawn_blocking(move || pacer.join().unwrap())
+        .await
+        .unwrap();
     for t in tasks {
         t.await.unwrap();
     }
@@ -166,7 +199,7 @@ async fn fixed_rate(conns: &[AuthorizationClient<Channel>], reqs: &Arc<Vec<Check
     l.sort_unstable();
     RateResult {
         rate,
-        sent,
+        sent: total,
         achieved: l.len() as f64 / elapsed,
         p50: pct(&l, 0.50),
         p99: pct(&l, 0.99),
@@ -176,8 +209,35 @@ async fn fixed_rate(conns: &[AuthorizationClient<Channel>], reqs: &Arc<Vec<Check
     }
 }
 
+/// Mean in-server decision time (µs) from the metrics endpoint: Check decoded to answer built,
+/// transport excluded.
+async fn decision_cost(metrics: std::net::SocketAddr) -> f64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(metrics).await.unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).await.unwrap();
+    let get = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
+            .map_or(0.0, |v| v.trim().parse().unwrap())
+    };
+    let count = get("custody_decision_latency_seconds_count");
+    if count == 0.0 {
+        return f64::NAN;
+    }
+    get("custody_decision_latency_seconds_sum") / count * 1e6
+}
+
 /// Closed loop: `workers` callers back to back for `secs`; completed requests per second.
-async fn max_throughput(conns: &[AuthorizationClient<Channel>], reqs: &Arc<Vec<CheckRequest>>, workers: usize, secs: u64) -> (f64, u64) {
+async fn max_throughput(
+    conns: &[AuthorizationClient<Channel>],
+    reqs: &Arc<Vec<CheckRequest>>,
+    workers: usize,
+    secs: u64,
+) -> (f64, u64) {
     let done = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let stop = Instant::now() + Duration::from_secs(secs);
@@ -201,16 +261,24 @@ async fn max_throughput(conns: &[AuthorizationClient<Channel>], reqs: &Arc<Vec<C
     for t in tasks {
         t.await.unwrap();
     }
-    (done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64(), errors.load(Ordering::Relaxed))
+    (
+        done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64(),
+        errors.load(Ordering::Relaxed),
+    )
 }
 
 fn server_runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 struct Run {
     cache: bool,
     rates: Vec<RateResult>,
+    cost_us: f64,
     throughput: f64,
     throughput_errors: u64,
 }
@@ -225,14 +293,20 @@ fn run_one(f: &Fixture, o: &Opts, cache: bool) -> Run {
         no_decision_cache: !cache,
         no_decision_log: true,
         reload_interval_ms: 0,
+        metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
         max_concurrency: 100_000,
         ..ServeArgs::default()
     };
     let running = server_rt.block_on(custody_sidecar::start(args)).unwrap();
     let addr = running.addr;
-    let client_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let metrics = running.metrics_addr.unwrap();
+    let client_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let reqs = Arc::new(requests(f, o.chains));
-    let (rates, throughput, throughput_errors) = client_rt.block_on(async {
+    let (rates, cost_us, throughput, throughput_errors) = client_rt.block_on(async {
         let conns = clients(addr, o.connections).await;
         // warm up: every chain once, so signatures and (if on) decisions are cached
         let _ = fixed_rate(&conns, &reqs, 1000, 1).await;
@@ -245,12 +319,19 @@ fn run_one(f: &Fixture, o: &Opts, cache: bool) -> Run {
             );
             rates.push(res);
         }
+        let cost = decision_cost(metrics).await;
         let (tp, errs) = max_throughput(&conns, &reqs, 64, o.secs.min(5)).await;
-        eprintln!("cache={cache} closed loop (64 callers): {tp:.0}/s errors {errs}");
-        (rates, tp, errs)
+        eprintln!("cache={cache} closed loop (64 callers): {tp:.0}/s errors {errs}; mean decision {cost:.1} us");
+        (rates, cost, tp, errs)
     });
     server_rt.block_on(running.shutdown()).unwrap();
-    Run { cache, rates, throughput, throughput_errors }
+    Run {
+        cache,
+        rates,
+        cost_us,
+        throughput,
+        throughput_errors,
+    }
 }
 
 fn table(runs: &[Run], o: &Opts) -> String {
@@ -268,6 +349,12 @@ fn table(runs: &[Run], o: &Opts) -> String {
         o.chains,
         o.connections,
         o.secs
+    ));
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    s.push_str(&format!(
+        "Load average when the table was written (`/proc/loadavg`): `{}` — other work on the machine shares the cores \
+         and shows in the tails.\n\n",
+        load.trim()
     ));
     s.push_str("| decision cache | target rps | sent | achieved rps | p50 ms | p99 ms | p99.9 ms | max ms | errors |\n");
     s.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
@@ -287,13 +374,28 @@ fn table(runs: &[Run], o: &Opts) -> String {
             ));
         }
     }
-    s.push_str("\nClosed loop (64 concurrent callers, throughput ceiling):\n\n| decision cache | requests/s | errors |\n|---|---:|---:|\n");
+    s.push_str(
+        "\nClosed loop (64 concurrent callers: the throughput ceiling, client and server sharing the \
+         cores), and the mean in-server decision time over the fixed-rate runs \
+         (`custody_decision_latency_seconds` sum / count: Check decoded to answer built, transport \
+         excluded):\n\n| decision cache | requests/s | errors | mean decision µs |\n|---|---:|---:|---:|\n",
+    );
     for run in runs {
-        s.push_str(&format!("| {} | {:.0} | {} |\n", if run.cache { "on" } else { "off" }, run.throughput, run.throughput_errors));
+        s.push_str(&format!(
+            "| {} | {:.0} | {} | {:.1} |\n",
+            if run.cache { "on" } else { "off" },
+            run.throughput,
+            run.throughput_errors,
+            run.cost_us
+        ));
     }
     if let [on, off] = runs {
-        if off.throughput > 0.0 {
-            s.push_str(&format!("\nCache lift on repeated chains: {:.1}× (closed loop).\n", on.throughput / off.throughput));
+        if off.throughput > 0.0 && on.cost_us > 0.0 {
+            s.push_str(&format!(
+                "\nCache lift on repeated chains: {:.1}× end to end (closed loop), {:.1}× in decision cost.\n",
+                on.throughput / off.throughput,
+                off.cost_us / on.cost_us
+            ));
         }
     }
     s
@@ -306,10 +408,16 @@ fn write_section(path: &str, section: &str) {
     let new = match old.find(head) {
         Some(start) => {
             let rest = &old[start + head.len()..];
-            let end = rest.find("\n## ").map_or(old.len(), |e| start + head.len() + e + 1);
+            let end = rest
+                .find("\n## ")
+                .map_or(old.len(), |e| start + head.len() + e + 1);
             format!("{}{}{}", &old[..start], section, &old[end..])
         }
-        None => format!("{}\n{}", old.trim_end_matches('\n').to_owned() + "\n", section),
+        None => format!(
+            "{}\n{}",
+            old.trim_end_matches('\n').to_owned() + "\n",
+            section
+        ),
     };
     std::fs::write(path, new).unwrap();
 }

@@ -2,7 +2,12 @@
 //! (`<out>/pack`) and tokens minted for the current time (`<out>/fixture.json`).
 //!
 //! `cargo run -p custody-sidecar --example e2e_fixture -- OUT_DIR`
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -32,7 +37,10 @@ fn main() {
         std::fs::remove_dir_all(&pack).unwrap();
     }
     copy_dir(f.dir.path(), &pack);
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
     let timed = |mut c: Value, iat: i64, exp: i64| {
         c["iat"] = (now - iat).into();
         c["exp"] = (now + exp).into();
@@ -60,6 +68,10 @@ fn main() {
         "mallory_t1": f.token("d.example", with(t1, "act", act(&[BOB, MALLORY]))),
         "exp_min": now + 1200,
     });
-    std::fs::write(out.join("fixture.json"), serde_json::to_string_pretty(&fixture).unwrap()).unwrap();
+    std::fs::write(
+        out.join("fixture.json"),
+        serde_json::to_string_pretty(&fixture).unwrap(),
+    )
+    .unwrap();
     println!("{}", out.join("fixture.json").display());
 }

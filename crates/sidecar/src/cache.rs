@@ -98,7 +98,14 @@ impl DecisionCache {
 
     /// Remembers `decision` for `req` if it may be cached; `now` is the unix time it was
     /// decided at.
-    pub(crate) fn put(&self, key: Key, req: &Request, decision: &Decision, now: i64, limits: &Limits) {
+    pub(crate) fn put(
+        &self,
+        key: Key,
+        req: &Request,
+        decision: &Decision,
+        now: i64,
+        limits: &Limits,
+    ) {
         let Some(ttl) = self.ttl(req, decision, now, limits) else {
             return;
         };
@@ -137,10 +144,18 @@ impl DecisionCache {
         }
     }
 
-    fn ttl(&self, req: &Request, decision: &Decision, now: i64, limits: &Limits) -> Option<Duration> {
+    fn ttl(
+        &self,
+        req: &Request,
+        decision: &Decision,
+        now: i64,
+        limits: &Limits,
+    ) -> Option<Duration> {
         if decision.is_allowed() {
             let exp = earliest_exp(req, limits)?;
-            let left = u64::try_from(exp.checked_sub(now)?).ok().filter(|s| *s > 0)?;
+            let left = u64::try_from(exp.checked_sub(now)?)
+                .ok()
+                .filter(|s| *s > 0)?;
             return Some(self.max_ttl.min(Duration::from_secs(left)));
         }
         match decision.code() {
@@ -206,7 +221,10 @@ mod tests {
         other.action = "orders:write".into();
         assert_ne!(k, DecisionCache::key("v1", &other));
         // field boundaries matter: ["ab"] differs from ["a", "b"]
-        assert_ne!(DecisionCache::key("v1", &req(&["ab"])), DecisionCache::key("v1", &req(&["a", "b"])));
+        assert_ne!(
+            DecisionCache::key("v1", &req(&["ab"])),
+            DecisionCache::key("v1", &req(&["a", "b"]))
+        );
     }
 
     #[test]

@@ -87,7 +87,9 @@ impl Headers<'_> {
         }
         match std::str::from_utf8(&first.raw_value) {
             Ok(v) => Ok(Some(Cow::Owned(v.to_owned()))),
-            Err(_) => Err(MapError::Invalid(format!("the `{name}` header is not UTF-8"))),
+            Err(_) => Err(MapError::Invalid(format!(
+                "the `{name}` header is not UTF-8"
+            ))),
         }
     }
 }
@@ -120,7 +122,11 @@ pub(crate) fn map_request(
     let action = match &settings.action_header {
         Some(name) => match headers.get(name)? {
             Some(a) if !a.trim().is_empty() => a.trim().to_owned(),
-            _ => return Err(MapError::Invalid(format!("the `{name}` header (the action) is missing"))),
+            _ => {
+                return Err(MapError::Invalid(format!(
+                    "the `{name}` header (the action) is missing"
+                )))
+            }
         },
         None => method_path(&http.method, &http.path)?,
     };
@@ -184,7 +190,9 @@ fn split_chain(value: &str, limits: &Limits) -> Result<Vec<String>, MapError> {
     value
         .split(',')
         .map(|t| match t.trim() {
-            "" => Err(MapError::Invalid(format!("`{CHAIN_HEADER}` has an empty entry"))),
+            "" => Err(MapError::Invalid(format!(
+                "`{CHAIN_HEADER}` has an empty entry"
+            ))),
             t => Ok(t.to_owned()),
         })
         .collect()
@@ -249,13 +257,22 @@ fn allow(decision: &Decision, pack: &str) -> CheckResponse {
         metadata.insert("scopes".into(), list(&c.scopes));
         metadata.insert("depth".into(), number(c.depth as f64));
         metadata.insert("txn".into(), string(&c.txn));
-        metadata.insert("cross_domain".into(), Value { kind: Some(Kind::BoolValue(c.cross_domain)) });
+        metadata.insert(
+            "cross_domain".into(),
+            Value {
+                kind: Some(Kind::BoolValue(c.cross_domain)),
+            },
+        );
     } else {
         remove.extend([ORIGIN_HEADER, ACTOR_HEADER, DEPTH_HEADER].map(str::to_owned));
     }
     metadata.insert("policies".into(), list(&decision.policies));
     CheckResponse {
-        status: Some(rpc::Status { code: GRPC_OK, message: String::new(), details: Vec::new() }),
+        status: Some(rpc::Status {
+            code: GRPC_OK,
+            message: String::new(),
+            details: Vec::new(),
+        }),
         dynamic_metadata: Some(Struct { fields: metadata }),
         http_response: Some(HttpResponse::OkResponse(OkHttpResponse {
             headers,
@@ -276,7 +293,10 @@ fn deny(decision: &Decision, no_token: bool, pack: &str) -> CheckResponse {
     let challenge = if no_token {
         Some(REALM.to_owned())
     } else if unauthenticated(first) {
-        Some(format!("{REALM}, error=\"invalid_token\", error_description=\"{}\"", first.as_str()))
+        Some(format!(
+            "{REALM}, error=\"invalid_token\", error_description=\"{}\"",
+            first.as_str()
+        ))
     } else if first == ReasonCode::ScopeMissing {
         Some(format!("{REALM}, error=\"insufficient_scope\""))
     } else {
@@ -286,7 +306,11 @@ fn deny(decision: &Decision, no_token: bool, pack: &str) -> CheckResponse {
         headers.push(set_header("www-authenticate", &c));
     }
     let body = json!({"decision": "deny", "reasons": reasons_json(&decision.reasons)}).to_string();
-    let codes: Vec<String> = decision.reasons.iter().map(|r| r.code.as_str().to_owned()).collect();
+    let codes: Vec<String> = decision
+        .reasons
+        .iter()
+        .map(|r| r.code.as_str().to_owned())
+        .collect();
     let mut metadata = HashMap::new();
     metadata.insert("decision".to_owned(), string("deny"));
     metadata.insert("codes".to_owned(), list(&codes));
@@ -299,7 +323,9 @@ fn deny(decision: &Decision, no_token: bool, pack: &str) -> CheckResponse {
         }),
         dynamic_metadata: Some(Struct { fields: metadata }),
         http_response: Some(HttpResponse::DeniedResponse(DeniedHttpResponse {
-            status: Some(HttpStatus { code: status as i32 }),
+            status: Some(HttpStatus {
+                code: status as i32,
+            }),
             headers,
             body,
         })),
@@ -315,7 +341,11 @@ fn reasons_json(reasons: &[Reason]) -> serde_json::Value {
 
 fn set_header(key: &str, value: &str) -> HeaderValueOption {
     HeaderValueOption {
-        header: Some(HeaderValue { key: key.to_owned(), value: value.to_owned(), ..HeaderValue::default() }),
+        header: Some(HeaderValue {
+            key: key.to_owned(),
+            value: value.to_owned(),
+            ..HeaderValue::default()
+        }),
         append_action: HeaderAppendAction::OverwriteIfExistsOrAdd as i32,
         ..HeaderValueOption::default()
     }
@@ -336,23 +366,31 @@ pub(crate) fn header_safe(v: &str) -> String {
 }
 
 fn string(s: &str) -> Value {
-    Value { kind: Some(Kind::StringValue(s.to_owned())) }
+    Value {
+        kind: Some(Kind::StringValue(s.to_owned())),
+    }
 }
 
 fn number(n: f64) -> Value {
-    Value { kind: Some(Kind::NumberValue(n)) }
+    Value {
+        kind: Some(Kind::NumberValue(n)),
+    }
 }
 
 fn list(items: &[String]) -> Value {
     Value {
-        kind: Some(Kind::ListValue(ListValue { values: items.iter().map(|s| string(s)).collect() })),
+        kind: Some(Kind::ListValue(ListValue {
+            values: items.iter().map(|s| string(s)).collect(),
+        })),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Peer, Request as AttrRequest};
+    use envoy_types::pb::envoy::service::auth::v3::attribute_context::{
+        HttpRequest, Peer, Request as AttrRequest,
+    };
     use envoy_types::pb::envoy::service::auth::v3::AttributeContext;
 
     fn settings() -> Settings {
@@ -366,13 +404,19 @@ mod tests {
     fn check(headers: &[(&str, &str)], principal: &str) -> CheckRequest {
         CheckRequest {
             attributes: Some(AttributeContext {
-                source: Some(Peer { principal: principal.into(), ..Peer::default() }),
+                source: Some(Peer {
+                    principal: principal.into(),
+                    ..Peer::default()
+                }),
                 request: Some(AttrRequest {
                     http: Some(HttpRequest {
                         method: "GET".into(),
                         path: "/orders/7?x=1".into(),
                         host: "evil.example".into(),
-                        headers: headers.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect(),
+                        headers: headers
+                            .iter()
+                            .map(|(k, v)| ((*k).into(), (*v).into()))
+                            .collect(),
                         ..HttpRequest::default()
                     }),
                     ..AttrRequest::default()
@@ -385,7 +429,12 @@ mod tests {
     #[test]
     fn maps_headers_to_the_request() {
         let c = check(
-            &[("authorization", "Bearer t2"), ("custody-chain", "t0, t1"), ("txn-token", "tx"), ("host", "x")],
+            &[
+                ("authorization", "Bearer t2"),
+                ("custody-chain", "t0, t1"),
+                ("txn-token", "tx"),
+                ("host", "x"),
+            ],
             "spiffe://b.example/agent/alice",
         );
         let r = map_request(&c, &settings(), &Limits::default()).unwrap();
@@ -399,7 +448,11 @@ mod tests {
 
     #[test]
     fn missing_or_foreign_scheme_is_no_token() {
-        for h in [vec![], vec![("authorization", "Basic abc")], vec![("authorization", "Bearer  ")]] {
+        for h in [
+            vec![],
+            vec![("authorization", "Basic abc")],
+            vec![("authorization", "Bearer  ")],
+        ] {
             let r = map_request(&check(&h, ""), &settings(), &Limits::default());
             assert!(matches!(r, Err(MapError::NoToken(_))), "{h:?}");
         }
@@ -408,22 +461,46 @@ mod tests {
     #[test]
     fn refuses_request_time_and_long_chains() {
         let c = check(&[("authorization", "Bearer t"), ("custody-now", "1")], "");
-        assert!(matches!(map_request(&c, &settings(), &Limits::default()), Err(MapError::Invalid(_))));
+        assert!(matches!(
+            map_request(&c, &settings(), &Limits::default()),
+            Err(MapError::Invalid(_))
+        ));
         let chain = vec!["x"; 5000].join(",");
-        let c = check(&[("authorization", "Bearer t"), ("custody-chain", &chain)], "");
-        assert!(matches!(map_request(&c, &settings(), &Limits::default()), Err(MapError::Invalid(_))));
-        let c = check(&[("authorization", "Bearer t"), ("custody-chain", "a,,b")], "");
-        assert!(matches!(map_request(&c, &settings(), &Limits::default()), Err(MapError::Invalid(_))));
+        let c = check(
+            &[("authorization", "Bearer t"), ("custody-chain", &chain)],
+            "",
+        );
+        assert!(matches!(
+            map_request(&c, &settings(), &Limits::default()),
+            Err(MapError::Invalid(_))
+        ));
+        let c = check(
+            &[("authorization", "Bearer t"), ("custody-chain", "a,,b")],
+            "",
+        );
+        assert!(matches!(
+            map_request(&c, &settings(), &Limits::default()),
+            Err(MapError::Invalid(_))
+        ));
     }
 
     #[test]
     fn action_header_replaces_method_path() {
         let mut s = settings();
         s.action_header = Some("x-action".into());
-        let c = check(&[("authorization", "Bearer t"), ("x-action", "orders:read")], "");
-        assert_eq!(map_request(&c, &s, &Limits::default()).unwrap().action, "orders:read");
+        let c = check(
+            &[("authorization", "Bearer t"), ("x-action", "orders:read")],
+            "",
+        );
+        assert_eq!(
+            map_request(&c, &s, &Limits::default()).unwrap().action,
+            "orders:read"
+        );
         let c = check(&[("authorization", "Bearer t")], "");
-        assert!(matches!(map_request(&c, &s, &Limits::default()), Err(MapError::Invalid(_))));
+        assert!(matches!(
+            map_request(&c, &s, &Limits::default()),
+            Err(MapError::Invalid(_))
+        ));
     }
 
     #[test]
@@ -436,13 +513,20 @@ mod tests {
     fn denials_pick_401_or_403() {
         let d = Decision::deny(Reason::new(ReasonCode::Expired, Some(0), "x"), None);
         let r = response(&d, false, "v");
-        let Some(HttpResponse::DeniedResponse(den)) = r.http_response else { panic!() };
+        let Some(HttpResponse::DeniedResponse(den)) = r.http_response else {
+            panic!()
+        };
         assert_eq!(den.status.unwrap().code, 401);
-        assert!(den.headers.iter().any(|h| h.header.as_ref().unwrap().key == "www-authenticate"));
+        assert!(den
+            .headers
+            .iter()
+            .any(|h| h.header.as_ref().unwrap().key == "www-authenticate"));
         let d = Decision::deny(Reason::new(ReasonCode::ScopeEscalation, Some(1), "x"), None);
         let r = response(&d, false, "v");
         assert_eq!(r.status.unwrap().code, GRPC_PERMISSION_DENIED);
-        let Some(HttpResponse::DeniedResponse(den)) = r.http_response else { panic!() };
+        let Some(HttpResponse::DeniedResponse(den)) = r.http_response else {
+            panic!()
+        };
         assert_eq!(den.status.unwrap().code, 403);
         assert!(den.body.contains("scope_escalation"));
     }

@@ -106,10 +106,12 @@ impl Settings {
         let audience = match args.audience.as_deref().map(str::trim) {
             Some(a) if !a.is_empty() => a.to_owned(),
             _ => {
-                return Err("`--audience ID` is required: the identifier presented tokens must be \
+                return Err(
+                    "`--audience ID` is required: the identifier presented tokens must be \
                             addressed to, e.g. `spiffe://c.example/orders` (it is never taken \
                             from the Host header)"
-                    .into())
+                        .into(),
+                )
             }
         };
         let action_header = match &args.action_header {
@@ -118,7 +120,10 @@ impl Settings {
             Some(h) => return Err(format!("`--action-header` `{h}` is not a header name")),
         };
         if args.max_concurrency == 0 || args.max_batch == 0 || args.max_message_bytes == 0 {
-            return Err("`--max-concurrency`, `--max-batch` and `--max-message-bytes` must be positive".into());
+            return Err(
+                "`--max-concurrency`, `--max-batch` and `--max-message-bytes` must be positive"
+                    .into(),
+            );
         }
         if args.request_timeout_ms == 0 {
             return Err("`--request-timeout-ms` must be positive".into());
@@ -158,7 +163,10 @@ mod tests {
             audience: Some("spiffe://c.example/orders".into()),
             ..ServeArgs::default()
         };
-        assert_eq!(Settings::from_args(&args).unwrap().audience, "spiffe://c.example/orders");
+        assert_eq!(
+            Settings::from_args(&args).unwrap().audience,
+            "spiffe://c.example/orders"
+        );
     }
 
     #[test]

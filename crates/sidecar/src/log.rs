@@ -107,21 +107,28 @@ impl Logger {
     }
 }
 
+/// Writes lines as they come, a batch at a time; standard error is locked only while a batch
+/// is written, so other writers (`eprintln!`) never wait for the next line.
 fn write_lines(rx: &Receiver<String>) {
-    let stderr = std::io::stderr();
-    let mut out = std::io::BufWriter::new(stderr.lock());
+    let mut buf = Vec::with_capacity(64 * 1024);
     while let Ok(line) = rx.recv() {
-        let _ = writeln!(out, "{line}");
-        while let Ok(more) = rx.try_recv() {
-            let _ = writeln!(out, "{more}");
+        buf.clear();
+        let _ = writeln!(buf, "{line}");
+        while buf.len() < 64 * 1024 {
+            let Ok(more) = rx.try_recv() else { break };
+            let _ = writeln!(buf, "{more}");
         }
-        let _ = out.flush();
+        let mut err = std::io::stderr().lock();
+        let _ = err.write_all(&buf);
+        let _ = err.flush();
     }
 }
 
 /// RFC 3339 UTC with milliseconds.
 fn timestamp() -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     let secs = now.as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (y, mo, d) = civil(days);

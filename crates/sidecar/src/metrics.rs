@@ -84,13 +84,32 @@ impl Metrics {
         self.render_latency(&mut out);
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let counters = [
-            ("custody_decision_cache_hits_total", "Check decisions answered from the cache.", get(&self.cache_hits)),
-            ("custody_decision_cache_misses_total", "Check decisions computed (cache on).", get(&self.cache_misses)),
-            ("custody_requests_shed_total", "RPCs refused over the concurrency limit.", get(&self.shed)),
-            ("custody_log_lines_dropped_total", "Decision log lines dropped (log writer behind).", get(&self.log_dropped)),
+            (
+                "custody_decision_cache_hits_total",
+                "Check decisions answered from the cache.",
+                get(&self.cache_hits),
+            ),
+            (
+                "custody_decision_cache_misses_total",
+                "Check decisions computed (cache on).",
+                get(&self.cache_misses),
+            ),
+            (
+                "custody_requests_shed_total",
+                "RPCs refused over the concurrency limit.",
+                get(&self.shed),
+            ),
+            (
+                "custody_log_lines_dropped_total",
+                "Decision log lines dropped (log writer behind).",
+                get(&self.log_dropped),
+            ),
         ];
         for (name, help, value) in counters {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+            );
         }
         let _ = writeln!(
             out,
@@ -107,7 +126,11 @@ impl Metrics {
             get(&self.reloads_ok),
             get(&self.reloads_failed)
         );
-        let version = self.pack_version.lock().map(|v| v.clone()).unwrap_or_default();
+        let version = self
+            .pack_version
+            .lock()
+            .map(|v| v.clone())
+            .unwrap_or_default();
         let _ = writeln!(
             out,
             "# HELP custody_pack_info The policy pack in force.\n# TYPE custody_pack_info gauge\n\
@@ -118,7 +141,9 @@ impl Metrics {
     }
 
     fn render_decisions(&self, out: &mut String) {
-        out.push_str("# HELP custody_decisions_total Decisions by RPC, result and first reason code.\n");
+        out.push_str(
+            "# HELP custody_decisions_total Decisions by RPC, result and first reason code.\n",
+        );
         out.push_str("# TYPE custody_decisions_total counter\n");
         if let Ok(m) = self.decisions.lock() {
             for ((rpc, result, code), n) in m.iter() {
@@ -133,11 +158,18 @@ impl Metrics {
 
     fn render_latency(&self, out: &mut String) {
         let name = "custody_decision_latency_seconds";
-        let _ = writeln!(out, "# HELP {name} Time to decide one RPC, queueing excluded.");
+        let _ = writeln!(
+            out,
+            "# HELP {name} Time to decide one RPC, queueing excluded."
+        );
         let _ = writeln!(out, "# TYPE {name} histogram");
         for (bound, counter) in BUCKETS_US.iter().zip(&self.latency_buckets) {
             let le = *bound as f64 / 1e6;
-            let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {}", counter.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{le=\"{le}\"}} {}",
+                counter.load(Ordering::Relaxed)
+            );
         }
         let count = self.latency_count.load(Ordering::Relaxed);
         let sum = self.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6;
@@ -147,7 +179,9 @@ impl Metrics {
 }
 
 fn escape_label(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// Binds the metrics endpoint.
@@ -182,10 +216,19 @@ async fn answer(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()>
         head.extend_from_slice(buf.get(..n).unwrap_or_default());
     }
     let line = head.split(|b| *b == b'\r').next().unwrap_or_default();
-    let (status, ctype, body) = if line.starts_with(b"GET /metrics ") || line.starts_with(b"GET / ") {
-        ("200 OK", "text/plain; version=0.0.4; charset=utf-8", metrics.render())
+    let (status, ctype, body) = if line.starts_with(b"GET /metrics ") || line.starts_with(b"GET / ")
+    {
+        (
+            "200 OK",
+            "text/plain; version=0.0.4; charset=utf-8",
+            metrics.render(),
+        )
     } else {
-        ("404 Not Found", "text/plain; charset=utf-8", "not found: try GET /metrics\n".to_owned())
+        (
+            "404 Not Found",
+            "text/plain; charset=utf-8",
+            "not found: try GET /metrics\n".to_owned(),
+        )
     };
     let response = format!(
         "HTTP/1.1 {status}\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
@@ -208,7 +251,8 @@ mod tests {
         m.latency(Duration::from_micros(300));
         m.set_pack_version("abc");
         let text = m.render();
-        assert!(text.contains("custody_decisions_total{rpc=\"check\",result=\"deny\",code=\"expired\"} 2"));
+        assert!(text
+            .contains("custody_decisions_total{rpc=\"check\",result=\"deny\",code=\"expired\"} 2"));
         assert!(text.contains("custody_decision_latency_seconds_bucket{le=\"0.0005\"} 1"));
         assert!(text.contains("custody_decision_latency_seconds_bucket{le=\"0.00025\"} 0"));
         assert!(text.contains("custody_pack_info{version=\"abc\"} 1"));

@@ -92,7 +92,10 @@ mod tests {
 
     #[test]
     fn now_needs_the_testing_flag() {
-        let r = pb::VerifyRequest { now: Some(5), ..base() };
+        let r = pb::VerifyRequest {
+            now: Some(5),
+            ..base()
+        };
         let m = convert(r.clone(), false, &Limits::default()).unwrap_err();
         assert!(m.contains("--allow-request-time"), "{m}");
         assert_eq!(convert(r, true, &Limits::default()).unwrap().now, Some(5));
@@ -100,12 +103,24 @@ mod tests {
 
     #[test]
     fn context_is_strict_json() {
-        let r = pb::VerifyRequest { context_json: Some(r#"{"a":1,"a":2}"#.into()), ..base() };
+        let r = pb::VerifyRequest {
+            context_json: Some(r#"{"a":1,"a":2}"#.into()),
+            ..base()
+        };
         assert!(convert(r, false, &Limits::default()).is_err());
         let deep = format!("{}{}", "[".repeat(100), "]".repeat(100));
-        let r = pb::VerifyRequest { context_json: Some(deep), ..base() };
+        let r = pb::VerifyRequest {
+            context_json: Some(deep),
+            ..base()
+        };
         assert!(convert(r, false, &Limits::default()).is_err());
-        let r = pb::VerifyRequest { context_json: Some(r#"{"tenant":"t1"}"#.into()), ..base() };
-        assert!(convert(r, false, &Limits::default()).unwrap().context.is_some());
+        let r = pb::VerifyRequest {
+            context_json: Some(r#"{"tenant":"t1"}"#.into()),
+            ..base()
+        };
+        assert!(convert(r, false, &Limits::default())
+            .unwrap()
+            .context
+            .is_some());
     }
 }

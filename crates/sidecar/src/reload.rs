@@ -87,7 +87,11 @@ pub(crate) async fn watch(state: Arc<State>, interval: Duration, mut last: Optio
 pub(crate) async fn on_sighup(state: Arc<State>) {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
-        state.log.event("warn", "no_sighup", serde_json::json!({"error": "cannot install a SIGHUP handler"}));
+        state.log.event(
+            "warn",
+            "no_sighup",
+            serde_json::json!({"error": "cannot install a SIGHUP handler"}),
+        );
         return;
     };
     while hup.recv().await.is_some() {

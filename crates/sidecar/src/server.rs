@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use custody_verifier::{Decision, Request};
-use envoy_types::ext_authz::v3::pb::{Authorization, AuthorizationServer, CheckRequest, CheckResponse};
+use envoy_types::ext_authz::v3::pb::{
+    Authorization, AuthorizationServer, CheckRequest, CheckResponse,
+};
 use serde_json::json;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -54,7 +56,15 @@ struct Service {
 }
 
 impl Service {
-    fn record(&self, rpc: Rpc, req: Option<&Request>, d: &Decision, started: Instant, cached: bool, pack: &str) {
+    fn record(
+        &self,
+        rpc: Rpc,
+        req: Option<&Request>,
+        d: &Decision,
+        started: Instant,
+        cached: bool,
+        pack: &str,
+    ) {
         let latency = started.elapsed();
         let m = &self.state.metrics;
         m.decision(rpc, d.is_allowed(), d.code().map_or("", |c| c.as_str()));
@@ -99,7 +109,9 @@ impl Service {
         let now = req.now.unwrap_or_else(unix_now);
         let d = verifier.verify(&req);
         cache.put(key, &req, &d, now, &st.limits);
-        st.metrics.cache_entries.store(cache.len() as u64, Ordering::Relaxed);
+        st.metrics
+            .cache_entries
+            .store(cache.len() as u64, Ordering::Relaxed);
         self.record(Rpc::Check, Some(&req), &d, started, false, pack);
         check::response(&d, false, pack)
     }
@@ -108,7 +120,11 @@ impl Service {
         let started = Instant::now();
         let verifier = self.state.verifier.load_full();
         let pack = verifier.pack().version.as_str();
-        let (req, d) = match native::convert(r, self.state.settings.allow_request_time, &self.state.limits) {
+        let (req, d) = match native::convert(
+            r,
+            self.state.settings.allow_request_time,
+            &self.state.limits,
+        ) {
             Ok(req) => {
                 let d = verifier.verify(&req);
                 (Some(req), d)
@@ -128,12 +144,20 @@ impl Service {
             .into_iter()
             .map(|r| native::convert(r, allow_time, &self.state.limits))
             .collect();
-        let valid: Vec<Request> = mapped.iter().filter_map(|r| r.as_ref().ok().cloned()).collect();
+        let valid: Vec<Request> = mapped
+            .iter()
+            .filter_map(|r| r.as_ref().ok().cloned())
+            .collect();
         let mut decided = verifier.verify_batch(&valid).into_iter();
         let mut decisions = Vec::with_capacity(mapped.len());
         for m in &mapped {
             let (req, d) = match m {
-                Ok(req) => (Some(req), decided.next().unwrap_or_else(|| Decision::invalid_request("batch mismatch"))),
+                Ok(req) => (
+                    Some(req),
+                    decided
+                        .next()
+                        .unwrap_or_else(|| Decision::invalid_request("batch mismatch")),
+                ),
                 Err(m) => (None, Decision::invalid_request(m.clone())),
             };
             self.record(Rpc::VerifyBatch, req, &d, started, false, pack);
@@ -154,7 +178,10 @@ fn unix_now() -> i64 {
 
 #[tonic::async_trait]
 impl Authorization for Service {
-    async fn check(&self, request: tonic::Request<CheckRequest>) -> Result<Response<CheckResponse>, Status> {
+    async fn check(
+        &self,
+        request: tonic::Request<CheckRequest>,
+    ) -> Result<Response<CheckResponse>, Status> {
         let _permit = self.state.permit().ok_or(ServeError::Busy)?;
         Ok(Response::new(self.decide_check(request.get_ref())))
     }
@@ -162,7 +189,10 @@ impl Authorization for Service {
 
 #[tonic::async_trait]
 impl VerifierService for Service {
-    async fn verify(&self, request: tonic::Request<pb::VerifyRequest>) -> Result<Response<pb::Decision>, Status> {
+    async fn verify(
+        &self,
+        request: tonic::Request<pb::VerifyRequest>,
+    ) -> Result<Response<pb::Decision>, Status> {
         let _permit = self.state.permit().ok_or(ServeError::Busy)?;
         Ok(Response::new(self.decide_one(request.into_inner())))
     }
@@ -249,9 +279,19 @@ pub async fn start(args: ServeArgs) -> Result<Running, String> {
         log.event("warn", "pack_warning", json!({"warning": w}));
     }
     let cache = (!args.no_decision_cache).then(|| {
-        DecisionCache::new(args.decision_cache_entries, Duration::from_secs(args.decision_cache_ttl_secs))
+        DecisionCache::new(
+            args.decision_cache_entries,
+            Duration::from_secs(args.decision_cache_ttl_secs),
+        )
     });
-    let state = Arc::new(State::new(loaded.verifier, settings, args.policies.clone(), cache, metrics, log));
+    let state = Arc::new(State::new(
+        loaded.verifier,
+        settings,
+        args.policies.clone(),
+        cache,
+        metrics,
+        log,
+    ));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on `{}`: {e}", args.listen))?;
@@ -267,11 +307,20 @@ pub async fn start(args: ServeArgs) -> Result<Running, String> {
         None => None,
     };
     if let Some(every) = state.settings.reload_interval {
-        tasks.push(tokio::spawn(reload::watch(Arc::clone(&state), every, before)));
+        tasks.push(tokio::spawn(reload::watch(
+            Arc::clone(&state),
+            every,
+            before,
+        )));
     }
     tasks.push(tokio::spawn(reload::on_sighup(Arc::clone(&state))));
     let (tx, rx) = oneshot::channel();
-    let server = tokio::spawn(serve(Arc::clone(&state), listener, args.max_message_bytes, rx));
+    let server = tokio::spawn(serve(
+        Arc::clone(&state),
+        listener,
+        args.max_message_bytes,
+        rx,
+    ));
     let s = &state.settings;
     state.log.event(
         "info",
@@ -317,7 +366,9 @@ async fn serve(
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<AuthorizationServer<Service>>().await;
     health.set_serving::<VerifierServer<Service>>().await;
-    let service = Service { state: Arc::clone(&state) };
+    let service = Service {
+        state: Arc::clone(&state),
+    };
     let settings = &state.settings;
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let max_streams = u32::try_from(settings.max_concurrency).unwrap_or(u32::MAX);
@@ -326,16 +377,19 @@ async fn serve(
         .max_concurrent_streams(Some(max_streams))
         .http2_max_header_list_size(Some(u32::try_from(max_message).unwrap_or(u32::MAX)))
         .add_service(
-            AuthorizationServer::new(service.clone())
-                .max_decoding_message_size(max_message),
+            AuthorizationServer::new(service.clone()).max_decoding_message_size(max_message),
         )
         .add_service(VerifierServer::new(service).max_decoding_message_size(max_message))
         .add_service(health_service)
         .serve_with_incoming_shutdown(incoming, async move {
             let _ = shutdown.await;
-            health.set_not_serving::<AuthorizationServer<Service>>().await;
+            health
+                .set_not_serving::<AuthorizationServer<Service>>()
+                .await;
             health.set_not_serving::<VerifierServer<Service>>().await;
-            health.set_service_status("", tonic_health::ServingStatus::NotServing).await;
+            health
+                .set_service_status("", tonic_health::ServingStatus::NotServing)
+                .await;
         })
         .await
         .map_err(|e| format!("gRPC server failed: {e}"))

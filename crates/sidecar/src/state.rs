@@ -116,11 +116,16 @@ impl State {
         let old = self.verifier.load().pack().version.clone();
         let new = loaded.verifier.pack().version.clone();
         for w in &loaded.warnings {
-            self.log.event("warn", "pack_warning", json!({"warning": w}));
+            self.log
+                .event("warn", "pack_warning", json!({"warning": w}));
         }
         self.metrics.reloads_ok.fetch_add(1, Ordering::Relaxed);
         if old == new {
-            self.log.event("info", "reload_unchanged", json!({"trigger": trigger, "pack": new}));
+            self.log.event(
+                "info",
+                "reload_unchanged",
+                json!({"trigger": trigger, "pack": new}),
+            );
             return Ok(false);
         }
         self.verifier.store(Arc::new(loaded.verifier));
@@ -129,7 +134,11 @@ impl State {
             c.clear();
             self.metrics.cache_entries.store(0, Ordering::Relaxed);
         }
-        self.log.event("info", "reload", json!({"trigger": trigger, "pack": new, "previous": old}));
+        self.log.event(
+            "info",
+            "reload",
+            json!({"trigger": trigger, "pack": new, "previous": old}),
+        );
         Ok(true)
     }
 }

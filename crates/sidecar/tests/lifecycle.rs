@@ -1,5 +1,10 @@
 //! Hot reload (file change, SIGHUP, a broken pack) and graceful shutdown with RPCs in flight.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 
@@ -13,7 +18,10 @@ use custody_tests::{Fixture, AUD};
 fn unfederate(f: &Fixture) {
     let path = f.dir.path().join("pack.trust");
     let text = std::fs::read_to_string(&path).unwrap();
-    let kept: Vec<&str> = text.lines().filter(|l| !l.contains("\"b.example\" -> \"c.example\"")).collect();
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.contains("\"b.example\" -> \"c.example\""))
+        .collect();
     assert_ne!(kept.len(), text.lines().count());
     std::fs::write(&path, kept.join("\n") + "\n").unwrap();
 }
@@ -31,7 +39,11 @@ async fn wait_for(mut cond: impl FnMut() -> bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_change_reloads_and_broken_pack_keeps_the_old_one() {
     let f = Fixture::standard();
-    let r = start(custody_sidecar::ServeArgs { reload_interval_ms: 100, ..args(&f) }).await;
+    let r = start(custody_sidecar::ServeArgs {
+        reload_interval_ms: 100,
+        ..args(&f)
+    })
+    .await;
     let mut a = authz(&r).await;
     let (t0, t1) = live_chain(&f);
     let h = chain_headers(&[t0], &t1, "orders:read");
@@ -50,7 +62,10 @@ async fn file_change_reloads_and_broken_pack_keeps_the_old_one() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(metric(&m, "custody_pack_reloads_total{result=\"error\"}") >= 1.0, "{m}");
+    assert!(
+        metric(&m, "custody_pack_reloads_total{result=\"error\"}") >= 1.0,
+        "{m}"
+    );
     assert_eq!(r.pack_version(), v1);
     assert_eq!(code(&check(&mut a, &h, "").await), "allow");
 
@@ -60,7 +75,10 @@ async fn file_change_reloads_and_broken_pack_keeps_the_old_one() {
     wait_for(|| r.pack_version() != v1).await;
     assert_eq!(code(&check(&mut a, &h, "").await), "domain_not_federated");
     let m = metrics(&r).await;
-    assert!(m.contains(&format!("custody_pack_info{{version=\"{}\"}} 1", r.pack_version())));
+    assert!(m.contains(&format!(
+        "custody_pack_info{{version=\"{}\"}} 1",
+        r.pack_version()
+    )));
     r.shutdown().await.unwrap();
 }
 
@@ -68,7 +86,11 @@ async fn file_change_reloads_and_broken_pack_keeps_the_old_one() {
 async fn sighup_reloads() {
     let f = Fixture::standard();
     // no polling: only the signal reloads
-    let r = start(custody_sidecar::ServeArgs { reload_interval_ms: 0, ..args(&f) }).await;
+    let r = start(custody_sidecar::ServeArgs {
+        reload_interval_ms: 0,
+        ..args(&f)
+    })
+    .await;
     let v1 = r.pack_version();
     unfederate(&f);
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -98,7 +120,9 @@ async fn shutdown_drains_rpcs_in_flight() {
         action: "orders:read".into(),
         ..pb::VerifyRequest::default()
     };
-    let batch = pb::VerifyBatchRequest { requests: vec![one.clone(); 1000] };
+    let batch = pb::VerifyBatchRequest {
+        requests: vec![one.clone(); 1000],
+    };
     let mut calls = Vec::new();
     for _ in 0..4 {
         let mut c = native(&r).await;
@@ -117,7 +141,11 @@ async fn shutdown_drains_rpcs_in_flight() {
     let drained = r.shutdown().await.unwrap();
     assert!(drained, "drained within the timeout");
     for c in calls {
-        let out = c.await.unwrap().expect("in-flight batch completes").into_inner();
+        let out = c
+            .await
+            .unwrap()
+            .expect("in-flight batch completes")
+            .into_inner();
         assert_eq!(out.decisions.len(), 1000);
         assert!(out.decisions.iter().all(|d| d.decision == "allow"));
     }

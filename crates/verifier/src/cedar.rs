@@ -1,15 +1,15 @@
-//! The Cedar request for a verified chain, and its evaluation.
+//! The Cedar request for a verified chain, and its evaluation (on the slice of the policy set
+//! that can apply to it: `slice.rs`).
 
 use std::str::FromStr;
 
-use cedar_policy::{
-    Authorizer, Context, Decision as CedarDecision, EntityId, EntityTypeName, EntityUid,
-};
+use cedar_policy::{Context, Decision as CedarDecision, EntityId, EntityTypeName, EntityUid};
 use custody_policy::CedarPack;
 use serde_json::{json, Value};
 
 use crate::decision::ChainSummary;
 use crate::request::ResourceRef;
+use crate::slice::SlicedPolicySet;
 
 /// What Cedar said.
 pub(crate) struct Outcome {
@@ -38,7 +38,11 @@ pub(crate) fn entity(type_name: &str, id: &str) -> Result<EntityUid, String> {
     Ok(EntityUid::from_type_name_and_id(t, EntityId::new(id)))
 }
 
-pub(crate) fn evaluate(pack: &CedarPack, input: &Input<'_>) -> Result<Outcome, String> {
+pub(crate) fn evaluate(
+    pack: &CedarPack,
+    policies: &SlicedPolicySet,
+    input: &Input<'_>,
+) -> Result<Outcome, String> {
     let principal = match input.actor {
         Some(a) => entity("Agent", a)?,
         None => entity("User", &input.summary.origin)?,
@@ -63,11 +67,14 @@ pub(crate) fn evaluate(pack: &CedarPack, input: &Input<'_>) -> Result<Outcome, S
     let context = Context::from_json_value(context, None).map_err(|e| e.to_string())?;
     let request = cedar_policy::Request::new(principal, action, resource, context, None)
         .map_err(|e| e.to_string())?;
-    let response = Authorizer::new().is_authorized(&request, &pack.policies, &pack.entities);
+    let response = policies.is_authorized(&request, &pack.entities);
     let diagnostics = response.diagnostics();
+    // Cedar hands the determining policies over as a hash set: sorted, the order is stable.
+    let mut ids: Vec<String> = diagnostics.reason().map(ToString::to_string).collect();
+    ids.sort_unstable();
     Ok(Outcome {
         allowed: response.decision() == CedarDecision::Allow,
-        policies: diagnostics.reason().map(ToString::to_string).collect(),
+        policies: ids,
         errors: diagnostics.errors().map(ToString::to_string).collect(),
     })
 }

@@ -340,8 +340,11 @@ fn build_world() -> Option<World> {
         domains.push(DomainConfig {
             name: TrustDomain::parse(d).ok()?,
             issuers: vec![format!("https://as.{d}")],
-            keys: set,
+            keys: set.clone(),
             key_files: Vec::new(),
+            // the same key serves the Biscuit profile, so fuzzing reaches it too
+            biscuit_keys: set,
+            biscuit_key_files: Vec::new(),
         });
         keys.push(key);
     }

@@ -27,9 +27,11 @@
 //! ```
 //!
 //! Limits: every input bound is in [`Limits`] (re-exported from `custody-jose`); the signature
-//! cache holds at most [`VerifierOptions::sig_cache_entries`] digests.
+//! cache holds at most [`VerifierOptions::sig_cache_entries`] digests and
+//! [`VerifierOptions::sig_cache_bytes`] bytes; at most [`MAX_SLICES`] Cedar slices are kept.
 #![forbid(unsafe_code)]
 
+pub mod biscuit;
 mod cedar;
 mod chain;
 mod decision;
@@ -38,6 +40,7 @@ pub mod fuzzing;
 mod reason;
 mod request;
 mod sigcache;
+mod slice;
 mod token;
 
 use std::sync::Arc;
@@ -48,7 +51,8 @@ pub use custody_policy::PolicyPack;
 pub use decision::{ChainSummary, Decision};
 pub use reason::{Reason, ReasonCode};
 pub use request::{Request, RequestError, ResourceRef};
-pub use sigcache::{SigCache, DEFAULT_CAPACITY};
+pub use sigcache::{CacheStats, SigCache, DEFAULT_CAPACITY, DEFAULT_CAPACITY_BYTES, ENTRY_BYTES};
+pub use slice::{SlicedPolicySet, MAX_SLICES};
 
 use chain::Chain;
 use token::{Clock, Ctx, Expect, Token};
@@ -60,6 +64,15 @@ pub struct VerifierOptions {
     pub limits: Limits,
     /// Signatures remembered (0 turns the cache off).
     pub sig_cache_entries: usize,
+    /// Memory the signature cache may use, in bytes, table overhead included (each entry is
+    /// accounted at [`ENTRY_BYTES`]); the tighter of this and `sig_cache_entries` holds.
+    pub sig_cache_bytes: usize,
+    /// Threads of [`Verifier::verify_batch`]'s own rayon pool; `None` (the default) uses rayon's
+    /// global pool (one thread per core unless `RAYON_NUM_THREADS` says otherwise).
+    pub batch_threads: Option<usize>,
+    /// Evaluate each request against only the Cedar policies whose scope can match it
+    /// ([`SlicedPolicySet`]); same decisions and policy ids, fewer policies evaluated.
+    pub cedar_slicing: bool,
 }
 
 impl Default for VerifierOptions {
@@ -67,6 +80,9 @@ impl Default for VerifierOptions {
         VerifierOptions {
             limits: Limits::default(),
             sig_cache_entries: DEFAULT_CAPACITY,
+            sig_cache_bytes: DEFAULT_CAPACITY_BYTES,
+            batch_threads: None,
+            cedar_slicing: true,
         }
     }
 }
@@ -77,6 +93,10 @@ pub struct Verifier {
     pack: Arc<PolicyPack>,
     limits: Limits,
     cache: SigCache,
+    /// The pack's Cedar policies, sliced by scope (absent without Cedar).
+    policies: Option<SlicedPolicySet>,
+    /// `verify_batch`'s own pool, when one was asked for.
+    pool: Option<rayon::ThreadPool>,
 }
 
 impl Verifier {
@@ -87,10 +107,24 @@ impl Verifier {
 
     /// A verifier with explicit options.
     pub fn with_options(pack: Arc<PolicyPack>, options: VerifierOptions) -> Self {
+        let policies = pack.cedar.as_ref().map(|c| match options.cedar_slicing {
+            true => SlicedPolicySet::new(c.policies.clone()),
+            false => SlicedPolicySet::unsliced(c.policies.clone()),
+        });
+        // A pool that cannot be built (no threads to spare) leaves the global pool in charge.
+        let pool = options.batch_threads.and_then(|n| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n.max(1))
+                .thread_name(|i| format!("custody-batch-{i}"))
+                .build()
+                .ok()
+        });
         Verifier {
             pack,
             limits: options.limits,
-            cache: SigCache::new(options.sig_cache_entries),
+            cache: SigCache::with_bound(options.sig_cache_entries, options.sig_cache_bytes),
+            policies,
+            pool,
         }
     }
 
@@ -125,6 +159,9 @@ impl Verifier {
             Err(r) => return Decision::deny(r, None),
         };
         let now = req.now.unwrap_or_else(system_now);
+        if let Some(raw) = biscuit::is_sole_biscuit(req) {
+            return self.verify_biscuit(req, raw, now, peer);
+        }
         let (tokens, txn_token) = match self.check_tokens(req, now) {
             Ok(t) => t,
             Err(r) => return Decision::deny(r, None),
@@ -139,10 +176,24 @@ impl Verifier {
         self.cedar(req, &chain, summary)
     }
 
-    /// Decides many calls on the rayon pool; the result is exactly `verify` on each.
+    /// Decides many calls on the rayon pool (the verifier's own if
+    /// [`VerifierOptions::batch_threads`] asked for one, else the global pool); the result is
+    /// exactly `verify` on each, in order. Upstream tokens shared by many requests are
+    /// verified once and then found in the signature cache.
     pub fn verify_batch(&self, reqs: &[Request]) -> Vec<Decision> {
         use rayon::prelude::*;
-        reqs.par_iter().map(|r| self.verify(r)).collect()
+        let run = || reqs.par_iter().map(|r| self.verify(r)).collect();
+        match &self.pool {
+            Some(pool) => pool.install(run),
+            None => run(),
+        }
+    }
+
+    /// Threads `verify_batch` runs on.
+    pub fn batch_threads(&self) -> usize {
+        self.pool
+            .as_ref()
+            .map_or_else(rayon::current_num_threads, rayon::ThreadPool::current_num_threads)
     }
 
     fn check_tokens(&self, req: &Request, now: i64) -> Result<(Vec<Token>, Option<Token>), Reason> {
@@ -157,6 +208,9 @@ impl Verifier {
         let mut txn_chain = false;
         for (i, raw) in req.tokens.iter().enumerate() {
             ctx.hop = Some(i);
+            if biscuit::looks_like_biscuit(raw, &self.limits) {
+                return Err(biscuit::not_alone(i));
+            }
             let expect = match (i, txn_chain) {
                 (0, _) => Expect::First,
                 (_, true) => Expect::Txn,
@@ -186,7 +240,7 @@ impl Verifier {
     }
 
     fn cedar(&self, req: &Request, chain: &Chain<'_>, summary: ChainSummary) -> Decision {
-        let Some(pack) = &self.pack.cedar else {
+        let (Some(pack), Some(policies)) = (&self.pack.cedar, &self.policies) else {
             return Decision::allow(summary, Vec::new());
         };
         let actor = chain.current_actor().map(|a| a.as_str().to_owned());
@@ -202,7 +256,7 @@ impl Verifier {
             peer: req.peer.as_deref().unwrap_or(""),
             request: req.context.as_ref(),
         };
-        match cedar::evaluate(pack, &input) {
+        match cedar::evaluate(pack, policies, &input) {
             Ok(o) if o.allowed => Decision::allow(summary, o.policies),
             Ok(o) => {
                 let message = if o.policies.is_empty() {

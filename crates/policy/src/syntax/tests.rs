@@ -629,6 +629,7 @@ fn file_strategy() -> impl Strategy<Value = TrustFile> {
         (
             prop::collection::btree_set(text_strategy(), 1..3),
             prop::collection::btree_set(text_strategy(), 1..3),
+            prop::collection::btree_set(text_strategy(), 0..3),
         ),
         0..4,
     );
@@ -647,7 +648,7 @@ fn file_strategy() -> impl Strategy<Value = TrustFile> {
             let mut items = Vec::new();
             let mut issuers_seen = std::collections::BTreeSet::new();
             items.extend(local.map(|td| spanned(Item::Local(spanned(td)))));
-            for (name, (issuers, keys)) in domains {
+            for (name, (issuers, keys, biscuit_keys)) in domains {
                 // an issuer belongs to one domain only
                 let issuers: Vec<_> = issuers
                     .into_iter()
@@ -660,6 +661,7 @@ fn file_strategy() -> impl Strategy<Value = TrustFile> {
                     name: spanned(name),
                     issuers: issuers.into_iter().map(spanned).collect(),
                     keys: keys.into_iter().map(spanned).collect(),
+                    biscuit_keys: biscuit_keys.into_iter().map(spanned).collect(),
                 })));
             }
             for ((from, to), scopes) in edges {

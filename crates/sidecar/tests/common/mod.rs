@@ -1,6 +1,12 @@
 //! Helpers shared by the sidecar's integration tests: a real server on a loopback port,
 //! generated clients over real HTTP/2, and tokens minted for the current time.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -8,7 +14,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use custody_sidecar::pb::verifier_client::VerifierClient;
 use custody_sidecar::{Running, ServeArgs};
 use custody_tests::{t0_claims, t1_claims, Fixture};
-use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Peer, Request as AttrRequest};
+use envoy_types::pb::envoy::service::auth::v3::attribute_context::{
+    HttpRequest, Peer, Request as AttrRequest,
+};
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
 use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest, CheckResponse};
@@ -19,7 +27,10 @@ pub const ACTION_HEADER: &str = "x-custody-action";
 
 /// The system clock, as the server sees it.
 pub fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 /// The kit's standard claims moved to the current time.
@@ -40,7 +51,10 @@ pub fn t1_live() -> Value {
 
 /// The standard two-domain chain, valid now.
 pub fn live_chain(f: &Fixture) -> (String, String) {
-    (f.token("a.example", t0_live()), f.token("b.example", t1_live()))
+    (
+        f.token("a.example", t0_live()),
+        f.token("b.example", t1_live()),
+    )
 }
 
 /// Server options for a test: the fixture's pack, a free port, the kit's audience, the action
@@ -61,7 +75,11 @@ pub async fn start(args: ServeArgs) -> Running {
 }
 
 pub async fn channel(r: &Running) -> Channel {
-    Channel::from_shared(format!("http://{}", r.addr)).unwrap().connect().await.unwrap()
+    Channel::from_shared(format!("http://{}", r.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
 }
 
 pub async fn authz(r: &Running) -> AuthorizationClient<Channel> {
@@ -76,13 +94,19 @@ pub async fn native(r: &Running) -> VerifierClient<Channel> {
 pub fn check_request(headers: &[(&str, &str)], principal: &str) -> CheckRequest {
     CheckRequest {
         attributes: Some(AttributeContext {
-            source: Some(Peer { principal: principal.into(), ..Peer::default() }),
+            source: Some(Peer {
+                principal: principal.into(),
+                ..Peer::default()
+            }),
             request: Some(AttrRequest {
                 http: Some(HttpRequest {
                     method: "GET".into(),
                     path: "/orders/42?expand=1".into(),
                     host: "orders.c.example".into(),
-                    headers: headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+                    headers: headers
+                        .iter()
+                        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                        .collect(),
                     ..HttpRequest::default()
                 }),
                 ..AttrRequest::default()
@@ -93,24 +117,47 @@ pub fn check_request(headers: &[(&str, &str)], principal: &str) -> CheckRequest 
 }
 
 /// Headers of an allowed call with this chain (bearer = last token).
-pub fn chain_headers<'a>(tokens: &'a [String], bearer: &'a str, action: &'a str) -> Vec<(&'static str, String)> {
-    let mut h = vec![("authorization", format!("Bearer {bearer}")), (ACTION_HEADER, action.to_owned())];
+pub fn chain_headers<'a>(
+    tokens: &'a [String],
+    bearer: &'a str,
+    action: &'a str,
+) -> Vec<(&'static str, String)> {
+    let mut h = vec![
+        ("authorization", format!("Bearer {bearer}")),
+        (ACTION_HEADER, action.to_owned()),
+    ];
     if !tokens.is_empty() {
         h.push(("custody-chain", tokens.join(",")));
     }
     h
 }
 
-pub async fn check(client: &mut AuthorizationClient<Channel>, headers: &[(&str, String)], principal: &str) -> CheckResponse {
+pub async fn check(
+    client: &mut AuthorizationClient<Channel>,
+    headers: &[(&str, String)],
+    principal: &str,
+) -> CheckResponse {
     let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    client.check(check_request(&h, principal)).await.unwrap().into_inner()
+    client
+        .check(check_request(&h, principal))
+        .await
+        .unwrap()
+        .into_inner()
 }
 
 /// What Envoy would do with a Check answer.
 #[derive(Debug)]
 pub enum Outcome {
-    Allow { headers: HashMap<String, String>, removed: Vec<String>, metadata: Value },
-    Deny { http: i32, headers: HashMap<String, String>, body: Value },
+    Allow {
+        headers: HashMap<String, String>,
+        removed: Vec<String>,
+        metadata: Value,
+    },
+    Deny {
+        http: i32,
+        headers: HashMap<String, String>,
+        body: Value,
+    },
 }
 
 pub fn outcome(r: &CheckResponse) -> Outcome {
@@ -127,7 +174,11 @@ pub fn outcome(r: &CheckResponse) -> Outcome {
                 })
                 .collect();
             let metadata = r.dynamic_metadata.as_ref().map_or(Value::Null, struct_json);
-            Outcome::Allow { headers, removed: ok.headers_to_remove.clone(), metadata }
+            Outcome::Allow {
+                headers,
+                removed: ok.headers_to_remove.clone(),
+                metadata,
+            }
         }
         Some(HttpResponse::DeniedResponse(d)) => {
             assert_eq!(grpc, 7, "denials are PERMISSION_DENIED");
@@ -139,7 +190,11 @@ pub fn outcome(r: &CheckResponse) -> Outcome {
                     (h.key.clone(), h.value.clone())
                 })
                 .collect();
-            Outcome::Deny { http: d.status.as_ref().unwrap().code, headers, body: serde_json::from_str(&d.body).unwrap() }
+            Outcome::Deny {
+                http: d.status.as_ref().unwrap().code,
+                headers,
+                body: serde_json::from_str(&d.body).unwrap(),
+            }
         }
         other => panic!("no http response: {other:?}"),
     }
@@ -154,7 +209,11 @@ pub fn code(r: &CheckResponse) -> String {
 }
 
 fn struct_json(s: &envoy_types::pb::google::protobuf::Struct) -> Value {
-    s.fields.iter().map(|(k, v)| (k.clone(), value_json(v))).collect::<serde_json::Map<_, _>>().into()
+    s.fields
+        .iter()
+        .map(|(k, v)| (k.clone(), value_json(v)))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }
 
 fn value_json(v: &envoy_types::pb::google::protobuf::Value) -> Value {
@@ -172,8 +231,12 @@ fn value_json(v: &envoy_types::pb::google::protobuf::Value) -> Value {
 /// `GET /metrics` from the metrics endpoint.
 pub async fn metrics(r: &Running) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(r.metrics_addr.unwrap()).await.unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
+    let mut s = tokio::net::TcpStream::connect(r.metrics_addr.unwrap())
+        .await
+        .unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).await.unwrap();
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");
@@ -183,6 +246,9 @@ pub async fn metrics(r: &Running) -> String {
 /// A counter's value from the metrics text.
 pub fn metric(text: &str, series: &str) -> f64 {
     text.lines()
-        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.strip_prefix(' '))
+        })
         .map_or(0.0, |v| v.trim().parse().unwrap())
 }

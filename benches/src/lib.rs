@@ -1,0 +1,2 @@
+//! Fixtures shared by custody's benches.
+#![forbid(unsafe_code)]

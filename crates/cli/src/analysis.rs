@@ -1,0 +1,364 @@
+//! Trust-graph analysis for `custody check`: which domains can reach the local domain, along
+//! which federation paths, carrying which actions, at which depth; and what in the trust file
+//! or the Cedar policies can never take effect.
+//!
+//! A chain's federation path is the domains of its actors in order, then `local` (with `t0`'s
+//! issuer first when `t0` has no actor). Every step between two different domains needs its own
+//! `federate` rule carrying the action, so a path `a → b → c` carries the intersection of the
+//! scopes of `a -> b` and `b -> c`. Only simple paths are listed (a domain at most once, except
+//! that a path may start at `local` and come back): a path that repeats a domain carries no more
+//! than the simple path it contains. A path with `k` domains needs at least `k − 2` actors (its
+//! first domain may be the issuer of an actor-less `t0`) and at most `max_domains` domains.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use custody_policy::{parse_trust, Item, Location, PolicyPack, ScopeRule};
+
+/// The actions a path carries: any, or exactly these.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Carried {
+    Any,
+    Only(BTreeSet<String>),
+}
+
+impl Carried {
+    fn narrow(&self, rule: &ScopeRule) -> Carried {
+        match (self, rule) {
+            (c, ScopeRule::Any) => c.clone(),
+            (Carried::Any, ScopeRule::List(l)) => Carried::Only(l.iter().cloned().collect()),
+            (Carried::Only(s), ScopeRule::List(l)) => {
+                Carried::Only(s.iter().filter(|x| l.contains(x)).cloned().collect())
+            }
+        }
+    }
+
+    pub(crate) fn allows(&self, action: &str) -> bool {
+        match self {
+            Carried::Any => true,
+            Carried::Only(s) => s.contains(action),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        matches!(self, Carried::Only(s) if s.is_empty())
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Carried::Any => "any action (`*`)".to_owned(),
+            Carried::Only(s) if s.is_empty() => "no action".to_owned(),
+            Carried::Only(s) => s.iter().map(String::as_str).collect::<Vec<_>>().join(", "),
+        }
+    }
+}
+
+/// One federation path into `local`.
+#[derive(Clone, Debug)]
+pub(crate) struct Route {
+    /// The domains in order, ending with `local`.
+    pub(crate) domains: Vec<String>,
+    /// Indices into `pack.federation` of the rules it uses, in order.
+    pub(crate) rules: Vec<usize>,
+    /// The actions it carries.
+    pub(crate) carried: Carried,
+    /// Why no chain can take it, if none can.
+    pub(crate) blocked: Option<String>,
+}
+
+impl Route {
+    fn distinct(&self) -> usize {
+        self.domains.iter().collect::<BTreeSet<_>>().len()
+    }
+
+    fn min_actors(&self) -> usize {
+        self.domains.len().saturating_sub(2)
+    }
+
+    pub(crate) fn usable(&self) -> bool {
+        self.blocked.is_none()
+    }
+
+    fn start(&self) -> &str {
+        self.domains.first().map_or("", String::as_str)
+    }
+}
+
+/// Every simple federation path into the pack's `local` domain.
+pub(crate) fn routes(pack: &PolicyPack) -> Vec<Route> {
+    let local = pack.local.as_str();
+    let mut out = Vec::new();
+    for d in &pack.domains {
+        let start = Route {
+            domains: vec![d.name.as_str().to_owned()],
+            rules: Vec::new(),
+            carried: Carried::Any,
+            blocked: None,
+        };
+        extend(pack, local, start, &mut out);
+    }
+    for r in &mut out {
+        r.blocked = blocked(pack, r);
+    }
+    out
+}
+
+fn extend(pack: &PolicyPack, local: &str, route: Route, out: &mut Vec<Route>) {
+    let Some(last) = route.domains.last().cloned() else {
+        return;
+    };
+    for (i, rule) in pack.federation.iter().enumerate() {
+        let to = rule.to.as_str();
+        let revisits = to != local && route.domains.iter().any(|d| d == to);
+        if rule.from.as_str() != last || rule.from == rule.to || revisits {
+            continue;
+        }
+        let mut next = route.clone();
+        next.domains.push(to.to_owned());
+        next.rules.push(i);
+        next.carried = route.carried.narrow(&rule.scopes);
+        if to == local {
+            out.push(next);
+        } else {
+            extend(pack, local, next, out);
+        }
+    }
+}
+
+fn blocked(pack: &PolicyPack, r: &Route) -> Option<String> {
+    let c = &pack.chain;
+    if r.distinct() > c.max_domains {
+        Some(format!(
+            "crosses {} domains, over max_domains {}",
+            r.distinct(),
+            c.max_domains
+        ))
+    } else if r.min_actors() > c.max_depth {
+        Some(format!(
+            "needs at least {} actors, over max_depth {}",
+            r.min_actors(),
+            c.max_depth
+        ))
+    } else if r.carried.is_empty() {
+        Some("its rules have no action in common".to_owned())
+    } else {
+        None
+    }
+}
+
+/// The analysis' report lines and warnings.
+pub(crate) struct Report {
+    pub(crate) lines: Vec<String>,
+    pub(crate) warnings: Vec<String>,
+}
+
+/// Analyses the trust graph and the Cedar policies against it.
+pub(crate) fn analyse(pack: &PolicyPack) -> Report {
+    let routes = routes(pack);
+    let located = rule_locations(pack);
+    let at = |i: usize| -> String {
+        pack.federation.get(i).map_or_else(String::new, |r| {
+            located
+                .get(&(r.from.as_str().to_owned(), r.to.as_str().to_owned()))
+                .map_or_else(String::new, |(p, l)| format!("{}:{l}: ", p.display()))
+        })
+    };
+    let mut warnings = Vec::new();
+    wildcard_warnings(pack, &routes, &at, &mut warnings);
+    indirect_warnings(pack, &routes, &mut warnings);
+    unused_rule_warnings(pack, &routes, &at, &mut warnings);
+    warnings.extend(crate::cedar_analysis::warnings(pack, &routes));
+    Report {
+        lines: reach_lines(pack, &routes),
+        warnings,
+    }
+}
+
+fn reach_lines(pack: &PolicyPack, routes: &[Route]) -> Vec<String> {
+    let local = pack.local.as_str();
+    let c = &pack.chain;
+    let mut lines = vec![format!(
+        "trust graph: local `{local}`, max_depth {}, max_domains {}",
+        c.max_depth, c.max_domains
+    )];
+    lines.push(format!(
+        "  {local}: chains inside {local} need no federation rule; any action its tokens grant"
+    ));
+    for d in &pack.domains {
+        let name = d.name.as_str();
+        let mine: Vec<&Route> = routes.iter().filter(|r| r.start() == name).collect();
+        if mine.is_empty() && name != local {
+            lines.push(format!("  {name}: no federation path reaches {local}"));
+        }
+        for r in mine {
+            let path = r.domains.join(" → ");
+            lines.push(match &r.blocked {
+                None => format!(
+                    "  {path}: {}; {}..={} actors",
+                    r.carried.describe(),
+                    r.min_actors(),
+                    c.max_depth
+                ),
+                Some(why) => format!("  {path}: unusable, {why}"),
+            });
+        }
+    }
+    lines
+}
+
+fn wildcard_warnings(
+    pack: &PolicyPack,
+    routes: &[Route],
+    at: &dyn Fn(usize) -> String,
+    out: &mut Vec<String>,
+) {
+    for (i, rule) in pack.federation.iter().enumerate() {
+        if rule.scopes != ScopeRule::Any {
+            continue;
+        }
+        let open: Vec<String> = routes
+            .iter()
+            .filter(|r| r.usable() && r.rules.contains(&i) && r.carried == Carried::Any)
+            .map(|r| r.domains.join(" → "))
+            .collect();
+        let tail = if open.is_empty() {
+            String::new()
+        } else {
+            format!("; every action crosses into the local domain on {}", open.join(", "))
+        };
+        out.push(format!(
+            "{}`federate \"{}\" -> \"{}\"` carries any action (`*`): list the actions it should carry{tail}",
+            at(i),
+            rule.from,
+            rule.to
+        ));
+    }
+}
+
+/// Domains whose every usable path into `local` goes through another domain's grant.
+fn indirect_warnings(pack: &PolicyPack, routes: &[Route], out: &mut Vec<String>) {
+    let local = pack.local.as_str();
+    let mut by_start: BTreeMap<&str, Vec<&Route>> = BTreeMap::new();
+    for r in routes.iter().filter(|r| r.usable() && r.start() != local) {
+        by_start.entry(r.start()).or_default().push(r);
+    }
+    for (start, rs) in by_start {
+        if rs.iter().any(|r| r.domains.len() == 2) {
+            continue;
+        }
+        let paths: Vec<String> = rs.iter().map(|r| r.domains.join(" → ")).collect();
+        let via: BTreeSet<&str> = rs
+            .iter()
+            .filter_map(|r| r.domains.get(r.domains.len().saturating_sub(2)))
+            .map(String::as_str)
+            .collect();
+        out.push(format!(
+            "`{start}` reaches `{local}` only through another domain's grant ({}): {local} never federated {start} itself; its chains get in on the rule of {}",
+            paths.join(", "),
+            via.into_iter().collect::<Vec<_>>().join(", ")
+        ));
+    }
+}
+
+fn unused_rule_warnings(
+    pack: &PolicyPack,
+    routes: &[Route],
+    at: &dyn Fn(usize) -> String,
+    out: &mut Vec<String>,
+) {
+    let local = pack.local.as_str();
+    for (i, rule) in pack.federation.iter().enumerate() {
+        let through: Vec<&Route> = routes.iter().filter(|r| r.rules.contains(&i)).collect();
+        let usable: Vec<&&Route> = through.iter().filter(|r| r.usable()).collect();
+        let name = format!("`federate \"{}\" -> \"{}\"`", rule.from, rule.to);
+        if usable.is_empty() {
+            let why = match through.first() {
+                None => format!("no federation path leads on from `{}` to `{local}`", rule.to),
+                Some(r) => format!(
+                    "every path through it is unusable ({}: {})",
+                    r.domains.join(" → "),
+                    r.blocked.as_deref().unwrap_or("")
+                ),
+            };
+            out.push(format!(
+                "{}{name} can never be used on a path into `{local}`: {why}",
+                at(i)
+            ));
+            continue;
+        }
+        if let ScopeRule::List(scopes) = &rule.scopes {
+            let dead: Vec<&str> = scopes
+                .iter()
+                .filter(|s| !usable.iter().any(|r| r.carried.allows(s)))
+                .map(String::as_str)
+                .collect();
+            if !dead.is_empty() {
+                out.push(format!(
+                    "{}{name}: `{}` never reaches `{local}`: no rule after it carries it",
+                    at(i),
+                    dead.join("`, `")
+                ));
+            }
+        }
+    }
+}
+
+/// Where each `federate` rule is written, from the pack's trust files (best effort).
+fn rule_locations(pack: &PolicyPack) -> BTreeMap<(String, String), (PathBuf, Location)> {
+    let mut out = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir(&pack.dir) else {
+        return out;
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "trust"))
+        .collect();
+    files.sort();
+    for path in files {
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let Ok(file) = parse_trust(&text, &path, &custody_verifier::Limits::default()) else {
+            continue;
+        };
+        for item in &file.items {
+            if let Item::Federate(f) = &item.node {
+                let key = (f.from.node.as_str().to_owned(), f.to.node.as_str().to_owned());
+                out.insert(key, (path.clone(), item.span.location));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    fn demo() -> PolicyPack {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../policies/demo");
+        PolicyPack::load(dir.as_ref(), &custody_verifier::Limits::default())
+            .unwrap()
+            .pack
+    }
+
+    #[test]
+    fn demo_routes_are_the_two_federated_paths() {
+        let routes = routes(&demo());
+        let mut paths: Vec<String> = routes.iter().map(|r| r.domains.join(">")).collect();
+        paths.sort();
+        assert_eq!(paths, ["a.example>b.example>c.example", "b.example>c.example"]);
+        assert!(routes.iter().all(Route::usable));
+        let two: BTreeSet<String> = ["orders:read", "orders:write"].map(String::from).into();
+        assert!(routes.iter().all(|r| r.carried == Carried::Only(two.clone())));
+    }
+
+    #[test]
+    fn demo_warns_only_about_indirect_reach() {
+        let report = analyse(&demo());
+        assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
+        assert!(report.warnings[0].starts_with("`a.example` reaches `c.example` only through"));
+        assert!(report.lines.iter().any(|l| l.contains("d.example: no federation path")));
+    }
+}

@@ -1,0 +1,677 @@
+//! custody's Biscuit profile: one Biscuit is a whole delegation chain.
+//!
+//! - The **authority block** is signed by a Biscuit root key of the domain its
+//!   `issuer_domain("…")` fact names (the domain's `biscuit_keys`); it states `sub`, `txn`,
+//!   `scope` (one fact per scope), `audience` (one or more), at most one `actor`, `issued_at`
+//!   and `expires` (unix seconds).
+//! - Each **hop** is a third-party block signed by a `biscuit_keys` key of the new actor's
+//!   domain, stating exactly one `actor` and one or more `audience`; optionally narrower
+//!   `scope` facts (none: the previous hop's scopes), an earlier `expires`, `issued_at`; `sub`
+//!   and `txn` if present must repeat the origin's (the chain rules compare them).
+//! - **First-party blocks** hold checks only.
+//! - No block holds rules: what each block states is read from that block alone.
+//!
+//! Every hop becomes a [`Token`] (the authority block is `t0`, the k-th third-party block
+//! `tk`), so the chain rules, reason codes and Cedar request are exactly those of a JWT chain;
+//! then the Biscuit's own checks run with the request's facts. README "Biscuit profile".
+
+mod issue;
+mod read;
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use biscuit_auth::builder::{fact, string, Term as BTerm};
+use biscuit_auth::datalog::{Binary, Op, Unary};
+use biscuit_auth::error::{Format, Logic, Token as BError};
+use biscuit_auth::{AuthorizerBuilder, AuthorizerLimits, Biscuit};
+use custody_id::SpiffeId;
+use custody_jose::{Limits, TokenClass, B64};
+use custody_policy::{DomainConfig, PolicyPack};
+
+use crate::chain::Chain;
+use crate::token::{self, clip, workload_id, Clock, Ctx, Expect, Token};
+use crate::{Decision, Reason, ReasonCode, Request, Verifier};
+use read::{BlockView, ExternalKey, Fact, ReadError, Value};
+
+pub use issue::{attenuate, attest, attest_code, mint, Authority, Hop, IssueError};
+
+/// The predicates the profile gives meaning to.
+pub const PROFILE_PREDICATES: [&str; 8] = [
+    "issuer_domain",
+    "sub",
+    "txn",
+    "scope",
+    "audience",
+    "actor",
+    "issued_at",
+    "expires",
+];
+
+/// Facts the verifier adds for the token's checks: `operation`, `resource`, `resource_type`,
+/// `service`, `time`, `peer`.
+const REQUEST_FACTS: u64 = 6;
+/// Work allowed for all of a token's checks together, in fact combinations times expression
+/// operations (each check query with `k` predicates over `n` facts may try `n^k` combinations).
+/// 1,000,000: a 16-block token's usual checks need a few thousand; the run then takes
+/// milliseconds at worst, whatever the machine's load, so no wall-clock limit is needed.
+pub const EVAL_BUDGET: u64 = 1_000_000;
+/// Operations in one check query's expressions. 256: a check rarely needs ten.
+pub const MAX_EXPRESSION_OPS: usize = 256;
+/// Datalog limits. There are no rules, so the run derives no fact and takes one iteration;
+/// these only back the budget above. `max_time` is a day: the library's wall-clock limit
+/// (1 ms by default) would deny valid tokens on a busy machine.
+fn run_limits() -> AuthorizerLimits {
+    AuthorizerLimits {
+        max_facts: 10_000,
+        max_iterations: 100,
+        max_time: Duration::from_secs(86_400),
+    }
+}
+
+/// The latest date accepted, as for JWT NumericDates: 9999-12-31T23:59:59Z.
+const MAX_DATE: i64 = 253_402_300_799;
+
+/// Whether a sole element of `tokens` takes the Biscuit path: no `.` (a compact JWS has two).
+pub(crate) fn is_sole_biscuit(req: &Request) -> Option<&str> {
+    match req.tokens.as_slice() {
+        [one] if !one.contains('.') => Some(one.as_str()),
+        _ => None,
+    }
+}
+
+/// Whether `raw` (in a request with other tokens) decodes as a Biscuit.
+pub(crate) fn looks_like_biscuit(raw: &str, limits: &Limits) -> bool {
+    !raw.contains('.')
+        && raw.len() <= limits.token_bytes
+        && b64(raw).is_some_and(|b| read::decode(&b, limits).is_ok())
+}
+
+/// A Biscuit among other tokens: a Biscuit is a whole chain.
+pub(crate) fn not_alone(hop: usize) -> Reason {
+    Reason::new(
+        ReasonCode::WrongTokenType,
+        Some(hop),
+        "a Biscuit is a whole delegation chain: it must be the only element of `tokens`",
+    )
+}
+
+/// base64url, with or without `=` padding (biscuit-auth pads), canonical trailing bits.
+fn b64(raw: &str) -> Option<Vec<u8>> {
+    let body = raw.trim_end_matches('=');
+    if raw.len() - body.len() > 2 || body.is_empty() {
+        return None;
+    }
+    B64.decode(body).ok()
+}
+
+impl Verifier {
+    /// Decides a request whose only token is a Biscuit (DESIGN.md order: the token, the
+    /// `txn_token`, the chain checks, the Biscuit's own checks, Cedar).
+    pub(crate) fn verify_biscuit(
+        &self,
+        req: &Request,
+        raw: &str,
+        now: i64,
+        peer: Option<SpiffeId>,
+    ) -> Decision {
+        let (tokens, biscuit) = match check(&self.pack, &self.limits, raw, now) {
+            Ok(v) => v,
+            Err(r) => return Decision::deny(r, None),
+        };
+        let txn_token = match &req.txn_token {
+            None => None,
+            Some(raw) => {
+                let ctx = Ctx {
+                    pack: &self.pack,
+                    limits: &self.limits,
+                    cache: &self.cache,
+                    single: false,
+                    hop: None,
+                };
+                match token::check(&ctx, raw, Expect::Txn, Clock { now, next: None }) {
+                    Ok(t) => Some(t),
+                    Err(r) => return Decision::deny(r, None),
+                }
+            }
+        };
+        let Some(chain) = Chain::new(&self.pack, req, tokens, txn_token, peer) else {
+            return Decision::invalid_request("`tokens` must hold at least one token");
+        };
+        let summary = chain.summary();
+        if let Err(r) = chain.check() {
+            return Decision::deny(r, Some(summary));
+        }
+        if let Err(r) = authorize(&biscuit, req, now) {
+            return Decision::deny(r, Some(summary));
+        }
+        self.cedar(req, &chain, summary)
+    }
+}
+
+fn at0(code: ReasonCode, message: impl Into<String>) -> Reason {
+    Reason::new(code, Some(0), message)
+}
+
+/// Every single-token check of the profile; the hops as tokens, and the verified Biscuit.
+pub(crate) fn check(
+    pack: &PolicyPack,
+    limits: &Limits,
+    raw: &str,
+    now: i64,
+) -> Result<(Vec<Token>, Biscuit), Reason> {
+    if raw.len() > limits.token_bytes {
+        return Err(at0(
+            ReasonCode::TokenTooLarge,
+            format!("token is larger than {} bytes", limits.token_bytes),
+        ));
+    }
+    let bytes = b64(raw).ok_or_else(|| {
+        at0(
+            ReasonCode::MalformedToken,
+            "neither a compact JWS nor a base64url Biscuit",
+        )
+    })?;
+    let blocks = read::decode(&bytes, limits).map_err(|e| match e {
+        ReadError::Malformed(m) => at0(ReasonCode::MalformedToken, m),
+        ReadError::TooLarge(m) => at0(ReasonCode::TokenTooLarge, m),
+    })?;
+    check_budget(&blocks)?;
+    let authority = blocks
+        .first()
+        .ok_or_else(|| at0(ReasonCode::MalformedToken, "no authority block"))?;
+    let domain = issuer_domain(pack, authority)?;
+    let biscuit = verify_signatures(pack, domain, &bytes)?;
+    let tokens = hops(pack, limits, &blocks, domain, now)?;
+    Ok((tokens, biscuit))
+}
+
+/// The authority block's `issuer_domain`: a declared domain's index.
+fn issuer_domain(pack: &PolicyPack, authority: &BlockView) -> Result<usize, Reason> {
+    let name = single_str(authority, "issuer_domain", Some(0))?
+        .ok_or_else(|| at0(ReasonCode::MissingClaim, "missing fact `issuer_domain`"))?;
+    pack.domains
+        .iter()
+        .position(|d| d.name.as_str() == name)
+        .ok_or_else(|| {
+            at0(
+                ReasonCode::UnknownIssuer,
+                format!("`issuer_domain` `{}` is not a declared domain", clip(&name)),
+            )
+        })
+}
+
+/// Verifies every signature with `domain`'s Biscuit root keys, trying each in turn (a domain
+/// has a handful; `root_key_id` is not used, as a `kid` is a string). Only that domain's keys
+/// are tried: a key of another domain never speaks for this one.
+fn verify_signatures(pack: &PolicyPack, domain: usize, bytes: &[u8]) -> Result<Biscuit, Reason> {
+    let d = pack
+        .domains
+        .get(domain)
+        .ok_or_else(|| at0(ReasonCode::UnknownIssuer, "no such domain"))?;
+    if d.biscuit_keys.is_empty() {
+        return Err(at0(
+            ReasonCode::UnknownKey,
+            format!("domain `{}` declares no `biscuit_keys`", d.name),
+        ));
+    }
+    for key in d.biscuit_keys.keys() {
+        let Ok(root) =
+            biscuit_auth::PublicKey::from_bytes(&key.bytes(), biscuit_auth::Algorithm::Ed25519)
+        else {
+            continue;
+        };
+        match Biscuit::from(bytes, root) {
+            Ok(b) => return Ok(b),
+            Err(BError::Format(Format::Signature(_))) => continue,
+            Err(e) => return Err(at0(ReasonCode::MalformedToken, biscuit_error(&e))),
+        }
+    }
+    Err(at0(
+        ReasonCode::BadSignature,
+        format!(
+            "the Biscuit's signatures do not verify with the Biscuit root keys of `{}`",
+            d.name
+        ),
+    ))
+}
+
+fn biscuit_error(e: &BError) -> String {
+    clip(&format!("not a valid Biscuit: {e:?}"))
+}
+
+/// Every block in order: the authority block and each third-party block become a hop token;
+/// first-party blocks may hold checks only.
+fn hops(
+    pack: &PolicyPack,
+    limits: &Limits,
+    blocks: &[BlockView],
+    domain: usize,
+    now: i64,
+) -> Result<Vec<Token>, Reason> {
+    let mut tokens: Vec<Token> = Vec::new();
+    for block in blocks {
+        let hop = tokens.len();
+        match (block.index, block.external, tokens.last()) {
+            (0, _, _) => tokens.push(authority_token(limits, block, domain)?),
+            (_, None, _) => first_party(block)?,
+            (_, Some(key), Some(prev)) => {
+                let t = hop_token(pack, limits, block, key, prev, hop)?;
+                tokens.push(t);
+            }
+            (_, Some(_), None) => {
+                return Err(at0(ReasonCode::MalformedToken, "no authority block"));
+            }
+        }
+        if let Some(t) = tokens.last().filter(|_| tokens.len() > hop) {
+            check_times(pack, t, hop, now)?;
+        }
+    }
+    Ok(tokens)
+}
+
+fn no_rules(block: &BlockView, hop: Option<usize>) -> Result<(), Reason> {
+    match block.rule_heads.first() {
+        None => Ok(()),
+        Some(head) => Err(Reason::new(
+            ReasonCode::MalformedToken,
+            hop,
+            format!(
+                "block {} has a rule (`{}`): custody's Biscuit profile has facts and checks only",
+                block.index,
+                clip(head)
+            ),
+        )),
+    }
+}
+
+/// A first-party (attenuation) block: checks only. A profile fact or rule in one would be a
+/// self-asserted hop (`chain_broken`); any other fact or rule is `malformed_token`.
+fn first_party(block: &BlockView) -> Result<(), Reason> {
+    let names = block
+        .facts
+        .iter()
+        .map(|f| f.name.as_str())
+        .chain(block.rule_heads.iter().map(String::as_str));
+    let mut other = None;
+    for name in names {
+        if PROFILE_PREDICATES.contains(&name) {
+            return Err(Reason::new(
+                ReasonCode::ChainBroken,
+                None,
+                format!(
+                    "first-party block {} asserts `{name}`: only a block signed by a domain key may add a hop",
+                    block.index
+                ),
+            ));
+        }
+        other = other.or(Some(name));
+    }
+    match other {
+        None => Ok(()),
+        Some(name) => Err(Reason::new(
+            ReasonCode::MalformedToken,
+            None,
+            format!(
+                "first-party block {} has `{}`: first-party blocks may hold checks only",
+                block.index,
+                clip(name)
+            ),
+        )),
+    }
+}
+
+fn authority_token(limits: &Limits, block: &BlockView, domain: usize) -> Result<Token, Reason> {
+    let hop = Some(0);
+    no_rules(block, hop)?;
+    let sub = required(single_str(block, "sub", hop)?, "sub", hop)?;
+    let txn = single_str(block, "txn", hop)?;
+    let scope = strings(block, "scope", hop)?;
+    let aud = strings(block, "audience", hop)?;
+    if aud.is_empty() {
+        return Err(missing("audience", hop));
+    }
+    let iat = required(single_date(block, "issued_at", hop)?, "issued_at", hop)?;
+    let exp = required(single_date(block, "expires", hop)?, "expires", hop)?;
+    let actors = match strings(block, "actor", hop)?.as_slice() {
+        [] => Vec::new(),
+        [one] => vec![actor_id(one, limits, 0)?],
+        _ => {
+            return Err(at0(
+                ReasonCode::MalformedToken,
+                "the authority block names more than one `actor`",
+            ))
+        }
+    };
+    Ok(Token {
+        class: TokenClass::Access,
+        domain,
+        sub,
+        aud,
+        iat,
+        exp,
+        nbf: None,
+        scope,
+        txn,
+        actors,
+        tctx: None,
+    })
+}
+
+fn actor_id(text: &str, limits: &Limits, hop: usize) -> Result<SpiffeId, Reason> {
+    workload_id(text, limits).map_err(|e| {
+        Reason::new(
+            ReasonCode::InvalidSpiffeId,
+            Some(hop),
+            format!(
+                "actor `{}` is not a valid workload SPIFFE ID: {e}",
+                clip(text)
+            ),
+        )
+    })
+}
+
+/// The domains whose `biscuit_keys` hold `key`, by index.
+fn key_domains(pack: &PolicyPack, key: &[u8; 32]) -> Vec<usize> {
+    let holds = |d: &DomainConfig| d.biscuit_keys.keys().iter().any(|k| &k.bytes() == key);
+    (0..pack.domains.len())
+        .filter(|&i| pack.domains.get(i).is_some_and(holds))
+        .collect()
+}
+
+/// A third-party block: one hop, attested by the domain whose key signed it.
+fn hop_token(
+    pack: &PolicyPack,
+    limits: &Limits,
+    block: &BlockView,
+    key: ExternalKey,
+    prev: &Token,
+    hop: usize,
+) -> Result<Token, Reason> {
+    let at = Some(hop);
+    let fail = |code, m: String| Err(Reason::new(code, at, m));
+    let ExternalKey::Ed25519(key) = key else {
+        return fail(
+            ReasonCode::AlgNotAllowed,
+            format!("block {} is signed with a key that is not Ed25519", block.index),
+        );
+    };
+    let signers = key_domains(pack, &key);
+    if signers.is_empty() {
+        return fail(
+            ReasonCode::UnknownKey,
+            format!(
+                "block {} is signed by a key that no domain lists in `biscuit_keys`",
+                block.index
+            ),
+        );
+    }
+    no_rules(block, at)?;
+    if block.facts.iter().any(|f| f.name == "issuer_domain") {
+        return fail(
+            ReasonCode::MalformedToken,
+            format!("block {}: a hop's domain is its signing key's; `issuer_domain` belongs to the authority block", block.index),
+        );
+    }
+    let actor = match strings(block, "actor", at)?.as_slice() {
+        [one] => actor_id(one, limits, hop)?,
+        other => {
+            return fail(
+                ReasonCode::ChainBroken,
+                format!(
+                    "block {} must name exactly one new `actor`, not {}",
+                    block.index,
+                    other.len()
+                ),
+            )
+        }
+    };
+    // The actor's own domain when it holds the key; otherwise the key speaks for another
+    // domain, and vouching will say `issuer_not_in_chain`.
+    let own = pack
+        .domains
+        .iter()
+        .position(|d| d.name.as_str() == actor.trust_domain_str());
+    let domain = match own.filter(|i| signers.contains(i)) {
+        Some(i) => i,
+        None => signers.first().copied().unwrap_or_default(),
+    };
+    let aud = strings(block, "audience", at)?;
+    if aud.is_empty() {
+        return Err(missing("audience", at));
+    }
+    let scope = strings(block, "scope", at)?;
+    let mut actors = prev.actors.clone();
+    actors.push(actor);
+    Ok(Token {
+        class: TokenClass::Access,
+        domain,
+        sub: single_str(block, "sub", at)?.unwrap_or_else(|| prev.sub.clone()),
+        aud,
+        iat: single_date(block, "issued_at", at)?.unwrap_or(prev.iat),
+        exp: single_date(block, "expires", at)?.unwrap_or(prev.exp),
+        nbf: None,
+        scope: if scope.is_empty() {
+            prev.scope.clone()
+        } else {
+            scope
+        },
+        txn: single_str(block, "txn", at)?.or_else(|| prev.txn.clone()),
+        actors,
+        tctx: None,
+    })
+}
+
+fn check_times(pack: &PolicyPack, t: &Token, hop: usize, now: i64) -> Result<(), Reason> {
+    let s = i64::try_from(pack.chain.clock_skew).unwrap_or(i64::MAX);
+    let fail = |code, m: String| Err(Reason::new(code, Some(hop), m));
+    if now >= t.exp.saturating_add(s) {
+        return fail(
+            ReasonCode::Expired,
+            format!("expired at {} (now {now}, skew {s}s)", t.exp),
+        );
+    }
+    if t.iat > now.saturating_add(s) {
+        return fail(
+            ReasonCode::IssuedInFuture,
+            format!("issued at {} after now {now} (skew {s}s)", t.iat),
+        );
+    }
+    let max = i64::try_from(pack.chain.max_lifetime).unwrap_or(i64::MAX);
+    if t.exp.saturating_sub(t.iat) > max {
+        return fail(
+            ReasonCode::LifetimeTooLong,
+            format!("lifetime {}s exceeds {max}s", t.exp.saturating_sub(t.iat)),
+        );
+    }
+    Ok(())
+}
+
+fn missing(name: &str, hop: Option<usize>) -> Reason {
+    Reason::new(
+        ReasonCode::MissingClaim,
+        hop,
+        format!("missing fact `{name}`"),
+    )
+}
+
+fn required<T>(v: Option<T>, name: &str, hop: Option<usize>) -> Result<T, Reason> {
+    v.ok_or_else(|| missing(name, hop))
+}
+
+fn facts<'b>(block: &'b BlockView, name: &'b str) -> impl Iterator<Item = &'b Fact> + 'b {
+    block.facts.iter().filter(move |f| f.name == name)
+}
+
+fn wrong(block: &BlockView, name: &str, want: &str, hop: Option<usize>) -> Reason {
+    Reason::new(
+        ReasonCode::MalformedToken,
+        hop,
+        format!("block {}: fact `{name}` must have {want}", block.index),
+    )
+}
+
+/// Every `name(<string>)` fact, in order, duplicates dropped.
+fn strings(block: &BlockView, name: &str, hop: Option<usize>) -> Result<Vec<String>, Reason> {
+    let mut out: Vec<String> = Vec::new();
+    for f in facts(block, name) {
+        match f.terms.as_slice() {
+            [Value::Str(s)] => {
+                if !out.contains(s) {
+                    out.push(s.clone());
+                }
+            }
+            _ => return Err(wrong(block, name, "one string", hop)),
+        }
+    }
+    Ok(out)
+}
+
+fn single_str(block: &BlockView, name: &str, hop: Option<usize>) -> Result<Option<String>, Reason> {
+    let mut all = strings(block, name, hop)?;
+    if all.len() > 1 {
+        return Err(wrong(block, name, "one value per block", hop));
+    }
+    Ok(all.pop())
+}
+
+/// A `name(<integer or date>)` fact: unix seconds from 0 to year 9999.
+fn single_date(block: &BlockView, name: &str, hop: Option<usize>) -> Result<Option<i64>, Reason> {
+    let mut found = None;
+    for f in facts(block, name) {
+        match f.terms.as_slice() {
+            [Value::Int(n)] if (0..=MAX_DATE).contains(n) && found.is_none() => found = Some(*n),
+            _ => {
+                return Err(wrong(
+                    block,
+                    name,
+                    "one value, whole seconds from 0 to year 9999",
+                    hop,
+                ))
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Refuses operators whose cost the budget cannot bound (regular expressions are compiled on
+/// every evaluation; closures nest), and tokens whose checks could take more than
+/// [`EVAL_BUDGET`], before any evaluation.
+fn check_budget(blocks: &[BlockView]) -> Result<(), Reason> {
+    let facts: u64 = blocks.iter().map(|b| b.facts.len() as u64).sum();
+    let n = facts.saturating_add(REQUEST_FACTS);
+    let mut total: u64 = 0;
+    for block in blocks {
+        for query in block.checks.iter().flat_map(|c| c.queries.iter()) {
+            let ops: Vec<&Op> = query.expressions.iter().flat_map(|e| e.ops.iter()).collect();
+            if let Some(op) = ops.iter().find(|op| refused(op)) {
+                return Err(Reason::new(
+                    ReasonCode::MalformedToken,
+                    None,
+                    format!(
+                        "block {}: operator {op:?} is not part of custody's Biscuit profile",
+                        block.index
+                    ),
+                ));
+            }
+            if ops.len() > MAX_EXPRESSION_OPS {
+                return Err(too_costly(block.index));
+            }
+            let k = u32::try_from(query.body.len()).unwrap_or(u32::MAX);
+            let cost = n.saturating_pow(k).saturating_mul(1 + ops.len() as u64);
+            total = total.saturating_add(cost);
+            if total > EVAL_BUDGET {
+                return Err(too_costly(block.index));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn too_costly(index: usize) -> Reason {
+    Reason::new(
+        ReasonCode::TokenTooLarge,
+        None,
+        format!("the checks up to block {index} could take more than the evaluation budget"),
+    )
+}
+
+fn refused(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Closure(..)
+            | Op::Unary(Unary::Ffi(_))
+            | Op::Binary(Binary::Regex | Binary::All | Binary::Any | Binary::Ffi(_))
+    )
+}
+
+/// The Biscuit's own checks, with the request's facts: `operation(action)`, `resource(id)`,
+/// `resource_type(type)`, `service(audience)`, `time(now)` and `peer(id)` when given.
+fn authorize(biscuit: &Biscuit, req: &Request, now: i64) -> Result<(), Reason> {
+    let fail = |code, m: String| Reason::new(code, None, m);
+    let build = || -> Result<biscuit_auth::Authorizer, BError> {
+        let (rtype, rid) = match &req.resource {
+            Some(r) => (r.type_name.as_str(), r.id.as_str()),
+            None => ("Resource", req.audience.as_str()),
+        };
+        let mut b = AuthorizerBuilder::new()
+            .fact(fact("operation", &[string(&req.action)]))?
+            .fact(fact("resource", &[string(rid)]))?
+            .fact(fact("resource_type", &[string(rtype)]))?
+            .fact(fact("service", &[string(&req.audience)]))?
+            .fact(fact(
+                "time",
+                &[BTerm::Date(u64::try_from(now).unwrap_or(0))],
+            ))?;
+        if let Some(peer) = &req.peer {
+            b = b.fact(fact("peer", &[string(peer)]))?;
+        }
+        b.policy("allow if true")?
+            .set_limits(run_limits())
+            .build(biscuit)
+    };
+    let result = build().and_then(|mut a| a.authorize());
+    match result {
+        Ok(_) => Ok(()),
+        Err(BError::FailedLogic(Logic::Unauthorized { checks, .. })) => {
+            let what = checks
+                .first()
+                .map_or_else(|| "a check".to_owned(), |c| clip(&c.to_string()));
+            Err(fail(
+                ReasonCode::PolicyDenied,
+                format!("Biscuit check failed: {what}"),
+            ))
+        }
+        Err(BError::RunLimit(e)) => Err(fail(
+            ReasonCode::TokenTooLarge,
+            format!("the Biscuit's checks hit an evaluation limit: {e}"),
+        )),
+        Err(e) => Err(fail(
+            ReasonCode::PolicyDenied,
+            format!("the Biscuit's checks could not be evaluated: {}", clip(&e.to_string())),
+        )),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_forms() {
+        assert_eq!(b64("AAAA").unwrap(), vec![0, 0, 0]);
+        assert_eq!(b64("AA==").unwrap(), vec![0]);
+        assert_eq!(b64("AA").unwrap(), vec![0]);
+        assert!(b64("AA===").is_none());
+        assert!(b64("").is_none());
+        assert!(b64("A+A=").is_none());
+    }
+
+    #[test]
+    fn refused_operators() {
+        assert!(refused(&Op::Binary(Binary::Regex)));
+        assert!(refused(&Op::Closure(vec![], vec![])));
+        assert!(!refused(&Op::Binary(Binary::Contains)));
+    }
+}
