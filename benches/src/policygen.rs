@@ -186,15 +186,21 @@ pub fn policies(n: usize, seed: u64) -> String {
     let mut r = Rng::new(seed);
     let mut out = String::new();
     for i in 0..n {
-        let effect = if r.below(10) < 7 { "permit" } else { "forbid" };
+        // forbids are fewer and narrower (one action, at least one condition), as in real packs
+        let forbid = r.below(10) < 2;
+        let effect = if forbid { "forbid" } else { "permit" };
+        let action = if forbid {
+            format!("action == Action::\"{}\"", r.pick(&ACTIONS))
+        } else {
+            action_scope(&mut r)
+        };
         let _ = write!(
             out,
-            "@id(\"gen-{i}\")\n{effect} ({}, {}, {})",
+            "@id(\"gen-{i}\")\n{effect} ({}, {action}, {})",
             principal_scope(&mut r),
-            action_scope(&mut r),
             resource_scope(&mut r)
         );
-        for _ in 0..r.below(3) {
+        for _ in 0..r.below(3) + usize::from(forbid) {
             let _ = write!(out, "\nwhen {{ {} }}", condition(&mut r));
         }
         if r.below(6) == 0 {

@@ -46,6 +46,7 @@ pub struct PackBuilder {
     schema: Option<String>,
     entities: Option<String>,
     extra_trust: String,
+    biscuit_keys: bool,
 }
 
 impl Default for PackBuilder {
@@ -61,6 +62,7 @@ impl Default for PackBuilder {
             schema: None,
             entities: None,
             extra_trust: String::new(),
+            biscuit_keys: false,
         }
     }
 }
@@ -109,6 +111,12 @@ impl PackBuilder {
         self
     }
 
+    /// Declares each domain's key file as its `biscuit_keys` too (the Biscuit profile).
+    pub fn biscuit_keys(mut self) -> Self {
+        self.biscuit_keys = true;
+        self
+    }
+
     /// Writes the pack and builds a verifier on it.
     pub fn build(self) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
@@ -121,9 +129,14 @@ impl PackBuilder {
             set.insert(key.public()).unwrap();
             let file = format!("keys/{d}.jwks");
             std::fs::write(dir.path().join(&file), set.to_jwks().to_string()).unwrap();
+            let biscuit = if self.biscuit_keys {
+                format!("  biscuit_keys \"{file}\"\n")
+            } else {
+                String::new()
+            };
             writeln!(
                 trust,
-                "domain \"{d}\" {{\n  issuer \"{}\"\n  keys \"{file}\"\n}}",
+                "domain \"{d}\" {{\n  issuer \"{}\"\n  keys \"{file}\"\n{biscuit}}}",
                 issuer(d)
             )
             .unwrap();

@@ -116,7 +116,7 @@ thread_local! {
 #[test]
 fn random_valid_and_corrupted_signatures() {
     let mut t = Tally::default();
-    for i in 0..200 {
+    for i in 0..50 {
         let a = scalar(&format!("key {i}"));
         let a_bytes = EdwardsPoint::mul_base(&a).compress().to_bytes();
         let m = format!("message {i}").into_bytes();
@@ -127,14 +127,14 @@ fn random_valid_and_corrupted_signatures() {
         check(&mut t, "bit flip", &a_bytes, &m, &bad);
         check(&mut t, "other message", &a_bytes, b"other", &sig);
     }
-    assert!(t.accepted >= 200);
+    assert!(t.accepted >= 50);
 }
 
 #[test]
 fn non_canonical_s_is_refused() {
     let mut t = Tally::default();
     let l = BASEPOINT_ORDER.to_bytes();
-    for i in 0..64 {
+    for i in 0..24 {
         let a = scalar(&format!("nc key {i}"));
         let a_bytes = EdwardsPoint::mul_base(&a).compress().to_bytes();
         let m = format!("nc {i}").into_bytes();
@@ -153,13 +153,13 @@ fn non_canonical_s_is_refused() {
         s3[31] |= 0x80;
         check(&mut t, "S high bit", &a_bytes, &m, &sig_bytes(&r, &s3));
     }
-    assert_eq!(t.accepted, 64, "only the canonical signatures verify");
+    assert_eq!(t.accepted, 24, "only the canonical signatures verify");
 }
 
 #[test]
 fn small_order_r_is_refused() {
     let mut t = Tally::default();
-    for i in 0..16 {
+    for i in 0..6 {
         let a = scalar(&format!("sr key {i}"));
         let a_bytes = EdwardsPoint::mul_base(&a).compress().to_bytes();
         let m = format!("sr {i}").into_bytes();
@@ -180,7 +180,7 @@ fn small_order_r_is_refused() {
         }
     }
     // the identity R is refused by verify_strict; a mixed-order R only verifies with T = 0
-    assert_eq!(t.accepted, 16);
+    assert_eq!(t.accepted, 6);
 }
 
 #[test]
@@ -189,7 +189,7 @@ fn small_order_a_is_refused_at_load_and_by_dalek() {
     for (j, torsion) in EIGHT_TORSION.iter().enumerate() {
         let a_bytes = torsion.compress().to_bytes();
         assert!(PublicKey::from_bytes("weak", &a_bytes).is_err());
-        for i in 0..32 {
+        for i in 0..6 {
             let m = format!("sa {i}").into_bytes();
             let r = scalar(&format!("sa nonce {i}"));
             let big_r = EdwardsPoint::mul_base(&r).compress().to_bytes();
@@ -212,7 +212,7 @@ fn mixed_order_keys_agree_with_verify_strict() {
         let point = EdwardsPoint::mul_base(&a) + torsion;
         let a_bytes = point.compress().to_bytes();
         assert!(!point.is_torsion_free() && !point.is_small_order());
-        for i in 0..48 {
+        for i in 0..32 {
             let m = format!("mixed {j} {i}").into_bytes();
             // signed as if A were aB: the cofactorless check passes iff [k]T = 0
             let sig = sign_raw(&a, &a_bytes, &scalar(&format!("mixed nonce {j} {i}")), &m);

@@ -194,7 +194,7 @@ fn reach_lines(pack: &PolicyPack, routes: &[Route]) -> Vec<String> {
             let path = r.domains.join(" → ");
             lines.push(match &r.blocked {
                 None => format!(
-                    "  {path}: {}; {}..={} actors",
+                    "  {path}: {}; {} to {} actors",
                     r.carried.describe(),
                     r.min_actors(),
                     c.max_depth
@@ -206,31 +206,27 @@ fn reach_lines(pack: &PolicyPack, routes: &[Route]) -> Vec<String> {
     lines
 }
 
+/// The loader already warns on every `*` rule; this adds the paths on which a wildcard is not
+/// narrowed by any other rule, so that every action of the first domain reaches `local`.
 fn wildcard_warnings(
     pack: &PolicyPack,
     routes: &[Route],
     at: &dyn Fn(usize) -> String,
     out: &mut Vec<String>,
 ) {
-    for (i, rule) in pack.federation.iter().enumerate() {
-        if rule.scopes != ScopeRule::Any {
+    let local = pack.local.as_str();
+    for r in routes
+        .iter()
+        .filter(|r| r.usable() && r.carried == Carried::Any)
+    {
+        let Some(first) = r.rules.first() else {
             continue;
-        }
-        let open: Vec<String> = routes
-            .iter()
-            .filter(|r| r.usable() && r.rules.contains(&i) && r.carried == Carried::Any)
-            .map(|r| r.domains.join(" → "))
-            .collect();
-        let tail = if open.is_empty() {
-            String::new()
-        } else {
-            format!("; every action crosses into the local domain on {}", open.join(", "))
         };
         out.push(format!(
-            "{}`federate \"{}\" -> \"{}\"` carries any action (`*`): list the actions it should carry{tail}",
-            at(i),
-            rule.from,
-            rule.to
+            "{}every action of `{}`'s chains reaches `{local}`: every rule on {} is `*`",
+            at(*first),
+            r.start(),
+            r.domains.join(" → ")
         ));
     }
 }
@@ -247,13 +243,13 @@ fn indirect_warnings(pack: &PolicyPack, routes: &[Route], out: &mut Vec<String>)
             continue;
         }
         let paths: Vec<String> = rs.iter().map(|r| r.domains.join(" → ")).collect();
-        let via: BTreeSet<&str> = rs
+        let via: BTreeSet<String> = rs
             .iter()
             .filter_map(|r| r.domains.get(r.domains.len().saturating_sub(2)))
-            .map(String::as_str)
+            .map(|d| format!("`federate \"{d}\" -> \"{local}\"`"))
             .collect();
         out.push(format!(
-            "`{start}` reaches `{local}` only through another domain's grant ({}): {local} never federated {start} itself; its chains get in on the rule of {}",
+            "`{start}` reaches `{local}` only through another domain's grant ({}): `{local}` never federated `{start}` itself; its chains get in on {}",
             paths.join(", "),
             via.into_iter().collect::<Vec<_>>().join(", ")
         ));
@@ -273,7 +269,10 @@ fn unused_rule_warnings(
         let name = format!("`federate \"{}\" -> \"{}\"`", rule.from, rule.to);
         if usable.is_empty() {
             let why = match through.first() {
-                None => format!("no federation path leads on from `{}` to `{local}`", rule.to),
+                None => format!(
+                    "no federation path leads on from `{}` to `{local}`",
+                    rule.to
+                ),
                 Some(r) => format!(
                     "every path through it is unusable ({}: {})",
                     r.domains.join(" → "),
@@ -323,7 +322,10 @@ fn rule_locations(pack: &PolicyPack) -> BTreeMap<(String, String), (PathBuf, Loc
         };
         for item in &file.items {
             if let Item::Federate(f) = &item.node {
-                let key = (f.from.node.as_str().to_owned(), f.to.node.as_str().to_owned());
+                let key = (
+                    f.from.node.as_str().to_owned(),
+                    f.to.node.as_str().to_owned(),
+                );
                 out.insert(key, (path.clone(), item.span.location));
             }
         }
@@ -348,10 +350,15 @@ mod tests {
         let routes = routes(&demo());
         let mut paths: Vec<String> = routes.iter().map(|r| r.domains.join(">")).collect();
         paths.sort();
-        assert_eq!(paths, ["a.example>b.example>c.example", "b.example>c.example"]);
+        assert_eq!(
+            paths,
+            ["a.example>b.example>c.example", "b.example>c.example"]
+        );
         assert!(routes.iter().all(Route::usable));
         let two: BTreeSet<String> = ["orders:read", "orders:write"].map(String::from).into();
-        assert!(routes.iter().all(|r| r.carried == Carried::Only(two.clone())));
+        assert!(routes
+            .iter()
+            .all(|r| r.carried == Carried::Only(two.clone())));
     }
 
     #[test]
@@ -359,6 +366,9 @@ mod tests {
         let report = analyse(&demo());
         assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
         assert!(report.warnings[0].starts_with("`a.example` reaches `c.example` only through"));
-        assert!(report.lines.iter().any(|l| l.contains("d.example: no federation path")));
+        assert!(report
+            .lines
+            .iter()
+            .any(|l| l.contains("d.example: no federation path")));
     }
 }

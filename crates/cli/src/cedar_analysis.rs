@@ -57,9 +57,11 @@ fn permit_warning(pack: &PolicyPack, routes: &[Route], policy: &Policy) -> Optio
     let local = pack.local.as_str();
     let carried_from = |start: Option<&str>| {
         actions.iter().any(|a| {
-            routes
-                .iter()
-                .any(|r| r.usable() && r.carried.allows(a) && start.is_none_or(|s| r.domains.first().is_some_and(|f| f == s)))
+            routes.iter().any(|r| {
+                r.usable()
+                    && r.carried.allows(a)
+                    && start.is_none_or(|s| r.domains.first().is_some_and(|f| f == s))
+            })
         })
     };
     let id = policy.id();
@@ -108,7 +110,9 @@ fn facts(est: &Value) -> Facts {
         }
     }
     for t in terms {
-        if is_context_attr(t, "cross_domain") || equals(t, "cross_domain") == Some(&Value::Bool(true)) {
+        if is_context_attr(t, "cross_domain")
+            || equals(t, "cross_domain") == Some(&Value::Bool(true))
+        {
             out.cross_domain = true;
         }
         if let Some(set) = origin_set(t) {
@@ -138,7 +142,10 @@ fn conjuncts<'a>(e: &'a Value, out: &mut Vec<&'a Value>) {
 fn is_context_attr(e: &Value, attr: &str) -> bool {
     e.get(".").is_some_and(|dot| {
         dot.get("attr").and_then(Value::as_str) == Some(attr)
-            && dot.get("left").and_then(|l| l.get("Var")).and_then(Value::as_str)
+            && dot
+                .get("left")
+                .and_then(|l| l.get("Var"))
+                .and_then(Value::as_str)
                 == Some("context")
     })
 }

@@ -90,7 +90,11 @@ fn private_keys(pack: &PolicyPack) -> Vec<(PathBuf, SigningKey)> {
     let mut dirs: Vec<PathBuf> = pack
         .domains
         .iter()
-        .flat_map(|d| d.key_files.iter().filter_map(|f| f.parent().map(Path::to_path_buf)))
+        .flat_map(|d| {
+            d.key_files
+                .iter()
+                .filter_map(|f| f.parent().map(Path::to_path_buf))
+        })
         .collect();
     dirs.push(pack.dir.join("keys"));
     dirs.sort();
@@ -128,7 +132,15 @@ const SPEC_ONLY: [&str; 3] = ["chain", "claims", "txn_token"];
 const PASS_THROUGH: [&str; 6] = ["audience", "action", "resource", "peer", "now", "context"];
 /// The members of one token description.
 const TOKEN_FIELDS: [&str; 9] = [
-    "domain", "claims", "actors", "typ", "kid", "sign_with", "header", "omit", "ttl",
+    "domain",
+    "claims",
+    "actors",
+    "typ",
+    "kid",
+    "sign_with",
+    "header",
+    "omit",
+    "ttl",
 ];
 
 /// Mints the tokens a chain description names and returns the request document.
@@ -164,7 +176,11 @@ pub(crate) fn mint_request(
     let tokens = items
         .iter()
         .enumerate()
-        .map(|(i, item)| minter.item(item, "at+jwt").map_err(|e| format!("chain[{i}]: {e}")))
+        .map(|(i, item)| {
+            minter
+                .item(item, "at+jwt")
+                .map_err(|e| format!("chain[{i}]: {e}"))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let mut request = Map::new();
     request.insert("tokens".into(), tokens.into());
@@ -267,9 +283,14 @@ impl Minter<'_> {
             c.insert("act".into(), act);
         }
         if let Some(omit) = spec.get("omit") {
-            let names = omit.as_array().ok_or("`omit` must be a list of claim names")?;
+            let names = omit
+                .as_array()
+                .ok_or("`omit` must be a list of claim names")?;
             for name in names {
-                c.remove(name.as_str().ok_or("`omit` must be a list of claim names")?);
+                c.remove(
+                    name.as_str()
+                        .ok_or("`omit` must be a list of claim names")?,
+                );
             }
         }
         Ok(Value::Object(c))

@@ -46,7 +46,10 @@ impl Step {
     #[cfg(test)]
     pub(crate) fn test_case(&self) -> Value {
         let mut m = Map::new();
-        m.insert("description".into(), format!("demo step: {}", self.title).into());
+        m.insert(
+            "description".into(),
+            format!("demo step: {}", self.title).into(),
+        );
         if let Value::Object(case) = &self.case {
             m.extend(case.clone());
         }
@@ -174,7 +177,10 @@ pub(crate) fn run(args: &DemoArgs) -> Result<u8, String> {
     let mut surprises = 0;
     for (i, step) in steps.iter().enumerate() {
         println!();
-        println!("{}", style.bold(&format!("{}/{}  {}", i + 1, steps.len(), step.title)));
+        println!(
+            "{}",
+            style.bold(&format!("{}/{}  {}", i + 1, steps.len(), step.title))
+        );
         for line in step.story.lines() {
             println!("     {}", line.trim());
         }
@@ -193,7 +199,15 @@ fn intro(args: &DemoArgs, ring: &Keyring, style: Style) {
         args.policies.display(),
         utc(DEMO_NOW)
     );
-    println!("{}", style.dim(&format!("{}; the demo keys are for the demo only", ring.describe())));
+    let keys = if ring.throwaway.is_empty() {
+        format!(
+            "tokens are signed with the pack's private keys ({}/keys/*.key.jwk): demo-only keys, never trust them anywhere else",
+            args.policies.display()
+        )
+    } else {
+        ring.describe()
+    };
+    println!("{}", style.dim(&keys));
     println!();
     println!("Alice, a user of a.example, has an agent: Bob (a.example/agent/bob). The orders service of");
     println!("c.example (this pack's local domain) trusts a.example -> b.example -> c.example for orders:read");
@@ -202,24 +216,42 @@ fn intro(args: &DemoArgs, ring: &Keyring, style: Style) {
 }
 
 /// Mints, decides and prints one step; whether the decision was the expected one.
-fn run_step(step: &Step, verifier: &Verifier, ring: &Keyring, style: Style) -> Result<bool, String> {
+fn run_step(
+    step: &Step,
+    verifier: &Verifier,
+    ring: &Keyring,
+    style: Style,
+) -> Result<bool, String> {
     let Value::Object(case) = &step.case else {
         return Err(format!("demo step `{}` is not an object", step.slug));
     };
     let doc = mint_request(case, verifier.pack(), ring, DEMO_NOW)
         .map_err(|e| format!("demo step `{}`: {e}", step.slug))?;
-    let request = Request::from_value(doc).map_err(|e| format!("demo step `{}`: {e}", step.slug))?;
+    let request =
+        Request::from_value(doc).map_err(|e| format!("demo step `{}`: {e}", step.slug))?;
     let decision = verifier.verify(&request);
-    let view = View::new(verifier.pack(), Some(&request), &decision, verifier.limits());
+    let view = View::new(
+        verifier.pack(),
+        Some(&request),
+        &decision,
+        verifier.limits(),
+    );
     println!();
-    println!("     {}  {}", style.accent(&view.path()), style.dim(&format!("[{}]", request.action)));
+    println!(
+        "     {}  {}",
+        style.accent(&view.path()),
+        style.dim(&format!("[{}]", request.action))
+    );
     for line in view.verdict_lines(style) {
         println!("     {line}");
     }
     let expected = expected_code(case);
     let got = decision.code().map_or("allow", |c| c.as_str());
     if got != expected {
-        println!("     {}", style.bad(&format!("unexpected: the demo expected {expected}")));
+        println!(
+            "     {}",
+            style.bad(&format!("unexpected: the demo expected {expected}"))
+        );
         return Ok(false);
     }
     Ok(true)
@@ -242,7 +274,9 @@ fn outro(args: &DemoArgs, surprises: usize) {
     }
     println!("Next:");
     println!("  custody explain --policies {dir} {dir}/requests/deny-scope-escalation.json");
-    println!("  custody test --policies {dir}      # every demo step and every rule, as pack tests");
+    println!(
+        "  custody test --policies {dir}      # every demo step and every rule, as pack tests"
+    );
     println!("  custody check --policies {dir}     # the trust graph: who reaches c.example, how");
     println!("  custody graph --policies {dir} --format mermaid");
 }
@@ -255,7 +289,8 @@ mod tests {
     /// Every demo step is a pack test, byte for byte what the step says.
     #[test]
     fn every_step_is_a_pack_test() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies/demo/tests");
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies/demo/tests");
         for (i, step) in steps().iter().enumerate() {
             let path = dir.join(format!("demo-{}-{}.json", i + 1, step.slug));
             let want = step.test_case();

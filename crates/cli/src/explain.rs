@@ -49,13 +49,22 @@ pub(crate) fn run(args: &ExplainArgs) -> Result<u8, String> {
         Err(RequestError::Invalid(m)) => (None, Decision::invalid_request(m)),
         Err(e) => return Err(format!("{}: {e}", args.request)),
     };
-    let view = View::new(verifier.pack(), request.as_ref(), &decision, verifier.limits());
+    let view = View::new(
+        verifier.pack(),
+        request.as_ref(),
+        &decision,
+        verifier.limits(),
+    );
     let text = match args.format {
         ExplainFormat::Text => view.text(Style::detect()),
         ExplainFormat::Mermaid => view.mermaid(),
     };
     print!("{text}");
-    Ok(if decision.is_allowed() { 0 } else { crate::EXIT_DENY })
+    Ok(if decision.is_allowed() {
+        0
+    } else {
+        crate::EXIT_DENY
+    })
 }
 
 /// One token as decoded for display.
@@ -98,7 +107,9 @@ impl<'a> View<'a> {
             request,
             decision,
             tokens,
-            now: request.and_then(|r| r.now).unwrap_or_else(render::system_now),
+            now: request
+                .and_then(|r| r.now)
+                .unwrap_or_else(render::system_now),
         }
     }
 
@@ -116,7 +127,10 @@ impl<'a> View<'a> {
             .request
             .map_or_else(|| local.to_owned(), |r| service_name(&r.audience, local));
         if let Some(c) = &self.decision.chain {
-            let origin = c.origin.split_once('|').map_or(c.origin.as_str(), |(_, s)| s);
+            let origin = c
+                .origin
+                .split_once('|')
+                .map_or(c.origin.as_str(), |(_, s)| s);
             return (origin.to_owned(), c.actors.clone(), service);
         }
         let origin = self
@@ -125,7 +139,11 @@ impl<'a> View<'a> {
             .and_then(|t| t.claims.get("sub").and_then(Value::as_str))
             .unwrap_or("")
             .to_owned();
-        let actors = self.access_tokens().last().map(|t| t.actors.clone()).unwrap_or_default();
+        let actors = self
+            .access_tokens()
+            .last()
+            .map(|t| t.actors.clone())
+            .unwrap_or_default();
         (origin, actors, service)
     }
 
@@ -168,7 +186,11 @@ impl<'a> View<'a> {
                 style.bold(r.code.as_str()),
                 r.message
             ));
-            lines.push(format!("      {} {}", style.dim("to change:"), hint(r.code)));
+            lines.push(format!(
+                "      {} {}",
+                style.dim("to change:"),
+                hint(r.code)
+            ));
         }
         lines
     }
@@ -186,7 +208,11 @@ impl<'a> View<'a> {
 
     fn write_header(&self, out: &mut String, style: Style) {
         let Some(r) = self.request else {
-            let _ = writeln!(out, "{}", style.bold("the request document is not a valid request"));
+            let _ = writeln!(
+                out,
+                "{}",
+                style.bold("the request document is not a valid request")
+            );
             return;
         };
         let _ = writeln!(
@@ -197,7 +223,10 @@ impl<'a> View<'a> {
             r.audience,
             utc(self.now)
         );
-        let peer = r.peer.as_deref().unwrap_or("(none: the caller is not authenticated)");
+        let peer = r
+            .peer
+            .as_deref()
+            .unwrap_or("(none: the caller is not authenticated)");
         let _ = writeln!(out, "  peer    {peer}");
         let _ = writeln!(out, "  chain   {}", style.accent(&self.path()));
     }
@@ -206,7 +235,11 @@ impl<'a> View<'a> {
         if self.tokens.is_empty() {
             return;
         }
-        let _ = writeln!(out, "\n{}", style.bold("tokens (origin first; the last one is presented)"));
+        let _ = writeln!(
+            out,
+            "\n{}",
+            style.bold("tokens (origin first; the last one is presented)")
+        );
         for t in &self.tokens {
             match t {
                 Ok(t) => self.write_token(out, t),
@@ -231,16 +264,19 @@ impl<'a> View<'a> {
         );
         let _ = writeln!(out, "      {}", self.times(c));
         let _ = writeln!(out, "      sub {}, aud {}", get("sub"), list(c.get("aud")));
-        let scope = c.get("scope").and_then(Value::as_str).map_or("(none)", |s| s);
+        let scope = c
+            .get("scope")
+            .and_then(Value::as_str)
+            .map_or("(none)", |s| s);
         let _ = writeln!(out, "      scope {scope}, txn {}", get("txn"));
         if let Some(wl) = c.get("req_wl") {
             let _ = writeln!(out, "      requesting workloads {}", list(Some(wl)));
         }
         let actors: Vec<&str> = t.actors.iter().map(|a| short_id(a)).collect();
-        let actors = if actors.is_empty() {
-            "(none)".to_owned()
-        } else {
-            format!("{} (current: the last)", actors.join(" → "))
+        let actors = match actors.len() {
+            0 => "(none)".to_owned(),
+            1 => format!("{} (current)", actors.join("")),
+            _ => format!("{} (the last is current)", actors.join(" → ")),
         };
         let _ = writeln!(out, "      actors {actors}");
     }
@@ -255,7 +291,9 @@ impl<'a> View<'a> {
             parts.push(format!("valid from {}", relative(nbf, self.now)));
         }
         match at("exp") {
-            Some(exp) if exp > self.now => parts.push(format!("expires {}", relative(exp, self.now))),
+            Some(exp) if exp > self.now => {
+                parts.push(format!("expires {}", relative(exp, self.now)))
+            }
             Some(exp) => parts.push(format!("expired {}", relative(exp, self.now))),
             None => parts.push("no exp".into()),
         }
@@ -271,7 +309,11 @@ impl<'a> View<'a> {
         if shown.len() < 2 {
             return;
         }
-        let _ = writeln!(out, "\n{}", style.bold("hops (each token exchanged for the next)"));
+        let _ = writeln!(
+            out,
+            "\n{}",
+            style.bold("hops (each token exchanged for the next)")
+        );
         for pair in shown.windows(2) {
             if let [a, b] = pair {
                 write_hop(out, a, b);
@@ -300,7 +342,10 @@ impl<'a> View<'a> {
             }
         }
         if !crossed {
-            let _ = writeln!(out, "  none: the chain stays inside one domain, no federation rule needed");
+            let _ = writeln!(
+                out,
+                "  none: the chain stays inside one domain, no federation rule needed"
+            );
         }
     }
 
@@ -333,15 +378,23 @@ impl<'a> View<'a> {
                 "the pack has no Cedar policies"
             } else if d.is_allowed() {
                 "no policy determined it"
-            } else if d.reasons.first().is_some_and(|r| r.code == custody_verifier::ReasonCode::PolicyDenied) {
+            } else if d
+                .reasons
+                .first()
+                .is_some_and(|r| r.code == custody_verifier::ReasonCode::PolicyDenied)
+            {
                 "no Cedar policy permits this call"
             } else {
-                "Cedar did not run: a check before it failed"
+                "did not run: a check before it failed"
             };
             let _ = writeln!(out, "  {} {why}", style.dim("cedar:"));
             return;
         }
-        let _ = writeln!(out, "  {} the policies that determined it:", style.dim("cedar:"));
+        let _ = writeln!(
+            out,
+            "  {} the policies that determined it:",
+            style.dim("cedar:")
+        );
         for id in &d.policies {
             let text = self.policy_text(id);
             for line in text.lines() {
@@ -390,14 +443,23 @@ impl<'a> View<'a> {
             Some(r) => ("deny", format!("deny: {}", r.code)),
         };
         let _ = writeln!(out, "  svc --- decision{{{{\"{}\"}}}}", esc(&text));
-        let _ = writeln!(out, "  classDef allow fill:#d9f2d9,stroke:#2a7a2a,stroke-width:2px");
-        let _ = writeln!(out, "  classDef deny fill:#f8d7d7,stroke:#b22,stroke-width:2px");
+        let _ = writeln!(
+            out,
+            "  classDef allow fill:#d9f2d9,stroke:#2a7a2a,stroke-width:2px"
+        );
+        let _ = writeln!(
+            out,
+            "  classDef deny fill:#f8d7d7,stroke:#b22,stroke-width:2px"
+        );
         let _ = writeln!(out, "  class decision {class}");
         out
     }
 
     fn mermaid_edges(&self, out: &mut String, actors: &[String], action: &str) {
-        let mut prev = ("origin".to_owned(), self.domain_path().first().cloned().unwrap_or_default());
+        let mut prev = (
+            "origin".to_owned(),
+            self.domain_path().first().cloned().unwrap_or_default(),
+        );
         for (i, a) in actors.iter().enumerate() {
             let d = actor_domain(a).to_owned();
             let label = self.edge_label(&prev.1, &d, action, "delegates");
@@ -423,10 +485,11 @@ impl<'a> View<'a> {
 
 fn write_hop(out: &mut String, a: &Shown, b: &Shown) {
     let new = b.actors.last().map_or("(no actor)", |s| short_id(s));
-    let aud_names = a
-        .claims
-        .get("aud")
-        .is_some_and(|aud| aud_list(aud).iter().any(|x| Some(*x) == b.actors.last().map(String::as_str)));
+    let aud_names = a.claims.get("aud").is_some_and(|aud| {
+        aud_list(aud)
+            .iter()
+            .any(|x| Some(*x) == b.actors.last().map(String::as_str))
+    });
     let _ = writeln!(
         out,
         "  {} → {}: {new} becomes current; {}'s aud {} it",
@@ -439,12 +502,25 @@ fn write_hop(out: &mut String, a: &Shown, b: &Shown) {
         t.claims
             .get("scope")
             .and_then(Value::as_str)
-            .map(|s| s.split(' ').filter(|x| !x.is_empty()).map(str::to_owned).collect())
+            .map(|s| {
+                s.split(' ')
+                    .filter(|x| !x.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let (sa, sb) = (scopes(a), scopes(b));
-    let added: Vec<&str> = sb.iter().filter(|s| !sa.contains(s)).map(String::as_str).collect();
-    let dropped: Vec<&str> = sa.iter().filter(|s| !sb.contains(s)).map(String::as_str).collect();
+    let added: Vec<&str> = sb
+        .iter()
+        .filter(|s| !sa.contains(s))
+        .map(String::as_str)
+        .collect();
+    let dropped: Vec<&str> = sa
+        .iter()
+        .filter(|s| !sb.contains(s))
+        .map(String::as_str)
+        .collect();
     let change = match (added.is_empty(), dropped.is_empty()) {
         (true, true) => "scope kept".to_owned(),
         (true, false) => format!("scope narrowed (drops {})", dropped.join(" ")),

@@ -48,16 +48,22 @@ struct Reach {
 fn reach(pack: &PolicyPack) -> Reach {
     let usable: Vec<Route> = routes(pack).into_iter().filter(Route::usable).collect();
     Reach {
-        domains: usable.iter().flat_map(|r| r.domains.iter().cloned()).collect(),
-        rules: usable.iter().flat_map(|r| r.rules.iter().copied()).collect(),
+        domains: usable
+            .iter()
+            .flat_map(|r| r.domains.iter().cloned())
+            .collect(),
+        rules: usable
+            .iter()
+            .flat_map(|r| r.rules.iter().copied())
+            .collect(),
     }
 }
 
-fn scope_label(rule: &ScopeRule, sep: &str) -> String {
+fn scope_label(rule: &ScopeRule, sep: &str, escape: fn(&str) -> String) -> String {
     match rule {
         ScopeRule::Any => "*".to_owned(),
         ScopeRule::List(l) if l.is_empty() => "(none)".to_owned(),
-        ScopeRule::List(l) => l.join(sep),
+        ScopeRule::List(l) => l.iter().map(|s| escape(s)).collect::<Vec<_>>().join(sep),
     }
 }
 
@@ -71,9 +77,16 @@ pub(crate) fn dot(pack: &PolicyPack) -> String {
     let local = pack.local.as_str();
     let mut out = String::new();
     let _ = writeln!(out, "digraph trust {{");
-    let _ = writeln!(out, "  label=\"custody trust graph: federation into {}\";", dot_escape(local));
+    let _ = writeln!(
+        out,
+        "  label=\"custody trust graph: federation into {}\";",
+        dot_escape(local)
+    );
     let _ = writeln!(out, "  labelloc=t; rankdir=LR; fontname=\"Helvetica\";");
-    let _ = writeln!(out, "  node [shape=box, style=rounded, fontname=\"Helvetica\"];");
+    let _ = writeln!(
+        out,
+        "  node [shape=box, style=rounded, fontname=\"Helvetica\"];"
+    );
     let _ = writeln!(out, "  edge [fontname=\"Helvetica\", fontsize=10];");
     for d in &pack.domains {
         let name = dot_escape(d.name.as_str());
@@ -87,7 +100,7 @@ pub(crate) fn dot(pack: &PolicyPack) -> String {
         let _ = writeln!(out, "  \"{name}\" [{attrs}];");
     }
     for (i, r) in pack.federation.iter().enumerate() {
-        let label = dot_escape(&scope_label(&r.scopes, "\\n"));
+        let label = scope_label(&r.scopes, "\\n", dot_escape);
         let mut attrs = format!("label=\"{label}\"");
         if r.scopes == ScopeRule::Any {
             attrs.push_str(", color=red, fontcolor=red");
@@ -134,8 +147,12 @@ pub(crate) fn mermaid(pack: &PolicyPack) -> String {
         let _ = writeln!(out, "  d{i}[\"{label}\"]");
     }
     for (i, r) in pack.federation.iter().enumerate() {
-        let arrow = if reach.rules.contains(&i) { "-->" } else { "-.->" };
-        let label = mermaid_escape(&scope_label(&r.scopes, "<br/>"));
+        let arrow = if reach.rules.contains(&i) {
+            "-->"
+        } else {
+            "-.->"
+        };
+        let label = scope_label(&r.scopes, "<br/>", mermaid_escape);
         let _ = writeln!(
             out,
             "  {} {arrow}|\"{label}\"| {}",
@@ -143,9 +160,17 @@ pub(crate) fn mermaid(pack: &PolicyPack) -> String {
             id(r.to.as_str())
         );
     }
-    let _ = writeln!(out, "  classDef local fill:#d9f2d9,stroke:#2a7a2a,stroke-width:3px");
+    let _ = writeln!(
+        out,
+        "  classDef local fill:#d9f2d9,stroke:#2a7a2a,stroke-width:3px"
+    );
     let _ = writeln!(out, "  classDef unreachable color:#888,stroke:#888");
     let _ = writeln!(out, "  class {} local", id(local));
+    for (i, r) in pack.federation.iter().enumerate() {
+        if r.scopes == ScopeRule::Any {
+            let _ = writeln!(out, "  linkStyle {i} stroke:#c00,color:#c00");
+        }
+    }
     let unreachable: Vec<String> = pack
         .domains
         .iter()

@@ -51,12 +51,19 @@ pub(crate) fn run(args: &TestArgs) -> Result<u8, String> {
     let verifier = Verifier::new(pack);
     let dir = args.policies.join("tests");
     let cases = list_cases(&dir)?;
-    println!("{} cases in {}; {}", cases.len(), dir.display(), ring.describe());
+    println!(
+        "{} cases in {}; {}",
+        cases.len(),
+        dir.display(),
+        ring.describe()
+    );
     let now = crate::render::system_now();
     let (mut passed, mut failed) = (0usize, 0usize);
     let mut expected_codes = BTreeSet::new();
     for path in &cases {
-        let name = path.file_stem().map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+        let name = path
+            .file_stem()
+            .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
         match run_case(path, &verifier, &ring, now) {
             Ok((expect, outcome, _)) if outcome.failures.is_empty() => {
                 passed += 1;
@@ -66,7 +73,11 @@ pub(crate) fn run(args: &TestArgs) -> Result<u8, String> {
             }
             Ok((_, outcome, request)) => {
                 failed += 1;
-                println!("FAIL  {name}: {}; got {}", outcome.failures.join("; "), outcome.got);
+                println!(
+                    "FAIL  {name}: {}; got {}",
+                    outcome.failures.join("; "),
+                    outcome.got
+                );
                 if args.verbose {
                     println!("      request: {}", String::from_utf8_lossy(&request));
                 }
@@ -251,11 +262,6 @@ pub(crate) fn summary(d: &Decision) -> String {
     };
     match d.reasons.first() {
         None => format!("allow{policies}"),
-        Some(r) => format!(
-            "deny {} (hop {}): {}{policies}",
-            r.code,
-            show_hop(r.hop),
-            r.message
-        ),
+        Some(r) => format!("deny {} (hop {}): {}", r.code, show_hop(r.hop), r.message),
     }
 }

@@ -185,10 +185,14 @@ mod tests {
             chain_path("user:alice", &actors, &service),
             "user:alice → a.example/agent/bob → b.example/agent/alice → c.example orders"
         );
-        assert_eq!(service_name("https://orders", "c.example"), "c.example https://orders");
+        assert_eq!(
+            service_name("https://orders", "c.example"),
+            "c.example https://orders"
+        );
         assert_eq!(relative(1060, 1000), "in 60s");
         assert_eq!(relative(100, 1000), "15m ago");
-        assert_eq!(duration(3900), "1h 5m");
+        assert_eq!(duration(3900), "65m");
+        assert_eq!(duration(9000), "2h 30m");
         assert_eq!(utc(1_767_225_600), "2026-01-01T00:00:00Z");
         assert_eq!(utc(0), "1970-01-01T00:00:00Z");
     }

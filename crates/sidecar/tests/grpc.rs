@@ -1,6 +1,7 @@
 //! The sidecar as outsiders use it: the real server on a loopback port, generated clients over
 //! real HTTP/2, every reason-code family, bad input, batches, health, metrics.
 #![allow(
+    clippy::cloned_ref_to_slice_refs,
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,

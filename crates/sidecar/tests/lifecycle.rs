@@ -1,5 +1,6 @@
 //! Hot reload (file change, SIGHUP, a broken pack) and graceful shutdown with RPCs in flight.
 #![allow(
+    clippy::cloned_ref_to_slice_refs,
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,

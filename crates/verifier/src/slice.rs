@@ -205,7 +205,7 @@ mod tests {
         );
         assert_eq!(
             slice(r#"Action::"read""#, r#"User::"u""#, r#"Resource::"r""#),
-            ["policy0", "policy1", "policy2", "policy3"]
+            ["policy0", "policy2", "policy3"]
         );
         assert_eq!(
             slice(r#"Action::"write""#, r#"Agent::"y""#, r#"Doc::"d""#),

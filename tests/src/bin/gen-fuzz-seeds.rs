@@ -6,8 +6,9 @@
 //!
 //! Seeds come from the conformance catalogue (its tokens, requests and packs), the test kit's
 //! standard pack, the policy crate's fixture pack and the standards digest's SPIFFE ID vectors.
-//! Everything is deterministic; stale `seed-*` files are removed. Files fuzzing adds to
-//! `fuzz/corpus/` are not touched (and not committed).
+//! Everything is deterministic; stale `seed-*` files are removed. Other files in `fuzz/seeds/`
+//! (`grown-*`: a campaign's corpus, minimised with libFuzzer's `-merge=1`) are kept. Files
+//! fuzzing adds to `fuzz/corpus/` are not touched (and not committed).
 #![forbid(unsafe_code)]
 #![allow(
     clippy::unwrap_used,
@@ -79,7 +80,7 @@ fn write_target(dir: &Path, files: &BTreeMap<String, Vec<u8>>) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if !files.contains_key(&name) {
+        if name.starts_with("seed-") && !files.contains_key(&name) {
             std::fs::remove_file(&path).unwrap();
         }
     }
