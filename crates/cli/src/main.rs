@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod analysis;
+mod biscuit_cmds;
 mod cedar_analysis;
 mod chainspec;
 mod demo;
@@ -60,6 +61,10 @@ enum Command {
     Keygen(keys::KeygenArgs),
     /// Sign a development token.
     Mint(mint::MintArgs),
+    /// Append a hop to a Biscuit: a third-party block signed with the new actor's domain key.
+    Attest(biscuit_cmds::AttestArgs),
+    /// Append a first-party block of checks to a Biscuit (anyone holding it may restrict it).
+    Attenuate(biscuit_cmds::AttenuateArgs),
     /// A narrated walkthrough of the demo pack: chains minted live, decided, explained.
     Demo(demo::DemoArgs),
     /// Explain one request: its tokens, hops, domain crossings, the decision and what would
@@ -84,6 +89,8 @@ fn main() -> ExitCode {
         Command::Check { policies } => check(&policies),
         Command::Keygen(args) => keys::keygen(&args),
         Command::Mint(args) => mint::mint(&args),
+        Command::Attest(args) => biscuit_cmds::attest(&args),
+        Command::Attenuate(args) => biscuit_cmds::attenuate(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Explain(args) => explain::run(&args),
         Command::Test(args) => packtest::run(&args),

@@ -56,6 +56,17 @@ pub(crate) struct MintArgs {
     /// `nbf` (unix seconds).
     #[arg(long)]
     nbf: Option<i64>,
+    /// Mint a Biscuit (custody's profile) instead of a JWS: an authority block stating
+    /// `--domain`, `--sub`, `--txn`, `--scope`, `--aud`, at most one `--actor`, `--iat`,
+    /// `--exp`, signed with `--key` (one of the domain's `biscuit_keys`).
+    #[arg(long)]
+    biscuit: bool,
+    /// With `--biscuit`: the issuing trust domain (`issuer_domain`).
+    #[arg(long, requires = "biscuit")]
+    domain: Option<String>,
+    /// With `--biscuit`: a Datalog check for the authority block (repeat).
+    #[arg(long, requires = "biscuit")]
+    check: Vec<String>,
 }
 
 pub(crate) fn mint(args: &MintArgs) -> Result<u8, String> {
@@ -66,12 +77,31 @@ pub(crate) fn mint(args: &MintArgs) -> Result<u8, String> {
         Some(kid) => key.with_kid(kid),
         None => key,
     };
+    if args.biscuit {
+        return mint_biscuit(args, &key);
+    }
     let mut claims = base_claims(args)?;
     apply_flags(args, &mut claims);
     let typ = (args.typ != "none").then_some(args.typ.as_str());
     let token = sign(&key, typ, &Value::Object(claims)).map_err(|e| e.to_string())?;
     println!("{token}");
     Ok(0)
+}
+
+fn mint_biscuit(args: &MintArgs, key: &SigningKey) -> Result<u8, String> {
+    let iat = args.iat.unwrap_or_else(now);
+    let spec = crate::biscuit_cmds::MintSpec {
+        domain: args.domain.clone(),
+        sub: args.sub.clone(),
+        txn: args.txn.clone(),
+        scope: args.scope.clone(),
+        aud: args.aud.clone(),
+        actors: args.actors.clone(),
+        iat,
+        exp: args.exp.unwrap_or(iat.saturating_add(args.ttl)),
+        checks: args.check.clone(),
+    };
+    crate::biscuit_cmds::mint(key, spec)
 }
 
 fn base_claims(args: &MintArgs) -> Result<Map<String, Value>, String> {

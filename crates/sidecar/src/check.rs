@@ -149,7 +149,13 @@ pub(crate) fn map_request(
     Ok(Request {
         tokens,
         txn_token,
-        audience: settings.audience.clone(),
+        audience: settings.audience.clone().ok_or_else(|| {
+            MapError::Invalid(
+                "the sidecar was started without `--audience ID`: Check cannot know which \
+                 service the tokens must be addressed to (it never trusts `Host`)"
+                    .into(),
+            )
+        })?,
         action,
         resource: None,
         peer,

@@ -90,7 +90,9 @@ impl Default for ServeArgs {
 /// The validated settings the server runs with.
 #[derive(Clone, Debug)]
 pub(crate) struct Settings {
-    pub audience: String,
+    /// `None` when `--audience` was not given: Check then denies every request with
+    /// `invalid_request` (custody.v1 requests carry their own audience).
+    pub audience: Option<String>,
     pub action_header: Option<String>,
     pub max_batch: usize,
     pub max_concurrency: usize,
@@ -104,15 +106,9 @@ pub(crate) struct Settings {
 impl Settings {
     pub(crate) fn from_args(args: &ServeArgs) -> Result<Settings, String> {
         let audience = match args.audience.as_deref().map(str::trim) {
-            Some(a) if !a.is_empty() => a.to_owned(),
-            _ => {
-                return Err(
-                    "`--audience ID` is required: the identifier presented tokens must be \
-                            addressed to, e.g. `spiffe://c.example/orders` (it is never taken \
-                            from the Host header)"
-                        .into(),
-                )
-            }
+            None => None,
+            Some(a) if !a.is_empty() => Some(a.to_owned()),
+            Some(_) => return Err("`--audience` must not be empty".into()),
         };
         let action_header = match &args.action_header {
             None => None,
@@ -156,16 +152,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn audience_is_required() {
-        let err = Settings::from_args(&ServeArgs::default()).unwrap_err();
-        assert!(err.contains("--audience"), "{err}");
+    fn audience_is_optional_but_never_empty() {
+        assert_eq!(
+            Settings::from_args(&ServeArgs::default()).unwrap().audience,
+            None
+        );
+        let empty = ServeArgs {
+            audience: Some(" ".into()),
+            ..ServeArgs::default()
+        };
+        assert!(Settings::from_args(&empty)
+            .unwrap_err()
+            .contains("--audience"));
         let args = ServeArgs {
             audience: Some("spiffe://c.example/orders".into()),
             ..ServeArgs::default()
         };
         assert_eq!(
-            Settings::from_args(&args).unwrap().audience,
-            "spiffe://c.example/orders"
+            Settings::from_args(&args).unwrap().audience.as_deref(),
+            Some("spiffe://c.example/orders")
         );
     }
 

@@ -15,8 +15,8 @@
 //! Envoy; a non-SPIFFE principal is `invalid_spiffe_id`, never ignored); `action` = `METHOD path`
 //! with the path as Envoy forwards it minus query string and fragment, or the value of the
 //! `--action-header` header, which the proxy must set and strip from clients; `audience` =
-//! `--audience`, which is required (the sidecar refuses to start without it rather than guess,
-//! and never reads `Host`/`:authority`). Allow: OK plus `x-custody-origin`, `x-custody-actor`,
+//! `--audience`, never `Host`/`:authority`; without `--audience` every Check is denied with
+//! `invalid_request` (the sidecar does not guess; custody.v1 requests carry their own audience). Allow: OK plus `x-custody-origin`, `x-custody-actor`,
 //! `x-custody-depth` (overwriting any a client sent; non-visible-ASCII bytes percent-encoded)
 //! and the chain summary as dynamic metadata. Deny: `PERMISSION_DENIED`, HTTP 403 with a JSON
 //! body `{"decision":"deny","reasons":[…]}`, or 401 with `www-authenticate: Bearer …` when the

@@ -403,6 +403,12 @@ pub fn run(args: ServeArgs) -> Result<u8, String> {
         .thread_name("custody-serve")
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    if args.audience.is_none() {
+        eprintln!(
+            "custody: warning: no `--audience ID`: every ext_authz Check will be denied with \
+             `invalid_request` (custody.v1 requests carry their own audience)"
+        );
+    }
     runtime.block_on(async move {
         let running = start(args).await?;
         terminated().await;

@@ -712,17 +712,21 @@ async fn bad_input_gets_clean_answers() {
     r.shutdown().await.unwrap();
 }
 
-/// The server refuses to start without an audience, and names a pack that does not load.
+/// Without `--audience`, Check denies everything (custody.v1 still works, its requests carry
+/// their own audience); a pack that does not load stops the start with its name.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refuses_to_start_without_audience_or_pack() {
+async fn no_audience_denies_check_and_bad_pack_refuses_start() {
     let f = Fixture::standard();
-    let err = custody_sidecar::start(custody_sidecar::ServeArgs {
+    let r = start(custody_sidecar::ServeArgs {
         audience: None,
         ..args(&f)
     })
-    .await
-    .unwrap_err();
-    assert!(err.contains("--audience"), "{err}");
+    .await;
+    let mut a = authz(&r).await;
+    let (t0, t1) = live_chain(&f);
+    let denied = check(&mut a, &chain_headers(&[t0], &t1, "orders:read"), "").await;
+    assert_eq!(code(&denied), "invalid_request");
+    r.shutdown().await.unwrap();
     let empty = tempfile::tempdir().unwrap();
     let err = custody_sidecar::start(custody_sidecar::ServeArgs {
         policies: empty.path().into(),
