@@ -244,8 +244,10 @@ impl Merger {
         };
         if list.iter().any(|k| k.resolved == resolved) {
             let msg = format!(
-                "{what} file `{}` is listed twice in domain `{}`",
-                keys.node, draft.name
+                "{} `{}` is listed twice in domain `{}`",
+                if biscuit { "biscuit_keys file" } else { "key file" },
+                keys.node,
+                draft.name
             );
             self.errors
                 .push(error_at(LoadErrorKind::DuplicateKeyFile, &here, msg));

@@ -393,7 +393,10 @@ fn hop_token(
     let ExternalKey::Ed25519(key) = key else {
         return fail(
             ReasonCode::AlgNotAllowed,
-            format!("block {} is signed with a key that is not Ed25519", block.index),
+            format!(
+                "block {} is signed with a key that is not Ed25519",
+                block.index
+            ),
         );
     };
     let signers = key_domains(pack, &key);
@@ -563,7 +566,11 @@ fn check_budget(blocks: &[BlockView]) -> Result<(), Reason> {
     let mut total: u64 = 0;
     for block in blocks {
         for query in block.checks.iter().flat_map(|c| c.queries.iter()) {
-            let ops: Vec<&Op> = query.expressions.iter().flat_map(|e| e.ops.iter()).collect();
+            let ops: Vec<&Op> = query
+                .expressions
+                .iter()
+                .flat_map(|e| e.ops.iter())
+                .collect();
             if let Some(op) = ops.iter().find(|op| refused(op)) {
                 return Err(Reason::new(
                     ReasonCode::MalformedToken,
@@ -648,7 +655,10 @@ fn authorize(biscuit: &Biscuit, req: &Request, now: i64) -> Result<(), Reason> {
         )),
         Err(e) => Err(fail(
             ReasonCode::PolicyDenied,
-            format!("the Biscuit's checks could not be evaluated: {}", clip(&e.to_string())),
+            format!(
+                "the Biscuit's checks could not be evaluated: {}",
+                clip(&e.to_string())
+            ),
         )),
     }
 }

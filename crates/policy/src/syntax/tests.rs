@@ -227,7 +227,7 @@ fn unknown_keywords_say_what_was_expected() {
         one_error("domain \"a.example\" {\n  isuer \"x\"\n}"),
         (
             LoadErrorKind::UnknownKeyword,
-            "2:3: unknown keyword `isuer`: expected `}`, `issuer` or `keys`".into()
+            "2:3: unknown keyword `isuer`: expected `}`, `issuer`, `keys` or `biscuit_keys`".into()
         )
     );
     assert_eq!(
@@ -246,7 +246,7 @@ fn unknown_keywords_say_what_was_expected() {
         one_error("domain \"a.example\" { local \"x\" }"),
         (
             LoadErrorKind::Syntax,
-            "1:22: expected `}`, `issuer` or `keys`, found `local`".into()
+            "1:22: expected `}`, `issuer`, `keys` or `biscuit_keys`, found `local`".into()
         )
     );
 }

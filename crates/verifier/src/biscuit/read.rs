@@ -77,7 +77,10 @@ pub(crate) fn decode(bytes: &[u8], limits: &Limits) -> Result<Vec<BlockView>, Re
         let block = schema::Block::decode(signed.block.as_slice())
             .map_err(|e| ReadError::Malformed(format!("block {index} is not a block: {e}")))?;
         check_counts(index, &block, limits)?;
-        let external = signed.external_signature.as_ref().map(|e| key(&e.public_key));
+        let external = signed
+            .external_signature
+            .as_ref()
+            .map(|e| key(&e.public_key));
         let symbols = match external {
             Some(_) => block.symbols.clone(),
             None => {
