@@ -135,7 +135,11 @@ fn single_token(c: &mut Criterion) {
     cold_one_by_one(&mut g, "custody_1t", &verifier(1), &reqs);
     cold_batches(&mut g, "custody_1t_batch", &verifier(1), &reqs);
     cold_batches(&mut g, "custody_2t_batch", &verifier(2), &reqs);
-    raw_rows(&mut g, &raw_signatures(&reqs, &m.b_key().public()), &m.b_key().public());
+    raw_rows(
+        &mut g,
+        &raw_signatures(&reqs, &m.b_key().public()),
+        &m.b_key().public(),
+    );
     let base = Baseline::demo().unwrap();
     g.throughput(Throughput::Elements(1));
     g.bench_function("jsonwebtoken_1t", |b| {

@@ -7,9 +7,7 @@
 use std::collections::HashMap;
 use std::str::FromStr;
 
-use cedar_policy::{
-    Authorizer, Context, Entities, EntityUid, PolicySet, Request as CedarRequest,
-};
+use cedar_policy::{Authorizer, Context, Entities, EntityUid, PolicySet, Request as CedarRequest};
 use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -74,8 +72,16 @@ impl Baseline {
             let text = std::fs::read_to_string(crate::demo_dir().join(format!("keys/{d}.jwks")))
                 .map_err(err)?;
             let jwks: Value = serde_json::from_str(&text).map_err(err)?;
-            for k in jwks["keys"].as_array().into_iter().flatten() {
-                let (Some(kid), Some(x)) = (k["kid"].as_str(), k["x"].as_str()) else {
+            for k in jwks
+                .get("keys")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let (Some(kid), Some(x)) = (
+                    k.get("kid").and_then(Value::as_str),
+                    k.get("x").and_then(Value::as_str),
+                ) else {
                     continue;
                 };
                 let key = DecodingKey::from_ed_components(x).map_err(err)?;

@@ -166,11 +166,7 @@ pub fn generated_pack_dir(policies: usize) -> Result<tempfile::TempDir, FixtureE
     }
     let text = policygen::policies(policies, 42);
     std::fs::write(dir.path().join("generated.cedar"), text).map_err(err)?;
-    std::fs::write(
-        dir.path().join("entities.json"),
-        policygen::entities_json(),
-    )
-    .map_err(err)?;
+    std::fs::write(dir.path().join("entities.json"), policygen::entities_json()).map_err(err)?;
     Ok(dir)
 }
 

@@ -89,17 +89,28 @@ fn check(tally: &mut Tally, what: &str, a: &[u8; 32], m: &[u8], sig: &[u8; 64]) 
         Err(_) => {
             // custody refuses the key at load, so nothing can verify under it: the reference
             // must refuse too (small-order or invalid A).
-            assert!(!want, "{what}: custody refuses a key dalek accepts a signature under");
+            assert!(
+                !want,
+                "{what}: custody refuses a key dalek accepts a signature under"
+            );
             tally.refused_keys += 1;
             return;
         }
     };
-    assert_eq!(key.verify_strict(m, sig), want, "{what}: PublicKey::verify_strict");
+    assert_eq!(
+        key.verify_strict(m, sig),
+        want,
+        "{what}: PublicKey::verify_strict"
+    );
     let cache = SigCache::new(1024);
     for round in ["cold", "warm", "third"] {
         assert_eq!(cache.verify(&key, m, sig), want, "{what}: cache {round}");
     }
-    assert_eq!(cache.len(), usize::from(want), "{what}: only successes are kept");
+    assert_eq!(
+        cache.len(),
+        usize::from(want),
+        "{what}: only successes are kept"
+    );
     let off = SigCache::new(0);
     assert_eq!(off.verify(&key, m, sig), want, "{what}: cache off");
     // a shared cache that already holds many other entries answers the same
@@ -220,7 +231,12 @@ fn mixed_order_keys_agree_with_verify_strict() {
         }
     }
     // some accepted (k a multiple of T's order), most refused: both outcomes are exercised
-    assert!(t.accepted > 0 && t.accepted < t.cases, "{} of {}", t.accepted, t.cases);
+    assert!(
+        t.accepted > 0 && t.accepted < t.cases,
+        "{} of {}",
+        t.accepted,
+        t.cases
+    );
     assert_eq!(t.refused_keys, 0);
 }
 

@@ -28,8 +28,9 @@ use custody_jose::SigningKey;
 use custody_tests::{
     chain, outcome, request, t0_claims, t1_claims, Fixture, PackBuilder, ALICE, BOB, NOW,
 };
-use custody_verifier::{Decision, Request, ResourceRef, SigCache, SlicedPolicySet, Verifier,
-    VerifierOptions};
+use custody_verifier::{
+    Decision, Request, ResourceRef, SigCache, SlicedPolicySet, Verifier, VerifierOptions,
+};
 use policygen::{Rng, ACTIONS};
 use serde_json::json;
 
@@ -89,7 +90,11 @@ fn sliced_cedar_equals_whole_set_on_12000_requests() {
     assert!(allows > 1_000 && allows < 11_000, "{allows} allows");
     assert!(with_errors > 500, "{with_errors} requests with errors");
     assert!(reasons > 12_000, "{reasons} determining policies");
-    assert!(evaluated < 12_000 * 240 / 3, "slices average {}", evaluated / 12_000);
+    assert!(
+        evaluated < 12_000 * 240 / 3,
+        "slices average {}",
+        evaluated / 12_000
+    );
 }
 
 /// A pack with the generated policies, federation open to every action.
@@ -177,7 +182,10 @@ fn sliced_verifier_equals_unsliced_verifier() {
         allowed += usize::from(a.is_allowed());
         policy_denied += usize::from(outcome(&a) == "policy_denied");
     }
-    assert!(allowed > 20 && policy_denied > 20, "{allowed} allowed, {policy_denied} denied by Cedar");
+    assert!(
+        allowed > 20 && policy_denied > 20,
+        "{allowed} allowed, {policy_denied} denied by Cedar"
+    );
 }
 
 #[test]
@@ -191,7 +199,10 @@ fn batch_equals_one_by_one_on_every_pool() {
                 batch_threads: threads,
                 ..VerifierOptions::default()
             };
-            ((), Verifier::with_options(Arc::clone(f.verifier.pack()), options))
+            (
+                (),
+                Verifier::with_options(Arc::clone(f.verifier.pack()), options),
+            )
         };
         if let Some(n) = threads {
             assert_eq!(v.batch_threads(), n);
@@ -241,7 +252,10 @@ fn a_cached_signature_skips_nothing_else() {
     let alone = f.verify(&request(vec![tokens[1].clone()]));
     assert!(!alone.is_allowed());
     let stats = f.verifier.sig_cache().stats();
-    assert_eq!(stats.misses, misses, "every signature above came from the cache");
+    assert_eq!(
+        stats.misses, misses,
+        "every signature above came from the cache"
+    );
     assert!(stats.hits >= 9, "{stats:?}");
     // a token signed by the right kid with the wrong key is refused, cached or not
     let rogue = SigningKey::from_seed("a.example-k1", [99; 32]);
@@ -250,7 +264,10 @@ fn a_cached_signature_skips_nothing_else() {
     let forged = custody_jose::sign(&rogue, Some("at+jwt"), &c).unwrap();
     let d = f.verify(&request(vec![forged.clone(), tokens[1].clone()]));
     assert_eq!(outcome(&d), "bad_signature");
-    assert_eq!(outcome(&f.verify(&request(vec![forged, tokens[1].clone()]))), "bad_signature");
+    assert_eq!(
+        outcome(&f.verify(&request(vec![forged, tokens[1].clone()]))),
+        "bad_signature"
+    );
 }
 
 #[test]

@@ -63,7 +63,11 @@ fn mint_chain(hops: &[Hop]) -> (Vec<String>, Vec<(u8, i64)>) {
     let mut minted = Vec::new();
     let mut prev = 0xffu8;
     // One hop: Alice alone; two: Bob, Alice; three: Bob, Alice, the gateway.
-    let path = if hops.len() == 1 { &HOPS[1..2] } else { &HOPS[..hops.len()] };
+    let path = if hops.len() == 1 {
+        &HOPS[1..2]
+    } else {
+        &HOPS[..hops.len()]
+    };
     for (i, h) in hops.iter().enumerate() {
         let mask = if h.narrow { h.scope & prev } else { h.scope } | if i == 0 { 1 } else { 0 };
         prev = mask;

@@ -39,7 +39,11 @@ fn read_json(path: &Path) -> Option<Value> {
 }
 
 fn measured(group: &str, id: &str) -> Option<Measured> {
-    let dir = target_dir().join("criterion").join(group).join(id).join("new");
+    let dir = target_dir()
+        .join("criterion")
+        .join(group)
+        .join(id)
+        .join("new");
     let est = read_json(&dir.join("estimates.json"))?;
     let bench = read_json(&dir.join("benchmark.json"))?;
     let elements = bench
@@ -152,8 +156,10 @@ fn table() -> String {
         verdict(ratio(ps(&warm_all), ps(&jwt_chain)), 15.0),
     );
     let us = |x: &Option<Measured>| {
-        x.as_ref()
-            .map_or_else(|| "n/a".to_owned(), |m| format!("{:.1} µs", m.ns_per_element() / 1e3))
+        x.as_ref().map_or_else(
+            || "n/a".to_owned(),
+            |m| format!("{:.1} µs", m.ns_per_element() / 1e3),
+        )
     };
     let _ = writeln!(
         t,
@@ -162,8 +168,10 @@ fn table() -> String {
         verdict(ratio(ps(&sliced), ps(&plain200)), 5.0),
     );
     let ms = |x: &Option<Measured>| {
-        x.as_ref()
-            .map_or_else(|| "n/a".to_owned(), |m| format!("{:.1} ms", m.ns_per_iter / 1e6))
+        x.as_ref().map_or_else(
+            || "n/a".to_owned(),
+            |m| format!("{:.1} ms", m.ns_per_iter / 1e6),
+        )
     };
     let _ = writeln!(
         t,
@@ -187,20 +195,21 @@ fn memory() -> String {
     let Some(v) = read_json(&path) else {
         return "\nMemory: no `target/custody-rss.json` (run `benches/run.sh`).\n".to_owned();
     };
-    let kib = |k: &str| v.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN) / 1024.0;
+    let num = |k: &str| v.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
+    let kib = |k: &str| num(k) / 1024.0;
     format!(
         "\nMemory ({} distinct 2-token chains, {} signatures, through `verify_batch`): peak RSS \
          {:.1} MiB; RSS before the first request {:.1} MiB; the cache's documented bound {:.1} MiB \
          ({} entries); cache entries at the end {}; peak − baseline {:.1} MiB: {}.\n",
-        v["requests"],
-        v["signatures"],
+        num("requests"),
+        num("signatures"),
         kib("peak_rss_kib"),
         kib("baseline_rss_kib"),
-        v["cache_bound_bytes"].as_f64().unwrap_or(f64::NAN) / 1048576.0,
-        v["cache_capacity"],
-        v["cache_len"],
+        num("cache_bound_bytes") / 1_048_576.0,
+        num("cache_capacity"),
+        num("cache_len"),
         kib("peak_rss_kib") - kib("baseline_rss_kib"),
-        if v["within_bound"].as_bool() == Some(true) {
+        if v.get("within_bound").and_then(Value::as_bool) == Some(true) {
             "within the bound"
         } else {
             "**over the bound**"

@@ -245,7 +245,11 @@ impl Merger {
         if list.iter().any(|k| k.resolved == resolved) {
             let msg = format!(
                 "{} `{}` is listed twice in domain `{}`",
-                if biscuit { "biscuit_keys file" } else { "key file" },
+                if biscuit {
+                    "biscuit_keys file"
+                } else {
+                    "key file"
+                },
                 keys.node,
                 draft.name
             );

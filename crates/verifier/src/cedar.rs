@@ -95,12 +95,18 @@ fn direct_context(input: &Input<'_>) -> Option<Context> {
     let pairs = [
         ("origin", string(&s.origin)),
         ("origin_domain", string(input.origin_domain)),
-        ("depth", RestrictedExpression::new_long(i64::try_from(s.depth).ok()?)),
+        (
+            "depth",
+            RestrictedExpression::new_long(i64::try_from(s.depth).ok()?),
+        ),
         ("actors", strings(&s.actors)),
         ("domains", strings(&s.domains)),
         ("scopes", strings(&s.scopes)),
         ("txn", string(input.txn)),
-        ("cross_domain", RestrictedExpression::new_bool(s.cross_domain)),
+        (
+            "cross_domain",
+            RestrictedExpression::new_bool(s.cross_domain),
+        ),
         ("peer", string(input.peer)),
         ("request", request),
     ];
@@ -169,7 +175,11 @@ mod tests {
     fn direct_context_equals_the_json_route() {
         let summary = ChainSummary {
             origin: "a.example|user:alice".into(),
-            actors: vec!["spiffe://a.example/agent/bob".into(), "x".into(), "x".into()],
+            actors: vec![
+                "spiffe://a.example/agent/bob".into(),
+                "x".into(),
+                "x".into(),
+            ],
             domains: vec!["a.example".into(), "c.example".into()],
             scopes: vec![],
             depth: 3,
@@ -189,7 +199,11 @@ mod tests {
             assert_eq!(direct, json_context(&i).unwrap(), "{r:?}");
         }
         // what the request check refuses takes the JSON route (and its answer)
-        for bad in [json!({"x": null}), json!({"f": 1.5}), json!({"__entity": {"type": "A", "id": "b"}})] {
+        for bad in [
+            json!({"x": null}),
+            json!({"f": 1.5}),
+            json!({"__entity": {"type": "A", "id": "b"}}),
+        ] {
             let i = input(&summary, Some(&bad));
             assert!(direct_context(&i).is_none());
             assert_eq!(context(&i).ok(), json_context(&i).ok());

@@ -191,9 +191,10 @@ impl Verifier {
 
     /// Threads `verify_batch` runs on.
     pub fn batch_threads(&self) -> usize {
-        self.pool
-            .as_ref()
-            .map_or_else(rayon::current_num_threads, rayon::ThreadPool::current_num_threads)
+        self.pool.as_ref().map_or_else(
+            rayon::current_num_threads,
+            rayon::ThreadPool::current_num_threads,
+        )
     }
 
     fn check_tokens(&self, req: &Request, now: i64) -> Result<(Vec<Token>, Option<Token>), Reason> {

@@ -88,15 +88,16 @@ impl SigCache {
     /// A cache holding at most `capacity` entries (rounded up to a multiple of 16), with the
     /// default memory bound lifted to fit them.
     pub fn new(capacity: usize) -> Self {
-        Self::with_bound(capacity, capacity.saturating_mul(ENTRY_BYTES) + SHARDS * ENTRY_BYTES)
+        Self::with_bound(
+            capacity,
+            capacity.saturating_mul(ENTRY_BYTES) + SHARDS * ENTRY_BYTES,
+        )
     }
 
     /// A cache bounded by `entries` (rounded up to a multiple of 16) and by `bytes` (rounded
     /// down to a multiple of 16 entries), whichever is tighter.
     pub fn with_bound(entries: usize, bytes: usize) -> Self {
-        let per_shard = entries
-            .div_ceil(SHARDS)
-            .min(bytes / ENTRY_BYTES / SHARDS);
+        let per_shard = entries.div_ceil(SHARDS).min(bytes / ENTRY_BYTES / SHARDS);
         SigCache {
             shards: (0..SHARDS)
                 .map(|_| Mutex::new(Shard::new(per_shard)))

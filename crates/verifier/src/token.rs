@@ -342,11 +342,7 @@ fn check_act_shape(ctx: &Ctx<'_>, act: &Value, level: usize) -> Result<(), Reaso
     }
 }
 
-fn check_times(
-    ctx: &Ctx<'_>,
-    t: &Token,
-    clock: Clock<'_>,
-) -> Result<(), Reason> {
+fn check_times(ctx: &Ctx<'_>, t: &Token, clock: Clock<'_>) -> Result<(), Reason> {
     let s = ctx.pack.chain.clock_skew as i64;
     let replaced_at = match clock.next {
         Some(next) if t.class == TokenClass::TxnToken => Some(peek_iat(next, ctx.limits)),
