@@ -4,6 +4,7 @@
 //! plus a torsion point), and ordinary valid and invalid signatures. Every case goes through
 //! `SigCache::verify` cold (the miss path), warm (asked again: a hit for accepted ones), and
 //! with the cache off, and must agree with `VerifyingKey::verify_strict` every time.
+#![allow(deprecated)] // BASEPOINT_ORDER (the group order L) is the value these tests need.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

@@ -1,5 +1,10 @@
 //! Every chain rule and reason code of DESIGN.md, each with a passing and a failing case.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use custody_tests::*;
 use custody_verifier::{Request, ResourceRef};
@@ -1028,17 +1033,30 @@ fn extreme_times_do_not_overflow() {
         let mut req = single(&f, json!({}));
         req.now = Some(now);
         let d = f.verify(&req);
-        let expected = if now == 0 { "issued_in_future" } else { "expired" };
+        let expected = if now == 0 {
+            "issued_in_future"
+        } else {
+            "expired"
+        };
         assert_eq!(outcome(&d), expected, "{now}");
     }
-    let doc = format!(r#"{{"tokens": ["x"], "audience": "a", "action": "b", "now": {}}}"#, u64::MAX);
-    assert_eq!(outcome(&f.verifier.verify_json(doc.as_bytes()).unwrap()), "invalid_request");
+    let doc = format!(
+        r#"{{"tokens": ["x"], "audience": "a", "action": "b", "now": {}}}"#,
+        u64::MAX
+    );
+    assert_eq!(
+        outcome(&f.verifier.verify_json(doc.as_bytes()).unwrap()),
+        "invalid_request"
+    );
 }
 
 #[test]
 fn whole_number_floats_are_dates() {
     let f = Fixture::standard();
-    let d = f.verify(&single(&f, json!({"nbf": (NOW - 5) as f64, "exp": (NOW + 60) as f64})));
+    let d = f.verify(&single(
+        &f,
+        json!({"nbf": (NOW - 5) as f64, "exp": (NOW + 60) as f64}),
+    ));
     assert_eq!(outcome(&d), "allow");
     let d = f.verify(&single(&f, json!({"nbf": (NOW + 31) as f64})));
     assert_eq!(outcome(&d), "not_yet_valid");
