@@ -199,11 +199,13 @@ fn memory() -> String {
     let kib = |k: &str| num(k) / 1024.0;
     format!(
         "\nMemory ({} distinct 2-token chains, {} signatures, through `verify_batch`): peak RSS \
-         {:.1} MiB; RSS before the first request {:.1} MiB; the cache's documented bound {:.1} MiB \
-         ({} entries); cache entries at the end {}; peak − baseline {:.1} MiB: {}.\n",
+         {:.1} MiB (after half the chains: {:.1} MiB); RSS after the first batch of 4,096 {:.1} MiB; \
+         the cache's documented bound {:.1} MiB ({} entries); cache entries at the end {}; \
+         peak − that baseline {:.1} MiB: {}.\n",
         num("requests"),
         num("signatures"),
         kib("peak_rss_kib"),
+        kib("peak_rss_kib_at_half"),
         kib("baseline_rss_kib"),
         num("cache_bound_bytes") / 1_048_576.0,
         num("cache_capacity"),
