@@ -170,10 +170,13 @@ fn check_signature(ctx: &Ctx<'_>, jws: &UnverifiedJws<'_>) -> Result<usize, Reas
     Ok(index)
 }
 
+/// The domain declaring `iss` (the same match as `PolicyPack::domain_for_issuer`) and its
+/// index, in one pass over the domains.
 fn find_domain<'p>(pack: &'p PolicyPack, iss: &str) -> Option<(usize, &'p DomainConfig)> {
-    let domain = pack.domain_for_issuer(iss)?;
-    let index = pack.domains.iter().position(|d| d.name == domain.name)?;
-    Some((index, domain))
+    pack.domains
+        .iter()
+        .enumerate()
+        .find(|(_, d)| d.issuers.iter().any(|i| i == iss))
 }
 
 fn read_claims(
