@@ -22,6 +22,7 @@ const ALICE: &str = "spiffe://b.example/agent/alice";
 const HELPER: &str = "spiffe://b.example/agent/helper";
 const WORKER: &str = "spiffe://b.example/agent/worker";
 const MALLORY: &str = "spiffe://d.example/agent/mallory";
+const CAROL: &str = "spiffe://e.example/agent/carol";
 const ORDERS: &str = "spiffe://c.example/orders";
 const BILLING: &str = "spiffe://c.example/billing";
 
@@ -138,6 +139,22 @@ pub(crate) fn steps() -> Vec<Step> {
                 R,
                 WORKER,
                 json!({"decision": "deny", "codes": ["depth_exceeded"]}),
+            ),
+        },
+        Step {
+            slug: "too-many-domains",
+            title: "a chain across four companies",
+            story: "Carol, an agent of e.example (a partner of a.example), asks Bob, who asks Alice-agent, who calls the orders service.\n\
+                    Every hop is federated, but the chain crosses four trust domains and the pack allows three (max_domains 3).",
+            case: case(
+                vec![
+                    tok("e.example", BOB, R, &[CAROL]),
+                    tok("a.example", ALICE, R, &[CAROL, BOB]),
+                    tok("b.example", ORDERS, R, &[CAROL, BOB, ALICE]),
+                ],
+                R,
+                ALICE,
+                json!({"decision": "deny", "codes": ["too_many_domains"]}),
             ),
         },
         Step {

@@ -61,8 +61,8 @@ fn demo_walks_through_every_step_plainly_when_piped() {
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(!text.contains('\x1b'), "no colour when piped: {text:?}");
-    for n in 1..=6 {
-        assert!(text.contains(&format!("{n}/6  ")), "step {n}: {text}");
+    for n in 1..=7 {
+        assert!(text.contains(&format!("{n}/7  ")), "step {n}: {text}");
     }
     assert!(text.contains(
         "user:alice → a.example/agent/bob → b.example/agent/alice → c.example orders  [orders:read]"
@@ -75,6 +75,7 @@ fn demo_walks_through_every_step_plainly_when_piped() {
         "scope_escalation",
         "domain_not_federated",
         "depth_exceeded",
+        "too_many_domains",
         "audience_mismatch",
         "policy_denied",
     ] {
@@ -210,14 +211,14 @@ fn the_demo_pack_tests_pass_and_cover_every_rule() {
         text.lines().filter(|l| l.starts_with("pass  ")).count(),
         cases
     );
-    // Every code that the demo pack can produce; too_many_domains needs a path of four
-    // federated domains, and the demo pack federates only a -> b -> c.
+    // The demo pack produces every reason code (too_many_domains through e -> a -> b -> c).
+    assert!(text.contains("reason codes exercised: all 30"), "{text}");
     assert!(
-        text.contains("reason codes exercised: 29 of 30; none for too_many_domains"),
+        text.contains("pass  demo-5-too-many-domains: deny too_many_domains"),
         "{text}"
     );
     // Every demo step is a pack test.
-    for n in 1..=6 {
+    for n in 1..=7 {
         assert!(text.contains(&format!("pass  demo-{n}-")), "{text}");
     }
 }
@@ -465,11 +466,14 @@ fn check_on_the_demo_pack_keeps_its_lines() {
     assert!(text
         .contains("  a.example → b.example → c.example: orders:read, orders:write; 1 to 3 actors"));
     assert!(text.contains("  d.example: no federation path reaches c.example"));
+    assert!(text.contains(
+        "  e.example → a.example → b.example → c.example: unusable, crosses 4 domains, over max_domains 3"
+    ));
     assert!(text
         .lines()
         .last()
         .unwrap()
-        .starts_with("ok: 4 domains, 2 federation rules, 3 Cedar policies"));
+        .starts_with("ok: 5 domains, 3 federation rules, 3 Cedar policies"));
     assert!(text.lines().all(|l| l.starts_with("warning: ")
         || l.starts_with("ok: ")
         || l.starts_with("trust graph: ")
