@@ -1,8 +1,9 @@
 //! Cedar permits that the trust file makes dead, or nearly so.
 //!
 //! For each `permit` whose action scope names actions (`action == A` or `action in [A, B]`), the
-//! `when` conditions are read for two facts, only from a top-level conjunction (`&&`) so that
-//! the facts are certainly required: the origin domains (`context.origin_domain == "d"` or
+//! `when` conditions are read for two facts that a condition being true certainly requires,
+//! through `&&` (both sides' facts), `||` (only what both sides require: the union of their
+//! origin domains) and `if c then t else e` (read as `(c && t) || e`): the origin domains (`context.origin_domain == "d"` or
 //! `[...].contains(context.origin_domain)`) and a cross-domain requirement
 //! (`context.cross_domain` or `context.cross_domain == true`). Then:
 //!
@@ -15,8 +16,8 @@
 //!   federation path carries any of the actions: the permit then serves only chains that stay
 //!   inside the local domain, which a single-domain chain always may, so it is not dead.
 //!
-//! Anything else (a `permit` on every action, conditions under `||`, `unless`, entity data) is
-//! not analysed: those warnings are sound, not complete.
+//! Anything else (a `permit` on every action, negations, `unless`, entity data) is not analysed:
+//! those warnings are sound, not complete.
 
 use std::collections::BTreeSet;
 
@@ -80,7 +81,12 @@ fn permit_warning(pack: &PolicyPack, routes: &[Route], policy: &Policy) -> Optio
             let note = if undeclared.is_empty() {
                 String::new()
             } else {
-                format!(" (`{}` is no declared domain)", undeclared.join("`, `"))
+                let verb = if undeclared.len() == 1 {
+                    "is no declared domain"
+                } else {
+                    "are no declared domains"
+                };
+                format!(" (`{}` {verb})", undeclared.join("`, `"))
             };
             Some(format!(
                 "Cedar policy `{id}` can never apply: it permits {named} only for chains from `{}`{note}, and no federation path from there into `{local}` carries it",
@@ -97,44 +103,82 @@ fn permit_warning(pack: &PolicyPack, routes: &[Route], policy: &Policy) -> Optio
     }
 }
 
-/// The facts of a policy's JSON form (Cedar's EST): `conditions` of kind `when`.
+/// The facts of a policy's JSON form (Cedar's EST): its `when` conditions, all of which must
+/// hold (`unless` conditions are not read).
 fn facts(est: &Value) -> Facts {
-    let mut out = Facts::default();
     let conditions = est.get("conditions").and_then(Value::as_array);
-    let mut terms = Vec::new();
-    for c in conditions.into_iter().flatten() {
-        if c.get("kind").and_then(Value::as_str) == Some("when") {
-            if let Some(body) = c.get("body") {
-                conjuncts(body, &mut terms);
-            }
-        }
-    }
-    for t in terms {
-        if is_context_attr(t, "cross_domain")
-            || equals(t, "cross_domain") == Some(&Value::Bool(true))
-        {
-            out.cross_domain = true;
-        }
-        if let Some(set) = origin_set(t) {
-            out.origins = Some(match out.origins.take() {
-                None => set,
-                Some(prev) => prev.intersection(&set).cloned().collect(),
-            });
-        }
-    }
-    out
+    conditions
+        .into_iter()
+        .flatten()
+        .filter(|c| c.get("kind").and_then(Value::as_str) == Some("when"))
+        .filter_map(|c| c.get("body"))
+        .fold(Facts::default(), |acc, body| acc.and(expr_facts(body, 0)))
 }
 
-fn conjuncts<'a>(e: &'a Value, out: &mut Vec<&'a Value>) {
-    match e.get("&&") {
-        Some(and) => {
-            for side in ["left", "right"] {
-                if let Some(s) = and.get(side) {
-                    conjuncts(s, out);
-                }
-            }
+/// How deep `expr_facts` follows nested `&&`, `||` and `if`; below that an expression proves
+/// nothing (sound: fewer facts only means fewer warnings). Cedar's own parser bounds nesting too.
+const MAX_EXPR_DEPTH: usize = 64;
+
+/// What an expression being true certainly requires.
+fn expr_facts(e: &Value, depth: usize) -> Facts {
+    if depth > MAX_EXPR_DEPTH {
+        return Facts::default();
+    }
+    let sides = |op: &Value| {
+        (
+            op.get("left")
+                .map(|l| expr_facts(l, depth + 1))
+                .unwrap_or_default(),
+            op.get("right")
+                .map(|r| expr_facts(r, depth + 1))
+                .unwrap_or_default(),
+        )
+    };
+    if let Some(and) = e.get("&&") {
+        let (l, r) = sides(and);
+        return l.and(r);
+    }
+    if let Some(or) = e.get("||") {
+        let (l, r) = sides(or);
+        return l.or(r);
+    }
+    if let Some(ite) = e.get("if-then-else") {
+        // True iff (c && t) || (!c && e); `!c` proves nothing here, so (c && t) || e.
+        let part = |k: &str| {
+            ite.get(k)
+                .map(|x| expr_facts(x, depth + 1))
+                .unwrap_or_default()
+        };
+        return part("if").and(part("then")).or(part("else"));
+    }
+    Facts {
+        origins: origin_set(e),
+        cross_domain: is_context_attr(e, "cross_domain")
+            || equals(e, "cross_domain") == Some(&Value::Bool(true)),
+    }
+}
+
+impl Facts {
+    /// Both hold: every requirement of either.
+    fn and(self, other: Facts) -> Facts {
+        Facts {
+            origins: match (self.origins, other.origins) {
+                (Some(a), Some(b)) => Some(a.intersection(&b).cloned().collect()),
+                (a, b) => a.or(b),
+            },
+            cross_domain: self.cross_domain || other.cross_domain,
         }
-        None => out.push(e),
+    }
+
+    /// One of them holds: only what both require.
+    fn or(self, other: Facts) -> Facts {
+        Facts {
+            origins: match (self.origins, other.origins) {
+                (Some(a), Some(b)) => Some(a.union(&b).cloned().collect()),
+                _ => None,
+            },
+            cross_domain: self.cross_domain && other.cross_domain,
+        }
     }
 }
 
@@ -209,10 +253,37 @@ mod tests {
         );
         assert_eq!(f.origins, Some(["a.example".to_owned()].into()));
         assert!(f.cross_domain);
-        // A disjunction proves nothing.
+        // A disjunction requires only what both sides require.
         let f = facts_of(
             r#"permit(principal, action, resource)
                when { context.origin_domain == "a.example" || context.cross_domain };"#,
+        );
+        assert_eq!(f, Facts::default());
+        let f = facts_of(
+            r#"permit(principal, action, resource)
+               when { (context.origin_domain == "a.example" && context.cross_domain)
+                      || (context.origin_domain == "b.example" && context.cross_domain == true) };"#,
+        );
+        assert_eq!(
+            f.origins,
+            Some(["a.example", "b.example"].map(String::from).into())
+        );
+        assert!(f.cross_domain);
+        // `if c then t else e` is (c && t) || e.
+        let f = facts_of(
+            r#"permit(principal, action, resource)
+               when { if context.cross_domain then context.origin_domain == "a.example"
+                      else context.origin_domain == "b.example" };"#,
+        );
+        assert_eq!(
+            f.origins,
+            Some(["a.example", "b.example"].map(String::from).into())
+        );
+        assert!(!f.cross_domain);
+        // `unless` is not read: no facts from it.
+        let f = facts_of(
+            r#"permit(principal, action, resource)
+               unless { context.origin_domain == "a.example" };"#,
         );
         assert_eq!(f, Facts::default());
     }

@@ -390,6 +390,10 @@ permit (principal, action == Action::"orders:refund", resource) when { context.o
 permit (principal, action == Action::"orders:read", resource) when { context.origin_domain == "x.example" };
 @id("read")
 permit (principal, action == Action::"orders:read", resource) when { ["a.example", "b.example"].contains(context.origin_domain) };
+@id("read-from-x-or-y")
+permit (principal, action == Action::"orders:read", resource) when { context.origin_domain == "x.example" || (context.cross_domain && context.origin_domain == "y.example") };
+@id("read-from-x-or-a")
+permit (principal, action == Action::"orders:read", resource) when { context.origin_domain == "x.example" || context.origin_domain == "a.example" };
 "#,
     )
     .unwrap();
@@ -423,6 +427,8 @@ fn check_analyses_the_trust_graph() {
         // Cedar permits the trust file makes dead
         "warning: Cedar policy `delete-from-a` can never apply",
         "warning: Cedar policy `read-from-x` can never apply: it permits `orders:read` only for chains from `x.example` (`x.example` is no declared domain)",
+        // through `||`: the union of both sides' origins
+        "warning: Cedar policy `read-from-x-or-y` can never apply: it permits `orders:read` only for chains from `x.example`, `y.example` (`x.example`, `y.example` are no declared domains)",
     ] {
         assert!(text.contains(want), "{want}\n---\n{text}");
     }
@@ -433,6 +439,8 @@ fn check_analyses_the_trust_graph() {
     // b.example's own chains may refund; a.example reads through b.example.
     assert!(!text.contains("refund-from-b"), "{text}");
     assert!(!text.contains("`read`"), "{text}");
+    // One side of the `||` is reachable, so the permit can apply.
+    assert!(!text.contains("read-from-x-or-a"), "{text}");
 }
 
 #[test]
