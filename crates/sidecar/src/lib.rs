@@ -28,27 +28,33 @@
 //!
 //! **Reload.** On SIGHUP, and when a file in the pack directory changes (polled every
 //! `--reload-interval-ms`, default 1 s), the pack is loaded on a blocking thread and swapped in
-//! atomically; RPCs in flight finish on the verifier they started with; a pack that fails to
-//! load is logged (`reload_failed`) and the old one keeps serving.
+//! atomically; each RPC takes the verifier in force when it starts and decides on it to the end
+//! (a VerifyBatch: every item), reporting that pack's version; a pack that fails to load is
+//! logged (`reload_failed`) and the old one keeps serving.
 //!
-//! **Limits** (flags, defaults): `--max-message-bytes` 4 MiB (decoded gRPC messages and the
-//! HTTP/2 header list); `--max-batch` 1024 requests; `--max-concurrency` 1024 RPCs being decided
-//! at once (also the HTTP/2 streams per connection), beyond which RPCs get
-//! `RESOURCE_EXHAUSTED` at once; `--request-timeout-ms` 2000 per RPC; `--drain-timeout-ms`
-//! 10000 on SIGTERM/SIGINT, after which the process exits 0 (1 if the drain timed out); every
-//! request-level bound (16 tokens, 8 KiB per token, JSON depth 16, …) is the verifier's
-//! `Limits`, and a `custody-chain` header with more entries than that is refused before it is
-//! split.
+//! **Limits** (flags, defaults): `--max-message-bytes` 4 MiB (one decoded gRPC message); gRPC
+//! metadata (the HTTP/2 header list) 64 KiB, fixed; `--max-batch` 1024 requests;
+//! `--max-concurrency` 1024 RPCs in progress at once over all connections, beyond which an RPC
+//! of any service but health gets `RESOURCE_EXHAUSTED` at once, before its message is read,
+//! never a queue (see `shed.rs`; each connection may open twice as many HTTP/2 streams, so a
+//! client multiplexing on one connection meets the status too); `--request-timeout-ms` 2000 per
+//! RPC; `--drain-timeout-ms` 10000 on SIGTERM/SIGINT, after which the process exits 0 (1 if the
+//! drain timed out); every request-level bound (16 tokens, 8 KiB per token, JSON depth 16, …)
+//! is the verifier's `Limits`, and a `custody-chain` header with more entries than that is
+//! refused before it is split.
 //!
 //! **Decision cache** (Check only; `--no-decision-cache` turns it off): keyed by a digest of the
 //! pack version and every attribute the decision used, an allow lives until the earliest `exp`
-//! of its chain at the latest, at most `--decision-cache-ttl-secs` (30) and
-//! `--decision-cache-entries` (100,000) entries.
+//! of its chain at the latest, at most `--decision-cache-ttl-secs` (30); the cache holds at
+//! most `--decision-cache-entries` (100,000) entries and `--decision-cache-bytes` (64 MiB)
+//! bytes, each entry charged what its decision owns plus its share of the containers; when
+//! full, expired entries go first, then the oldest inserted (see `cache.rs`).
 //!
 //! **Observability.** One JSON line per decision on standard error (origin, actors, action,
 //! result, reason codes, latency, never a token; `--no-decision-log` to silence), and Prometheus
 //! text on `--metrics-listen ADDR` (`custody_decisions_total`, `custody_decision_latency_seconds`,
-//! cache hits and misses, shed RPCs, reloads, `custody_pack_info{version}`).
+//! cache hits, misses, entries, bytes and evictions, shed RPCs, reloads,
+//! `custody_pack_info{version}`).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), String> {
@@ -73,7 +79,10 @@ mod metrics;
 mod native;
 mod reload;
 mod server;
+mod shed;
 mod state;
+#[cfg(feature = "test-hooks")]
+pub mod testing;
 
 /// The generated `custody.v1` messages, client and server.
 #[allow(

@@ -2,11 +2,12 @@
 //! origin, actors, action, result, reason codes and latency, never a token.
 //!
 //! Lines go through a bounded queue to a writer thread, so a slow terminal never stalls a
-//! decision; when the queue is full a line is dropped and counted
-//! (`custody_log_lines_dropped_total`).
+//! decision; when the queue is full, in lines or in bytes, a line is dropped and counted
+//! (`custody_log_lines_dropped_total`). The byte bound matters because a line quotes the
+//! request's action, which only the message size limits.
 
 use std::io::Write as _;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -19,10 +20,17 @@ use custody_verifier::Decision;
 /// Lines queued at most before dropping.
 const QUEUE: usize = 16 * 1024;
 
+/// Bytes of lines queued at most before dropping, 16 MiB: several seconds of decision lines at
+/// 10,000 decisions a second (a line is a few hundred bytes), while a writer that has stopped
+/// (a full pipe) cannot make the queue hold 16,384 lines of megabytes each.
+const QUEUE_BYTES: usize = 16 * 1024 * 1024;
+
 /// A handle to the log writer.
 #[derive(Clone, Debug)]
 pub(crate) struct Logger {
     tx: SyncSender<String>,
+    /// Bytes of the lines in the queue.
+    queued: Arc<AtomicUsize>,
     metrics: Arc<Metrics>,
     decisions: bool,
 }
@@ -42,14 +50,17 @@ impl Logger {
     /// Starts the writer thread.
     pub(crate) fn start(metrics: Arc<Metrics>, decisions: bool) -> Logger {
         let (tx, rx) = mpsc::sync_channel(QUEUE);
+        let queued = Arc::new(AtomicUsize::new(0));
+        let writer_queued = Arc::clone(&queued);
         let spawned = std::thread::Builder::new()
             .name("custody-log".into())
-            .spawn(move || write_lines(&rx));
+            .spawn(move || write_lines(&rx, &writer_queued));
         if let Err(e) = spawned {
             eprintln!("custody: cannot start the log writer: {e}");
         }
         Logger {
             tx,
+            queued,
             metrics,
             decisions,
         }
@@ -97,25 +108,42 @@ impl Logger {
     }
 
     fn send(&self, line: String) {
+        let len = line.len();
+        let reserved = self
+            .queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+                q.checked_add(len).filter(|n| *n <= QUEUE_BYTES)
+            })
+            .is_ok();
+        if !reserved {
+            self.metrics.log_dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         match self.tx.try_send(line) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
+                self.queued.fetch_sub(len, Ordering::AcqRel);
                 self.metrics.log_dropped.fetch_add(1, Ordering::Relaxed);
             }
-            Err(TrySendError::Disconnected(line)) => eprintln!("{line}"),
+            Err(TrySendError::Disconnected(line)) => {
+                self.queued.fetch_sub(len, Ordering::AcqRel);
+                eprintln!("{line}");
+            }
         }
     }
 }
 
 /// Writes lines as they come, a batch at a time; standard error is locked only while a batch
 /// is written, so other writers (`eprintln!`) never wait for the next line.
-fn write_lines(rx: &Receiver<String>) {
+fn write_lines(rx: &Receiver<String>, queued: &AtomicUsize) {
     let mut buf = Vec::with_capacity(64 * 1024);
     while let Ok(line) = rx.recv() {
         buf.clear();
+        queued.fetch_sub(line.len(), Ordering::AcqRel);
         let _ = writeln!(buf, "{line}");
         while buf.len() < 64 * 1024 {
             let Ok(more) = rx.try_recv() else { break };
+            queued.fetch_sub(more.len(), Ordering::AcqRel);
             let _ = writeln!(buf, "{more}");
         }
         let mut err = std::io::stderr().lock();
@@ -158,6 +186,44 @@ fn civil(days: u64) -> (u64, u64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A logger whose writer never runs: every line stays queued.
+    fn stalled() -> (Logger, Receiver<String>) {
+        let (tx, rx) = mpsc::sync_channel(QUEUE);
+        let logger = Logger {
+            tx,
+            queued: Arc::new(AtomicUsize::new(0)),
+            metrics: Arc::new(Metrics::default()),
+            decisions: true,
+        };
+        (logger, rx)
+    }
+
+    #[test]
+    fn the_queue_is_bounded_in_bytes() {
+        let (log, rx) = stalled();
+        let mib = "x".repeat(1024 * 1024);
+        for _ in 0..QUEUE_BYTES / mib.len() {
+            log.send(mib.clone());
+        }
+        assert_eq!(log.metrics.log_dropped.load(Ordering::Relaxed), 0);
+        assert_eq!(log.queued.load(Ordering::Relaxed), QUEUE_BYTES);
+        log.send(mib.clone());
+        log.send("y".into());
+        assert_eq!(log.metrics.log_dropped.load(Ordering::Relaxed), 2);
+        assert_eq!(rx.try_iter().count(), QUEUE_BYTES / mib.len());
+    }
+
+    #[test]
+    fn the_queue_is_bounded_in_lines() {
+        let (log, rx) = stalled();
+        for _ in 0..QUEUE + 3 {
+            log.send("z".into());
+        }
+        assert_eq!(log.metrics.log_dropped.load(Ordering::Relaxed), 3);
+        assert_eq!(log.queued.load(Ordering::Relaxed), QUEUE);
+        assert_eq!(rx.try_iter().count(), QUEUE);
+    }
 
     #[test]
     fn civil_dates() {

@@ -45,6 +45,8 @@ pub(crate) struct Metrics {
     pub cache_hits: AtomicU64,
     pub cache_misses: AtomicU64,
     pub cache_entries: AtomicU64,
+    pub cache_bytes: AtomicU64,
+    pub cache_evictions: AtomicU64,
     pub shed: AtomicU64,
     pub reloads_ok: AtomicU64,
     pub reloads_failed: AtomicU64,
@@ -95,6 +97,11 @@ impl Metrics {
                 get(&self.cache_misses),
             ),
             (
+                "custody_decision_cache_evictions_total",
+                "Live cache entries dropped to keep within the entry or byte bound.",
+                get(&self.cache_evictions),
+            ),
+            (
                 "custody_requests_shed_total",
                 "RPCs refused over the concurrency limit.",
                 get(&self.shed),
@@ -116,6 +123,12 @@ impl Metrics {
             "# HELP custody_decision_cache_entries Entries in the decision cache.\n\
              # TYPE custody_decision_cache_entries gauge\ncustody_decision_cache_entries {}",
             get(&self.cache_entries)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP custody_decision_cache_bytes Bytes charged to the decision cache's entries.\n\
+             # TYPE custody_decision_cache_bytes gauge\ncustody_decision_cache_bytes {}",
+            get(&self.cache_bytes)
         );
         let _ = writeln!(
             out,

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use custody_verifier::{Decision, Request};
+use custody_verifier::{Decision, Request, Verifier};
 use envoy_types::ext_authz::v3::pb::{
     Authorization, AuthorizationServer, CheckRequest, CheckResponse,
 };
@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Response, Status};
 
-use crate::cache::DecisionCache;
+use crate::cache::{Bounds, DecisionCache};
 use crate::check;
 use crate::config::{ServeArgs, Settings};
 use crate::log::{DecisionLine, Logger};
@@ -25,13 +25,18 @@ use crate::native;
 use crate::pb;
 use crate::pb::verifier_server::{Verifier as VerifierService, VerifierServer};
 use crate::reload;
+use crate::shed::Shed;
 use crate::state::{self, State};
+
+/// The largest HTTP/2 header list (gRPC metadata) accepted, 64 KiB: Envoy's own default limit
+/// on request headers is 60 KiB, and here the metadata carries only transport fields (deadline,
+/// tracing); the HTTP headers Envoy asks about travel inside the Check message, under
+/// `--max-message-bytes`.
+const MAX_HEADER_LIST_BYTES: u32 = 64 * 1024;
 
 /// Every way serving fails, mapped to a gRPC status in one place.
 #[derive(Debug)]
 enum ServeError {
-    /// The concurrency limit is reached.
-    Busy,
     /// A batch larger than `--max-batch`.
     BatchTooLarge(usize),
     /// A worker task failed.
@@ -41,7 +46,6 @@ enum ServeError {
 impl From<ServeError> for Status {
     fn from(e: ServeError) -> Status {
         match e {
-            ServeError::Busy => Status::resource_exhausted("custody is at its concurrency limit"),
             ServeError::BatchTooLarge(max) => {
                 Status::invalid_argument(format!("a batch holds at most {max} requests"))
             }
@@ -80,11 +84,19 @@ impl Service {
         });
     }
 
+    /// The verifier on the pack in force when the RPC starts: the RPC decides on it to the
+    /// end, whatever reloads happen meanwhile.
+    async fn snapshot(&self) -> Arc<Verifier> {
+        let verifier = self.state.verifier.load_full();
+        #[cfg(feature = "test-hooks")]
+        self.state.gate.pass().await;
+        verifier
+    }
+
     /// Decides one Check request: from the cache when it can.
-    fn decide_check(&self, check: &CheckRequest) -> CheckResponse {
+    fn decide_check(&self, verifier: &Verifier, check: &CheckRequest) -> CheckResponse {
         let started = Instant::now();
         let st = &self.state;
-        let verifier = st.verifier.load_full();
         let pack = verifier.pack().version.as_str();
         let req = match check::map_request(check, &st.settings, &st.limits) {
             Ok(r) => r,
@@ -108,17 +120,19 @@ impl Service {
         st.metrics.cache_misses.fetch_add(1, Ordering::Relaxed);
         let now = req.now.unwrap_or_else(unix_now);
         let d = verifier.verify(&req);
-        cache.put(key, &req, &d, now, &st.limits);
-        st.metrics
-            .cache_entries
-            .store(cache.len() as u64, Ordering::Relaxed);
+        if let Some(u) = cache.put(key, &req, &d, now, &st.limits) {
+            let m = &st.metrics;
+            m.cache_entries.store(u.entries as u64, Ordering::Relaxed);
+            m.cache_bytes.store(u.bytes as u64, Ordering::Relaxed);
+            m.cache_evictions
+                .fetch_add(u.evicted as u64, Ordering::Relaxed);
+        }
         self.record(Rpc::Check, Some(&req), &d, started, false, pack);
         check::response(&d, false, pack)
     }
 
-    fn decide_one(&self, r: pb::VerifyRequest) -> pb::Decision {
+    fn decide_one(&self, verifier: &Verifier, r: pb::VerifyRequest) -> pb::Decision {
         let started = Instant::now();
-        let verifier = self.state.verifier.load_full();
         let pack = verifier.pack().version.as_str();
         let (req, d) = match native::convert(
             r,
@@ -135,9 +149,12 @@ impl Service {
         native::to_pb(&d, pack)
     }
 
-    fn decide_batch(&self, reqs: Vec<pb::VerifyRequest>) -> pb::VerifyBatchResponse {
+    fn decide_batch(
+        &self,
+        verifier: &Verifier,
+        reqs: Vec<pb::VerifyRequest>,
+    ) -> pb::VerifyBatchResponse {
         let started = Instant::now();
-        let verifier = self.state.verifier.load_full();
         let pack = verifier.pack().version.as_str();
         let allow_time = self.state.settings.allow_request_time;
         let mapped: Vec<Result<Request, String>> = reqs
@@ -182,8 +199,10 @@ impl Authorization for Service {
         &self,
         request: tonic::Request<CheckRequest>,
     ) -> Result<Response<CheckResponse>, Status> {
-        let _permit = self.state.permit().ok_or(ServeError::Busy)?;
-        Ok(Response::new(self.decide_check(request.get_ref())))
+        let verifier = self.snapshot().await;
+        Ok(Response::new(
+            self.decide_check(&verifier, request.get_ref()),
+        ))
     }
 }
 
@@ -193,22 +212,24 @@ impl VerifierService for Service {
         &self,
         request: tonic::Request<pb::VerifyRequest>,
     ) -> Result<Response<pb::Decision>, Status> {
-        let _permit = self.state.permit().ok_or(ServeError::Busy)?;
-        Ok(Response::new(self.decide_one(request.into_inner())))
+        let verifier = self.snapshot().await;
+        Ok(Response::new(
+            self.decide_one(&verifier, request.into_inner()),
+        ))
     }
 
     async fn verify_batch(
         &self,
         request: tonic::Request<pb::VerifyBatchRequest>,
     ) -> Result<Response<pb::VerifyBatchResponse>, Status> {
-        let _permit = self.state.permit().ok_or(ServeError::Busy)?;
         let reqs = request.into_inner().requests;
         let max = self.state.settings.max_batch;
         if reqs.len() > max {
             return Err(ServeError::BatchTooLarge(max).into());
         }
+        let verifier = self.snapshot().await;
         let this = self.clone();
-        let out = tokio::task::spawn_blocking(move || this.decide_batch(reqs))
+        let out = tokio::task::spawn_blocking(move || this.decide_batch(&verifier, reqs))
             .await
             .map_err(|e| ServeError::Internal(format!("batch worker failed: {e}")))?;
         Ok(Response::new(out))
@@ -233,6 +254,12 @@ impl Running {
     /// Reloads the pack now (what SIGHUP does); `Ok(true)` when a new pack was swapped in.
     pub async fn reload(&self) -> Result<bool, String> {
         self.state.reload("api").await
+    }
+
+    /// The gate that holds RPCs after their pack snapshot (feature `test-hooks`, tests only).
+    #[cfg(feature = "test-hooks")]
+    pub fn gate(&self) -> &crate::testing::Gate {
+        &self.state.gate
     }
 
     /// The version of the pack in force.
@@ -279,10 +306,11 @@ pub async fn start(args: ServeArgs) -> Result<Running, String> {
         log.event("warn", "pack_warning", json!({"warning": w}));
     }
     let cache = (!args.no_decision_cache).then(|| {
-        DecisionCache::new(
-            args.decision_cache_entries,
-            Duration::from_secs(args.decision_cache_ttl_secs),
-        )
+        DecisionCache::new(Bounds {
+            entries: args.decision_cache_entries,
+            bytes: args.decision_cache_bytes,
+            ttl: Duration::from_secs(args.decision_cache_ttl_secs),
+        })
     });
     let state = Arc::new(State::new(
         loaded.verifier,
@@ -371,17 +399,21 @@ async fn serve(
     };
     let settings = &state.settings;
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    let max_streams = u32::try_from(settings.max_concurrency).unwrap_or(u32::MAX);
+    let routes = tonic::service::Routes::new(
+        AuthorizationServer::new(service.clone()).max_decoding_message_size(max_message),
+    )
+    .add_service(VerifierServer::new(service).max_decoding_message_size(max_message))
+    .add_service(health_service);
+    let routes = Shed::new(routes, settings.max_concurrency, Arc::clone(&state.metrics));
+    // twice the process-wide limit per connection: a client multiplexing everything over one
+    // connection (Envoy does, per worker) meets the limit as RESOURCE_EXHAUSTED, not as a
+    // silent wait in its HTTP/2 layer, and one connection still cannot open streams unbounded
+    let max_streams = u32::try_from(settings.max_concurrency.saturating_mul(2)).unwrap_or(u32::MAX);
     tonic::transport::Server::builder()
         .timeout(settings.request_timeout)
         .max_concurrent_streams(Some(max_streams))
-        .http2_max_header_list_size(Some(u32::try_from(max_message).unwrap_or(u32::MAX)))
-        .add_service(
-            AuthorizationServer::new(service.clone()).max_decoding_message_size(max_message),
-        )
-        .add_service(VerifierServer::new(service).max_decoding_message_size(max_message))
-        .add_service(health_service)
-        .serve_with_incoming_shutdown(incoming, async move {
+        .http2_max_header_list_size(Some(MAX_HEADER_LIST_BYTES))
+        .serve_with_incoming_shutdown(routes, incoming, async move {
             let _ = shutdown.await;
             health
                 .set_not_serving::<AuthorizationServer<Service>>()

@@ -1,5 +1,6 @@
 //! What every RPC shares: the verifier on the pack in force (swapped atomically on reload), the
-//! settings, the decision cache, metrics, the log and the concurrency permits.
+//! settings, the decision cache, metrics and the log. (The concurrency permits live in front of
+//! the services, in [`shed`](crate::shed).)
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -9,7 +10,6 @@ use arc_swap::ArcSwap;
 use custody_policy::PolicyPack;
 use custody_verifier::{Limits, Verifier, VerifierOptions};
 use serde_json::json;
-use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::cache::DecisionCache;
 use crate::config::Settings;
@@ -26,7 +26,9 @@ pub(crate) struct State {
     pub metrics: Arc<Metrics>,
     pub log: Logger,
     pub cache: Option<DecisionCache>,
-    permits: Semaphore,
+    /// Holds RPCs after their pack snapshot when a test asks (feature `test-hooks`).
+    #[cfg(feature = "test-hooks")]
+    pub gate: crate::testing::Gate,
     reloading: tokio::sync::Mutex<()>,
 }
 
@@ -67,7 +69,6 @@ impl State {
         log: Logger,
     ) -> State {
         metrics.set_pack_version(&verifier.pack().version);
-        let permits = Semaphore::new(settings.max_concurrency);
         State {
             limits: verifier.limits().clone(),
             verifier: ArcSwap::from_pointee(verifier),
@@ -76,18 +77,10 @@ impl State {
             metrics,
             log,
             cache,
-            permits,
+            #[cfg(feature = "test-hooks")]
+            gate: crate::testing::Gate::default(),
             reloading: tokio::sync::Mutex::new(()),
         }
-    }
-
-    /// A concurrency permit, or `None` when the limit is reached (the RPC is shed).
-    pub(crate) fn permit(&self) -> Option<SemaphorePermit<'_>> {
-        let p = self.permits.try_acquire().ok();
-        if p.is_none() {
-            self.metrics.shed.fetch_add(1, Ordering::Relaxed);
-        }
-        p
     }
 
     /// Loads the pack again off the request path and swaps it in; a pack that fails to load is
@@ -133,6 +126,7 @@ impl State {
         if let Some(c) = &self.cache {
             c.clear();
             self.metrics.cache_entries.store(0, Ordering::Relaxed);
+            self.metrics.cache_bytes.store(0, Ordering::Relaxed);
         }
         self.log.event(
             "info",

@@ -15,18 +15,6 @@ use common::*;
 use custody_sidecar::pb;
 use custody_tests::{Fixture, AUD};
 
-/// Removes the `b.example -> c.example` federation rule from the pack's trust file.
-fn unfederate(f: &Fixture) {
-    let path = f.dir.path().join("pack.trust");
-    let text = std::fs::read_to_string(&path).unwrap();
-    let kept: Vec<&str> = text
-        .lines()
-        .filter(|l| !l.contains("\"b.example\" -> \"c.example\""))
-        .collect();
-    assert_ne!(kept.len(), text.lines().count());
-    std::fs::write(&path, kept.join("\n") + "\n").unwrap();
-}
-
 async fn wait_for(mut cond: impl FnMut() -> bool) {
     for _ in 0..100 {
         if cond() {

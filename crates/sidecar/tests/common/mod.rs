@@ -57,6 +57,19 @@ pub fn live_chain(f: &Fixture) -> (String, String) {
     )
 }
 
+/// Removes the `b.example -> c.example` federation rule from the pack's trust file: the
+/// standard chain is then `domain_not_federated`.
+pub fn unfederate(f: &Fixture) {
+    let path = f.dir.path().join("pack.trust");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.contains("\"b.example\" -> \"c.example\""))
+        .collect();
+    assert_ne!(kept.len(), text.lines().count());
+    std::fs::write(&path, kept.join("\n") + "\n").unwrap();
+}
+
 /// Server options for a test: the fixture's pack, a free port, the kit's audience, the action
 /// from a proxy-set header, metrics on.
 pub fn args(f: &Fixture) -> ServeArgs {
