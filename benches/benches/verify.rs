@@ -57,7 +57,7 @@ fn cold_one_by_one(g: &mut Group<'_>, id: &str, v: &Verifier, reqs: &[Request]) 
             let mut i = 0usize;
             let mut left = iters;
             while left > 0 {
-                v.sig_cache().clear();
+                v.clear_caches();
                 let n = left.min(reqs.len() as u64) as usize;
                 let start = Instant::now();
                 for r in &reqs[..n] {
@@ -81,7 +81,7 @@ fn cold_batches(g: &mut Group<'_>, id: &str, v: &Verifier, reqs: &[Request]) {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for k in 0..iters as usize {
-                v.sig_cache().clear();
+                v.clear_caches();
                 let chunk = chunks[k % chunks.len()];
                 let start = Instant::now();
                 let out = black_box(v.verify_batch(chunk));
@@ -182,7 +182,7 @@ fn chain(c: &mut Criterion) {
             let mut total = Duration::ZERO;
             let mut left = iters;
             while left > 0 {
-                v.sig_cache().clear();
+                v.clear_caches();
                 // warm the upstream token with a request whose presented token is not reused
                 assert!(v.verify(&warm_up[0]).is_allowed());
                 let n = left.min(warm_up.len() as u64 - 1) as usize;
@@ -278,7 +278,7 @@ fn batch_10k(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
-                loop_v.sig_cache().clear();
+                loop_v.clear_caches();
                 let start = Instant::now();
                 for r in &reqs {
                     black_box(loop_v.verify(r));
@@ -295,7 +295,7 @@ fn batch_10k(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
-                    v.sig_cache().clear();
+                    v.clear_caches();
                     let start = Instant::now();
                     black_box(v.verify_batch(&reqs));
                     total += start.elapsed();

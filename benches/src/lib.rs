@@ -160,9 +160,13 @@ pub fn generated_pack_dir(policies: usize) -> Result<tempfile::TempDir, FixtureE
     let src = demo_dir();
     std::fs::copy(src.join("demo.trust"), dir.path().join("demo.trust")).map_err(err)?;
     std::fs::create_dir(dir.path().join("keys")).map_err(err)?;
-    for d in ["a", "b", "c", "d"] {
-        let f = format!("keys/{d}.jwks");
-        std::fs::copy(src.join(&f), dir.path().join(&f)).map_err(err)?;
+    // every public key set the trust file may name (never the demo's private `.key.jwk`s)
+    for entry in std::fs::read_dir(src.join("keys")).map_err(err)? {
+        let name = entry.map_err(err)?.file_name();
+        if name.to_string_lossy().ends_with(".jwks") {
+            let f = Path::new("keys").join(&name);
+            std::fs::copy(src.join(&f), dir.path().join(&f)).map_err(err)?;
+        }
     }
     let text = policygen::policies(policies, 42);
     std::fs::write(dir.path().join("generated.cedar"), text).map_err(err)?;

@@ -1,5 +1,6 @@
 //! The attack conformance suite: every `tests/conformance/*.json` case is loaded, its pack built
-//! and its request decided; the decision, first reason code and hop must be the expected ones.
+//! and its request decided; the decision, first reason code and hop must be the expected ones,
+//! and deciding it again (cached) or without caches must give the same decision.
 //! The case files are data; `src/bin/gen-conformance` mints them (see the README beside them).
 #![allow(
     clippy::unwrap_used,
@@ -13,11 +14,12 @@
 mod cases;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use custody_jose::Limits;
 use custody_policy::PolicyPack;
 use custody_tests::{hop, PackBuilder};
-use custody_verifier::{Decision, Verifier};
+use custody_verifier::{Decision, Verifier, VerifierOptions};
 use serde_json::Value;
 
 fn suite_dir() -> PathBuf {
@@ -104,6 +106,22 @@ fn run(path: &Path) -> Result<(), String> {
     }
     let (verifier, _dir) = loaded.map_err(|e| format!("the pack does not load: {e}"))?;
     let d = decide(&verifier, &case);
+    // the same case again (its tokens and Cedar request now remembered), and on the same pack
+    // without caches: the same decision, to the message
+    let uncached = Verifier::with_options(
+        Arc::clone(verifier.pack()),
+        VerifierOptions {
+            sig_cache_entries: 0,
+            cedar_memo_entries: 0,
+            ..VerifierOptions::default()
+        },
+    );
+    for (how, other) in [("again", &verifier), ("uncached", &uncached)] {
+        let again = decide(other, &case);
+        if again != d {
+            return Err(format!("decided {how}: {again:?}, first {d:?}"));
+        }
+    }
     let got = (
         if d.is_allowed() { "allow" } else { "deny" },
         d.code().map(|c| c.as_str().to_owned()),

@@ -7,8 +7,12 @@
 //!   whole set gives: decision, determining policy ids, and evaluation errors in order. The
 //!   same pack through the whole verifier, sliced and not, gives identical `Decision`s.
 //! - `verify_batch` (global pool, 1 and 2 threads of its own) is `verify` one by one.
-//! - The signature cache skips only the signature: a cached token is still checked for time,
-//!   audience and chain, and a different key never hits.
+//! - The token cache skips only decoding and the signature: a cached token is still checked
+//!   for class, key binding, time, audience and chain, a different key never hits, a failed
+//!   token is checked and denied again every time, and a reload that removes or replaces a key
+//!   takes its tokens with it. A verifier with its caches (token cache, Cedar request memo)
+//!   decides every generated case, cold and warm, one by one and in batches, exactly as one
+//!   without them.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -26,7 +30,7 @@ use std::sync::Arc;
 use cedar_policy::{Authorizer, Context, Entities, EntityUid, PolicySet, Request as CedarRequest};
 use custody_jose::SigningKey;
 use custody_tests::{
-    chain, outcome, request, t0_claims, t1_claims, Fixture, PackBuilder, ALICE, BOB, NOW,
+    chain, hop, outcome, request, t0_claims, t1_claims, Fixture, PackBuilder, ALICE, BOB, NOW,
 };
 use custody_verifier::{
     Decision, Request, ResourceRef, SigCache, SlicedPolicySet, Verifier, VerifierOptions,
@@ -286,4 +290,264 @@ fn a_replaced_key_never_hits() {
     let reloaded = Verifier::new((**f.verifier.pack()).clone());
     assert!(reloaded.sig_cache().is_empty());
     assert!(!f.verifier.sig_cache().is_empty());
+}
+
+/// A verifier on `pack` that remembers nothing: every token decoded and verified, every Cedar
+/// request built.
+fn uncached(pack: &Arc<custody_policy::PolicyPack>) -> Verifier {
+    let options = VerifierOptions {
+        sig_cache_entries: 0,
+        cedar_memo_entries: 0,
+        ..VerifierOptions::default()
+    };
+    Verifier::with_options(Arc::clone(pack), options)
+}
+
+/// Variations of a request that a cached token must still fail or pass exactly as a new one
+/// would: past its expiry (at the boundary, skew included), before its `iat`, at another
+/// audience, for another action, with another peer, with the tokens alone or swapped.
+fn variations(r: &Request) -> Vec<Request> {
+    let mut out = vec![r.clone()];
+    let now = r.now.unwrap_or(NOW);
+    for t in [now + 10_000, NOW + 300 + 29, NOW + 300 + 30, NOW - 3_600] {
+        let mut v = r.clone();
+        v.now = Some(t);
+        out.push(v);
+    }
+    let mut v = r.clone();
+    v.audience = "spiffe://c.example/other".into();
+    out.push(v);
+    let mut v = r.clone();
+    v.action = "orders:write".into();
+    out.push(v);
+    let mut v = r.clone();
+    v.peer = Some(BOB.into());
+    out.push(v);
+    if r.tokens.len() > 1 {
+        let mut v = r.clone();
+        v.tokens = vec![r.tokens[1].clone()];
+        out.push(v);
+        let mut v = r.clone();
+        v.tokens.reverse();
+        out.push(v);
+    }
+    out
+}
+
+#[test]
+fn cached_and_uncached_verifiers_agree_on_every_case() {
+    let (f, cached) = generated_pack(true, None);
+    let plain = uncached(f.verifier.pack());
+    let reqs: Vec<Request> = generated_requests(&f, 60, 21)
+        .iter()
+        .flat_map(variations)
+        .collect();
+    let want: Vec<Decision> = reqs.iter().map(|r| plain.verify(r)).collect();
+    // every request twice: the first pass meets most tokens new, the second finds them all
+    for pass in ["cold", "warm"] {
+        for (i, r) in reqs.iter().enumerate() {
+            assert_eq!(cached.verify(r), want[i], "{pass} request {i}: {r:?}");
+        }
+    }
+    // and through the batch path, on its two threads
+    let two = Verifier::with_options(
+        Arc::clone(f.verifier.pack()),
+        VerifierOptions {
+            batch_threads: Some(2),
+            ..VerifierOptions::default()
+        },
+    );
+    assert_eq!(two.verify_batch(&reqs), want);
+    assert_eq!(two.verify_batch(&reqs), want);
+    let codes: std::collections::BTreeSet<String> = want.iter().map(outcome).collect();
+    // the comparison is not vacuous: caches were used, and many outcomes were met
+    assert!(cached.sig_cache().stats().hits > reqs.len() as u64);
+    assert!(cached.cedar_memo_len() > 0);
+    assert!(plain.sig_cache().is_empty() && plain.cedar_memo_len() == 0);
+    for code in [
+        "allow",
+        "expired",
+        "issued_in_future",
+        "audience_mismatch",
+        "sender_mismatch",
+        "policy_denied",
+        "issuer_not_in_chain",
+    ] {
+        assert!(codes.contains(code), "no `{code}` among {codes:?}");
+    }
+}
+
+#[test]
+fn a_cached_token_is_checked_again_for_everything_but_its_signature() {
+    let f = Fixture::standard();
+    let plain = uncached(f.verifier.pack());
+    let tokens = chain(&f);
+    let same = |r: &Request| {
+        let d = f.verify(r);
+        assert_eq!(d, plain.verify(r), "{r:?}");
+        d
+    };
+    // the same tokens twice: allowed both times, the second time from the cache
+    assert!(same(&request(tokens.clone())).is_allowed());
+    let misses = f.verifier.sig_cache().stats().misses;
+    assert!(same(&request(tokens.clone())).is_allowed());
+    assert_eq!(f.verifier.sig_cache().stats().misses, misses);
+    assert_eq!(f.verifier.sig_cache().len(), 2);
+    // t1 expires at NOW + 300, skew 30: valid one second before, expired at the boundary
+    let mut at = request(tokens.clone());
+    at.now = Some(NOW + 329);
+    assert!(same(&at).is_allowed());
+    at.now = Some(NOW + 330);
+    let d = same(&at);
+    assert_eq!((outcome(&d), hop(&d)), ("expired".to_owned(), Some(1)));
+    // the same bytes at another audience
+    let mut elsewhere = request(tokens.clone());
+    elsewhere.audience = "spiffe://c.example/invoices".into();
+    assert_eq!(outcome(&same(&elsewhere)), "audience_mismatch");
+    // the upstream token alone is presented to the wrong audience; the presented one alone is
+    // no chain; swapped, the class and links fail as for new tokens
+    assert_eq!(
+        outcome(&same(&request(vec![tokens[0].clone()]))),
+        "audience_mismatch"
+    );
+    assert_eq!(
+        outcome(&same(&request(vec![tokens[1].clone()]))),
+        "issuer_not_in_chain"
+    );
+    let mut swapped = tokens.clone();
+    swapped.reverse();
+    assert!(!same(&request(swapped)).is_allowed());
+    // a cached t0 where a Txn-Token is expected is the wrong type
+    let mut c = json!({"sub": "user:alice", "txn": "txn-1", "scope": "orders:read",
+        "req_wl": ALICE, "aud": "c.example", "iat": NOW - 5, "exp": NOW + 60});
+    c["iss"] = custody_tests::issuer("c.example").into();
+    let mut with_txn = request(tokens.clone());
+    with_txn.txn_token = Some(tokens[0].clone());
+    assert_eq!(outcome(&same(&with_txn)), "wrong_token_type");
+    with_txn.txn_token = Some(f.txn_token(c));
+    with_txn.peer = Some(ALICE.into());
+    assert!(same(&with_txn).is_allowed(), "{:?}", f.verify(&with_txn));
+    assert_eq!(f.verifier.sig_cache().len(), 3);
+}
+
+#[test]
+fn a_failed_token_is_checked_and_denied_again_every_time() {
+    let f = Fixture::standard();
+    let plain = uncached(f.verifier.pack());
+    let rogue = SigningKey::from_seed("a.example-k1", [99; 32]);
+    let mut c = t0_claims();
+    c["iss"] = "https://as.a.example".into();
+    let forged = custody_jose::sign(&rogue, Some("at+jwt"), &c).unwrap();
+    let good = chain(&f);
+    let expired = f.token("b.example", {
+        let mut c = t1_claims();
+        c["exp"] = (NOW - 100).into();
+        c["iat"] = (NOW - 200).into();
+        c
+    });
+    let bad_actor = f.token("b.example", {
+        let mut c = t1_claims();
+        c["act"] = json!({"sub": "spiffe://b.example"});
+        c
+    });
+    // (tokens, first code, `verify_strict` runs per repeat, tokens kept)
+    let cases = [
+        // the forged token fails first: nothing after it is read, nothing is kept
+        (vec![forged, good[1].clone()], "bad_signature", 1, 0),
+        // a good signature on good claims is kept even though the token has expired: its
+        // times are checked again every time
+        (vec![good[0].clone(), expired], "expired", 0, 2),
+        // good signature, bad identifiers: not kept, verified again every time
+        (vec![good[0].clone(), bad_actor], "invalid_spiffe_id", 1, 1),
+    ];
+    for (tokens, code, verified, kept) in cases {
+        f.verifier.clear_caches();
+        let req = request(tokens);
+        let first = f.verify(&req);
+        assert_eq!(outcome(&first), code);
+        for _ in 0..3 {
+            let misses = f.verifier.sig_cache().stats().misses;
+            assert_eq!(f.verify(&req), first);
+            assert_eq!(plain.verify(&req), first);
+            let again = f.verifier.sig_cache().stats().misses - misses;
+            assert_eq!(again, verified, "{code}");
+        }
+        assert_eq!(f.verifier.sig_cache().len(), kept, "{code}");
+    }
+}
+
+#[test]
+fn a_reload_that_removes_or_replaces_a_key_takes_its_tokens_with_it() {
+    use custody_jose::KeySet;
+    let f = Fixture::standard();
+    let req = request(chain(&f));
+    let load = || {
+        custody_policy::PolicyPack::load(f.dir.path(), &custody_jose::Limits::default())
+            .unwrap()
+            .pack
+    };
+    let before = Verifier::new(load());
+    assert!(before.verify(&req).is_allowed());
+    assert!(before.verify(&req).is_allowed());
+    assert_eq!(before.sig_cache().len(), 2);
+    let keys = f.dir.path().join("keys/a.example.jwks");
+    // a.example rotates: its key is removed, another one takes its place under a new kid
+    let mut rotated = KeySet::new();
+    rotated
+        .insert(SigningKey::from_seed("a.example-k2", [42; 32]).public())
+        .unwrap();
+    std::fs::write(&keys, rotated.to_jwks().to_string()).unwrap();
+    let reloaded = Verifier::new(load());
+    let d = reloaded.verify(&req);
+    assert_eq!((outcome(&d), hop(&d)), ("unknown_key".to_owned(), Some(0)));
+    assert_eq!(reloaded.verify(&req), d);
+    assert_eq!(uncached(reloaded.pack()).verify(&req), d);
+    // the same kid now names another key: the signature is checked, and fails
+    let mut replaced = KeySet::new();
+    replaced
+        .insert(SigningKey::from_seed("a.example-k1", [42; 32]).public())
+        .unwrap();
+    std::fs::write(&keys, replaced.to_jwks().to_string()).unwrap();
+    let reloaded = Verifier::new(load());
+    let d = reloaded.verify(&req);
+    assert_eq!(outcome(&d), "bad_signature");
+    assert_eq!(reloaded.verify(&req), d);
+    assert_eq!(uncached(reloaded.pack()).verify(&req), d);
+    // the verifier built before the reload still decides with the pack it was built from
+    assert!(before.verify(&req).is_allowed());
+}
+
+#[test]
+fn the_cedar_memo_gives_what_building_the_request_gives() {
+    let (f, memo) = generated_pack(true, None);
+    let plain = uncached(f.verifier.pack());
+    let mut reqs = generated_requests(&f, 300, 17);
+    // the same chains under contexts that differ only in ways the memo key must see
+    let extra: Vec<Request> = reqs
+        .iter()
+        .take(40)
+        .flat_map(|r| {
+            [
+                json!({"level": 1}),
+                json!({"level": 2}),
+                json!({"level": "1"}),
+                json!({"level": [1]}),
+                json!({"level": 1, "x": true}),
+                json!({}),
+            ]
+            .into_iter()
+            .map(move |c| {
+                let mut v = r.clone();
+                v.context = Some(c);
+                v
+            })
+        })
+        .collect();
+    reqs.extend(extra);
+    for pass in 0..2 {
+        for (i, r) in reqs.iter().enumerate() {
+            assert_eq!(memo.verify(r), plain.verify(r), "pass {pass}, request {i}");
+        }
+    }
+    assert!(memo.cedar_memo_len() > 10);
 }

@@ -1,4 +1,5 @@
-//! Property tests (proptest): attenuation never widens; `verify_batch` is `verify` on each.
+//! Property tests (proptest): attenuation never widens; `verify_batch` is `verify` on each; the
+//! token cache and the Cedar request memo never change a decision.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -7,10 +8,10 @@
 )]
 
 use std::collections::BTreeSet;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use custody_tests::*;
-use custody_verifier::Request;
+use custody_verifier::{Request, Verifier, VerifierOptions};
 use proptest::prelude::*;
 use serde_json::json;
 
@@ -152,10 +153,82 @@ proptest! {
     }
 }
 
+/// The standard pack with Cedar policies over the chain summary, the peer and the request
+/// context (the test kit's keys are the same in every pack it builds).
+fn cedar_fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        PackBuilder::default()
+            .cedar(
+                r#"
+                permit (principal, action == Action::"orders:read", resource)
+                when { context.depth <= 2 && context.domains.contains("b.example") };
+                permit (principal is Agent, action, resource) when { context.peer == "" };
+                forbid (principal, action, resource)
+                when { context.request has level && context.request.level > 3 };
+                "#,
+            )
+            .build()
+    })
+}
+
+/// A verifier on `f`'s pack that remembers nothing.
+fn uncached(f: &Fixture) -> Verifier {
+    let options = VerifierOptions {
+        sig_cache_entries: 0,
+        cedar_memo_entries: 0,
+        ..VerifierOptions::default()
+    };
+    Verifier::with_options(Arc::clone(f.verifier.pack()), options)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+
+    /// A verifier that remembers tokens and Cedar requests decides every request as one that
+    /// remembers nothing: the first time, and again once everything is remembered.
+    #[test]
+    fn caches_never_change_a_decision(
+        batch in prop::collection::vec((some_request(), 0i64..6), 1..8),
+    ) {
+        let plain = [uncached(fixture()), uncached(cedar_fixture())];
+        for round in 0..2 {
+            for (r, level) in &batch {
+                let mut r = r.clone();
+                if *level > 0 {
+                    r.context = Some(json!({"level": level}));
+                }
+                for (f, p) in [fixture(), cedar_fixture()].into_iter().zip(&plain) {
+                    prop_assert_eq!(f.verify(&r), p.verify(&r), "round {}", round);
+                }
+            }
+        }
+    }
+}
+
 // The trust language's parse → print → parse property lives beside the parser, in
 // `crates/policy/src/syntax/tests.rs` (`print_then_parse_round_trips`,
 // `parse_then_print_then_parse_round_trips`); the `trust` fuzz target checks the same property
 // on arbitrary text.
+
+/// The Cedar fixture decides both ways on the generator's requests.
+#[test]
+fn cedar_fixture_allows_and_denies() {
+    let f = cedar_fixture();
+    let hops = vec![
+        Hop {
+            scope: 15,
+            narrow: true,
+            exp: 0,
+            iat: 0
+        };
+        2
+    ];
+    let mut r = request(mint_chain(&hops).0);
+    assert!(f.verify(&r).is_allowed());
+    r.context = Some(json!({"level": 5}));
+    assert_eq!(outcome(&f.verify(&r)), "policy_denied");
+}
 
 /// The attenuation property is not vacuous: the generator's plain chains verify.
 #[test]

@@ -6,9 +6,34 @@
     clippy::indexing_slicing
 )]
 
+use std::sync::Arc;
+
 use custody_tests::*;
-use custody_verifier::{Request, ResourceRef};
+use custody_verifier::{Decision, Request, ResourceRef, Verifier, VerifierOptions};
 use serde_json::{json, Value};
+
+/// Decides `req` three ways that must agree exactly: the fixture's verifier (token cache and
+/// Cedar memo on) cold, the same verifier again (every token and request now remembered),
+/// and a verifier on the same pack with both off.
+fn decide(f: &Fixture, req: &Request) -> Decision {
+    let first = f.verifier.verify(req);
+    let again = f.verifier.verify(req);
+    let off = VerifierOptions {
+        sig_cache_entries: 0,
+        cedar_memo_entries: 0,
+        ..VerifierOptions::default()
+    };
+    let uncached = Verifier::with_options(Arc::clone(f.verifier.pack()), off).verify(req);
+    assert_eq!(
+        again, first,
+        "the same request again (cached) decides otherwise"
+    );
+    assert_eq!(
+        uncached, first,
+        "a verifier without caches decides otherwise"
+    );
+    first
+}
 
 fn with(mut base: Value, patch: Value) -> Value {
     for (k, v) in patch.as_object().unwrap() {
@@ -36,7 +61,7 @@ fn single(f: &Fixture, patch: Value) -> Request {
 #[test]
 fn baseline_allows() {
     let f = Fixture::standard();
-    let d = f.verify(&request(chain(&f)));
+    let d = decide(&f, &request(chain(&f)));
     assert!(d.is_allowed(), "{:?}", d.reasons);
     let c = d.chain.unwrap();
     assert_eq!(c.origin, "a.example|user:alice");
@@ -48,7 +73,7 @@ fn baseline_allows() {
     assert!(c.cross_domain);
     assert!(d.policies.is_empty());
 
-    let d = f.verify(&single(&f, json!({})));
+    let d = decide(&f, &single(&f, json!({})));
     assert!(d.is_allowed(), "{:?}", d.reasons);
 }
 
@@ -57,14 +82,14 @@ fn no_actor_token_has_the_subject_as_principal() {
     let f = PackBuilder::default()
         .cedar(r#"permit(principal == User::"b.example|user:carol", action, resource);"#)
         .build();
-    let d = f.verify(&single(&f, json!({"act": null})));
+    let d = decide(&f, &single(&f, json!({"act": null})));
     assert!(d.is_allowed(), "{:?}", d.reasons);
     let c = d.chain.unwrap();
     assert_eq!(c.depth, 0);
     assert_eq!(c.domains, vec!["b.example", "c.example"]);
     assert!(!c.cross_domain || c.domains.len() > 1);
     // client_id as the actor when it is a SPIFFE ID.
-    let d = f.verify(&single(&f, json!({"act": null, "client_id": ALICE})));
+    let d = decide(&f, &single(&f, json!({"act": null, "client_id": ALICE})));
     assert_eq!(outcome(&d), "policy_denied");
     assert_eq!(d.chain.unwrap().actors, vec![ALICE]);
 }
@@ -124,7 +149,7 @@ fn invalid_request_shapes() {
     // Seventeen tokens.
     let mut req = request(chain(&f));
     req.tokens = vec![req.tokens[0].clone(); 17];
-    assert_eq!(outcome(&f.verify(&req)), "invalid_request");
+    assert_eq!(outcome(&decide(&f, &req)), "invalid_request");
     // Unreadable JSON is not a decision at all.
     assert!(v.verify_json(b"{not json").is_err());
 }
@@ -134,11 +159,11 @@ fn invalid_spiffe_ids() {
     let f = Fixture::standard();
     let mut req = request(chain(&f));
     req.peer = Some("spiffe://b.example".into());
-    assert_eq!(outcome(&f.verify(&req)), "invalid_spiffe_id");
+    assert_eq!(outcome(&decide(&f, &req)), "invalid_spiffe_id");
     req.peer = Some("spiffe://B.example/agent/alice".into());
-    assert_eq!(outcome(&f.verify(&req)), "invalid_spiffe_id");
+    assert_eq!(outcome(&decide(&f, &req)), "invalid_spiffe_id");
     req.peer = Some(ALICE.into());
-    assert_eq!(outcome(&f.verify(&req)), "allow");
+    assert_eq!(outcome(&decide(&f, &req)), "allow");
 
     for bad in [
         "spiffe://b.example/agent/al%69ce",
@@ -147,27 +172,30 @@ fn invalid_spiffe_ids() {
         "spiffe://b.example/agent/alice/",
         "bob",
     ] {
-        let d = f.verify(&single(&f, json!({"act": {"sub": bad}})));
+        let d = decide(&f, &single(&f, json!({"act": {"sub": bad}})));
         assert_eq!(outcome(&d), "invalid_spiffe_id", "{bad}");
         assert_eq!(hop(&d), Some(0));
     }
-    let d = f.verify(&single(&f, json!({"sub": "Spiffe://b.example/x"})));
+    let d = decide(&f, &single(&f, json!({"sub": "Spiffe://b.example/x"})));
     assert_eq!(outcome(&d), "invalid_spiffe_id");
-    let d = f.verify(&single(&f, json!({"client_id": "spiffe://b.example"})));
+    let d = decide(&f, &single(&f, json!({"client_id": "spiffe://b.example"})));
     assert_eq!(outcome(&d), "invalid_spiffe_id");
     // Actor index as hop for a single token.
-    let d = f.verify(&single(
+    let d = decide(
         &f,
-        json!({"act": act(&["spiffe://b.example/x/", ALICE])}),
-    ));
+        &single(&f, json!({"act": act(&["spiffe://b.example/x/", ALICE])})),
+    );
     assert_eq!(
         (outcome(&d).as_str(), hop(&d)),
         ("invalid_spiffe_id", Some(0))
     );
-    let d = f.verify(&single(
+    let d = decide(
         &f,
-        json!({"act": act(&["spiffe://b.example/x", "spiffe://b.example/y/"])}),
-    ));
+        &single(
+            &f,
+            json!({"act": act(&["spiffe://b.example/x", "spiffe://b.example/y/"])}),
+        ),
+    );
     assert_eq!(
         (outcome(&d).as_str(), hop(&d)),
         ("invalid_spiffe_id", Some(1))
@@ -207,7 +235,7 @@ fn malformed_tokens() {
         format!("{} .{}.{}", parts[0], parts[1], parts[2]),
         String::new(),
     ] {
-        let d = f.verify(&request(vec![bad.clone()]));
+        let d = decide(&f, &request(vec![bad.clone()]));
         assert_eq!(outcome(&d), "malformed_token", "{bad}");
     }
     // Duplicate keys inside `act`, signed properly.
@@ -223,7 +251,7 @@ fn malformed_tokens() {
             .encode(f.key("b.example").sign_bytes(input.as_bytes()))
     };
     assert_eq!(
-        outcome(&f.verify(&request(vec![format!("{input}.{sig}")]))),
+        outcome(&decide(&f, &request(vec![format!("{input}.{sig}")]))),
         "malformed_token"
     );
     for name in ["crit", "jku", "x5u", "jwk", "x5c", "b64", "cty"] {
@@ -234,7 +262,7 @@ fn malformed_tokens() {
             with(single_claims(), json!({"iss": issuer("b.example")})),
         );
         assert_eq!(
-            outcome(&f.verify(&request(vec![t]))),
+            outcome(&decide(&f, &request(vec![t]))),
             "malformed_token",
             "{name}"
         );
@@ -254,7 +282,7 @@ fn malformed_tokens() {
         json!({"nbf": "soon"}),
     ] {
         assert_eq!(
-            outcome(&f.verify(&single(&f, patch.clone()))),
+            outcome(&decide(&f, &single(&f, patch.clone()))),
             "malformed_token",
             "{patch}"
         );
@@ -276,15 +304,15 @@ fn token_size_limit() {
             exact = Some(t.clone());
         }
         if t.len() > 8192 {
-            assert_eq!(outcome(&f.verify(&request(vec![t]))), "token_too_large");
+            assert_eq!(outcome(&decide(&f, &request(vec![t]))), "token_too_large");
             break;
         }
     }
     assert!(base < 8192);
     let exact = exact.expect("a token of exactly 8192 bytes");
-    assert_eq!(outcome(&f.verify(&request(vec![exact]))), "allow");
+    assert_eq!(outcome(&decide(&f, &request(vec![exact]))), "allow");
     assert_eq!(
-        outcome(&f.verify(&request(vec!["x".repeat(1 << 20)]))),
+        outcome(&decide(&f, &request(vec!["x".repeat(1 << 20)]))),
         "token_too_large"
     );
 }
@@ -302,7 +330,7 @@ fn token_types() {
         Some("jwt"),
     ] {
         let t = f.typed("b.example", typ, c.clone());
-        assert_eq!(outcome(&f.verify(&request(vec![t]))), "allow", "{typ:?}");
+        assert_eq!(outcome(&decide(&f, &request(vec![t]))), "allow", "{typ:?}");
     }
     for typ in [
         "wit+jwt",
@@ -313,7 +341,7 @@ fn token_types() {
     ] {
         let t = f.typed("b.example", Some(typ), c.clone());
         assert_eq!(
-            outcome(&f.verify(&request(vec![t]))),
+            outcome(&decide(&f, &request(vec![t]))),
             "wrong_token_type",
             "{typ}"
         );
@@ -321,14 +349,14 @@ fn token_types() {
     // A Txn-Token where an access token belongs, and the reverse.
     let mut chain = chain(&f);
     chain[1] = f.typed("b.example", Some("txntoken+jwt"), t1_claims());
-    let d = f.verify(&request(chain));
+    let d = decide(&f, &request(chain));
     assert_eq!(
         (outcome(&d).as_str(), hop(&d)),
         ("wrong_token_type", Some(1))
     );
     let mut req = request(self::chain(&f));
     req.txn_token = Some(f.token("c.example", json!({"sub": "user:alice", "txn": "txn-1"})));
-    let d = f.verify(&req);
+    let d = decide(&f, &req);
     assert_eq!((outcome(&d).as_str(), hop(&d)), ("wrong_token_type", None));
 }
 
@@ -342,7 +370,7 @@ fn algorithms() {
             json!({"alg": alg, "kid": "b.example-k1"}),
             claims.clone(),
         );
-        assert_eq!(outcome(&f.verify(&request(vec![t]))), "allow", "{alg}");
+        assert_eq!(outcome(&decide(&f, &request(vec![t]))), "allow", "{alg}");
     }
     for alg in ["none", "HS256", "ES256", "RS256", "eddsa", "Ed448"] {
         let t = f.with_header(
@@ -351,18 +379,18 @@ fn algorithms() {
             claims.clone(),
         );
         assert_eq!(
-            outcome(&f.verify(&request(vec![t]))),
+            outcome(&decide(&f, &request(vec![t]))),
             "alg_not_allowed",
             "{alg}"
         );
     }
     let t = f.with_header("b.example", json!({"kid": "b.example-k1"}), claims.clone());
-    assert_eq!(outcome(&f.verify(&request(vec![t]))), "alg_not_allowed");
+    assert_eq!(outcome(&decide(&f, &request(vec![t]))), "alg_not_allowed");
     // alg none with an empty signature.
     let t = f.with_header("b.example", json!({"alg": "none"}), claims);
     let unsigned = format!("{}.", t.rsplit_once('.').unwrap().0);
     assert_eq!(
-        outcome(&f.verify(&request(vec![unsigned]))),
+        outcome(&decide(&f, &request(vec![unsigned]))),
         "alg_not_allowed"
     );
 }
@@ -370,35 +398,38 @@ fn algorithms() {
 #[test]
 fn issuers_and_keys() {
     let f = Fixture::standard();
-    let d = f.verify(&single(&f, json!({"iss": "https://as.evil.example"})));
+    let d = decide(&f, &single(&f, json!({"iss": "https://as.evil.example"})));
     assert_eq!(outcome(&d), "unknown_issuer");
-    let d = f.verify(&single(&f, json!({"iss": "https://AS.b.example"})));
+    let d = decide(&f, &single(&f, json!({"iss": "https://AS.b.example"})));
     assert_eq!(outcome(&d), "unknown_issuer");
     let no_iss = custody_jose::sign(f.key("b.example"), Some("at+jwt"), &single_claims()).unwrap();
-    assert_eq!(outcome(&f.verify(&request(vec![no_iss]))), "missing_claim");
+    assert_eq!(
+        outcome(&decide(&f, &request(vec![no_iss]))),
+        "missing_claim"
+    );
     let claims = with(single_claims(), json!({"iss": issuer("b.example")}));
     let t = f.with_header("b.example", json!({"alg": "EdDSA"}), claims.clone());
-    assert_eq!(outcome(&f.verify(&request(vec![t]))), "unknown_key");
+    assert_eq!(outcome(&decide(&f, &request(vec![t]))), "unknown_key");
     // A kid that exists, but in another domain's key set, signed with that key.
     let t = f.with_header(
         "a.example",
         json!({"alg": "EdDSA", "kid": "a.example-k1"}),
         claims.clone(),
     );
-    assert_eq!(outcome(&f.verify(&request(vec![t]))), "unknown_key");
+    assert_eq!(outcome(&decide(&f, &request(vec![t]))), "unknown_key");
     let t = f.with_header(
         "b.example",
         json!({"alg": "EdDSA", "kid": "B.example-k1"}),
         claims.clone(),
     );
-    assert_eq!(outcome(&f.verify(&request(vec![t]))), "unknown_key");
+    assert_eq!(outcome(&decide(&f, &request(vec![t]))), "unknown_key");
     // b's kid, signed with a's key.
     let t = f.with_header(
         "a.example",
         json!({"alg": "EdDSA", "kid": "b.example-k1"}),
         claims,
     );
-    assert_eq!(outcome(&f.verify(&request(vec![t]))), "bad_signature");
+    assert_eq!(outcome(&decide(&f, &request(vec![t]))), "bad_signature");
 }
 
 #[test]
@@ -416,48 +447,57 @@ fn signatures() {
     );
     let (other_input, _) = other.rsplit_once('.').unwrap();
     assert_eq!(
-        outcome(&f.verify(&request(vec![format!("{other_input}.{sig}")]))),
+        outcome(&decide(&f, &request(vec![format!("{other_input}.{sig}")]))),
         "bad_signature"
     );
     // Truncated and empty signatures.
     assert_eq!(
-        outcome(&f.verify(&request(vec![format!("{input}.")]))),
+        outcome(&decide(&f, &request(vec![format!("{input}.")]))),
         "bad_signature"
     );
     assert_eq!(
-        outcome(&f.verify(&request(vec![format!("{input}.{}", &sig[..40])]))),
+        outcome(&decide(
+            &f,
+            &request(vec![format!("{input}.{}", &sig[..40])])
+        )),
         "bad_signature"
     );
-    assert_eq!(outcome(&f.verify(&request(vec![good]))), "allow");
+    assert_eq!(outcome(&decide(&f, &request(vec![good]))), "allow");
 }
 
 #[test]
 fn missing_claims() {
     let f = Fixture::standard();
     for name in ["sub", "iat", "exp", "aud"] {
-        let d = f.verify(&single(&f, json!({ name: null })));
+        let d = decide(&f, &single(&f, json!({ name: null })));
         assert_eq!(outcome(&d), "missing_claim", "{name}");
         assert_eq!(hop(&d), Some(0));
     }
-    let d = f.verify(&single(&f, json!({"act": {"iss": "x"}})));
+    let d = decide(&f, &single(&f, json!({"act": {"iss": "x"}})));
     assert_eq!(outcome(&d), "missing_claim");
     // An explicit chain needs txn on every token.
     let mut c0 = t0_claims();
     c0.as_object_mut().unwrap().remove("txn");
-    let d = f.verify(&request(vec![
-        f.token("a.example", c0),
-        f.token("b.example", t1_claims()),
-    ]));
+    let d = decide(
+        &f,
+        &request(vec![
+            f.token("a.example", c0),
+            f.token("b.example", t1_claims()),
+        ]),
+    );
     assert_eq!((outcome(&d).as_str(), hop(&d)), ("missing_claim", Some(0)));
     let mut c1 = t1_claims();
     c1.as_object_mut().unwrap().remove("txn");
-    let d = f.verify(&request(vec![
-        f.token("a.example", t0_claims()),
-        f.token("b.example", c1),
-    ]));
+    let d = decide(
+        &f,
+        &request(vec![
+            f.token("a.example", t0_claims()),
+            f.token("b.example", c1),
+        ]),
+    );
     assert_eq!((outcome(&d).as_str(), hop(&d)), ("missing_claim", Some(1)));
     // An absent scope grants nothing.
-    let d = f.verify(&single(&f, json!({"scope": null})));
+    let d = decide(&f, &single(&f, json!({"scope": null})));
     assert_eq!(outcome(&d), "scope_missing");
 }
 
@@ -465,7 +505,7 @@ fn missing_claims() {
 fn times_around_the_skew() {
     let f = Fixture::standard();
     let s = 30;
-    let at = |patch: Value| outcome(&f.verify(&single(&f, patch)));
+    let at = |patch: Value| outcome(&decide(&f, &single(&f, patch)));
     assert_eq!(at(json!({"exp": NOW - s})), "expired");
     assert_eq!(at(json!({"exp": NOW - s + 1})), "allow");
     assert_eq!(at(json!({"nbf": NOW + s + 1})), "not_yet_valid");
@@ -484,7 +524,7 @@ fn times_around_the_skew() {
     let f = PackBuilder::default()
         .chain("clock_skew 0s\n max_lifetime 5m")
         .build();
-    let at = |patch: Value| outcome(&f.verify(&single(&f, patch)));
+    let at = |patch: Value| outcome(&decide(&f, &single(&f, patch)));
     assert_eq!(at(json!({"exp": NOW})), "expired");
     assert_eq!(at(json!({"exp": NOW + 1})), "allow");
     assert_eq!(
@@ -496,7 +536,7 @@ fn times_around_the_skew() {
 #[test]
 fn audience() {
     let f = Fixture::standard();
-    let at = |aud: Value| outcome(&f.verify(&single(&f, json!({ "aud": aud }))));
+    let at = |aud: Value| outcome(&decide(&f, &single(&f, json!({ "aud": aud }))));
     assert_eq!(at(json!(AUD)), "allow");
     assert_eq!(at(json!(["spiffe://c.example/billing", AUD])), "allow");
     assert_eq!(at(json!("spiffe://c.example/billing")), "audience_mismatch");
@@ -516,10 +556,10 @@ fn audience() {
 fn explicit_chain_links() {
     let f = Fixture::standard();
     let run = |c0: Value, c1: Value| {
-        let d = f.verify(&request(vec![
-            f.token("a.example", c0),
-            f.token("b.example", c1),
-        ]));
+        let d = decide(
+            &f,
+            &request(vec![f.token("a.example", c0), f.token("b.example", c1)]),
+        );
         (outcome(&d), hop(&d))
     };
     let hop1 = |code: &str| (code.to_owned(), Some(1));
@@ -618,12 +658,12 @@ fn scope_is_checked_on_the_presented_token() {
     let f = Fixture::standard();
     let mut req = request(chain(&f));
     req.action = "orders:write".into();
-    let d = f.verify(&req);
+    let d = decide(&f, &req);
     assert_eq!((outcome(&d).as_str(), hop(&d)), ("scope_missing", Some(1)));
-    let d = f.verify(&single(
+    let d = decide(
         &f,
-        json!({"scope": "  orders:read  orders:write "}),
-    ));
+        &single(&f, json!({"scope": "  orders:read  orders:write "})),
+    );
     assert_eq!(outcome(&d), "allow");
     assert_eq!(d.chain.unwrap().scopes, vec!["orders:read", "orders:write"]);
 }
@@ -633,12 +673,12 @@ fn depth_and_loops() {
     let f = PackBuilder::default().chain("max_depth 2").build();
     let b = |n: &str| format!("spiffe://b.example/agent/{n}");
     let (x, y, z) = (b("x"), b("y"), b("z"));
-    let d = f.verify(&single(&f, json!({"act": act(&[&x, &y])})));
+    let d = decide(&f, &single(&f, json!({"act": act(&[&x, &y])})));
     assert_eq!(outcome(&d), "allow");
-    let d = f.verify(&single(&f, json!({"act": act(&[&x, &y, &z])})));
+    let d = decide(&f, &single(&f, json!({"act": act(&[&x, &y, &z])})));
     assert_eq!((outcome(&d).as_str(), hop(&d)), ("depth_exceeded", Some(2)));
     let f = Fixture::standard();
-    let d = f.verify(&single(&f, json!({"act": act(&[&x, &y, &x])})));
+    let d = decide(&f, &single(&f, json!({"act": act(&[&x, &y, &x])})));
     assert_eq!(
         (outcome(&d).as_str(), hop(&d)),
         ("delegation_loop", Some(2))
@@ -646,7 +686,7 @@ fn depth_and_loops() {
     // act nesting beyond the token limit (8) is refused before anything else.
     let nine: Vec<String> = (0..9).map(|i| b(&format!("n{i}"))).collect();
     let nine: Vec<&str> = nine.iter().map(String::as_str).collect();
-    let d = f.verify(&single(&f, json!({"act": act(&nine)})));
+    let d = decide(&f, &single(&f, json!({"act": act(&nine)})));
     assert_eq!(outcome(&d), "depth_exceeded");
 }
 
@@ -656,19 +696,22 @@ fn federation_path() {
     // A compromised agent in d.example pivots towards c: no d -> c (or a -> d) rule.
     let c1 = with(t1_claims(), json!({"act": act(&[BOB, MALLORY])}));
     let c0 = with(t0_claims(), json!({"aud": MALLORY}));
-    let d = f.verify(&request(vec![
-        f.token("a.example", c0),
-        f.token("d.example", c1),
-    ]));
+    let d = decide(
+        &f,
+        &request(vec![f.token("a.example", c0), f.token("d.example", c1)]),
+    );
     assert_eq!(
         (outcome(&d).as_str(), hop(&d)),
         ("domain_not_federated", Some(1))
     );
     // Single token from d.example straight to c.
-    let d = f.verify(&request(vec![f.token(
-        "d.example",
-        with(single_claims(), json!({"act": {"sub": MALLORY}})),
-    )]));
+    let d = decide(
+        &f,
+        &request(vec![f.token(
+            "d.example",
+            with(single_claims(), json!({"act": {"sub": MALLORY}})),
+        )]),
+    );
     assert_eq!(
         (outcome(&d).as_str(), hop(&d)),
         ("domain_not_federated", None)
@@ -679,7 +722,7 @@ fn federation_path() {
         .federate("a.example", "b.example", r#"["orders:read"]"#)
         .federate("b.example", "c.example", r#"["orders:write"]"#)
         .build();
-    let d = f.verify(&request(chain(&f)));
+    let d = decide(&f, &request(chain(&f)));
     assert_eq!(
         (outcome(&d).as_str(), hop(&d)),
         ("federation_scope_denied", None)
@@ -689,7 +732,7 @@ fn federation_path() {
         .federate("a.example", "b.example", r#"["orders:write"]"#)
         .federate("b.example", "c.example", r#"["*"]"#)
         .build();
-    let d = f.verify(&request(chain(&f)));
+    let d = decide(&f, &request(chain(&f)));
     assert_eq!(
         (outcome(&d).as_str(), hop(&d)),
         ("federation_scope_denied", Some(1))
@@ -700,40 +743,46 @@ fn federation_path() {
         .federate("a.example", "b.example", r#"["*"]"#)
         .build();
     assert_eq!(
-        outcome(&f.verify(&request(chain(&f)))),
+        outcome(&decide(&f, &request(chain(&f)))),
         "domain_not_federated"
     );
     // Too many domains.
     let f = PackBuilder::default().chain("max_domains 2").build();
-    let d = f.verify(&request(chain(&f)));
+    let d = decide(&f, &request(chain(&f)));
     assert_eq!((outcome(&d).as_str(), hop(&d)), ("too_many_domains", None));
-    assert_eq!(outcome(&f.verify(&single(&f, json!({})))), "allow");
+    assert_eq!(outcome(&decide(&f, &single(&f, json!({})))), "allow");
 }
 
 #[test]
 fn vouching() {
     let f = Fixture::standard();
     // b.example vouches for Bob of a.example with no token of a.example in the chain.
-    let d = f.verify(&single(&f, json!({"act": act(&[BOB, ALICE]), "aud": AUD})));
+    let d = decide(
+        &f,
+        &single(&f, json!({"act": act(&[BOB, ALICE]), "aud": AUD})),
+    );
     assert_eq!(
         (outcome(&d).as_str(), hop(&d)),
         ("issuer_not_in_chain", Some(0))
     );
     // b.example issues a token whose current actor is of a.example.
-    let d = f.verify(&request(vec![f.token(
-        "b.example",
-        with(
-            single_claims(),
-            json!({"act": {"sub": "spiffe://b.example/agent/x"}, "sub": "user:carol"}),
-        ),
-    )]));
+    let d = decide(
+        &f,
+        &request(vec![f.token(
+            "b.example",
+            with(
+                single_claims(),
+                json!({"act": {"sub": "spiffe://b.example/agent/x"}, "sub": "user:carol"}),
+            ),
+        )]),
+    );
     assert_eq!(outcome(&d), "allow");
     let t = f.token(
         "b.example",
         json!({"sub": "user:alice", "aud": AUD, "iat": NOW, "exp": NOW + 60,
         "scope": "orders:read", "act": act(&["spiffe://b.example/agent/x", BOB])}),
     );
-    let d = f.verify(&request(vec![t]));
+    let d = decide(&f, &request(vec![t]));
     // Path b -> a -> c: a -> c is not federated, which is found first.
     assert_eq!(outcome(&d), "domain_not_federated");
     let f2 = PackBuilder::default()
@@ -745,15 +794,21 @@ fn vouching() {
         json!({"sub": "user:alice", "aud": AUD, "iat": NOW, "exp": NOW + 60,
         "scope": "orders:read", "act": act(&["spiffe://b.example/agent/x", BOB])}),
     );
-    let d = f2.verify(&request(vec![t]));
+    let d = decide(&f2, &request(vec![t]));
     assert_eq!(
         (outcome(&d).as_str(), hop(&d)),
         ("issuer_not_in_chain", Some(0))
     );
     // A SPIFFE subject of another domain.
-    let d = f.verify(&single(&f, json!({"sub": "spiffe://a.example/user/alice"})));
+    let d = decide(
+        &f,
+        &single(&f, json!({"sub": "spiffe://a.example/user/alice"})),
+    );
     assert_eq!(outcome(&d), "issuer_not_in_chain");
-    let d = f.verify(&single(&f, json!({"sub": "spiffe://b.example/user/carol"})));
+    let d = decide(
+        &f,
+        &single(&f, json!({"sub": "spiffe://b.example/user/carol"})),
+    );
     assert_eq!(outcome(&d), "allow");
     // The local domain may vouch for anyone on the path.
     let t = f.token(
@@ -761,7 +816,7 @@ fn vouching() {
         json!({"sub": "spiffe://a.example/user/alice", "aud": AUD, "iat": NOW, "exp": NOW + 60,
         "scope": "orders:read", "act": act(&[BOB, ALICE])}),
     );
-    assert_eq!(outcome(&f.verify(&request(vec![t]))), "allow");
+    assert_eq!(outcome(&decide(&f, &request(vec![t]))), "allow");
     // An issuer off the path: d.example issues the origin token of an a -> b chain.
     let c0 = t0_claims();
     let t0 = f.token(
@@ -775,7 +830,7 @@ fn vouching() {
         t1_claims(),
         json!({"act": act(&["spiffe://d.example/agent/m", ALICE])}),
     );
-    let d = f.verify(&request(vec![t0, f.token("b.example", c1)]));
+    let d = decide(&f, &request(vec![t0, f.token("b.example", c1)]));
     assert_eq!(outcome(&d), "domain_not_federated");
 }
 
@@ -784,28 +839,28 @@ fn sender_binding() {
     let f = Fixture::standard();
     let mut req = request(chain(&f));
     req.peer = Some(BOB.into());
-    let d = f.verify(&req);
+    let d = decide(&f, &req);
     assert_eq!(
         (outcome(&d).as_str(), hop(&d)),
         ("sender_mismatch", Some(1))
     );
     req.peer = Some(ALICE.into());
-    assert_eq!(outcome(&f.verify(&req)), "allow");
+    assert_eq!(outcome(&decide(&f, &req)), "allow");
     // No actor at all: any peer is a mismatch.
     let mut req = single(&f, json!({"act": null}));
     req.peer = Some(ALICE.into());
-    assert_eq!(outcome(&f.verify(&req)), "sender_mismatch");
+    assert_eq!(outcome(&decide(&f, &req)), "sender_mismatch");
     let f = PackBuilder::default()
         .chain("require_sender_binding true")
         .build();
     let mut req = request(chain(&f));
-    let d = f.verify(&req);
+    let d = decide(&f, &req);
     assert_eq!(
         (outcome(&d).as_str(), hop(&d)),
         ("sender_binding_required", Some(1))
     );
     req.peer = Some(ALICE.into());
-    assert_eq!(outcome(&f.verify(&req)), "allow");
+    assert_eq!(outcome(&decide(&f, &req)), "allow");
 }
 
 fn txn_claims() -> Value {
@@ -819,17 +874,17 @@ fn txn_token_alongside() {
     let mut req = request(chain(&f));
     req.txn_token = Some(f.txn_token(txn_claims()));
     req.peer = Some("spiffe://c.example/gateway".into());
-    let d = f.verify(&req);
+    let d = decide(&f, &req);
     assert!(d.is_allowed(), "{:?}", d.reasons);
     // The caller is the Txn-Token's last requesting workload, not the chain's current actor.
     req.peer = Some(ALICE.into());
-    let d = f.verify(&req);
+    let d = decide(&f, &req);
     assert_eq!((outcome(&d).as_str(), hop(&d)), ("sender_mismatch", None));
     req.peer = Some("spiffe://c.example/gateway".into());
     let run = |patch: Value| {
         let mut r = req.clone();
         r.txn_token = Some(f.txn_token(with(txn_claims(), patch)));
-        let d = f.verify(&r);
+        let d = decide(&f, &r);
         (outcome(&d), hop(&d))
     };
     let null = |c: &str| (c.to_owned(), None);
@@ -857,7 +912,7 @@ fn txn_token_alongside() {
     // A Txn-Token issued by another domain.
     let mut r = req.clone();
     r.txn_token = Some(f.typed("b.example", Some("txntoken+jwt"), txn_claims()));
-    assert_eq!(outcome(&f.verify(&r)), "issuer_not_in_chain");
+    assert_eq!(outcome(&decide(&f, &r)), "issuer_not_in_chain");
     // The origin token must carry the txn the Txn-Token continues.
     let mut c0 = t0_claims();
     c0.as_object_mut().unwrap().remove("txn");
@@ -867,7 +922,7 @@ fn txn_token_alongside() {
     )]);
     r.txn_token = req.txn_token.clone();
     r.peer = req.peer.clone();
-    let d = f.verify(&r);
+    let d = decide(&f, &r);
     assert_eq!((outcome(&d).as_str(), hop(&d)), ("missing_claim", Some(0)));
 }
 
@@ -892,7 +947,7 @@ fn txn_token_replacement_chain() {
         let mut r = request(vec![f.txn_token(c0), f.txn_token(c1)]);
         r.audience = "spiffe://c.example/orders".into();
         r.peer = peer.map(str::to_owned);
-        let d = f.verify(&r);
+        let d = decide(&f, &r);
         (outcome(&d), hop(&d))
     };
     let ok = ("allow".to_owned(), None);
@@ -949,14 +1004,14 @@ fn txn_token_replacement_chain() {
     // Every token of a Txn-Token chain is a Txn-Token.
     let mut r = request(vec![f.txn_token(t0()), f.token("c.example", t1())]);
     r.peer = Some(svc.into());
-    assert_eq!(outcome(&f.verify(&r)), "wrong_token_type");
+    assert_eq!(outcome(&decide(&f, &r)), "wrong_token_type");
     // A SPIFFE audience must be in the local domain.
     let mut r = request(vec![f.txn_token(t0()), f.txn_token(t1())]);
     r.peer = Some(svc.into());
     r.audience = "spiffe://b.example/orders".into();
-    assert_eq!(outcome(&f.verify(&r)), "audience_mismatch");
+    assert_eq!(outcome(&decide(&f, &r)), "audience_mismatch");
     r.audience = "https://orders.c.example".into();
-    assert_eq!(outcome(&f.verify(&r)), "allow");
+    assert_eq!(outcome(&decide(&f, &r)), "allow");
 }
 
 #[test]
@@ -970,16 +1025,16 @@ when { context.origin_domain == "a.example" && context.actors.contains("spiffe:/
 forbid(principal, action, resource) when { context.depth > 1 && context.request has flag };
 "#)
         .build();
-    let d = f.verify(&request(chain(&f)));
+    let d = decide(&f, &request(chain(&f)));
     assert!(d.is_allowed(), "{:?}", d.reasons);
     assert_eq!(d.policies, vec!["read"]);
     let mut req = request(chain(&f));
     req.context = Some(json!({"flag": true}));
-    let d = f.verify(&req);
+    let d = decide(&f, &req);
     assert_eq!(outcome(&d), "policy_denied");
     assert_eq!(d.policies, vec!["no-deep"]);
     // A principal the policies do not name: default deny, no policy determined it.
-    let d = f.verify(&single(&f, json!({})));
+    let d = decide(&f, &single(&f, json!({})));
     assert_eq!(outcome(&d), "policy_denied");
     assert!(d.policies.is_empty());
     // The resource and principal Cedar sees.
@@ -987,12 +1042,12 @@ forbid(principal, action, resource) when { context.depth > 1 && context.request 
         .cedar(r#"permit(principal == Agent::"spiffe://b.example/agent/alice", action, resource == Order::"42");"#)
         .build();
     let mut req = single(&f, json!({}));
-    assert_eq!(outcome(&f.verify(&req)), "policy_denied");
+    assert_eq!(outcome(&decide(&f, &req)), "policy_denied");
     req.resource = Some(ResourceRef {
         type_name: "Order".into(),
         id: "42".into(),
     });
-    assert_eq!(outcome(&f.verify(&req)), "allow");
+    assert_eq!(outcome(&decide(&f, &req)), "allow");
 }
 
 #[test]
@@ -1001,10 +1056,10 @@ fn cedar_context_txn_only_from_local_txn_tokens() {
         .cedar(r#"permit(principal, action, resource) when { context.txn == "txn-1" };"#)
         .build();
     let mut req = request(chain(&f));
-    assert_eq!(outcome(&f.verify(&req)), "policy_denied");
+    assert_eq!(outcome(&decide(&f, &req)), "policy_denied");
     req.txn_token = Some(f.txn_token(txn_claims()));
     req.peer = Some("spiffe://c.example/gateway".into());
-    assert_eq!(outcome(&f.verify(&req)), "allow");
+    assert_eq!(outcome(&decide(&f, &req)), "allow");
 }
 
 #[test]
@@ -1022,7 +1077,7 @@ fn batch_equals_one_by_one() {
         reqs.push(r);
     }
     let batch = f.verifier.verify_batch(&reqs);
-    let single: Vec<_> = reqs.iter().map(|r| f.verify(r)).collect();
+    let single: Vec<_> = reqs.iter().map(|r| decide(&f, r)).collect();
     assert_eq!(batch, single);
 }
 
@@ -1032,7 +1087,7 @@ fn extreme_times_do_not_overflow() {
     for now in [0, i64::MAX, i64::MAX - 1] {
         let mut req = single(&f, json!({}));
         req.now = Some(now);
-        let d = f.verify(&req);
+        let d = decide(&f, &req);
         let expected = if now == 0 {
             "issued_in_future"
         } else {
@@ -1053,11 +1108,14 @@ fn extreme_times_do_not_overflow() {
 #[test]
 fn whole_number_floats_are_dates() {
     let f = Fixture::standard();
-    let d = f.verify(&single(
+    let d = decide(
         &f,
-        json!({"nbf": (NOW - 5) as f64, "exp": (NOW + 60) as f64}),
-    ));
+        &single(
+            &f,
+            json!({"nbf": (NOW - 5) as f64, "exp": (NOW + 60) as f64}),
+        ),
+    );
     assert_eq!(outcome(&d), "allow");
-    let d = f.verify(&single(&f, json!({"nbf": (NOW + 31) as f64})));
+    let d = decide(&f, &single(&f, json!({"nbf": (NOW + 31) as f64})));
     assert_eq!(outcome(&d), "not_yet_valid");
 }

@@ -124,6 +124,7 @@ impl Verifier {
             Some(raw) => {
                 let ctx = Ctx {
                     pack: &self.pack,
+                    index: &self.index,
                     limits: &self.limits,
                     cache: &self.cache,
                     single: false,
@@ -135,6 +136,7 @@ impl Verifier {
                 }
             }
         };
+        let tokens = tokens.into_iter().map(std::sync::Arc::new).collect();
         let Some(chain) = Chain::new(&self.pack, req, tokens, txn_token, peer) else {
             return Decision::invalid_request("`tokens` must hold at least one token");
         };

@@ -1,17 +1,52 @@
 //! The Cedar request for a verified chain, and its evaluation (on the slice of the policy set
 //! that can apply to it: `slice.rs`).
+//!
+//! Building a Cedar request costs more than evaluating the demo policies on it (Cedar turns
+//! every context value into its own representation), and a gateway sees the same few shapes of
+//! request over and over: the same agents, origins, actions and resources, only the tokens
+//! differ. So each [`Engine`] keeps a small memo of the requests it built, keyed by every input
+//! the request is built from (compared in full: a fast hash only picks the bucket), with the
+//! slice of the policy set the request is evaluated against. Cedar still evaluates every
+//! request; only its construction is remembered.
+//!
+//! **Memo bound.** At most [`MEMO_ENTRIES`] requests and [`MEMO_BYTES`] accounted bytes by
+//! default, first in, first out (`fifo.rs`). Requests whose inputs exceed [`MEMO_MAX_INPUT`]
+//! bytes are built every time and never kept; each kept one is accounted at
+//! [`MEMO_ENTRY_BYTES`] plus [`MEMO_BYTES_PER_INPUT_BYTE`] times its input bytes, an upper
+//! estimate of the key's copy and Cedar's (measured by `benches/src/bin/rss.rs`).
 
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use cedar_policy::{
-    Context, Decision as CedarDecision, EntityId, EntityTypeName, EntityUid, RestrictedExpression,
+    Authorizer, Context, Decision as CedarDecision, EntityId, EntityTypeName, EntityUid, PolicyId,
+    PolicySet, RestrictedExpression,
 };
 use custody_policy::CedarPack;
 use serde_json::{json, Value};
 
 use crate::decision::ChainSummary;
+use crate::fifo::{random_seed, Cost, Fifo, Prehashed, Streaming};
 use crate::request::ResourceRef;
 use crate::slice::SlicedPolicySet;
+
+/// The default bound on remembered Cedar requests.
+pub const MEMO_ENTRIES: usize = 1024;
+
+/// The default bound on the memo's accounted bytes (4 MiB).
+pub const MEMO_BYTES: usize = 4 << 20;
+
+/// Requests built from more input bytes than this are not remembered.
+pub const MEMO_MAX_INPUT: usize = 2048;
+
+/// What a remembered request is accounted at besides its inputs.
+pub const MEMO_ENTRY_BYTES: usize = 4096;
+
+/// What each input byte of a remembered request is accounted at (the key's copy, Cedar's
+/// copies, their containers).
+pub const MEMO_BYTES_PER_INPUT_BYTE: usize = 8;
 
 /// What Cedar said.
 pub(crate) struct Outcome {
@@ -34,39 +69,270 @@ pub(crate) struct Input<'a> {
     pub request: Option<&'a Value>,
 }
 
+/// A verifier's Cedar side: the sliced policy set, the entity types parsed once, the memo.
+pub(crate) struct Engine {
+    pub policies: SlicedPolicySet,
+    /// `None` never happens (the four names parse); the string route stands in for it.
+    types: Option<Types>,
+    /// Each policy's id as the decision names it (`PolicyId`'s `Display`), written once.
+    names: HashMap<PolicyId, String, BuildHasherDefault<Prehashed>>,
+    memo: Fifo<Memo>,
+    seed: u64,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("policies", &self.policies)
+            .field("memo", &self.memo.len())
+            .finish()
+    }
+}
+
+struct Types {
+    agent: EntityTypeName,
+    user: EntityTypeName,
+    action: EntityTypeName,
+    resource: EntityTypeName,
+}
+
+impl Types {
+    fn new() -> Option<Self> {
+        let t = |n: &str| EntityTypeName::from_str(n).ok();
+        Some(Types {
+            agent: t("Agent")?,
+            user: t("User")?,
+            action: t("Action")?,
+            resource: t("Resource")?,
+        })
+    }
+}
+
+/// A remembered request: its inputs, the request, and the slice it is evaluated against.
+struct Memo {
+    key: Key,
+    request: cedar_policy::Request,
+    slice: Arc<PolicySet>,
+    cost: usize,
+}
+
+impl Cost for Memo {
+    fn cost(&self) -> usize {
+        self.cost
+    }
+}
+
+/// An [`Input`], owned.
+struct Key {
+    actor: Option<String>,
+    summary: ChainSummary,
+    origin_domain: String,
+    action: String,
+    resource: Option<ResourceRef>,
+    audience: String,
+    txn: String,
+    peer: String,
+    request: Option<Value>,
+}
+
+impl Input<'_> {
+    /// Whether `k` holds exactly these inputs (the summary's `txn` is not one: Cedar sees
+    /// [`Input::txn`]).
+    fn is(&self, k: &Key) -> bool {
+        let s = self.summary;
+        let t = &k.summary;
+        self.actor == k.actor.as_deref()
+            && self.action == k.action
+            && self.resource == k.resource.as_ref()
+            && self.audience == k.audience
+            && self.origin_domain == k.origin_domain
+            && s.origin == t.origin
+            && s.depth == t.depth
+            && s.actors == t.actors
+            && s.domains == t.domains
+            && s.scopes == t.scopes
+            && s.cross_domain == t.cross_domain
+            && self.txn == k.txn
+            && self.peer == k.peer
+            && self.request == k.request.as_ref()
+    }
+
+    fn hash(&self, seed: u64) -> u64 {
+        let mut h = Streaming(seed);
+        let s = self.summary;
+        self.actor.hash(&mut h);
+        self.action.hash(&mut h);
+        self.resource.hash(&mut h);
+        self.audience.hash(&mut h);
+        self.origin_domain.hash(&mut h);
+        s.origin.hash(&mut h);
+        s.depth.hash(&mut h);
+        s.actors.hash(&mut h);
+        s.domains.hash(&mut h);
+        s.scopes.hash(&mut h);
+        s.cross_domain.hash(&mut h);
+        self.txn.hash(&mut h);
+        self.peer.hash(&mut h);
+        self.request.hash(&mut h);
+        h.finish()
+    }
+
+    /// The input's bytes (strings, and an estimate for `context.request`).
+    fn size(&self) -> usize {
+        let s = self.summary;
+        let list = |v: &[String]| v.iter().map(|x| x.len() + 8).sum::<usize>();
+        self.actor.map_or(0, str::len)
+            + self.action.len()
+            + self.resource.map_or(0, |r| r.type_name.len() + r.id.len())
+            + self.audience.len()
+            + self.origin_domain.len()
+            + s.origin.len()
+            + list(&s.actors)
+            + list(&s.domains)
+            + list(&s.scopes)
+            + self.txn.len()
+            + self.peer.len()
+            + self.request.map_or(0, json_size)
+    }
+
+    fn to_key(&self) -> Key {
+        Key {
+            actor: self.actor.map(str::to_owned),
+            summary: ChainSummary {
+                txn: String::new(),
+                ..self.summary.clone()
+            },
+            origin_domain: self.origin_domain.to_owned(),
+            action: self.action.to_owned(),
+            resource: self.resource.cloned(),
+            audience: self.audience.to_owned(),
+            txn: self.txn.to_owned(),
+            peer: self.peer.to_owned(),
+            request: self.request.cloned(),
+        }
+    }
+}
+
+/// An estimate of a JSON value's size: its strings, and 8 bytes for anything else.
+fn json_size(v: &Value) -> usize {
+    match v {
+        Value::String(s) => s.len() + 8,
+        Value::Array(a) => 8 + a.iter().map(json_size).sum::<usize>(),
+        Value::Object(m) => 8 + m.iter().map(|(k, v)| k.len() + json_size(v)).sum::<usize>(),
+        Value::Null | Value::Bool(_) | Value::Number(_) => 8,
+    }
+}
+
+impl Engine {
+    /// The Cedar side of a verifier; a memo of `memo_entries` requests and `memo_bytes` bytes
+    /// (0 turns it off).
+    pub fn new(policies: SlicedPolicySet, memo_entries: usize, memo_bytes: usize) -> Self {
+        let names = policies
+            .whole()
+            .policies()
+            .map(|p| (p.id().clone(), p.id().to_string()))
+            .collect();
+        Engine {
+            policies,
+            types: Types::new(),
+            names,
+            memo: Fifo::new(memo_entries, memo_bytes, MEMO_ENTRY_BYTES),
+            seed: random_seed(),
+        }
+    }
+
+    /// Requests remembered now.
+    pub fn memo_len(&self) -> usize {
+        self.memo.len()
+    }
+
+    /// Forgets every remembered request.
+    pub fn memo_clear(&self) {
+        self.memo.clear();
+    }
+
+    /// `(entries, bytes)` bounds of the memo.
+    pub fn memo_capacity(&self) -> (usize, usize) {
+        (self.memo.capacity(), self.memo.capacity_bytes())
+    }
+
+    /// `T::"id"` for one of the four fixed types, without parsing `T` again.
+    fn uid(
+        &self,
+        pick: fn(&Types) -> &EntityTypeName,
+        name: &str,
+        id: &str,
+    ) -> Result<EntityUid, String> {
+        match &self.types {
+            Some(t) => Ok(EntityUid::from_type_name_and_id(
+                pick(t).clone(),
+                EntityId::new(id),
+            )),
+            None => entity(name, id),
+        }
+    }
+
+    /// The request and its slice, from the memo or built (and remembered if small).
+    fn request(&self, pack: &CedarPack, input: &Input<'_>) -> Result<Arc<Memo>, String> {
+        let hash = input.hash(self.seed);
+        if let Some(m) = self.memo.get(hash, |m| input.is(&m.key)) {
+            return Ok(m);
+        }
+        let request = self.build(input)?;
+        let slice = self.policies.slice_for(&request, &pack.entities);
+        let size = input.size();
+        let memo = Arc::new(Memo {
+            key: input.to_key(),
+            request,
+            slice,
+            cost: MEMO_ENTRY_BYTES + MEMO_BYTES_PER_INPUT_BYTE * size,
+        });
+        if size <= MEMO_MAX_INPUT {
+            self.memo.insert(hash, Arc::clone(&memo));
+        }
+        Ok(memo)
+    }
+
+    fn build(&self, input: &Input<'_>) -> Result<cedar_policy::Request, String> {
+        let principal = match input.actor {
+            Some(a) => self.uid(|t| &t.agent, "Agent", a)?,
+            None => self.uid(|t| &t.user, "User", &input.summary.origin)?,
+        };
+        let action = self.uid(|t| &t.action, "Action", input.action)?;
+        let resource = match input.resource {
+            Some(r) => entity(&r.type_name, &r.id)?,
+            None => self.uid(|t| &t.resource, "Resource", input.audience)?,
+        };
+        let context = context(input)?;
+        cedar_policy::Request::new(principal, action, resource, context, None)
+            .map_err(|e| e.to_string())
+    }
+
+    pub fn evaluate(&self, pack: &CedarPack, input: &Input<'_>) -> Result<Outcome, String> {
+        let memo = self.request(pack, input)?;
+        let response = Authorizer::new().is_authorized(&memo.request, &memo.slice, &pack.entities);
+        let diagnostics = response.diagnostics();
+        // Cedar hands the determining policies over as a hash set: sorted, the order is stable.
+        let name = |id: &PolicyId| {
+            self.names
+                .get(id)
+                .cloned()
+                .unwrap_or_else(|| id.to_string())
+        };
+        let mut ids: Vec<String> = diagnostics.reason().map(name).collect();
+        ids.sort_unstable();
+        Ok(Outcome {
+            allowed: response.decision() == CedarDecision::Allow,
+            policies: ids,
+            errors: diagnostics.errors().map(ToString::to_string).collect(),
+        })
+    }
+}
+
 pub(crate) fn entity(type_name: &str, id: &str) -> Result<EntityUid, String> {
     let t = EntityTypeName::from_str(type_name)
         .map_err(|_| format!("`{type_name}` is not a Cedar entity type name"))?;
     Ok(EntityUid::from_type_name_and_id(t, EntityId::new(id)))
-}
-
-pub(crate) fn evaluate(
-    pack: &CedarPack,
-    policies: &SlicedPolicySet,
-    input: &Input<'_>,
-) -> Result<Outcome, String> {
-    let principal = match input.actor {
-        Some(a) => entity("Agent", a)?,
-        None => entity("User", &input.summary.origin)?,
-    };
-    let action = entity("Action", input.action)?;
-    let resource = match input.resource {
-        Some(r) => entity(&r.type_name, &r.id)?,
-        None => entity("Resource", input.audience)?,
-    };
-    let context = context(input)?;
-    let request = cedar_policy::Request::new(principal, action, resource, context, None)
-        .map_err(|e| e.to_string())?;
-    let response = policies.is_authorized(&request, &pack.entities);
-    let diagnostics = response.diagnostics();
-    // Cedar hands the determining policies over as a hash set: sorted, the order is stable.
-    let mut ids: Vec<String> = diagnostics.reason().map(ToString::to_string).collect();
-    ids.sort_unstable();
-    Ok(Outcome {
-        allowed: response.decision() == CedarDecision::Allow,
-        policies: ids,
-        errors: diagnostics.errors().map(ToString::to_string).collect(),
-    })
 }
 
 /// The context record. Built directly as Cedar values (the JSON route costs most of a warm

@@ -1,6 +1,8 @@
 //! Checks across tokens: audience, sender binding, links, actors, scope, federation path and
 //! vouching, in DESIGN.md's order. Every token here already passed its own checks.
 
+use std::sync::Arc;
+
 use custody_id::{looks_like_spiffe, SpiffeId};
 use custody_jose::TokenClass;
 use custody_policy::PolicyPack;
@@ -13,13 +15,13 @@ use crate::{Reason, ReasonCode, Request};
 pub(crate) struct Chain<'a> {
     pub pack: &'a PolicyPack,
     pub req: &'a Request,
-    pub tokens: Vec<Token>,
-    pub txn_token: Option<Token>,
+    pub tokens: Vec<Arc<Token>>,
+    pub txn_token: Option<Arc<Token>>,
     pub peer: Option<SpiffeId>,
     /// `tokens` are Txn-Tokens (a replacement chain).
     pub txn_chain: bool,
-    /// The federation path: (domain, position), position `Some(j)` for actor `j`.
-    pub path: Vec<(String, Step)>,
+    /// The federation path, as the steps its domains come from.
+    pub path: Vec<Step>,
 }
 
 /// Where a domain on the federation path comes from.
@@ -39,21 +41,19 @@ impl<'a> Chain<'a> {
     pub fn new(
         pack: &'a PolicyPack,
         req: &'a Request,
-        tokens: Vec<Token>,
-        txn_token: Option<Token>,
+        tokens: Vec<Arc<Token>>,
+        txn_token: Option<Arc<Token>>,
         peer: Option<SpiffeId>,
     ) -> Option<Self> {
         let t0 = tokens.first()?;
         let presented = tokens.last()?;
         let txn_chain = t0.class == TokenClass::TxnToken;
-        let mut path = Vec::new();
+        let mut path = Vec::with_capacity(presented.actors.len() + 2);
         if t0.actors.is_empty() {
-            path.push((domain_name(pack, t0.domain).to_owned(), Step::Issuer));
+            path.push(Step::Issuer);
         }
-        for (j, a) in presented.actors.iter().enumerate() {
-            path.push((a.trust_domain_str().to_owned(), Step::Actor(j)));
-        }
-        path.push((pack.local.as_str().to_owned(), Step::Local));
+        path.extend((0..presented.actors.len()).map(Step::Actor));
+        path.push(Step::Local);
         Some(Chain {
             pack,
             req,
@@ -66,11 +66,23 @@ impl<'a> Chain<'a> {
     }
 
     fn t0(&self) -> Option<&Token> {
-        self.tokens.first()
+        self.tokens.first().map(|t| &**t)
     }
 
     fn presented(&self) -> Option<&Token> {
-        self.tokens.last()
+        self.tokens.last().map(|t| &**t)
+    }
+
+    /// The domain a step of the path stands for.
+    fn step_domain(&self, step: Step) -> &str {
+        match step {
+            Step::Issuer => self.t0().map_or("", |t| domain_name(self.pack, t.domain)),
+            Step::Actor(j) => self
+                .presented()
+                .and_then(|t| t.actors.get(j))
+                .map_or("", SpiffeId::trust_domain_str),
+            Step::Local => self.pack.local.as_str(),
+        }
     }
 
     fn presented_hop(&self) -> Option<usize> {
@@ -87,11 +99,12 @@ impl<'a> Chain<'a> {
     }
 
     /// The distinct domains of the path, in path order.
-    pub fn domains(&self) -> Vec<String> {
-        let mut out: Vec<String> = Vec::new();
-        for (d, _) in &self.path {
-            if !out.contains(d) {
-                out.push(d.clone());
+    pub fn domains(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::with_capacity(self.path.len());
+        for step in &self.path {
+            let d = self.step_domain(*step);
+            if !out.contains(&d) {
+                out.push(d);
             }
         }
         out
@@ -102,13 +115,14 @@ impl<'a> Chain<'a> {
         let actors: Vec<String> = presented
             .map(|t| t.actors.iter().map(|a| a.as_str().to_owned()).collect())
             .unwrap_or_default();
-        let domains = self.domains();
+        let domains: Vec<String> = self.domains().into_iter().map(str::to_owned).collect();
+        let (origin_domain, sub) = (self.origin_domain(), self.t0().map_or("", |t| &t.sub));
+        let mut origin = String::with_capacity(origin_domain.len() + 1 + sub.len());
+        origin.push_str(origin_domain);
+        origin.push('|');
+        origin.push_str(sub);
         ChainSummary {
-            origin: format!(
-                "{}|{}",
-                self.origin_domain(),
-                self.t0().map_or("", |t| t.sub.as_str())
-            ),
+            origin,
             depth: actors.len(),
             actors,
             cross_domain: domains.len() > 1,
@@ -119,18 +133,19 @@ impl<'a> Chain<'a> {
     }
 
     /// `txn` as Cedar sees it: only a `local` Txn-Token's.
-    pub fn local_txn(&self) -> String {
-        let from_local = |t: &Token| {
-            (domain_name(self.pack, t.domain) == self.pack.local.as_str())
-                .then(|| t.txn.clone())
+    pub fn local_txn(&self) -> &str {
+        fn from_local<'t>(pack: &PolicyPack, t: &'t Token) -> Option<&'t str> {
+            (domain_name(pack, t.domain) == pack.local.as_str())
+                .then_some(t.txn.as_deref())
                 .flatten()
-        };
+        }
+        let pack = self.pack;
         self.txn_token
-            .as_ref()
-            .and_then(from_local)
+            .as_deref()
+            .and_then(|t| from_local(pack, t))
             .or_else(|| {
                 self.txn_chain
-                    .then(|| self.t0().and_then(from_local))
+                    .then(|| self.t0().and_then(|t| from_local(pack, t)))
                     .flatten()
             })
             .unwrap_or_default()
@@ -143,8 +158,9 @@ impl<'a> Chain<'a> {
         self.links()?;
         self.actors()?;
         self.scope()?;
-        self.federation()?;
-        self.vouching()
+        let domains = self.domains();
+        self.federation(&domains)?;
+        self.vouching(&domains)
     }
 
     fn audience(&self) -> Check {
@@ -357,16 +373,17 @@ impl<'a> Chain<'a> {
         }
     }
 
-    fn federation(&self) -> Check {
+    fn federation(&self, domains: &[&str]) -> Check {
         let action = &self.req.action;
         for pair in self.path.windows(2) {
-            let (Some((from, _)), Some((to, step))) = (pair.first(), pair.get(1)) else {
+            let (Some(&from), Some(&step)) = (pair.first(), pair.get(1)) else {
                 continue;
             };
+            let (from, to) = (self.step_domain(from), self.step_domain(step));
             if from == to {
                 continue;
             }
-            let hop = self.step_hop(*step);
+            let hop = self.step_hop(step);
             match self.pack.federation_rule(from, to) {
                 None => {
                     return Err(Reason::new(
@@ -388,7 +405,6 @@ impl<'a> Chain<'a> {
                 Some(_) => {}
             }
         }
-        let domains = self.domains();
         let max = self.pack.chain.max_domains;
         if domains.len() > max {
             return Err(Reason::new(
@@ -404,12 +420,11 @@ impl<'a> Chain<'a> {
     }
 
     /// A domain speaks only for what it owns (DESIGN.md, "Vouching").
-    fn vouching(&self) -> Check {
-        let domains = self.domains();
+    fn vouching(&self, domains: &[&str]) -> Check {
         let local = self.pack.local.as_str();
-        let mut counted: Vec<&SpiffeId> = Vec::new();
+        let mut counted: Vec<&SpiffeId> = Vec::with_capacity(8);
         for (i, t) in self.tokens.iter().enumerate() {
-            vouch(self.pack, &domains, &counted, Some(i), t)?;
+            vouch(self.pack, domains, &counted, Some(i), t)?;
             if i == 0 {
                 let issuer = domain_name(self.pack, t.domain);
                 if issuer != local && looks_like_spiffe(&t.sub) {
@@ -430,7 +445,7 @@ impl<'a> Chain<'a> {
             counted.extend(t.actors.iter());
         }
         if let Some(t) = &self.txn_token {
-            vouch(self.pack, &domains, &counted, None, t)?;
+            vouch(self.pack, domains, &counted, None, t)?;
         }
         Ok(())
     }
@@ -442,7 +457,7 @@ fn domain_name(pack: &PolicyPack, index: usize) -> &str {
 
 fn vouch(
     pack: &PolicyPack,
-    domains: &[String],
+    domains: &[&str],
     counted: &[&SpiffeId],
     hop: Option<usize>,
     t: &Token,
@@ -450,7 +465,7 @@ fn vouch(
     let issuer = domain_name(pack, t.domain);
     let local = pack.local.as_str();
     let fail = |m: String| Err(Reason::new(ReasonCode::IssuerNotInChain, hop, m));
-    if !domains.iter().any(|d| d == issuer) {
+    if !domains.contains(&issuer) {
         return fail(format!(
             "issuer domain `{issuer}` is not on the federation path"
         ));

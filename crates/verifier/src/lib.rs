@@ -26,35 +26,44 @@
 //! assert_eq!(decision.reasons[0].code.as_str(), "malformed_token");
 //! ```
 //!
-//! Limits: every input bound is in [`Limits`] (re-exported from `custody-jose`); the signature
-//! cache holds at most [`VerifierOptions::sig_cache_entries`] digests and
-//! [`VerifierOptions::sig_cache_bytes`] bytes; at most [`MAX_SLICES`] Cedar slices are kept.
+//! Limits: every input bound is in [`Limits`] (re-exported from `custody-jose`). Memory kept
+//! between calls is bounded too: the token cache ([`TokenCache`]) holds at most
+//! [`VerifierOptions::sig_cache_entries`] tokens and [`VerifierOptions::sig_cache_bytes`]
+//! accounted bytes (16 MiB by default), the Cedar request memo at most
+//! [`VerifierOptions::cedar_memo_entries`] requests and [`VerifierOptions::cedar_memo_bytes`]
+//! bytes (4 MiB), and at most [`MAX_SLICES`] Cedar slices are kept.
 #![forbid(unsafe_code)]
 
 pub mod biscuit;
+mod cache;
 mod cedar;
 mod chain;
 mod decision;
+mod fifo;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+mod index;
 mod reason;
 mod request;
-mod sigcache;
 mod slice;
 mod token;
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+pub use cache::{
+    CacheStats, SigCache, TokenCache, DEFAULT_CAPACITY, DEFAULT_CAPACITY_BYTES, ENTRY_BYTES,
+};
+pub use cedar::{MEMO_BYTES, MEMO_ENTRIES};
 pub use custody_jose::Limits;
 pub use custody_policy::PolicyPack;
 pub use decision::{ChainSummary, Decision};
 pub use reason::{Reason, ReasonCode};
 pub use request::{Request, RequestError, ResourceRef};
-pub use sigcache::{CacheStats, SigCache, DEFAULT_CAPACITY, DEFAULT_CAPACITY_BYTES, ENTRY_BYTES};
 pub use slice::{SlicedPolicySet, MAX_SLICES};
 
 use chain::Chain;
+use index::PackIndex;
 use token::{Clock, Ctx, Expect, Token};
 
 /// How a verifier is built.
@@ -62,11 +71,19 @@ use token::{Clock, Ctx, Expect, Token};
 pub struct VerifierOptions {
     /// Input limits.
     pub limits: Limits,
-    /// Signatures remembered (0 turns the cache off).
+    /// Verified tokens remembered by the token cache ([`TokenCache`]; 0 turns it off). The
+    /// name is the cache's first one, when it kept signatures only.
     pub sig_cache_entries: usize,
-    /// Memory the signature cache may use, in bytes, table overhead included (each entry is
-    /// accounted at [`ENTRY_BYTES`]); the tighter of this and `sig_cache_entries` holds.
+    /// Memory the token cache may use, in accounted bytes (each entry at [`ENTRY_BYTES`] plus
+    /// an upper estimate of the heap it owns); the tighter of this and `sig_cache_entries`
+    /// holds.
     pub sig_cache_bytes: usize,
+    /// Cedar requests remembered by their inputs (0 turns the memo off): Cedar evaluates every
+    /// call, but a request built from the same agents, origin, action, resource, peer and
+    /// context as an earlier one is not built again.
+    pub cedar_memo_entries: usize,
+    /// Memory the Cedar request memo may use, in accounted bytes.
+    pub cedar_memo_bytes: usize,
     /// Threads of [`Verifier::verify_batch`]'s own rayon pool; `None` (the default) uses rayon's
     /// global pool (one thread per core unless `RAYON_NUM_THREADS` says otherwise).
     pub batch_threads: Option<usize>,
@@ -81,6 +98,8 @@ impl Default for VerifierOptions {
             limits: Limits::default(),
             sig_cache_entries: DEFAULT_CAPACITY,
             sig_cache_bytes: DEFAULT_CAPACITY_BYTES,
+            cedar_memo_entries: MEMO_ENTRIES,
+            cedar_memo_bytes: MEMO_BYTES,
             batch_threads: None,
             cedar_slicing: true,
         }
@@ -91,10 +110,11 @@ impl Default for VerifierOptions {
 #[derive(Debug)]
 pub struct Verifier {
     pack: Arc<PolicyPack>,
+    index: PackIndex,
     limits: Limits,
-    cache: SigCache,
-    /// The pack's Cedar policies, sliced by scope (absent without Cedar).
-    policies: Option<SlicedPolicySet>,
+    cache: TokenCache,
+    /// The pack's Cedar policies, sliced by scope, and the request memo (absent without Cedar).
+    cedar: Option<cedar::Engine>,
     /// `verify_batch`'s own pool, when one was asked for.
     pool: Option<rayon::ThreadPool>,
 }
@@ -107,9 +127,16 @@ impl Verifier {
 
     /// A verifier with explicit options.
     pub fn with_options(pack: Arc<PolicyPack>, options: VerifierOptions) -> Self {
-        let policies = pack.cedar.as_ref().map(|c| match options.cedar_slicing {
-            true => SlicedPolicySet::new(c.policies.clone()),
-            false => SlicedPolicySet::unsliced(c.policies.clone()),
+        let cedar = pack.cedar.as_ref().map(|c| {
+            let policies = match options.cedar_slicing {
+                true => SlicedPolicySet::new(c.policies.clone()),
+                false => SlicedPolicySet::unsliced(c.policies.clone()),
+            };
+            cedar::Engine::new(
+                policies,
+                options.cedar_memo_entries,
+                options.cedar_memo_bytes,
+            )
         });
         // A pool that cannot be built (no threads to spare) leaves the global pool in charge.
         let pool = options.batch_threads.and_then(|n| {
@@ -120,10 +147,11 @@ impl Verifier {
                 .ok()
         });
         Verifier {
+            index: PackIndex::new(&pack),
             pack,
             limits: options.limits,
-            cache: SigCache::with_bound(options.sig_cache_entries, options.sig_cache_bytes),
-            policies,
+            cache: TokenCache::with_bound(options.sig_cache_entries, options.sig_cache_bytes),
+            cedar,
             pool,
         }
     }
@@ -138,9 +166,35 @@ impl Verifier {
         &self.limits
     }
 
-    /// The signature cache.
-    pub fn sig_cache(&self) -> &SigCache {
+    /// The token cache (verified tokens, by their exact bytes).
+    pub fn token_cache(&self) -> &TokenCache {
         &self.cache
+    }
+
+    /// The token cache, by its first name (it remembers verified signatures, and more).
+    pub fn sig_cache(&self) -> &TokenCache {
+        &self.cache
+    }
+
+    /// Cedar requests remembered now (0 without Cedar).
+    pub fn cedar_memo_len(&self) -> usize {
+        self.cedar.as_ref().map_or(0, cedar::Engine::memo_len)
+    }
+
+    /// The Cedar request memo's `(entries, bytes)` bounds (zeros without Cedar).
+    pub fn cedar_memo_capacity(&self) -> (usize, usize) {
+        self.cedar
+            .as_ref()
+            .map_or((0, 0), cedar::Engine::memo_capacity)
+    }
+
+    /// Forgets every remembered token and Cedar request (the counters stay): the next calls
+    /// are decided as if for the first time.
+    pub fn clear_caches(&self) {
+        self.cache.clear();
+        if let Some(c) = &self.cedar {
+            c.memo_clear();
+        }
     }
 
     /// Parses a request document and decides it. `Err` only for text that is not JSON.
@@ -197,15 +251,21 @@ impl Verifier {
         )
     }
 
-    fn check_tokens(&self, req: &Request, now: i64) -> Result<(Vec<Token>, Option<Token>), Reason> {
+    #[allow(clippy::type_complexity)]
+    fn check_tokens(
+        &self,
+        req: &Request,
+        now: i64,
+    ) -> Result<(Vec<Arc<Token>>, Option<Arc<Token>>), Reason> {
         let mut ctx = Ctx {
             pack: &self.pack,
+            index: &self.index,
             limits: &self.limits,
             cache: &self.cache,
             single: req.tokens.len() == 1,
             hop: Some(0),
         };
-        let mut tokens: Vec<Token> = Vec::with_capacity(req.tokens.len());
+        let mut tokens: Vec<Arc<Token>> = Vec::with_capacity(req.tokens.len());
         let mut txn_chain = false;
         for (i, raw) in req.tokens.iter().enumerate() {
             ctx.hop = Some(i);
@@ -241,23 +301,21 @@ impl Verifier {
     }
 
     fn cedar(&self, req: &Request, chain: &Chain<'_>, summary: ChainSummary) -> Decision {
-        let (Some(pack), Some(policies)) = (&self.pack.cedar, &self.policies) else {
+        let (Some(pack), Some(engine)) = (&self.pack.cedar, &self.cedar) else {
             return Decision::allow(summary, Vec::new());
         };
-        let actor = chain.current_actor().map(|a| a.as_str().to_owned());
-        let txn = chain.local_txn();
         let input = cedar::Input {
-            actor: actor.as_deref(),
+            actor: chain.current_actor().map(custody_id::SpiffeId::as_str),
             summary: &summary,
             origin_domain: chain.origin_domain(),
             action: &req.action,
             resource: req.resource.as_ref(),
             audience: &req.audience,
-            txn: &txn,
+            txn: chain.local_txn(),
             peer: req.peer.as_deref().unwrap_or(""),
             request: req.context.as_ref(),
         };
-        match cedar::evaluate(pack, policies, &input) {
+        match engine.evaluate(pack, &input) {
             Ok(o) if o.allowed => Decision::allow(summary, o.policies),
             Ok(o) => {
                 let message = if o.policies.is_empty() {

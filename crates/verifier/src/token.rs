@@ -1,12 +1,23 @@
 //! One token's checks, in DESIGN.md's order: size, decoding, header, issuer and key, signature,
 //! claims, times, identifiers. What comes out is a [`Token`] only this module can build.
+//!
+//! A token seen before comes from the token cache (`cache.rs`) as a [`Verified`]: its
+//! decoding, signature, claims and identifiers are the ones computed the first time (they
+//! depend on its bytes, the pack and the limits only, all fixed for one verifier); its class
+//! for this position, its issuer and key binding to the pack, and its times are checked
+//! again, in the same order as for a new token.
+
+use std::mem::size_of;
+use std::sync::Arc;
 
 use custody_id::{looks_like_spiffe, IdError, SpiffeId};
-use custody_jose::{classify_typ, decode, JwsError, Limits, TokenClass, UnverifiedJws};
-use custody_policy::{DomainConfig, PolicyPack};
+use custody_jose::{classify_typ, decode, JwsError, Limits, PublicKey, TokenClass, UnverifiedJws};
+use custody_policy::PolicyPack;
 use serde_json::{Map, Value};
 
-use crate::sigcache::SigCache;
+use crate::cache::TokenCache;
+use crate::fifo::alloc_cost;
+use crate::index::PackIndex;
 use crate::{Reason, ReasonCode};
 
 /// Which token classes a position accepts.
@@ -52,13 +63,83 @@ impl Token {
     pub fn current_actor(&self) -> Option<&SpiffeId> {
         self.actors.last()
     }
+
+    /// An upper estimate of the heap this token owns (allocator rounding included).
+    fn heap_bytes(&self) -> usize {
+        let strings = |v: &[String]| v.iter().map(|s| alloc_cost(s.capacity())).sum::<usize>();
+        alloc_cost(self.sub.capacity())
+            + alloc_cost(self.aud.capacity() * size_of::<String>())
+            + strings(&self.aud)
+            + alloc_cost(self.scope.capacity() * size_of::<String>())
+            + strings(&self.scope)
+            + self.txn.as_ref().map_or(0, |t| alloc_cost(t.capacity()))
+            + alloc_cost(self.actors.capacity() * size_of::<SpiffeId>())
+            + self
+                .actors
+                .iter()
+                .map(|a| alloc_cost(a.as_str().len()))
+                .sum::<usize>()
+            + self.tctx.as_ref().map_or(0, map_bytes)
+    }
+}
+
+/// An upper estimate of the heap a JSON object owns: its entry and index tables at twice
+/// their length (growth slack), its keys and its values.
+fn map_bytes(m: &Map<String, Value>) -> usize {
+    let entry = 8 + size_of::<String>() + size_of::<Value>();
+    2 * alloc_cost(m.len() * entry)
+        + 2 * alloc_cost(m.len() * 16)
+        + m.iter()
+            .map(|(k, v)| alloc_cost(k.len()) + value_bytes(v))
+            .sum::<usize>()
+}
+
+fn value_bytes(v: &Value) -> usize {
+    match v {
+        Value::String(s) => alloc_cost(s.len()),
+        Value::Array(a) => {
+            2 * alloc_cost(a.len() * size_of::<Value>()) + a.iter().map(value_bytes).sum::<usize>()
+        }
+        Value::Object(m) => map_bytes(m),
+        Value::Null | Value::Bool(_) | Value::Number(_) => 0,
+    }
+}
+
+/// A token that passed every check that does not depend on the request: decoding, header,
+/// issuer and key, signature, claims, identifiers. What the token cache keeps, with what a
+/// hit needs to check the binding to the pack again.
+pub(crate) struct Verified {
+    pub token: Arc<Token>,
+    pub iss: String,
+    pub kid: String,
+    pub alg: String,
+    pub typ: Option<String>,
+    /// The key the signature verified under.
+    pub key: [u8; 32],
+    /// `iat` as [`peek_iat`] reads it.
+    pub raw_iat: Option<i64>,
+}
+
+impl Verified {
+    /// An upper estimate of the heap this entry owns, itself and its token included.
+    pub fn heap_bytes(&self) -> usize {
+        let arc = 2 * size_of::<usize>();
+        alloc_cost(arc + size_of::<Verified>())
+            + alloc_cost(arc + size_of::<Token>())
+            + self.token.heap_bytes()
+            + alloc_cost(self.iss.capacity())
+            + alloc_cost(self.kid.capacity())
+            + alloc_cost(self.alg.capacity())
+            + self.typ.as_ref().map_or(0, |t| alloc_cost(t.capacity()))
+    }
 }
 
 /// What a token check needs from the verifier.
 pub(crate) struct Ctx<'a> {
     pub pack: &'a PolicyPack,
+    pub index: &'a PackIndex,
     pub limits: &'a Limits,
-    pub cache: &'a SigCache,
+    pub cache: &'a TokenCache,
     /// The request has exactly one token (actor-level faults then name the actor index).
     pub single: bool,
     /// This token's hop (`None` for the `txn_token`).
@@ -77,32 +158,108 @@ impl Ctx<'_> {
     }
 }
 
-/// Runs every single-token check on `raw`.
+/// Runs every single-token check on `raw` (those that do not depend on the request only once
+/// per token while it stays in the cache).
 pub(crate) fn check(
     ctx: &Ctx<'_>,
     raw: &str,
     expect: Expect,
     clock: Clock<'_>,
-) -> Result<Token, Reason> {
+) -> Result<Arc<Token>, Reason> {
+    if let Some(v) = ctx.cache.peek(raw) {
+        if let Some(done) = check_cached(ctx, &v, expect, clock) {
+            ctx.cache.note_hit();
+            return done;
+        }
+    }
+    check_fresh(ctx, raw, expect, clock)
+}
+
+/// The checks a cached token still gets, in order: its class for this position, its issuer
+/// and key (`None`, the long way, unless they are still exactly this pack's), its times.
+fn check_cached(
+    ctx: &Ctx<'_>,
+    v: &Verified,
+    expect: Expect,
+    clock: Clock<'_>,
+) -> Option<Result<Arc<Token>, Reason>> {
+    if let Err(r) = check_class(ctx, v.token.class, v.typ.as_deref(), expect) {
+        return Some(Err(r));
+    }
+    let bound = ctx
+        .index
+        .domain_for_issuer(ctx.pack, &v.iss)
+        .is_some_and(|(i, d)| {
+            i == v.token.domain
+                && d.keys
+                    .get(&v.kid)
+                    .is_some_and(|k| k.bytes() == v.key && k.allows_alg(&v.alg))
+        });
+    if !bound {
+        return None;
+    }
+    Some(check_times(ctx, &v.token, clock).map(|()| Arc::clone(&v.token)))
+}
+
+/// Every check on a token not in the cache; one that passes all those that do not depend on
+/// the request is remembered.
+fn check_fresh(
+    ctx: &Ctx<'_>,
+    raw: &str,
+    expect: Expect,
+    clock: Clock<'_>,
+) -> Result<Arc<Token>, Reason> {
     let jws = decode(raw, ctx.limits).map_err(|e| match e {
         JwsError::TooLarge(_) => ctx.fail(ReasonCode::TokenTooLarge, e.to_string()),
         JwsError::AlgNotAllowed(m) => ctx.fail(ReasonCode::AlgNotAllowed, m),
         _ => ctx.fail(ReasonCode::MalformedToken, e.to_string()),
     })?;
-    let class = check_class(ctx, &jws, expect)?;
-    let domain = check_signature(ctx, &jws)?;
+    let typ = jws.header.typ.as_deref();
+    let class = check_class(ctx, classify_typ(typ), typ, expect)?;
+    let (domain, key) = check_signature(ctx, &jws)?;
     let mut token = read_claims(ctx, &jws.claims, class, domain)?;
+    // Identifiers do not depend on the clock: read them now, report them after the times.
+    match identifiers(ctx, &jws.claims, &token) {
+        Ok(actors) => token.actors = actors,
+        Err(r) => {
+            check_times(ctx, &token, clock)?;
+            return Err(r);
+        }
+    }
+    let token = Arc::new(token);
+    remember(ctx, raw, &jws, key, &token);
     check_times(ctx, &token, clock)?;
-    token.actors = identifiers(ctx, &jws.claims, &token)?;
     Ok(token)
 }
 
+fn remember(ctx: &Ctx<'_>, raw: &str, jws: &UnverifiedJws<'_>, key: &PublicKey, t: &Arc<Token>) {
+    if !ctx.cache.is_on() {
+        return;
+    }
+    let verified = Verified {
+        token: Arc::clone(t),
+        iss: jws
+            .claims
+            .get("iss")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned(),
+        kid: key.kid().to_owned(),
+        alg: jws.header.alg.clone(),
+        typ: jws.header.typ.clone(),
+        key: key.bytes(),
+        raw_iat: jws.claims.get("iat").and_then(Value::as_i64),
+    };
+    ctx.cache.insert_token(raw, Arc::new(verified));
+}
+
+/// Whether `class` (the class of `typ`) fits the position.
 fn check_class(
     ctx: &Ctx<'_>,
-    jws: &UnverifiedJws<'_>,
+    class: TokenClass,
+    typ: Option<&str>,
     expect: Expect,
 ) -> Result<TokenClass, Reason> {
-    let class = classify_typ(jws.header.typ.as_deref());
     let ok = match expect {
         Expect::First => class != TokenClass::Other,
         Expect::Access => class == TokenClass::Access,
@@ -116,21 +273,24 @@ fn check_class(
         Expect::Access => "an access token (`at+jwt`, `JWT` or none)",
         Expect::Txn => "a Txn-Token (`txntoken+jwt`)",
     };
-    let got = jws.header.typ.as_deref().unwrap_or("none");
+    let got = typ.unwrap_or("none");
     Err(ctx.fail(
         ReasonCode::WrongTokenType,
         format!("`typ` `{}` where {want} is expected", clip(got)),
     ))
 }
 
-/// Issuer, key and signature; returns the issuer's domain index.
-fn check_signature(ctx: &Ctx<'_>, jws: &UnverifiedJws<'_>) -> Result<usize, Reason> {
+/// Issuer, key and signature; returns the issuer's domain index and the key.
+fn check_signature<'p>(
+    ctx: &Ctx<'p>,
+    jws: &UnverifiedJws<'_>,
+) -> Result<(usize, &'p PublicKey), Reason> {
     let iss = match jws.claims.get("iss") {
         None => return Err(ctx.fail(ReasonCode::MissingClaim, "missing claim `iss`")),
         Some(Value::String(s)) => s,
         Some(_) => return Err(ctx.fail(ReasonCode::MalformedToken, "claim `iss` must be a string")),
     };
-    let (index, domain) = find_domain(ctx.pack, iss).ok_or_else(|| {
+    let (index, domain) = ctx.index.domain_for_issuer(ctx.pack, iss).ok_or_else(|| {
         ctx.fail(
             ReasonCode::UnknownIssuer,
             format!("issuer `{}` is not declared by any domain", clip(iss)),
@@ -157,7 +317,10 @@ fn check_signature(ctx: &Ctx<'_>, jws: &UnverifiedJws<'_>) -> Result<usize, Reas
             format!("key `{}` is pinned to another `alg`", clip(kid)),
         ));
     }
-    if !ctx.cache.verify(key, jws.signing_input, &jws.signature) {
+    if !ctx
+        .cache
+        .verify_uncached(key, jws.signing_input, &jws.signature)
+    {
         return Err(ctx.fail(
             ReasonCode::BadSignature,
             format!(
@@ -167,16 +330,7 @@ fn check_signature(ctx: &Ctx<'_>, jws: &UnverifiedJws<'_>) -> Result<usize, Reas
             ),
         ));
     }
-    Ok(index)
-}
-
-/// The domain declaring `iss` (the same match as `PolicyPack::domain_for_issuer`) and its
-/// index, in one pass over the domains.
-fn find_domain<'p>(pack: &'p PolicyPack, iss: &str) -> Option<(usize, &'p DomainConfig)> {
-    pack.domains
-        .iter()
-        .enumerate()
-        .find(|(_, d)| d.issuers.iter().any(|i| i == iss))
+    Ok((index, key))
 }
 
 fn read_claims(
@@ -348,7 +502,7 @@ fn check_act_shape(ctx: &Ctx<'_>, act: &Value, level: usize) -> Result<(), Reaso
 fn check_times(ctx: &Ctx<'_>, t: &Token, clock: Clock<'_>) -> Result<(), Reason> {
     let s = ctx.pack.chain.clock_skew as i64;
     let replaced_at = match clock.next {
-        Some(next) if t.class == TokenClass::TxnToken => Some(peek_iat(next, ctx.limits)),
+        Some(next) if t.class == TokenClass::TxnToken => Some(next_iat(ctx, next)),
         _ => None,
     };
     match replaced_at {
@@ -489,6 +643,14 @@ fn requesting_workloads(ctx: &Ctx<'_>, v: Option<&Value>) -> Result<Vec<SpiffeId
         .collect()
 }
 
+/// [`peek_iat`], from the cache when the token is there (the same bytes, the same answer).
+fn next_iat(ctx: &Ctx<'_>, raw: &str) -> Option<i64> {
+    match ctx.cache.peek(raw) {
+        Some(v) => v.raw_iat,
+        None => peek_iat(raw, ctx.limits),
+    }
+}
+
 /// Reads `iat` from a token without verifying it (to date a replacement in a Txn-Token chain;
 /// the token gets all its own checks in turn).
 pub(crate) fn peek_iat(raw: &str, limits: &Limits) -> Option<i64> {
@@ -507,4 +669,85 @@ pub(crate) fn clip(s: &str) -> String {
         end -= 1;
     }
     format!("{}…", s.get(..end).unwrap_or("").escape_debug())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use crate::cache::CacheStats;
+    use custody_jose::{sign, KeySet, SigningKey};
+    use serde_json::json;
+
+    fn demo() -> PolicyPack {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../policies/demo");
+        PolicyPack::load(dir.as_ref(), &Limits::default())
+            .unwrap()
+            .pack
+    }
+
+    fn with_keys(pack: &PolicyPack, domain: usize, keys: &[SigningKey]) -> PolicyPack {
+        let mut p = pack.clone();
+        p.domains[domain].keys = KeySet::new();
+        for k in keys {
+            p.domains[domain].keys.insert(k.public()).unwrap();
+        }
+        p
+    }
+
+    /// A token kept under one pack is checked against the pack of the call: another key
+    /// under its `kid`, no key, or its issuer moved to another domain all take the long way.
+    #[test]
+    fn a_cached_token_is_bound_to_the_pack_it_is_checked_against() {
+        let key = SigningKey::from_seed("b-test", [7; 32]);
+        let a = with_keys(&demo(), 1, std::slice::from_ref(&key));
+        let claims = json!({"iss": "https://as.b.example", "sub": "user:x", "aud": "x",
+            "iat": 100, "exp": 200});
+        let token = sign(&key, Some("at+jwt"), &claims).unwrap();
+        let cache = TokenCache::new(64);
+        let limits = Limits::default();
+        let check_in = |p: &PolicyPack| {
+            let index = PackIndex::new(p);
+            let ctx = Ctx {
+                pack: p,
+                index: &index,
+                limits: &limits,
+                cache: &cache,
+                single: true,
+                hop: Some(0),
+            };
+            check(
+                &ctx,
+                &token,
+                Expect::First,
+                Clock {
+                    now: 150,
+                    next: None,
+                },
+            )
+            .map(|t| t.domain)
+            .map_err(|r| r.code)
+        };
+        assert_eq!(check_in(&a), Ok(1));
+        assert_eq!(check_in(&a), Ok(1));
+        assert_eq!(cache.stats(), CacheStats { hits: 1, misses: 1 });
+        assert_eq!(
+            check_in(&with_keys(&a, 1, &[])),
+            Err(ReasonCode::UnknownKey)
+        );
+        let other = SigningKey::from_seed("b-test", [8; 32]);
+        let replaced = with_keys(&a, 1, &[other]);
+        assert_eq!(check_in(&replaced), Err(ReasonCode::BadSignature));
+        let mut moved = a.clone();
+        moved.domains.swap(0, 1);
+        assert_eq!(check_in(&moved), Ok(0));
+        // none of the three was answered from the cache
+        assert_eq!(cache.stats(), CacheStats { hits: 1, misses: 3 });
+        // the last one was kept with its binding to `moved`: back under `a`, that binding does
+        // not hold either, and the token is checked the long way once more
+        assert_eq!(check_in(&a), Ok(1));
+        assert_eq!(cache.stats(), CacheStats { hits: 1, misses: 4 });
+        assert_eq!(check_in(&a), Ok(1));
+        assert_eq!(cache.stats(), CacheStats { hits: 2, misses: 4 });
+    }
 }

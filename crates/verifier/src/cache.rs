@@ -1,0 +1,317 @@
+//! The verifier's bounded, concurrent memory of tokens that verified.
+//!
+//! **What is remembered.** A token whose signature verified (`verify_strict`) under a key of
+//! the verifier's pack, and whose time-independent checks passed (strict decoding, header,
+//! claims, identifiers), is kept with its parsed form, keyed by its **exact bytes**: a fast
+//! seeded hash only picks the bucket, and a hit compares the whole token byte for byte, so a
+//! hit is exactly as strong as the decoding and the `verify_strict` it replaces. A hit skips
+//! base64, strict JSON and the signature, and nothing else: the caller still checks the
+//! token's class for its position, that its issuer and key are still this pack's (the same
+//! domain, `kid`, key bytes and `alg`; anything else goes the long way), its times against
+//! the request's clock, and then audience, links, actors, scope, federation, vouching and
+//! Cedar, as for any token. Failures are never kept: a token that fails is decoded and
+//! checked again, and denied with the same reason, every time. A token whose signature
+//! verified but whose claims did not is not kept either (no issuer should sign one).
+//!
+//! The cache belongs to one [`Verifier`](crate::Verifier), built from one pack; a reload
+//! builds a new verifier with a new, empty cache, so a key that the reload removed or
+//! replaced vouches for nothing any more.
+//!
+//! [`TokenCache::verify`] remembers bare signatures the same way (the exact key, `kid`,
+//! message and signature bytes), for callers outside the verifier.
+//!
+//! **Bound.** At most [`capacity`](TokenCache::capacity) entries and
+//! [`capacity_bytes`](TokenCache::capacity_bytes) bytes, split over 16 shards (a mutex over a
+//! table and a queue, both allocated whole when the cache is built). Each entry is accounted
+//! at an upper estimate of what it holds: [`ENTRY_BYTES`] for its table and queue slots and
+//! fixed parts, plus every heap allocation it owns (the token bytes, the parsed claims),
+//! each rounded up the way the allocator rounds it. The defaults are
+//! [`DEFAULT_CAPACITY`] entries and [`DEFAULT_CAPACITY_BYTES`] bytes (16 MiB: about 7,000
+//! two-actor demo tokens of 650 bytes, accounted at about 2.3 KiB each).
+//!
+//! **Eviction.** First in, first out, per shard: a new token goes to the back of its shard's
+//! queue and, while the shard is over either bound, the oldest is forgotten. A hit does not
+//! move an entry (tokens are short-lived; one that keeps being used is decoded and verified
+//! again once per trip through the queue).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use custody_jose::PublicKey;
+
+use crate::fifo::{alloc_cost, hash_bytes, random_seed, Cost, Fifo};
+use crate::token::Verified;
+
+/// The default bound on entries.
+pub const DEFAULT_CAPACITY: usize = 16_384;
+
+/// What every entry is accounted at besides the heap it owns: its table slot (hash and
+/// pointer, twice over for the table's spare buckets), its queue slot, and the shared
+/// entry's own allocation with its counters, rounded up.
+pub const ENTRY_BYTES: usize = 128;
+
+/// The default memory bound, 16 MiB.
+pub const DEFAULT_CAPACITY_BYTES: usize = 16 << 20;
+
+/// The most one entry may be accounted at when a cache is bounded by entries alone
+/// ([`TokenCache::new`]).
+const MAX_ENTRY_BYTES: usize = 64 << 10;
+
+/// One remembered thing, with the exact bytes it stands for.
+pub(crate) struct Entry {
+    bytes: Box<[u8]>,
+    kind: Kind,
+}
+
+enum Kind {
+    /// A verified token and its parsed form.
+    Token(Arc<Verified>),
+    /// A bare signature ([`TokenCache::verify`]).
+    Signature,
+}
+
+impl Cost for Entry {
+    fn cost(&self) -> usize {
+        let owned = match &self.kind {
+            Kind::Token(v) => v.heap_bytes(),
+            Kind::Signature => 0,
+        };
+        ENTRY_BYTES + alloc_cost(self.bytes.len()) + owned
+    }
+}
+
+/// Counters since the cache was built.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Signatures answered from memory (a token found, or a bare signature).
+    pub hits: u64,
+    /// Signatures that went to `verify_strict` (valid or not).
+    pub misses: u64,
+}
+
+/// The cache. A capacity of 0 turns it off.
+pub struct TokenCache {
+    table: Fifo<Entry>,
+    seed: u64,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+/// The name this cache had when it held signatures only.
+pub type SigCache = TokenCache;
+
+impl std::fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenCache")
+            .field("capacity", &self.capacity())
+            .field("capacity_bytes", &self.capacity_bytes())
+            .finish()
+    }
+}
+
+impl TokenCache {
+    /// A cache holding at most `capacity` entries (rounded up to a multiple of 16), with a
+    /// memory bound lifted to fit them at the largest size an entry may take (64 KiB).
+    pub fn new(capacity: usize) -> Self {
+        Self::with_bound(capacity, capacity.saturating_mul(MAX_ENTRY_BYTES))
+    }
+
+    /// A cache bounded by `entries` (rounded up to a multiple of 16) and by `bytes`, whichever
+    /// is tighter; it never holds more than `bytes / ENTRY_BYTES` entries.
+    pub fn with_bound(entries: usize, bytes: usize) -> Self {
+        TokenCache {
+            table: Fifo::new(entries, bytes, ENTRY_BYTES),
+            seed: random_seed(),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    /// The bound on entries.
+    pub fn capacity(&self) -> usize {
+        self.table.capacity()
+    }
+
+    /// The bound on the memory the entries take, in accounted bytes (the tables allocated up
+    /// front, `capacity() × 24` bytes, come on top).
+    pub fn capacity_bytes(&self) -> usize {
+        self.table.capacity_bytes()
+    }
+
+    /// Entries held now.
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Accounted bytes held now.
+    pub fn bytes(&self) -> usize {
+        self.table.bytes()
+    }
+
+    /// Hits and misses so far.
+    pub fn stats(&self) -> CacheStats {
+        CacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Forgets everything (the counters stay).
+    pub fn clear(&self) {
+        self.table.clear();
+    }
+
+    /// Whether anything can be kept.
+    pub(crate) fn is_on(&self) -> bool {
+        !self.table.is_off()
+    }
+
+    /// Counts a signature answered from memory (a token found and used).
+    pub(crate) fn note_hit(&self) {
+        self.hits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The verified token whose exact bytes are `raw` (not counted: the caller counts the
+    /// hit when it uses the token).
+    pub(crate) fn peek(&self, raw: &str) -> Option<Arc<Verified>> {
+        let raw = raw.as_bytes();
+        let entry = self
+            .table
+            .get(hash_bytes(self.seed, raw), |e| *e.bytes == *raw)?;
+        match &entry.kind {
+            Kind::Token(v) => Some(Arc::clone(v)),
+            Kind::Signature => None,
+        }
+    }
+
+    /// Remembers a token that passed every time-independent check.
+    pub(crate) fn insert_token(&self, raw: &str, verified: Arc<Verified>) {
+        let entry = Entry {
+            bytes: raw.as_bytes().into(),
+            kind: Kind::Token(verified),
+        };
+        self.table
+            .insert(hash_bytes(self.seed, raw.as_bytes()), Arc::new(entry));
+    }
+
+    /// `key.verify_strict(message, signature)`, counted as a miss, remembering nothing (the
+    /// token, once checked, is remembered whole).
+    pub(crate) fn verify_uncached(&self, key: &PublicKey, message: &[u8], sig: &[u8]) -> bool {
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        key.verify_strict(message, sig)
+    }
+
+    /// `key.verify_strict(message, signature)`, answered from memory when this exact
+    /// (key, `kid`, message, signature) verified before.
+    pub fn verify(&self, key: &PublicKey, message: &[u8], signature: &[u8]) -> bool {
+        let framed = frame(key, message, signature);
+        let hash = hash_bytes(self.seed, &framed);
+        if self.table.get(hash, |e| *e.bytes == *framed).is_some() {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return true;
+        }
+        if !self.verify_uncached(key, message, signature) {
+            return false;
+        }
+        let entry = Entry {
+            bytes: framed.into_boxed_slice(),
+            kind: Kind::Signature,
+        };
+        self.table.insert(hash, Arc::new(entry));
+        true
+    }
+}
+
+/// The exact bytes of a bare signature entry: a leading 0xff (never the first byte of UTF-8
+/// text, so never a token's bytes), then the key, the `kid` and the message, each
+/// length-framed, then the signature.
+fn frame(key: &PublicKey, message: &[u8], signature: &[u8]) -> Vec<u8> {
+    let kid = key.kid().as_bytes();
+    let mut out = Vec::with_capacity(1 + 32 + 16 + kid.len() + message.len() + signature.len());
+    out.push(0xff);
+    out.extend_from_slice(&key.bytes());
+    out.extend_from_slice(&(kid.len() as u64).to_be_bytes());
+    out.extend_from_slice(kid);
+    out.extend_from_slice(&(message.len() as u64).to_be_bytes());
+    out.extend_from_slice(message);
+    out.extend_from_slice(signature);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use custody_jose::SigningKey;
+
+    fn key(n: u8) -> SigningKey {
+        SigningKey::from_seed(&format!("k{n}"), [n; 32])
+    }
+
+    #[test]
+    fn hits_only_for_the_exact_triple() {
+        let cache = TokenCache::new(64);
+        let k = key(1);
+        let sig = k.sign_bytes(b"hello");
+        assert!(cache.verify(&k.public(), b"hello", &sig));
+        assert!(cache.verify(&k.public(), b"hello", &sig));
+        assert_eq!(cache.stats(), CacheStats { hits: 1, misses: 1 });
+        assert!(!cache.verify(&k.public(), b"hellO", &sig));
+        // same key bytes under another kid: a different entry
+        let renamed = k.with_kid("other").public();
+        assert!(cache.verify(&renamed, b"hello", &sig));
+        assert_eq!(cache.stats().misses, 3);
+        // another key never hits an entry of the first
+        assert!(!cache.verify(&key(2).public(), b"hello", &sig));
+        assert_eq!(cache.len(), 2);
+        // a bare signature is no token
+        assert!(cache.peek("hello").is_none());
+    }
+
+    #[test]
+    fn failures_are_not_remembered() {
+        let cache = TokenCache::new(64);
+        let k = key(3);
+        let mut sig = k.sign_bytes(b"m");
+        sig[5] ^= 1;
+        assert!(!cache.verify(&k.public(), b"m", &sig));
+        assert!(!cache.verify(&k.public(), b"m", &sig));
+        assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn bounded_in_entries_and_bytes_fifo() {
+        let cache = TokenCache::with_bound(1_000, 32 * 256);
+        assert_eq!(cache.capacity(), 64);
+        assert_eq!(cache.capacity_bytes(), 32 * 256);
+        let k = key(4);
+        let msgs: Vec<Vec<u8>> = (0..400u32).map(|i| i.to_be_bytes().to_vec()).collect();
+        for m in &msgs {
+            assert!(cache.verify(&k.public(), m, &k.sign_bytes(m)));
+            assert!(cache.len() <= 64);
+            assert!(cache.bytes() <= 32 * 256);
+        }
+        // each entry: 128 + the 1 + 32 + 8 + 2 + 8 + 4 + 64 = 119 framed bytes (128
+        // allocated), so two per shard
+        assert_eq!(cache.bytes() / cache.len(), 256);
+        assert_eq!(cache.len(), 16 * 2);
+        // the first message was evicted long ago: it is verified again (a miss), not refused
+        let before = cache.stats().misses;
+        assert!(cache.verify(&k.public(), &msgs[0], &k.sign_bytes(&msgs[0])));
+        assert_eq!(cache.stats().misses, before + 1);
+        assert_eq!(TokenCache::new(1000).capacity(), 1008);
+    }
+
+    #[test]
+    fn capacity_zero_is_off() {
+        let cache = TokenCache::with_bound(0, DEFAULT_CAPACITY_BYTES);
+        let k = key(5);
+        assert!(cache.verify(&k.public(), b"x", &k.sign_bytes(b"x")));
+        assert!(cache.is_empty());
+        assert_eq!(TokenCache::with_bound(100, 0).capacity(), 0);
+    }
+}

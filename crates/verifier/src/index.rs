@@ -1,0 +1,39 @@
+//! Lookups into the pack that the hot path makes on every token, indexed once per verifier.
+
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+
+use custody_policy::{DomainConfig, PolicyPack};
+
+use crate::fifo::Prehashed;
+
+/// The pack's issuers, by exact `iss` value.
+#[derive(Debug, Default)]
+pub(crate) struct PackIndex {
+    issuers: HashMap<String, usize, BuildHasherDefault<Prehashed>>,
+}
+
+impl PackIndex {
+    pub fn new(pack: &PolicyPack) -> Self {
+        let mut issuers = HashMap::default();
+        for (i, d) in pack.domains.iter().enumerate() {
+            for iss in &d.issuers {
+                // the first domain declaring an issuer wins, as in a scan (the loader refuses
+                // an issuer declared twice anyway)
+                issuers.entry(iss.clone()).or_insert(i);
+            }
+        }
+        PackIndex { issuers }
+    }
+
+    /// The domain declaring `iss` (the same match as `PolicyPack::domain_for_issuer`) and its
+    /// index.
+    pub fn domain_for_issuer<'p>(
+        &self,
+        pack: &'p PolicyPack,
+        iss: &str,
+    ) -> Option<(usize, &'p DomainConfig)> {
+        let i = *self.issuers.get(iss)?;
+        Some((i, pack.domains.get(i)?))
+    }
+}
