@@ -17,6 +17,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use custody_verifier::{Decision, Limits, Reason, ReasonCode, Request};
 use envoy_types::ext_authz::v3::pb::{
@@ -213,6 +214,50 @@ fn method_path(method: &str, path: &str) -> Result<String, MapError> {
         ));
     }
     Ok(format!("{method} {path}"))
+}
+
+/// One Check call, decided: the custody request it mapped to (`None` when it did not map), the
+/// decision and Envoy's answer.
+#[derive(Debug)]
+pub struct Checked {
+    /// The custody request, when the Check request mapped to one.
+    pub request: Option<Request>,
+    /// The decision (shared with the decision cache).
+    pub decision: Arc<Decision>,
+    /// Envoy's answer.
+    pub response: CheckResponse,
+}
+
+/// The Check handler but the verifier: maps `check` to a custody request, has `decide` decide
+/// it (the server: its decision cache, then the verifier), and builds Envoy's answer. A request
+/// that does not map is denied with `invalid_request` without calling `decide`.
+pub(crate) fn answer(
+    check: &CheckRequest,
+    settings: &Settings,
+    limits: &Limits,
+    pack: &str,
+    decide: impl FnOnce(&Request) -> Arc<Decision>,
+) -> Checked {
+    match map_request(check, settings, limits) {
+        Ok(req) => {
+            let decision = decide(&req);
+            let response = response(&decision, false, pack);
+            Checked {
+                request: Some(req),
+                decision,
+                response,
+            }
+        }
+        Err(e) => {
+            let decision = Arc::new(e.decision());
+            let response = response(&decision, matches!(e, MapError::NoToken(_)), pack);
+            Checked {
+                request: None,
+                decision,
+                response,
+            }
+        }
+    }
 }
 
 /// Whether a denial is about the credential itself (401) rather than what it allows (403).

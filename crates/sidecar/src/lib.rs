@@ -74,6 +74,8 @@
 mod cache;
 pub mod check;
 mod config;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod log;
 mod metrics;
 mod native;

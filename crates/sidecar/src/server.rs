@@ -93,42 +93,49 @@ impl Service {
         verifier
     }
 
-    /// Decides one Check request: from the cache when it can.
+    /// Decides one Check request (the mapping and Envoy's answer are [`check::answer`]'s).
     fn decide_check(&self, verifier: &Verifier, check: &CheckRequest) -> CheckResponse {
         let started = Instant::now();
         let st = &self.state;
         let pack = verifier.pack().version.as_str();
-        let req = match check::map_request(check, &st.settings, &st.limits) {
-            Ok(r) => r,
-            Err(e) => {
-                let d = e.decision();
-                self.record(Rpc::Check, None, &d, started, false, pack);
-                return check::response(&d, matches!(e, check::MapError::NoToken(_)), pack);
-            }
-        };
+        let mut cached = false;
+        let out = check::answer(check, &st.settings, &st.limits, pack, |req| {
+            self.cached_decision(verifier, pack, req, &mut cached)
+        });
+        let req = out.request.as_ref();
+        self.record(Rpc::Check, req, &out.decision, started, cached, pack);
+        out.response
+    }
+
+    /// A Check request's decision: from the cache when it can, else the verifier's (cached).
+    fn cached_decision(
+        &self,
+        verifier: &Verifier,
+        pack: &str,
+        req: &Request,
+        cached: &mut bool,
+    ) -> Arc<Decision> {
+        let st = &self.state;
         let Some(cache) = &st.cache else {
-            let d = verifier.verify(&req);
-            self.record(Rpc::Check, Some(&req), &d, started, false, pack);
-            return check::response(&d, false, pack);
+            return Arc::new(verifier.verify(req));
         };
-        let key = DecisionCache::key(pack, &req);
+        let key = DecisionCache::key(pack, req);
         if let Some(d) = cache.get(&key) {
             st.metrics.cache_hits.fetch_add(1, Ordering::Relaxed);
-            self.record(Rpc::Check, Some(&req), &d, started, true, pack);
-            return check::response(&d, false, pack);
+            *cached = true;
+            return d;
         }
         st.metrics.cache_misses.fetch_add(1, Ordering::Relaxed);
         let now = req.now.unwrap_or_else(unix_now);
-        let d = verifier.verify(&req);
-        if let Some(u) = cache.put(key, &req, &d, now, &st.limits) {
+        let d = verifier.verify(req);
+        if let Some(u) = cache.put(key, req, &d, now, &st.limits) {
             let m = &st.metrics;
             m.cache_entries.store(u.entries as u64, Ordering::Relaxed);
             m.cache_bytes.store(u.bytes as u64, Ordering::Relaxed);
             m.cache_evictions
                 .fetch_add(u.evicted as u64, Ordering::Relaxed);
         }
-        self.record(Rpc::Check, Some(&req), &d, started, false, pack);
-        check::response(&d, false, pack)
+        Arc::new(d)
     }
 
     fn decide_one(&self, verifier: &Verifier, r: pb::VerifyRequest) -> pb::Decision {

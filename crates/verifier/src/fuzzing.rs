@@ -8,7 +8,9 @@
 //! [`verify_structured`] reads the bytes as a [`FuzzRequest`] (through `arbitrary`) and mints
 //! its tokens with fixed test keys of an in-memory four-domain pack, so the fuzzer gets past the
 //! signature into the chain rules. An all-zero input is the standard allowed three-domain chain
-//! and every field mutates one thing about it.
+//! and every field mutates one thing about it. [`biscuit`] and [`biscuit_structured`] do the same
+//! for the Biscuit path (module `biscuit` below). The sidecar's `fuzzing` module reuses the
+//! in-memory pack, [`mint_input`] and [`bearer_verifies`] for its Check entry point.
 
 use std::path::{Component, Path};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,6 +25,14 @@ use custody_policy::{
 use serde_json::{json, Map, Value};
 
 use crate::{Decision, Request, Verifier};
+
+mod biscuit;
+
+pub use biscuit::{
+    biscuit, biscuit_bytes, biscuit_input, biscuit_signed_by_pack, biscuit_structured,
+    biscuit_text, decide_biscuit, FuzzAttenuation, FuzzAuthority, FuzzBiscuit, FuzzBlock,
+    FuzzCheck, FuzzFact, FuzzHop, FuzzTerm, DOMAIN_NAMES, FACT_NAMES,
+};
 
 /// The time structured requests are decided at: 2026-01-01T00:00:00Z.
 pub const FUZZ_NOW: i64 = 1_767_225_600;
@@ -493,7 +503,8 @@ const SCOPES: [&str; 6] = [
 ];
 
 impl Ident {
-    fn text(&self) -> String {
+    /// The identifier's text.
+    pub fn text(&self) -> String {
         match self {
             Ident::Known(i) => pick(&IDS, *i).to_owned(),
             Ident::Raw(s) => s.clone(),
@@ -622,6 +633,42 @@ pub fn decide_input(input: &FuzzRequest) -> Option<(Request, Decision)> {
     let (req, _, _) = build_request(w, input);
     let d = w.verifier.verify(&req);
     Some((req, d))
+}
+
+/// The request a structured input mints, undecided (the sidecar's Check harness sends its
+/// tokens in headers).
+pub fn mint_input(input: &FuzzRequest) -> Option<Request> {
+    let w = world()?;
+    Some(build_request(w, input).0)
+}
+
+/// Whether `token` is one a verifier of the in-memory pack could honestly accept for
+/// `audience`: a compact JWS whose `kid` names a pack key under which its signature verifies
+/// (`verify_strict`) and whose `aud` holds `audience`, or a Biscuit whose signatures verify under
+/// a pack root key (biscuit-auth's own reading).
+pub fn bearer_verifies(token: &str, audience: &str) -> bool {
+    if !token.contains('.') {
+        return biscuit_signed_by_pack(token);
+    }
+    let Some(w) = world() else {
+        return false;
+    };
+    let Ok(jws) = custody_jose::decode(token, &Limits::default()) else {
+        return false;
+    };
+    let Some(kid) = jws.header.kid.as_deref() else {
+        return false;
+    };
+    let signed = w
+        .keys
+        .iter()
+        .any(|k| k.kid() == kid && k.public().verify_strict(jws.signing_input, &jws.signature));
+    let aud = match jws.claims.get("aud") {
+        Some(Value::String(a)) => a == audience,
+        Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(audience)),
+        _ => false,
+    };
+    signed && aud
 }
 
 fn build_request(w: &World, input: &FuzzRequest) -> (Request, Vec<Minted>, Option<Minted>) {

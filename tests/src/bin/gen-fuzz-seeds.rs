@@ -5,7 +5,9 @@
 //! ```
 //!
 //! Seeds come from the conformance catalogue (its tokens, requests and packs), the test kit's
-//! standard pack, the policy crate's fixture pack and the standards digest's SPIFFE ID vectors.
+//! standard pack, the policy crate's fixture pack, the standards digest's SPIFFE ID vectors, and
+//! the fuzzing modules' own structured inputs (Check requests encoded as protobuf, Biscuits
+//! minted with the in-memory pack's keys; minting is deterministic).
 //! Everything is deterministic; stale `seed-*` files are removed. Other files in `fuzz/seeds/`
 //! (`grown-*`: a campaign's corpus, minimised with libFuzzer's `-merge=1`) are kept. Files
 //! fuzzing adds to `fuzz/corpus/` are not touched (and not committed).
@@ -26,7 +28,12 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use custody_jose::B64;
+use custody_sidecar::fuzzing::{check_bytes, FuzzCheckRequest, HeaderName};
 use custody_tests::{Fixture, PackBuilder};
+use custody_verifier::fuzzing::{
+    biscuit_bytes, FuzzAttenuation, FuzzBiscuit, FuzzBlock, FuzzCheck, FuzzHop, FuzzRequest,
+    FuzzToken, Ident,
+};
 use serde_json::Value;
 
 /// Seeds larger than this are left out (the oversized cases are in the conformance suite).
@@ -67,6 +74,8 @@ fn main() {
     }
     spiffe_ids(&mut seeds);
     structured(&mut seeds);
+    check_requests(&mut seeds);
+    biscuits(&mut seeds);
     let out = root.join("fuzz/seeds");
     for (target, files) in &seeds {
         write_target(&out.join(target), files);
@@ -252,4 +261,175 @@ fn structured(seeds: &mut Seeds) {
     let mut two_hops = vec![0u8; 96];
     two_hops[0] = 1;
     add(seeds, "verify_structured", "seed-two-hops", &two_hops);
+}
+
+/// Arbitrary-driven targets start from the defaults (an allowed request) and a few byte
+/// patterns.
+fn byte_patterns(seeds: &mut Seeds, target: &'static str) {
+    add(seeds, target, "seed-empty", b"");
+    add(seeds, target, "seed-zeros", &[0u8; 64]);
+    add(seeds, target, "seed-ones", &[1u8; 64]);
+    let ramp: Vec<u8> = (0u8..=255).collect();
+    add(seeds, target, "seed-ramp", &ramp);
+}
+
+/// `check_request`: protobuf `CheckRequest`s, allowed and denied; `check_structured`: bytes.
+fn check_requests(seeds: &mut Seeds) {
+    byte_patterns(seeds, "check_structured");
+    let alice = Some(Ident::Known(1));
+    let two = FuzzRequest {
+        hops: 1,
+        peer: alice.clone(),
+        ..FuzzRequest::default()
+    };
+    let with = |f: &dyn Fn(&mut FuzzCheckRequest)| {
+        let mut c = FuzzCheckRequest {
+            chain: two.clone(),
+            ..FuzzCheckRequest::default()
+        };
+        f(&mut c);
+        c
+    };
+    let mut huge = "x,".repeat(4000);
+    huge.push('x');
+    let cases: Vec<(&str, FuzzCheckRequest)> = vec![
+        ("allow-two-tokens", with(&|_| {})),
+        ("allow-raw-headers", with(&|c| c.raw = true)),
+        ("allow-three-tokens", with(&|c| c.chain.hops = 2)),
+        ("allow-single-token", FuzzCheckRequest::default()),
+        (
+            "allow-biscuit",
+            with(&|c| c.biscuit = Some(FuzzBiscuit::default())),
+        ),
+        ("deny-no-bearer", with(&|c| c.bearer = 5)),
+        ("deny-basic-scheme", with(&|c| c.bearer = 2)),
+        (
+            "deny-two-bearers-raw",
+            with(&|c| (c.bearer, c.raw) = (6, true)),
+        ),
+        ("deny-method-path", with(&|c| c.method_path = true)),
+        (
+            "deny-sender",
+            with(&|c| c.chain.peer = Some(Ident::Known(3))),
+        ),
+        ("deny-empty-chain-entry", with(&|c| c.chain_form = 3)),
+        ("deny-no-http", with(&|c| c.no_http = true)),
+        (
+            "deny-expired",
+            with(&|c| {
+                c.chain.tokens = vec![
+                    FuzzToken::default(),
+                    FuzzToken {
+                        exp: Some(-1000),
+                        ..FuzzToken::default()
+                    },
+                ]
+            }),
+        ),
+        (
+            "deny-bad-signature",
+            with(&|c| {
+                c.chain.tokens = vec![
+                    FuzzToken::default(),
+                    FuzzToken {
+                        tamper: 1,
+                        ..FuzzToken::default()
+                    },
+                ]
+            }),
+        ),
+        (
+            "deny-now-header",
+            with(&|c| c.extra = vec![(HeaderName::Known(3), b"1767225600".to_vec())]),
+        ),
+        (
+            "deny-token-for-host",
+            with(&|c| {
+                c.chain.audience = Some(Ident::Raw("orders.evil.example".into()));
+                c.host = Some(Ident::Raw("orders.evil.example".into()));
+            }),
+        ),
+        (
+            "garbage-headers",
+            with(&|c| {
+                c.raw = true;
+                c.method = Some(String::new());
+                c.path = Some("orders?#".into());
+                c.extra = vec![
+                    (HeaderName::Known(7), b"user:eve\r\nx-injected: 1".to_vec()),
+                    (HeaderName::Known(8), vec![0xff, 0xfe, 0]),
+                    (
+                        HeaderName::Raw("X-Custody-Actor".into()),
+                        b"spiffe://evil".to_vec(),
+                    ),
+                    (HeaderName::Raw(String::new()), Vec::new()),
+                    (HeaderName::Known(10), b"Bearer \x00".to_vec()),
+                ];
+            }),
+        ),
+        (
+            "huge-chain-header",
+            with(&|c| {
+                c.chain_form = 2;
+                c.extra = vec![(HeaderName::Known(1), huge.clone().into_bytes())];
+            }),
+        ),
+    ];
+    for (name, input) in cases {
+        let bytes = check_bytes(&input).unwrap();
+        add(seeds, "check_request", &format!("seed-{name}"), &bytes);
+    }
+    add(seeds, "check_request", "seed-empty", b"");
+}
+
+/// `biscuit`: minted Biscuits' bytes (and one as text); `biscuit_structured`: bytes.
+fn biscuits(seeds: &mut Seeds) {
+    byte_patterns(seeds, "biscuit_structured");
+    let attenuated = FuzzBiscuit {
+        blocks: vec![
+            FuzzBlock::Hop(FuzzHop::default()),
+            FuzzBlock::Attenuation(FuzzAttenuation {
+                checks: vec![FuzzCheck::Operation(0), FuzzCheck::Before(300)],
+                ..FuzzAttenuation::default()
+            }),
+        ],
+        ..FuzzBiscuit::default()
+    };
+    let cases = [
+        ("two-hops", FuzzBiscuit::default()),
+        (
+            "three-hops",
+            FuzzBiscuit {
+                hops: 1,
+                ..FuzzBiscuit::default()
+            },
+        ),
+        (
+            "authority-only",
+            FuzzBiscuit {
+                hops: 2,
+                ..FuzzBiscuit::default()
+            },
+        ),
+        ("attenuated", attenuated),
+        (
+            "expired",
+            FuzzBiscuit {
+                now: 2000,
+                ..FuzzBiscuit::default()
+            },
+        ),
+    ];
+    for (name, input) in cases {
+        let bytes = biscuit_bytes(&input).unwrap();
+        if name == "two-hops" {
+            add(
+                seeds,
+                "biscuit",
+                "seed-two-hops-text",
+                B64.encode(&bytes).as_bytes(),
+            );
+        }
+        add(seeds, "biscuit", &format!("seed-{name}"), &bytes);
+    }
 }
