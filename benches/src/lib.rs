@@ -84,8 +84,13 @@ impl Minter {
 
     /// `t0`: a.example's token for Bob acting for user Alice, audience Alice-agent.
     pub fn upstream(&self, n: u64) -> Result<String, FixtureError> {
+        self.upstream_for("user:alice", n)
+    }
+
+    /// `t0` for another user of a.example (a distinct origin, so a distinct Cedar request).
+    pub fn upstream_for(&self, user: &str, n: u64) -> Result<String, FixtureError> {
         let claims = json!({
-            "iss": "https://as.a.example", "sub": "user:alice", "aud": ALICE,
+            "iss": "https://as.a.example", "sub": user, "aud": ALICE,
             "scope": "orders:read orders:write", "txn": format!("txn-{n}"),
             "act": {"sub": BOB}, "iat": NOW - 60, "exp": NOW + 840, "jti": format!("t0-{n}"),
         });
@@ -95,8 +100,13 @@ impl Minter {
     /// `t1`: b.example's token for Alice-agent (after Bob), audience the orders service,
     /// continuing the upstream token of transaction `txn`.
     pub fn presented(&self, txn: u64, n: u64) -> Result<String, FixtureError> {
+        self.presented_for("user:alice", txn, n)
+    }
+
+    /// `t1` for another user (see [`Minter::upstream_for`]).
+    pub fn presented_for(&self, user: &str, txn: u64, n: u64) -> Result<String, FixtureError> {
         let claims = json!({
-            "iss": "https://as.b.example", "sub": "user:alice", "aud": ORDERS,
+            "iss": "https://as.b.example", "sub": user, "aud": ORDERS,
             "scope": "orders:read", "txn": format!("txn-{txn}"),
             "act": {"sub": ALICE, "act": {"sub": BOB}}, "iat": NOW - 30, "exp": NOW + 540,
             "jti": format!("t1-{n}"),

@@ -8,6 +8,7 @@ use std::cell::Cell;
 use std::fmt;
 
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::map::Entry;
 use serde_json::{Map, Value};
 
 /// Why a JSON text was refused.
@@ -135,12 +136,17 @@ impl<'de> Visitor<'de> for Seed<'_> {
         let inner = self.enter()?;
         let mut out = Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            if out.contains_key(&key) {
-                self.fault.set(Some(Fault::Duplicate(key)));
-                return Err(serde::de::Error::custom("duplicate key"));
+            // one lookup per member: the slot is found (or the duplicate refused) before the
+            // value is read
+            match out.entry(key) {
+                Entry::Occupied(o) => {
+                    self.fault.set(Some(Fault::Duplicate(o.key().clone())));
+                    return Err(serde::de::Error::custom("duplicate key"));
+                }
+                Entry::Vacant(slot) => {
+                    slot.insert(map.next_value_seed(inner.copy())?);
+                }
             }
-            let value = map.next_value_seed(inner.copy())?;
-            out.insert(key, value);
         }
         Ok(Value::Object(out))
     }
