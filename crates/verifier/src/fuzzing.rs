@@ -46,6 +46,28 @@ const SKEW: i64 = 30;
 /// A broken property: what the oracle saw.
 pub type Oracle = Result<(), String>;
 
+/// Whether two decisions of the same request agree. They must be equal, except that the message
+/// of a Biscuit Datalog failure may differ: biscuit-auth keeps facts in hash sets seeded per
+/// authorizer, so when a block's check is ill-typed for some facts, whether evaluation meets the
+/// type error or the failing check first varies between runs. The decision, every code and hop,
+/// the chain summary and the policies must still be equal.
+pub fn same_decision(a: &Decision, b: &Decision) -> bool {
+    fn biscuit_logic(m: &str) -> bool {
+        m.starts_with("Biscuit check failed: ")
+            || m.starts_with("the Biscuit's checks could not be evaluated: ")
+    }
+    a.is_allowed() == b.is_allowed()
+        && a.chain == b.chain
+        && a.policies == b.policies
+        && a.reasons.len() == b.reasons.len()
+        && a.reasons.iter().zip(&b.reasons).all(|(x, y)| {
+            x.code == y.code
+                && x.hop == y.hop
+                && (x.message == y.message
+                    || (biscuit_logic(&x.message) && biscuit_logic(&y.message)))
+        })
+}
+
 fn ensure(ok: bool, what: impl FnOnce() -> String) -> Oracle {
     if ok {
         Ok(())
