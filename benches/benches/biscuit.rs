@@ -1,5 +1,6 @@
-//! Issue 5: a 3-hop Biscuit chain against the same chain as three JWTs, cold (no signature
-//! cache) and warm, and against biscuit-auth's own verify + authorize of the same token.
+//! Issue 5: a 3-hop Biscuit chain against the same chain as three JWTs, cold (no token cache,
+//! no Cedar memo) and warm, and against biscuit-auth's own verify + authorize of the same
+//! token.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -96,6 +97,7 @@ fn benches(c: &mut Criterion) {
         Arc::clone(&pack),
         VerifierOptions {
             sig_cache_entries: 0,
+            cedar_memo_entries: 0,
             ..VerifierOptions::default()
         },
     );

@@ -175,11 +175,62 @@ pub fn classify_typ(typ: Option<&str>) -> TokenClass {
     let Some(typ) = typ else {
         return TokenClass::Access;
     };
-    let lower = typ.to_ascii_lowercase();
-    let bare = lower.strip_prefix("application/").unwrap_or(&lower);
-    match bare {
-        "at+jwt" | "jwt" => TokenClass::Access,
-        "txntoken+jwt" => TokenClass::TxnToken,
-        _ => TokenClass::Other,
+    const PREFIX: &str = "application/";
+    let bare = match typ.get(..PREFIX.len()) {
+        Some(p) if p.eq_ignore_ascii_case(PREFIX) => typ.get(PREFIX.len()..).unwrap_or(""),
+        _ => typ,
+    };
+    let is = |name: &str| bare.eq_ignore_ascii_case(name);
+    if is("at+jwt") || is("jwt") {
+        TokenClass::Access
+    } else if is("txntoken+jwt") {
+        TokenClass::TxnToken
+    } else {
+        TokenClass::Other
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The media-type comparison, against the lowercasing it replaces.
+    #[test]
+    fn classify_typ_is_case_insensitive_with_optional_application() {
+        let reference = |typ: &str| {
+            let lower = typ.to_ascii_lowercase();
+            match lower.strip_prefix("application/").unwrap_or(&lower) {
+                "at+jwt" | "jwt" => TokenClass::Access,
+                "txntoken+jwt" => TokenClass::TxnToken,
+                _ => TokenClass::Other,
+            }
+        };
+        let cases = [
+            "at+jwt",
+            "AT+JWT",
+            "JWT",
+            "jwt",
+            "application/at+jwt",
+            "Application/JWT",
+            "APPLICATION/TXNTOKEN+JWT",
+            "txntoken+jwt",
+            "application/",
+            "application",
+            "",
+            "application/application/jwt",
+            "at+jwt ",
+            "wit+jwt",
+            "JOSE",
+            "jwt;x=1",
+            "é",
+            "applicatioé",
+            "application/é",
+            "Ä",
+            "applicationÄ/jwt",
+        ];
+        for typ in cases {
+            assert_eq!(classify_typ(Some(typ)), reference(typ), "{typ:?}");
+        }
+        assert_eq!(classify_typ(None), TokenClass::Access);
     }
 }

@@ -3,8 +3,9 @@
 //! **What is remembered.** A token whose signature verified (`verify_strict`) under a key of
 //! the verifier's pack, and whose time-independent checks passed (strict decoding, header,
 //! claims, identifiers), is kept with its parsed form, keyed by its **exact bytes**: a fast
-//! seeded hash only picks the bucket, and a hit compares the whole token byte for byte, so a
-//! hit is exactly as strong as the decoding and the `verify_strict` it replaces. A hit skips
+//! seeded hash of its length and last bytes (signature bytes) only picks the bucket, and a
+//! hit compares the whole token byte for byte, so a hit is exactly as strong as the decoding
+//! and the `verify_strict` it replaces. A hit skips
 //! base64, strict JSON and the signature, and nothing else: the caller still checks the
 //! token's class for its position, that its issuer and key are still this pack's (the same
 //! domain, `kid`, key bytes and `alg`; anything else goes the long way), its times against
@@ -53,6 +54,9 @@ pub const ENTRY_BYTES: usize = 128;
 
 /// The default memory bound, 16 MiB.
 pub const DEFAULT_CAPACITY_BYTES: usize = 16 << 20;
+
+/// How many of an entry's last bytes its bucket hash reads.
+const BUCKET_TAIL: usize = 64;
 
 /// The most one entry may be accounted at when a cache is bounded by entries alone
 /// ([`TokenCache::new`]).
@@ -181,6 +185,18 @@ impl TokenCache {
         self.table.clear();
     }
 
+    /// The bucket of an entry: a seeded hash of its length and its last [`BUCKET_TAIL`] bytes,
+    /// which end every token and bare signature with signature bytes (random for every signed
+    /// token, so the buckets spread; bytes made up by a caller only ever cost a comparison,
+    /// since nothing that fails is kept). Only the bucket: a hit compares every byte.
+    fn bucket(&self, bytes: &[u8]) -> u64 {
+        let tail = bytes.len().saturating_sub(BUCKET_TAIL);
+        hash_bytes(
+            self.seed ^ bytes.len() as u64,
+            bytes.get(tail..).unwrap_or(bytes),
+        )
+    }
+
     /// Whether anything can be kept.
     pub(crate) fn is_on(&self) -> bool {
         !self.table.is_off()
@@ -195,9 +211,7 @@ impl TokenCache {
     /// hit when it uses the token).
     pub(crate) fn peek(&self, raw: &str) -> Option<Arc<Verified>> {
         let raw = raw.as_bytes();
-        let entry = self
-            .table
-            .get(hash_bytes(self.seed, raw), |e| *e.bytes == *raw)?;
+        let entry = self.table.get(self.bucket(raw), |e| *e.bytes == *raw)?;
         match &entry.kind {
             Kind::Token(v) => Some(Arc::clone(v)),
             Kind::Signature => None,
@@ -208,7 +222,7 @@ impl TokenCache {
     pub(crate) fn insert_token(&self, raw: &str, verified: Arc<Verified>) {
         let entry = Entry::new(raw.as_bytes().into(), Kind::Token(verified));
         self.table
-            .insert(hash_bytes(self.seed, raw.as_bytes()), Arc::new(entry));
+            .insert(self.bucket(raw.as_bytes()), Arc::new(entry));
     }
 
     /// `key.verify_strict(message, signature)`, counted as a miss, remembering nothing (the
@@ -222,7 +236,7 @@ impl TokenCache {
     /// (key, `kid`, message, signature) verified before.
     pub fn verify(&self, key: &PublicKey, message: &[u8], signature: &[u8]) -> bool {
         let framed = frame(key, message, signature);
-        let hash = hash_bytes(self.seed, &framed);
+        let hash = self.bucket(&framed);
         if self.table.get(hash, |e| *e.bytes == *framed).is_some() {
             self.hits.fetch_add(1, Ordering::Relaxed);
             return true;

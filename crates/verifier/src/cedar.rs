@@ -160,22 +160,18 @@ impl Input<'_> {
             && self.request == k.request.as_ref()
     }
 
+    /// The bucket: the inputs that vary most between requests (who, on whose behalf, what,
+    /// on what, for whom); the others follow from them in practice, and [`Input::is`]
+    /// compares them all.
     fn hash(&self, seed: u64) -> u64 {
         let mut h = Streaming(seed);
-        let s = self.summary;
         self.actor.hash(&mut h);
+        self.summary.origin.hash(&mut h);
         self.action.hash(&mut h);
         self.resource.hash(&mut h);
         self.audience.hash(&mut h);
-        self.origin_domain.hash(&mut h);
-        s.origin.hash(&mut h);
-        s.depth.hash(&mut h);
-        s.actors.hash(&mut h);
-        s.domains.hash(&mut h);
-        s.scopes.hash(&mut h);
-        s.cross_domain.hash(&mut h);
-        self.txn.hash(&mut h);
         self.peer.hash(&mut h);
+        self.txn.hash(&mut h);
         self.request.hash(&mut h);
         h.finish()
     }

@@ -233,7 +233,7 @@ impl Verifier {
     /// Decides many calls on the rayon pool (the verifier's own if
     /// [`VerifierOptions::batch_threads`] asked for one, else the global pool); the result is
     /// exactly `verify` on each, in order. Upstream tokens shared by many requests are
-    /// verified once and then found in the signature cache.
+    /// verified once and then found in the token cache.
     pub fn verify_batch(&self, reqs: &[Request]) -> Vec<Decision> {
         use rayon::prelude::*;
         let run = || reqs.par_iter().map(|r| self.verify(r)).collect();
