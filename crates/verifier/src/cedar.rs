@@ -74,7 +74,7 @@ pub(crate) struct Input<'a> {
 
 /// A verifier's Cedar side: the sliced policy set, the entity types parsed once, the memo.
 pub(crate) struct Engine {
-    pub policies: SlicedPolicySet,
+    policies: SlicedPolicySet,
     /// `None` never happens (the four names parse); the string route stands in for it.
     types: Option<Types>,
     /// Each policy's id as the decision names it (`PolicyId`'s `Display`), written once.
@@ -113,7 +113,8 @@ impl Types {
 
 /// A remembered request: its inputs, the request, and the slice it is evaluated against.
 struct Memo {
-    key: Key,
+    /// `None` for a request built and not kept.
+    key: Option<Key>,
     request: cedar_policy::Request,
     slice: Arc<PolicySet>,
     cost: usize,
@@ -274,19 +275,21 @@ impl Engine {
     /// The request and its slice, from the memo or built (and remembered if small).
     fn request(&self, pack: &CedarPack, input: &Input<'_>) -> Result<Arc<Memo>, String> {
         let hash = input.hash(self.seed);
-        if let Some(m) = self.memo.get(hash, |m| input.is(&m.key)) {
+        let is_it = |m: &Memo| m.key.as_ref().is_some_and(|k| input.is(k));
+        if let Some(m) = self.memo.get(hash, is_it) {
             return Ok(m);
         }
         let request = self.build(input)?;
         let slice = self.policies.slice_for(&request, &pack.entities);
         let size = input.size();
+        let keep = !self.memo.is_off() && size <= MEMO_MAX_INPUT;
         let memo = Arc::new(Memo {
-            key: input.to_key(),
+            key: keep.then(|| input.to_key()),
             request,
             slice,
             cost: with_churn(MEMO_ENTRY_BYTES + MEMO_BYTES_PER_INPUT_BYTE * size),
         });
-        if size <= MEMO_MAX_INPUT {
+        if keep {
             self.memo.insert(hash, Arc::clone(&memo));
         }
         Ok(memo)

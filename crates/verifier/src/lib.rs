@@ -66,6 +66,9 @@ use chain::Chain;
 use index::PackIndex;
 use token::{Clock, Ctx, Expect, Token};
 
+/// The tokens of a request and its `txn_token`, each past its own checks.
+type Checked = (Vec<Arc<Token>>, Option<Arc<Token>>);
+
 /// How a verifier is built.
 #[derive(Clone, Debug)]
 pub struct VerifierOptions {
@@ -251,12 +254,7 @@ impl Verifier {
         )
     }
 
-    #[allow(clippy::type_complexity)]
-    fn check_tokens(
-        &self,
-        req: &Request,
-        now: i64,
-    ) -> Result<(Vec<Arc<Token>>, Option<Arc<Token>>), Reason> {
+    fn check_tokens(&self, req: &Request, now: i64) -> Result<Checked, Reason> {
         let mut ctx = Ctx {
             pack: &self.pack,
             index: &self.index,
