@@ -21,7 +21,9 @@ mod read;
 use std::time::Duration;
 
 use base64::Engine as _;
-use biscuit_auth::builder::{fact, string, Term as BTerm};
+use biscuit_auth::builder::{
+    fact, string, CheckKind, Predicate, Rule as BRule, Scope, Term as BTerm,
+};
 use biscuit_auth::datalog::{Binary, Op, Unary};
 use biscuit_auth::error::{Format, Logic, Token as BError};
 use biscuit_auth::{AuthorizerBuilder, AuthorizerLimits, Biscuit};
@@ -614,6 +616,54 @@ fn refused(op: &Op) -> bool {
     )
 }
 
+/// After the checks passed: every `check if` query with expressions is evaluated again on every
+/// combination of the token's facts, and any evaluation error denies.
+///
+/// Why: biscuit-auth stops a `check if` at the first fact combination that either matches or
+/// fails to evaluate (an ill-typed expression), and meets them in an order seeded per
+/// authorizer (its facts live in hash sets). A check that is ill-typed for some combinations
+/// could then pass in one run and fail in the next: the same request allowed, then denied. A
+/// full query (`query_all`) visits every combination, so an error is met on every run. It sees
+/// the authority block, every third-party block and the request's facts (first-party blocks
+/// hold no facts in custody's profile): a superset of any one check's scope, so a check that is
+/// ill-typed on facts outside its own scope also denies (the safer reading).
+fn every_combination_evaluates(
+    a: &mut biscuit_auth::Authorizer,
+    biscuit: &Biscuit,
+) -> Result<(), BError> {
+    let (_, _, checks, _) = a.dump();
+    let queries: Vec<BRule> = checks
+        .into_iter()
+        .filter(|c| matches!(c.kind, CheckKind::One))
+        .flat_map(|c| c.queries)
+        .filter(|q| !q.expressions.is_empty())
+        .collect();
+    if queries.is_empty() {
+        return Ok(());
+    }
+    let mut scopes = vec![Scope::Authority];
+    scopes.extend(
+        biscuit
+            .external_public_keys()
+            .into_iter()
+            .flatten()
+            .map(Scope::PublicKey),
+    );
+    for q in queries {
+        let rule = BRule::new(
+            Predicate::new(
+                "custody_every_combination".to_owned(),
+                vec![BTerm::Bool(true)],
+            ),
+            q.body,
+            q.expressions,
+            scopes.clone(),
+        );
+        a.query_all::<BRule, (bool,), BError>(rule)?;
+    }
+    Ok(())
+}
+
 /// The Biscuit's own checks, with the request's facts: `operation(action)`, `resource(id)`,
 /// `resource_type(type)`, `service(audience)`, `time(now)` and `peer(id)` when given.
 fn authorize(biscuit: &Biscuit, req: &Request, now: i64) -> Result<(), Reason> {
@@ -639,7 +689,10 @@ fn authorize(biscuit: &Biscuit, req: &Request, now: i64) -> Result<(), Reason> {
             .set_limits(run_limits())
             .build(biscuit)
     };
-    let result = build().and_then(|mut a| a.authorize());
+    let result = build().and_then(|mut a| {
+        a.authorize()?;
+        every_combination_evaluates(&mut a, biscuit)
+    });
     match result {
         Ok(_) => Ok(()),
         Err(BError::FailedLogic(Logic::Unauthorized { checks, .. })) => {
