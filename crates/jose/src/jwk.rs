@@ -94,7 +94,12 @@ impl PublicKey {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KeySet {
     keys: Vec<PublicKey>,
+    /// Position of each key by `kid`, once the set is large enough for a table to beat a scan.
+    by_kid: std::collections::HashMap<String, usize>,
 }
+
+/// Sets up to this size are scanned; larger ones are looked up in a table.
+const SCAN: usize = 8;
 
 impl KeySet {
     /// An empty set: every token of its domain fails with `unknown_key`.
@@ -104,7 +109,10 @@ impl KeySet {
 
     /// Looks a key up by exact, case-sensitive `kid`.
     pub fn get(&self, kid: &str) -> Option<&PublicKey> {
-        self.keys.iter().find(|k| k.kid == kid)
+        if self.keys.len() <= SCAN {
+            return self.keys.iter().find(|k| k.kid == kid);
+        }
+        self.keys.get(*self.by_kid.get(kid)?)
     }
 
     /// Adds a key; refuses a second key with the same `kid`.
@@ -113,6 +121,22 @@ impl KeySet {
             return Err(KeySetError::DuplicateKid(key.kid));
         }
         self.keys.push(key);
+        match self.keys.len() {
+            n if n <= SCAN => {}
+            n if n == SCAN + 1 => {
+                let index = self
+                    .keys
+                    .iter()
+                    .enumerate()
+                    .map(|(i, k)| (k.kid.clone(), i));
+                self.by_kid = index.collect();
+            }
+            n => {
+                if let Some(k) = self.keys.last() {
+                    self.by_kid.insert(k.kid.clone(), n - 1);
+                }
+            }
+        }
         Ok(())
     }
 
@@ -334,6 +358,36 @@ impl PublicKey {
             kid: kid.to_owned(),
             alg: None,
             key,
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::SigningKey;
+
+    /// Lookups are the same below and above the size where the table takes over.
+    #[test]
+    fn key_set_lookup_by_kid_at_every_size() {
+        let mut set = KeySet::new();
+        for n in 0..20u8 {
+            let key = SigningKey::from_seed(&format!("k{n}"), [n + 1; 32]).public();
+            set.insert(key.clone()).unwrap();
+            let again = SigningKey::from_seed(&format!("k{n}"), [n + 100; 32]).public();
+            assert_eq!(
+                set.insert(again),
+                Err(KeySetError::DuplicateKid(format!("k{n}")))
+            );
+            assert_eq!(set.len(), usize::from(n) + 1);
+            for m in 0..=n {
+                assert_eq!(
+                    set.get(&format!("k{m}")).map(PublicKey::kid),
+                    Some(&*format!("k{m}"))
+                );
+            }
+            assert!(set.get("K0").is_none() && set.get("k99").is_none() && set.get("").is_none());
         }
     }
 }
