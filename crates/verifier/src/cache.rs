@@ -47,9 +47,10 @@ use crate::token::Verified;
 /// The default bound on entries.
 pub const DEFAULT_CAPACITY: usize = 16_384;
 
-/// What every entry is accounted at besides the heap it owns: its table slot (hash and
-/// pointer, twice over for the table's spare buckets), its queue slot, and the shared
-/// entry's own allocation with its counters, rounded up.
+/// What every entry is accounted at besides the heap it owns (its table and queue slots are
+/// counted with the tables): the shared entry's own allocation, with its reference counts and
+/// handles (64 bytes as the allocator rounds it), rounded up to twice that. The least any entry
+/// is accounted at, so a cache never holds more than `bytes / ENTRY_BYTES` entries.
 pub const ENTRY_BYTES: usize = 128;
 
 /// The default memory bound, 16 MiB.
