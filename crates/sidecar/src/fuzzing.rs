@@ -351,7 +351,7 @@ fn denied(seen: &Seen, d: &Decision, r: &CheckResponse) -> Oracle {
     let Some(HttpResponse::DeniedResponse(den)) = &r.http_response else {
         return Err("a denial without a denied response".into());
     };
-    let http = den.status.as_ref().map_or(0, |s| s.code);
+    let http = http_status(r);
     let credential = UNAUTHENTICATED.contains(&code);
     let no_token = first == ReasonCode::InvalidRequest && seen.bearers.is_empty();
     match http {
