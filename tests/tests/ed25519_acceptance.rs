@@ -4,6 +4,10 @@
 //! plus a torsion point), and ordinary valid and invalid signatures. Every case goes through
 //! `SigCache::verify` cold (the miss path), warm (asked again: a hit for accepted ones), and
 //! with the cache off, and must agree with `VerifyingKey::verify_strict` every time.
+//!
+//! `PublicKey::verify_strict` does not call dalek: it compares encodings before decoding `R`
+//! (see its documentation), so these cases also cover every non-canonical encoding of `y`, as
+//! `R` and as `A`, and a seeded differential run over mutated signatures.
 #![allow(deprecated)] // BASEPOINT_ORDER (the group order L) is the value these tests need.
 #![allow(
     clippy::unwrap_used,
@@ -15,6 +19,7 @@
 use curve25519_dalek::constants::{BASEPOINT_ORDER, ED25519_BASEPOINT_POINT, EIGHT_TORSION};
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use curve25519_dalek::scalar::Scalar;
+use curve25519_dalek::traits::IsIdentity;
 use custody_jose::PublicKey;
 use custody_verifier::SigCache;
 use ed25519_dalek::{Signature, VerifyingKey};
@@ -269,4 +274,132 @@ fn non_canonical_point_encodings() {
     check(&mut t, "wrong key", &base, m, &sig);
     check(&mut t, "valid", &a_bytes, m, &sig);
     assert_eq!(t.accepted, 1);
+}
+
+/// `p + d`, the non-canonical encoding of `y = d` (`d < 19`), with the sign bit `sign`.
+fn non_canonical_y(d: u8, sign: u8) -> [u8; 32] {
+    let mut enc = [0xffu8; 32];
+    enc[0] = 0xed + d;
+    enc[31] = 0x7f | sign;
+    enc
+}
+
+#[test]
+fn every_non_canonical_y_as_r_and_as_a() {
+    let mut t = Tally::default();
+    let a = scalar("y key");
+    let a_bytes = EdwardsPoint::mul_base(&a).compress().to_bytes();
+    let m = b"non-canonical y";
+    let sig = sign_raw(&a, &a_bytes, &scalar("y nonce"), m);
+    let mut decodable = 0;
+    for d in 0..19u8 {
+        for sign in [0u8, 0x80] {
+            let enc = non_canonical_y(d, sign);
+            decodable += usize::from(CompressedEdwardsY(enc).decompress().is_some());
+            let mut sig_r = sig;
+            sig_r[..32].copy_from_slice(&enc);
+            check(&mut t, &format!("R = p + {d} sign {sign}"), &a_bytes, m, &sig_r);
+            // S = k·a: the computed point is the identity whatever R's bytes say
+            let k = challenge(&enc, &a_bytes, m);
+            check(
+                &mut t,
+                &format!("R = p + {d}, S = k·a"),
+                &a_bytes,
+                m,
+                &sig_bytes(&enc, &(k * a).to_bytes()),
+            );
+            // as A, with a signature computed against exactly those bytes
+            if let Some(point) = CompressedEdwardsY(enc).decompress() {
+                if !point.is_small_order() {
+                    let r = scalar(&format!("y a nonce {d} {sign}"));
+                    let big_r = EdwardsPoint::mul_base(&r).compress().to_bytes();
+                    let sig_a = sig_bytes(&big_r, &r.to_bytes());
+                    check(&mut t, &format!("A = p + {d} sign {sign}"), &enc, m, &sig_a);
+                }
+            }
+        }
+    }
+    check(&mut t, "valid", &a_bytes, m, &sig);
+    assert!(decodable > 0, "some non-canonical encodings decode");
+    assert_eq!(t.accepted, 1, "only the untouched signature verifies");
+}
+
+/// A small deterministic generator (xorshift64*), so a failure names a reproducible case.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> usize {
+        usize::try_from(self.next() % n).unwrap()
+    }
+}
+
+#[test]
+fn seeded_differential_over_mutations() {
+    let mut t = Tally::default();
+    let mut rng = Rng(0x5eed_cafe_f00d_d00d);
+    let l = BASEPOINT_ORDER.to_bytes();
+    let mut plain_keys = 0;
+    for i in 0..200 {
+        let a = scalar(&format!("diff key {i}"));
+        // one key in four carries a torsion part
+        let torsion = EIGHT_TORSION[if i % 4 == 0 { rng.below(8) } else { 0 }];
+        plain_keys += usize::from(torsion.is_identity());
+        let a_bytes = (EdwardsPoint::mul_base(&a) + torsion).compress().to_bytes();
+        let m = format!("diff {i} {}", rng.next()).into_bytes();
+        let r = scalar(&format!("diff nonce {i}"));
+        let sig = sign_raw(&a, &a_bytes, &r, &m);
+        let mut bad = sig;
+        let what = match rng.below(6) {
+            0 => {
+                let bit = rng.below(512);
+                bad[bit / 8] ^= 1 << (bit % 8);
+                "bit flip"
+            }
+            1 => {
+                // R plus a torsion point, S recomputed for the new challenge
+                let t_r = EdwardsPoint::mul_base(&r) + EIGHT_TORSION[rng.below(8)];
+                let r_bytes = t_r.compress().to_bytes();
+                let k = challenge(&r_bytes, &a_bytes, &m);
+                bad = sig_bytes(&r_bytes, &(r + k * a).to_bytes());
+                "torsion R"
+            }
+            2 => {
+                let s: [u8; 32] = sig[32..].try_into().unwrap();
+                match add_le(&s, &l) {
+                    Some(s1) => bad[32..].copy_from_slice(&s1),
+                    None => bad[63] |= 0x80,
+                }
+                "S + L"
+            }
+            3 => {
+                for b in &mut bad[..32] {
+                    *b = u8::try_from(rng.below(256)).unwrap();
+                }
+                "random R"
+            }
+            4 => {
+                bad[..32].copy_from_slice(&non_canonical_y(
+                    u8::try_from(rng.below(19)).unwrap(),
+                    if rng.below(2) == 0 { 0 } else { 0x80 },
+                ));
+                "non-canonical R"
+            }
+            _ => "untouched",
+        };
+        check(&mut t, &format!("case {i}: valid"), &a_bytes, &m, &sig);
+        check(&mut t, &format!("case {i}: {what}"), &a_bytes, &m, &bad);
+    }
+    // every signature under a torsion-free key verifies, and some mutations are refused
+    assert!(
+        t.accepted >= plain_keys && t.accepted < t.cases,
+        "{} of {}",
+        t.accepted,
+        t.cases
+    );
 }
