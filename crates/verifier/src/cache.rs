@@ -36,12 +36,11 @@
 //! move an entry (tokens are short-lived; one that keeps being used is decoded and verified
 //! again once per trip through the queue).
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use custody_jose::PublicKey;
 
-use crate::fifo::{alloc_cost, hash_bytes, random_seed, with_churn, Cost, Fifo};
+use crate::fifo::{alloc_cost, hash_bytes, random_seed, with_churn, Cost, Fifo, Striped};
 use crate::token::Verified;
 
 /// The default bound on entries.
@@ -108,8 +107,8 @@ pub struct CacheStats {
 pub struct TokenCache {
     table: Fifo<Entry>,
     seed: u64,
-    hits: AtomicU64,
-    misses: AtomicU64,
+    hits: Striped,
+    misses: Striped,
 }
 
 /// The name this cache had when it held signatures only.
@@ -137,8 +136,8 @@ impl TokenCache {
         TokenCache {
             table: Fifo::new(entries, bytes, ENTRY_BYTES),
             seed: random_seed(),
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
+            hits: Striped::new(),
+            misses: Striped::new(),
         }
     }
 
@@ -176,8 +175,8 @@ impl TokenCache {
     /// Hits and misses so far.
     pub fn stats(&self) -> CacheStats {
         CacheStats {
-            hits: self.hits.load(Ordering::Relaxed),
-            misses: self.misses.load(Ordering::Relaxed),
+            hits: self.hits.get(),
+            misses: self.misses.get(),
         }
     }
 
@@ -205,7 +204,7 @@ impl TokenCache {
 
     /// Counts a signature answered from memory (a token found and used).
     pub(crate) fn note_hit(&self) {
-        self.hits.fetch_add(1, Ordering::Relaxed);
+        self.hits.add(1);
     }
 
     /// The verified token whose exact bytes are `raw` (not counted: the caller counts the
@@ -229,7 +228,7 @@ impl TokenCache {
     /// `key.verify_strict(message, signature)`, counted as a miss, remembering nothing (the
     /// token, once checked, is remembered whole).
     pub(crate) fn verify_uncached(&self, key: &PublicKey, message: &[u8], sig: &[u8]) -> bool {
-        self.misses.fetch_add(1, Ordering::Relaxed);
+        self.misses.add(1);
         key.verify_strict(message, sig)
     }
 
@@ -239,7 +238,7 @@ impl TokenCache {
         let framed = frame(key, message, signature);
         let hash = self.bucket(&framed);
         if self.table.get(hash, |e| *e.bytes == *framed).is_some() {
-            self.hits.fetch_add(1, Ordering::Relaxed);
+            self.hits.add(1);
             return true;
         }
         if !self.verify_uncached(key, message, signature) {

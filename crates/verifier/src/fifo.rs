@@ -10,8 +10,9 @@
 //! together: the shards' tables and queues are allocated whole up front (their size, computed
 //! the way the table computes its bucket count and rounded like an allocation, comes out of
 //! the byte bound first) and each value says what it costs. Both bounds are split evenly over
-//! [`SHARDS`] shards, each a mutex over a table and a queue. A value costing more than one
-//! shard's share is not kept.
+//! [`SHARDS`] shards, each a reader-writer lock over a table and a queue, on its own cache
+//! lines (lookups on two cores take read locks and do not wait for each other; neighbouring
+//! shards do not share a line). A value costing more than one shard's share is not kept.
 //!
 //! **Eviction.** First in, first out, per shard: a new value goes to the back of its shard's
 //! queue and, while the shard is over either bound, the oldest is dropped. A hit does not move
@@ -19,7 +20,8 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
 
 /// Shards (independent locks).
 pub(crate) const SHARDS: usize = 16;
@@ -36,9 +38,41 @@ struct Shard<V> {
     bytes: usize,
 }
 
+/// `T` alone on its cache lines (128 bytes: two lines, for CPUs that fetch them in pairs), so
+/// that writes to one do not evict its neighbours from another core's cache.
+#[repr(align(128))]
+pub(crate) struct Padded<T>(pub T);
+
+/// A counter bumped from many threads: each thread adds to one of a few padded stripes (its
+/// own, while there are no more threads than stripes), and a read sums them.
+pub(crate) struct Striped([Padded<AtomicU64>; STRIPES]);
+
+const STRIPES: usize = 8;
+
+impl Striped {
+    pub fn new() -> Self {
+        Striped(std::array::from_fn(|_| Padded(AtomicU64::new(0))))
+    }
+
+    pub fn add(&self, n: u64) {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        thread_local! {
+            static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
+        }
+        let i = STRIPE.with(|s| *s);
+        if let Some(c) = self.0.get(i) {
+            c.0.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.iter().map(|c| c.0.load(Ordering::Relaxed)).sum()
+    }
+}
+
 /// The map. `entries` 0 (or `bytes` too small for one entry) turns it off.
 pub(crate) struct Fifo<V> {
-    shards: Vec<Mutex<Shard<V>>>,
+    shards: Vec<Padded<RwLock<Shard<V>>>>,
     per_shard: usize,
     /// A shard's share of the byte bound, its table included.
     shard_bytes: usize,
@@ -77,11 +111,11 @@ impl<V: Cost> Fifo<V> {
         let per_shard_bytes = shard_bytes - table_bytes(per_shard);
         let shards = (0..SHARDS)
             .map(|_| {
-                Mutex::new(Shard {
+                Padded(RwLock::new(Shard {
                     map: HashMap::with_capacity_and_hasher(per_shard, Default::default()),
                     order: VecDeque::with_capacity(per_shard),
                     bytes: 0,
-                })
+                }))
             })
             .collect();
         Fifo {
@@ -120,9 +154,9 @@ impl<V: Cost> Fifo<V> {
         self.per_shard == 0
     }
 
-    fn shard(&self, hash: u64) -> Option<&Mutex<Shard<V>>> {
+    fn shard(&self, hash: u64) -> Option<&RwLock<Shard<V>>> {
         // middle bits: the table uses the low bits for the bucket and the top ones for its tag
-        self.shards.get((hash >> 32) as usize % SHARDS)
+        self.shards.get((hash >> 32) as usize % SHARDS).map(|p| &p.0)
     }
 
     /// The value stored under `hash`, if `is_it` says it is the one wanted.
@@ -132,7 +166,7 @@ impl<V: Cost> Fifo<V> {
         }
         let found = self
             .shard(hash)?
-            .lock()
+            .read()
             .ok()
             .and_then(|s| s.map.get(&hash).cloned())?;
         is_it(&found).then_some(found)
@@ -144,7 +178,7 @@ impl<V: Cost> Fifo<V> {
         if self.is_off() || cost > self.per_shard_bytes {
             return;
         }
-        let Some(Ok(mut s)) = self.shard(hash).map(Mutex::lock) else {
+        let Some(Ok(mut s)) = self.shard(hash).map(RwLock::write) else {
             return;
         };
         if let Some(old) = s.map.remove(&hash) {
@@ -176,14 +210,14 @@ impl<V: Cost> Fifo<V> {
     fn sum(&self, f: impl Fn(&Shard<V>) -> usize) -> usize {
         self.shards
             .iter()
-            .map(|s| s.lock().map(|s| f(&s)).unwrap_or(0))
+            .map(|s| s.0.read().map(|s| f(&s)).unwrap_or(0))
             .sum()
     }
 
     /// Forgets everything (the tables keep their allocation).
     pub fn clear(&self) {
         for s in &self.shards {
-            if let Ok(mut s) = s.lock() {
+            if let Ok(mut s) = s.0.write() {
                 s.map.clear();
                 s.order.clear();
                 s.bytes = 0;
