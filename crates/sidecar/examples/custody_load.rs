@@ -1,11 +1,12 @@
 //! Load generator for `custody serve`'s Check: drives an in-process sidecar over loopback
 //! HTTP/2 at fixed request rates with 2-token chains (open loop: latency is measured from the
 //! moment each request was due, so a stalled server cannot hide its queueing), then measures
-//! closed-loop throughput, with and without the decision cache.
+//! closed-loop throughput: with the decision cache, without it, and with no cache at all (the
+//! verifier's token cache and Cedar memo off too).
 //!
 //! ```text
 //! cargo run --release -p custody-sidecar --example custody_load -- [--secs 10] [--rates 1000,5000,10000]
-//!     [--chains 64] [--connections 4] [--write BENCHMARKS.md]
+//!     [--chains 64] [--connections 4] [--client-threads 2] [--write BENCHMARKS.md]
 //! ```
 //!
 //! `--write FILE` replaces the `## Sidecar load (issue 7)` section of FILE (creating it if
@@ -35,6 +36,7 @@ struct Opts {
     rates: Vec<u64>,
     chains: usize,
     connections: usize,
+    client_threads: usize,
     write: Option<String>,
 }
 
@@ -44,6 +46,7 @@ fn opts() -> Opts {
         rates: vec![1000, 5000, 10_000],
         chains: 64,
         connections: 4,
+        client_threads: 2,
         write: None,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -55,6 +58,7 @@ fn opts() -> Opts {
             "--rates" => o.rates = v.split(',').map(|r| r.parse().unwrap()).collect(),
             "--chains" => o.chains = v.parse().unwrap(),
             "--connections" => o.connections = v.parse().unwrap(),
+            "--client-threads" => o.client_threads = v.parse().unwrap(),
             "--write" => o.write = Some(v),
             "--bench" => {
                 i += 1;
@@ -275,15 +279,35 @@ fn server_runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// Which caches a run has: the decision cache, and the verifier's own (token cache, Cedar memo).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Caches {
+    All,
+    NoDecisionCache,
+    None,
+}
+
+impl Caches {
+    fn label(self) -> &'static str {
+        match self {
+            Caches::All => "on",
+            Caches::NoDecisionCache => "off",
+            Caches::None => "off, verifier caches off too",
+        }
+    }
+}
+
 struct Run {
-    cache: bool,
+    caches: Caches,
     rates: Vec<RateResult>,
     cost_us: f64,
     throughput: f64,
     throughput_errors: u64,
 }
 
-fn run_one(f: &Fixture, o: &Opts, cache: bool) -> Run {
+fn run_one(f: &Fixture, o: &Opts, caches: Caches) -> Run {
+    let cache = caches == Caches::All;
+    let verifier_caches = caches != Caches::None;
     let server_rt = server_runtime();
     let args = ServeArgs {
         policies: f.dir.path().to_path_buf(),
@@ -295,13 +319,15 @@ fn run_one(f: &Fixture, o: &Opts, cache: bool) -> Run {
         reload_interval_ms: 0,
         metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
         max_concurrency: 100_000,
+        token_cache_entries: if verifier_caches { 16_384 } else { 0 },
+        cedar_memo_entries: if verifier_caches { 1024 } else { 0 },
         ..ServeArgs::default()
     };
     let running = server_rt.block_on(custody_sidecar::start(args)).unwrap();
     let addr = running.addr;
     let metrics = running.metrics_addr.unwrap();
     let client_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(o.client_threads)
         .enable_all()
         .build()
         .unwrap();
@@ -314,19 +340,22 @@ fn run_one(f: &Fixture, o: &Opts, cache: bool) -> Run {
         for &r in &o.rates {
             let res = fixed_rate(&conns, &reqs, r, o.secs).await;
             eprintln!(
-                "cache={cache} rate={r}: achieved {:.0}/s p50 {:.3} ms p99 {:.3} ms p99.9 {:.3} ms max {:.3} ms errors {}",
-                res.achieved, res.p50, res.p99, res.p999, res.max, res.errors
+                "caches={} rate={r}: achieved {:.0}/s p50 {:.3} ms p99 {:.3} ms p99.9 {:.3} ms max {:.3} ms errors {}",
+                caches.label(), res.achieved, res.p50, res.p99, res.p999, res.max, res.errors
             );
             rates.push(res);
         }
         let cost = decision_cost(metrics).await;
         let (tp, errs) = max_throughput(&conns, &reqs, 64, o.secs.min(5)).await;
-        eprintln!("cache={cache} closed loop (64 callers): {tp:.0}/s errors {errs}; mean decision {cost:.1} us");
+        eprintln!(
+            "caches={} closed loop (64 callers): {tp:.0}/s errors {errs}; mean decision {cost:.1} us",
+            caches.label()
+        );
         (rates, cost, tp, errs)
     });
     server_rt.block_on(running.shutdown()).unwrap();
     Run {
-        cache,
+        caches,
         rates,
         cost_us,
         throughput,
@@ -340,11 +369,12 @@ fn table(runs: &[Run], o: &Opts) -> String {
     s.push_str(&format!(
         "`cargo run --release -p custody-sidecar --example custody_load -- --secs {} --write BENCHMARKS.md`: \
          Check (ext_authz v3) over loopback HTTP/2 against an in-process `custody serve` (2 tokio workers; the \
-         load generator runs on 2 more threads of the same {}-core machine), {} distinct valid 2-token chains \
+         load generator runs on {} more tokio thread(s) and a pacer thread of the same {}-core machine), {} distinct valid 2-token chains \
          (a.example → b.example → c.example) round-robin over {} connections, open loop (latency measured from \
          each request's due time), {} s per rate after a 1 s warm-up; decision logs off. Errors = RPC failures, \
          timeouts (5 s) and any non-allow answer.\n\n",
         o.secs,
+        o.client_threads,
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         o.chains,
         o.connections,
@@ -362,7 +392,7 @@ fn table(runs: &[Run], o: &Opts) -> String {
         for r in &run.rates {
             s.push_str(&format!(
                 "| {} | {} | {} | {:.0} | {:.3} | {:.3} | {:.3} | {:.3} | {} |\n",
-                if run.cache { "on" } else { "off" },
+                run.caches.label(),
                 r.rate,
                 r.sent,
                 r.achieved,
@@ -383,19 +413,28 @@ fn table(runs: &[Run], o: &Opts) -> String {
     for run in runs {
         s.push_str(&format!(
             "| {} | {:.0} | {} | {:.1} |\n",
-            if run.cache { "on" } else { "off" },
+            run.caches.label(),
             run.throughput,
             run.throughput_errors,
             run.cost_us
         ));
     }
-    if let [on, off] = runs {
-        if off.throughput > 0.0 && on.cost_us > 0.0 {
-            s.push_str(&format!(
-                "\nCache lift on repeated chains: {:.1}× end to end (closed loop), {:.1}× in decision cost.\n",
-                on.throughput / off.throughput,
-                off.cost_us / on.cost_us
-            ));
+    let find = |c: Caches| runs.iter().find(|r| r.caches == c);
+    if let Some(on) = find(Caches::All) {
+        for (other, what) in [
+            (
+                Caches::NoDecisionCache,
+                "over the verifier's own caches alone",
+            ),
+            (Caches::None, "over no cache at all"),
+        ] {
+            if let Some(off) = find(other).filter(|o| o.throughput > 0.0 && on.cost_us > 0.0) {
+                s.push_str(&format!(
+                    "\nDecision-cache lift on repeated chains {what}: {:.1}× end to end (closed loop), {:.1}× in decision cost.\n",
+                    on.throughput / off.throughput,
+                    off.cost_us / on.cost_us
+                ));
+            }
         }
     }
     s
@@ -425,7 +464,10 @@ fn write_section(path: &str, section: &str) {
 fn main() {
     let o = opts();
     let f = Fixture::standard();
-    let runs = vec![run_one(&f, &o, true), run_one(&f, &o, false)];
+    let runs: Vec<Run> = [Caches::All, Caches::NoDecisionCache, Caches::None]
+        .into_iter()
+        .map(|c| run_one(&f, &o, c))
+        .collect();
     let t = table(&runs, &o);
     println!("{t}");
     if let Some(path) = &o.write {

@@ -69,6 +69,13 @@ pub struct ServeArgs {
     /// earliest `exp`).
     #[arg(long, default_value_t = 30)]
     pub decision_cache_ttl_secs: u64,
+    /// Verified tokens each pack's verifier keeps (0: none; a token seen again then has its
+    /// signature checked again). 16 MiB bounds the cache whatever this says.
+    #[arg(long, default_value_t = custody_verifier::DEFAULT_CAPACITY)]
+    pub token_cache_entries: usize,
+    /// Cedar requests each pack's verifier keeps (0: none; Cedar still evaluates every call).
+    #[arg(long, default_value_t = custody_verifier::MEMO_ENTRIES)]
+    pub cedar_memo_entries: usize,
     /// How often the pack directory is checked for changes, in milliseconds (0: only SIGHUP).
     #[arg(long, default_value_t = 1000)]
     pub reload_interval_ms: u64,
@@ -98,6 +105,8 @@ impl Default for ServeArgs {
             decision_cache_entries: DEFAULT_CACHE_ENTRIES,
             decision_cache_bytes: DEFAULT_CACHE_BYTES,
             decision_cache_ttl_secs: 30,
+            token_cache_entries: custody_verifier::DEFAULT_CAPACITY,
+            cedar_memo_entries: custody_verifier::MEMO_ENTRIES,
             reload_interval_ms: 1000,
             allow_request_time: false,
             no_decision_log: false,
@@ -119,6 +128,10 @@ pub(crate) struct Settings {
     pub reload_interval: Option<Duration>,
     pub allow_request_time: bool,
     pub decision_log: bool,
+    /// The verifier caches of every pack loaded (`--token-cache-entries`,
+    /// `--cedar-memo-entries`).
+    pub token_cache_entries: usize,
+    pub cedar_memo_entries: usize,
 }
 
 impl Settings {
@@ -162,6 +175,8 @@ impl Settings {
                 .then(|| Duration::from_millis(args.reload_interval_ms)),
             allow_request_time: args.allow_request_time,
             decision_log: !args.no_decision_log,
+            token_cache_entries: args.token_cache_entries,
+            cedar_memo_entries: args.cedar_memo_entries,
         })
     }
 }

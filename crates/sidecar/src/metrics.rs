@@ -204,21 +204,67 @@ pub(crate) async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
         .map_err(|e| format!("cannot listen on `{addr}` for metrics: {e}"))
 }
 
+/// What the verifier in force reports at scrape time (its caches are its own: a reload
+/// starts them afresh).
+pub(crate) type VerifierStats = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// The token cache of `v` in the text exposition format.
+pub(crate) fn token_cache_text(v: &custody_verifier::Verifier) -> String {
+    let c = v.token_cache();
+    let stats = c.stats();
+    let mut out = String::new();
+    for (name, kind, help, value) in [
+        (
+            "custody_token_cache_hits_total",
+            "counter",
+            "Tokens answered from the verifier's token cache (since the pack in force loaded).",
+            stats.hits,
+        ),
+        (
+            "custody_token_cache_misses_total",
+            "counter",
+            "Signatures checked (since the pack in force loaded).",
+            stats.misses,
+        ),
+        (
+            "custody_token_cache_entries",
+            "gauge",
+            "Verified tokens held by the verifier in force.",
+            c.len() as u64,
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    }
+    out
+}
+
 /// Serves `GET /metrics` (HTTP/1.x, one request per connection) until the task is dropped.
-pub(crate) async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
+pub(crate) async fn serve(listener: TcpListener, metrics: Arc<Metrics>, verifier: VerifierStats) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
         let metrics = Arc::clone(&metrics);
+        let verifier = Arc::clone(&verifier);
         tokio::spawn(async move {
-            let _ = tokio::time::timeout(Duration::from_secs(5), answer(stream, &metrics)).await;
+            let _ = tokio::time::timeout(
+                Duration::from_secs(5),
+                answer(stream, &metrics, &*verifier),
+            )
+            .await;
         });
     }
 }
 
-async fn answer(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()> {
+async fn answer(
+    mut stream: TcpStream,
+    metrics: &Metrics,
+    verifier: &(dyn Fn() -> String + Send + Sync),
+) -> std::io::Result<()> {
     let mut head = Vec::with_capacity(512);
     let mut buf = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
@@ -234,7 +280,7 @@ async fn answer(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()>
         (
             "200 OK",
             "text/plain; version=0.0.4; charset=utf-8",
-            metrics.render(),
+            metrics.render() + &verifier(),
         )
     } else {
         (

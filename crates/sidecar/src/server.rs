@@ -305,7 +305,8 @@ pub async fn start(args: ServeArgs) -> Result<Running, String> {
     let limits = custody_verifier::Limits::default();
     let dir = args.policies.clone();
     let before = reload::fingerprint(&dir);
-    let loaded = tokio::task::spawn_blocking(move || state::load(&dir, &limits))
+    let for_load = settings.clone();
+    let loaded = tokio::task::spawn_blocking(move || state::load(&dir, &limits, &for_load))
         .await
         .map_err(|e| format!("pack loader failed: {e}"))?
         .map_err(|e| format!("cannot load the pack `{}`: {e}", args.policies.display()))?;
@@ -336,7 +337,14 @@ pub async fn start(args: ServeArgs) -> Result<Running, String> {
         Some(m) => {
             let l = metrics::bind(m).await?;
             let bound = l.local_addr().map_err(|e| e.to_string())?;
-            tasks.push(tokio::spawn(metrics::serve(l, Arc::clone(&state.metrics))));
+            let st = Arc::clone(&state);
+            let stats: metrics::VerifierStats =
+                Arc::new(move || metrics::token_cache_text(&st.verifier.load()));
+            tasks.push(tokio::spawn(metrics::serve(
+                l,
+                Arc::clone(&state.metrics),
+                stats,
+            )));
             Some(bound)
         }
         None => None,

@@ -39,13 +39,15 @@ pub(crate) struct Loaded {
 }
 
 /// Loads a pack and builds a verifier on it (blocking: file reads, Cedar parsing).
-pub(crate) fn load(dir: &Path, limits: &Limits) -> Result<Loaded, String> {
+pub(crate) fn load(dir: &Path, limits: &Limits, settings: &Settings) -> Result<Loaded, String> {
     match PolicyPack::load(dir, limits) {
         Ok(l) => Ok(Loaded {
             verifier: Verifier::with_options(
                 Arc::new(l.pack),
                 VerifierOptions {
                     limits: limits.clone(),
+                    sig_cache_entries: settings.token_cache_entries,
+                    cedar_memo_entries: settings.cedar_memo_entries,
                     ..VerifierOptions::default()
                 },
             ),
@@ -89,7 +91,8 @@ impl State {
         let _one_at_a_time = self.reloading.lock().await;
         let dir = self.policies.clone();
         let limits = self.limits.clone();
-        let loaded = tokio::task::spawn_blocking(move || load(&dir, &limits))
+        let settings = self.settings.clone();
+        let loaded = tokio::task::spawn_blocking(move || load(&dir, &limits, &settings))
             .await
             .map_err(|e| format!("pack loader failed: {e}"))
             .and_then(|r| r);

@@ -736,3 +736,60 @@ async fn no_audience_denies_check_and_bad_pack_refuses_start() {
     .unwrap_err();
     assert!(err.contains("cannot load the pack"), "{err}");
 }
+
+/// `--token-cache-entries 0 --cedar-memo-entries 0`: every call goes the long way (signatures
+/// checked, Cedar requests built each time) and the answers are the defaults' answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verifier_caches_off_answer_the_same() {
+    let f = Fixture::standard();
+    let (t0, t1) = live_chain(&f);
+    // one signature character changed, well inside the signature (still canonical base64url)
+    let at = t1.rfind('.').unwrap() + 10;
+    let was = &t1[at..=at];
+    let forged = format!(
+        "{}{}{}",
+        &t1[..at],
+        if was == "A" { "B" } else { "A" },
+        &t1[at + 1..]
+    );
+    let widened = chain_headers(std::slice::from_ref(&t0), &t1, "orders:write");
+    let cases = [
+        chain_headers(std::slice::from_ref(&t0), &t1, "orders:read"),
+        chain_headers(std::slice::from_ref(&t0), &forged, "orders:read"),
+        widened,
+    ];
+    let mut answers = Vec::new();
+    for caches in [true, false] {
+        let r = start(custody_sidecar::ServeArgs {
+            no_decision_cache: true,
+            token_cache_entries: if caches { 16_384 } else { 0 },
+            cedar_memo_entries: if caches { 1024 } else { 0 },
+            ..args(&f)
+        })
+        .await;
+        let mut a = authz(&r).await;
+        let mut codes = Vec::new();
+        // each case twice: the second call would be a cache hit where caches are on
+        for h in cases.iter().chain(cases.iter()) {
+            codes.push(code(&check(&mut a, h, ALICE).await));
+        }
+        // the verifier's token cache as the metrics endpoint reports it: the valid tokens
+        // (t0 and t1) held and found again, or nothing held and every signature checked
+        let text = metrics(&r).await;
+        let hits = metric(&text, "custody_token_cache_hits_total");
+        let misses = metric(&text, "custody_token_cache_misses_total");
+        let held = metric(&text, "custody_token_cache_entries");
+        if caches {
+            assert!(hits >= 4.0 && held == 2.0, "{hits} {held}\n{text}");
+        } else {
+            assert!(hits == 0.0 && held == 0.0 && misses >= 10.0, "{hits} {held} {misses}");
+        }
+        r.shutdown().await.unwrap();
+        answers.push(codes);
+    }
+    assert_eq!(answers[0], answers[1]);
+    assert_eq!(answers[1][0], "allow");
+    assert_eq!(answers[1][1], "bad_signature");
+    assert_ne!(answers[1][2], "allow");
+    assert_eq!(answers[1][..3], answers[1][3..]);
+}
