@@ -298,7 +298,13 @@ fn every_non_canonical_y_as_r_and_as_a() {
             decodable += usize::from(CompressedEdwardsY(enc).decompress().is_some());
             let mut sig_r = sig;
             sig_r[..32].copy_from_slice(&enc);
-            check(&mut t, &format!("R = p + {d} sign {sign}"), &a_bytes, m, &sig_r);
+            check(
+                &mut t,
+                &format!("R = p + {d} sign {sign}"),
+                &a_bytes,
+                m,
+                &sig_r,
+            );
             // S = k·a: the computed point is the identity whatever R's bytes say
             let k = challenge(&enc, &a_bytes, m);
             check(

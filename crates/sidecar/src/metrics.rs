@@ -251,11 +251,9 @@ pub(crate) async fn serve(listener: TcpListener, metrics: Arc<Metrics>, verifier
         let metrics = Arc::clone(&metrics);
         let verifier = Arc::clone(&verifier);
         tokio::spawn(async move {
-            let _ = tokio::time::timeout(
-                Duration::from_secs(5),
-                answer(stream, &metrics, &*verifier),
-            )
-            .await;
+            let _ =
+                tokio::time::timeout(Duration::from_secs(5), answer(stream, &metrics, &*verifier))
+                    .await;
         });
     }
 }

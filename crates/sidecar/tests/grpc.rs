@@ -782,7 +782,10 @@ async fn verifier_caches_off_answer_the_same() {
         if caches {
             assert!(hits >= 4.0 && held == 2.0, "{hits} {held}\n{text}");
         } else {
-            assert!(hits == 0.0 && held == 0.0 && misses >= 10.0, "{hits} {held} {misses}");
+            assert!(
+                hits == 0.0 && held == 0.0 && misses >= 10.0,
+                "{hits} {held} {misses}"
+            );
         }
         r.shutdown().await.unwrap();
         answers.push(codes);

@@ -156,7 +156,9 @@ impl<V: Cost> Fifo<V> {
 
     fn shard(&self, hash: u64) -> Option<&RwLock<Shard<V>>> {
         // middle bits: the table uses the low bits for the bucket and the top ones for its tag
-        self.shards.get((hash >> 32) as usize % SHARDS).map(|p| &p.0)
+        self.shards
+            .get((hash >> 32) as usize % SHARDS)
+            .map(|p| &p.0)
     }
 
     /// The value stored under `hash`, if `is_it` says it is the one wanted.
