@@ -241,8 +241,9 @@ async fn max_throughput(
     reqs: &Arc<Vec<CheckRequest>>,
     workers: usize,
     secs: u64,
-) -> (f64, u64) {
+) -> (f64, u64, f64) {
     let done = Arc::new(AtomicU64::new(0));
+    let cpu_before = server_cpu_secs();
     let errors = Arc::new(AtomicU64::new(0));
     let stop = Instant::now() + Duration::from_secs(secs);
     let start = Instant::now();
@@ -265,14 +266,49 @@ async fn max_throughput(
     for t in tasks {
         t.await.unwrap();
     }
+    let elapsed = start.elapsed().as_secs_f64();
+    let cpu = server_cpu_secs() - cpu_before;
+    let completed = done.load(Ordering::Relaxed);
     (
-        done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64(),
+        completed as f64 / elapsed,
         errors.load(Ordering::Relaxed),
+        cpu / completed.max(1) as f64 * 1e6,
     )
+}
+
+/// The name of the server's threads, so their CPU time can be told from the load generator's.
+const SERVER_THREAD: &str = "custody-srv";
+
+/// CPU time (user + system) of this process's server threads so far, in seconds, from
+/// `/proc/self/task/*/stat` (clock ticks of 1/100 s, Linux's `USER_HZ`).
+fn server_cpu_secs() -> f64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return f64::NAN;
+    };
+    let mut ticks = 0u64;
+    for t in tasks.flatten() {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        if comm.trim_end() != SERVER_THREAD {
+            continue;
+        }
+        let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+        // after the `)` closing the command name: state is field 3, utime 14, stime 15
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+        for i in [11, 12] {
+            ticks += fields
+                .get(i)
+                .and_then(|f| f.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    ticks as f64 / 100.0
 }
 
 fn server_runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
+        .thread_name(SERVER_THREAD)
         .worker_threads(2)
         .enable_all()
         .build()
@@ -303,6 +339,8 @@ struct Run {
     cost_us: f64,
     throughput: f64,
     throughput_errors: u64,
+    /// Server threads' CPU time per completed request in the closed loop, µs.
+    server_cpu_us: f64,
 }
 
 fn run_one(f: &Fixture, o: &Opts, caches: Caches) -> Run {
@@ -332,7 +370,7 @@ fn run_one(f: &Fixture, o: &Opts, caches: Caches) -> Run {
         .build()
         .unwrap();
     let reqs = Arc::new(requests(f, o.chains));
-    let (rates, cost_us, throughput, throughput_errors) = client_rt.block_on(async {
+    let (rates, cost_us, throughput, throughput_errors, server_cpu_us) = client_rt.block_on(async {
         let conns = clients(addr, o.connections).await;
         // warm up: every chain once, so signatures and (if on) decisions are cached
         let _ = fixed_rate(&conns, &reqs, 1000, 1).await;
@@ -346,12 +384,12 @@ fn run_one(f: &Fixture, o: &Opts, caches: Caches) -> Run {
             rates.push(res);
         }
         let cost = decision_cost(metrics).await;
-        let (tp, errs) = max_throughput(&conns, &reqs, 64, o.secs.min(5)).await;
+        let (tp, errs, cpu) = max_throughput(&conns, &reqs, 64, o.secs.min(5)).await;
         eprintln!(
-            "caches={} closed loop (64 callers): {tp:.0}/s errors {errs}; mean decision {cost:.1} us",
+            "caches={} closed loop (64 callers): {tp:.0}/s errors {errs}; server CPU {cpu:.1} us/request; mean decision {cost:.1} us",
             caches.label()
         );
-        (rates, cost, tp, errs)
+        (rates, cost, tp, errs, cpu)
     });
     server_rt.block_on(running.shutdown()).unwrap();
     Run {
@@ -360,6 +398,7 @@ fn run_one(f: &Fixture, o: &Opts, caches: Caches) -> Run {
         cost_us,
         throughput,
         throughput_errors,
+        server_cpu_us,
     }
 }
 
@@ -406,16 +445,19 @@ fn table(runs: &[Run], o: &Opts) -> String {
     }
     s.push_str(
         "\nClosed loop (64 concurrent callers: the throughput ceiling, client and server sharing the \
-         cores), and the mean in-server decision time over the fixed-rate runs \
+         cores), the server threads' CPU time per request in that loop (`/proc/self/task/*/stat`: \
+         the sidecar's cost, transport included, the load generator's excluded; its inverse is what \
+         one core serves), and the mean in-server decision time over the fixed-rate runs \
          (`custody_decision_latency_seconds` sum / count: Check decoded to answer built, transport \
-         excluded):\n\n| decision cache | requests/s | errors | mean decision µs |\n|---|---:|---:|---:|\n",
+         excluded):\n\n| decision cache | requests/s | errors | server CPU µs / request | mean decision µs |\n|---|---:|---:|---:|---:|\n",
     );
     for run in runs {
         s.push_str(&format!(
-            "| {} | {:.0} | {} | {:.1} |\n",
+            "| {} | {:.0} | {} | {:.1} | {:.1} |\n",
             run.caches.label(),
             run.throughput,
             run.throughput_errors,
+            run.server_cpu_us,
             run.cost_us
         ));
     }
@@ -430,8 +472,9 @@ fn table(runs: &[Run], o: &Opts) -> String {
         ] {
             if let Some(off) = find(other).filter(|o| o.throughput > 0.0 && on.cost_us > 0.0) {
                 s.push_str(&format!(
-                    "\nDecision-cache lift on repeated chains {what}: {:.1}× end to end (closed loop), {:.1}× in decision cost.\n",
+                    "\nDecision-cache lift on repeated chains {what}: {:.1}× end to end (closed loop, client and server on the same 2 cores), {:.1}× in the server's CPU per request (requests one core serves), {:.1}× in decision cost.\n",
                     on.throughput / off.throughput,
+                    off.server_cpu_us / on.server_cpu_us,
                     off.cost_us / on.cost_us
                 ));
             }
