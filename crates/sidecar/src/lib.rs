@@ -48,13 +48,15 @@
 //! of its chain at the latest, at most `--decision-cache-ttl-secs` (30); the cache holds at
 //! most `--decision-cache-entries` (100,000) entries and `--decision-cache-bytes` (64 MiB)
 //! bytes, each entry charged what its decision owns plus its share of the containers; when
-//! full, expired entries go first, then the oldest inserted (see `cache.rs`).
+//! full, expired entries go first, then the oldest inserted (see `cache.rs`). Below it, each
+//! pack's verifier keeps its own token cache and Cedar request memo, sized by
+//! `--token-cache-entries` (16,384) and `--cedar-memo-entries` (1,024), 0 for none.
 //!
 //! **Observability.** One JSON line per decision on standard error (origin, actors, action,
 //! result, reason codes, latency, never a token; `--no-decision-log` to silence), and Prometheus
 //! text on `--metrics-listen ADDR` (`custody_decisions_total`, `custody_decision_latency_seconds`,
-//! cache hits, misses, entries, bytes and evictions, shed RPCs, reloads,
-//! `custody_pack_info{version}`).
+//! cache hits, misses, entries, bytes and evictions, the verifier's token cache hits, misses and
+//! entries, shed RPCs, reloads, `custody_pack_info{version}`).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), String> {
