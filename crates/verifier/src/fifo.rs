@@ -353,6 +353,24 @@ pub(crate) fn alloc_cost(n: usize) -> usize {
 mod tests {
     use super::*;
 
+    /// Adds from many threads (more threads than stripes) all land in the sum.
+    #[test]
+    fn striped_counter_sums_every_thread() {
+        let c = Striped::new();
+        std::thread::scope(|s| {
+            for _ in 0..12 {
+                s.spawn(|| {
+                    for _ in 0..10_000 {
+                        c.add(1);
+                    }
+                });
+            }
+        });
+        c.add(5);
+        assert_eq!(c.get(), 120_005);
+        assert!(std::mem::align_of::<Padded<AtomicU64>>() >= 128);
+    }
+
     struct Sized(usize);
     impl Cost for Sized {
         fn cost(&self) -> usize {
