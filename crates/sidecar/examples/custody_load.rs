@@ -493,7 +493,9 @@ fn write_section(path: &str, section: &str) {
             let end = rest
                 .find("\n## ")
                 .map_or(old.len(), |e| start + head.len() + e + 1);
-            format!("{}{}{}", &old[..start], section, &old[end..])
+            // one blank line between this section and the next
+            let section = section.trim_end_matches('\n');
+            format!("{}{}\n\n{}", &old[..start], section, &old[end..])
         }
         None => format!(
             "{}\n{}",
