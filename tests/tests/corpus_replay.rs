@@ -21,7 +21,7 @@ use envoy_types::ext_authz::v3::pb::HttpResponse;
 type Target = fn(&[u8]) -> Oracle;
 
 /// Every fuzz target, by its name in `fuzz/Cargo.toml`.
-const TARGETS: [(&str, Target); 12] = [
+const TARGETS: [(&str, Target); 13] = [
     ("spiffe_id", fuzzing::spiffe_id),
     ("strict_json", fuzzing::strict_json),
     ("jws_decode", fuzzing::jws_decode),
@@ -34,6 +34,7 @@ const TARGETS: [(&str, Target); 12] = [
     ("check_structured", check::check_structured),
     ("biscuit", fuzzing::biscuit),
     ("biscuit_structured", fuzzing::biscuit_structured),
+    ("ed25519_strict", fuzzing::ed25519_strict),
 ];
 
 fn fuzz_dir() -> PathBuf {
@@ -422,6 +423,25 @@ fn biscuit_structured_defaults_are_allowed_chains() {
 }
 
 // Past crashes, one named test each.
+
+/// The signature harness builds cases both ways: its valid seeds verify under dalek's
+/// `verify_strict` (so the oracle compares acceptances, not only refusals) and its mutations
+/// are refused.
+#[test]
+fn ed25519_seeds_reach_acceptance_and_refusal() {
+    let dir = fuzz_dir().join("seeds/ed25519_strict");
+    let answer = |name: &str| fuzzing::ed25519_reference(&std::fs::read(dir.join(name)).unwrap());
+    assert_eq!(answer("valid"), Some(true));
+    for refused in [
+        "bit-flip",
+        "torsion-r",
+        "s-plus-l",
+        "non-canonical-r",
+        "small-order-r",
+    ] {
+        assert_eq!(answer(refused), Some(false), "{refused}");
+    }
+}
 
 fn past_crash(target: &str, name: &str) -> Vec<u8> {
     std::fs::read(fuzz_dir().join("regressions").join(target).join(name)).unwrap()

@@ -27,12 +27,14 @@ use serde_json::{json, Map, Value};
 use crate::{Decision, Request, Verifier};
 
 mod biscuit;
+mod ed25519;
 
 pub use biscuit::{
     biscuit, biscuit_bytes, biscuit_input, biscuit_signed_by_pack, biscuit_structured,
     biscuit_text, decide_biscuit, FuzzAttenuation, FuzzAuthority, FuzzBiscuit, FuzzBlock,
     FuzzCheck, FuzzFact, FuzzHop, FuzzTerm, DOMAIN_NAMES, FACT_NAMES,
 };
+pub use ed25519::{ed25519_reference, ed25519_strict};
 
 /// The time structured requests are decided at: 2026-01-01T00:00:00Z.
 pub const FUZZ_NOW: i64 = 1_767_225_600;
