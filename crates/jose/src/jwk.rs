@@ -81,11 +81,10 @@ impl PublicKey {
     /// already in hand. If they differ, dalek refuses too. `tests/ed25519_acceptance.rs`
     /// checks the equality over the malleable and small-order cases.
     pub fn verify_strict(&self, message: &[u8], signature: &[u8]) -> bool {
-        if signature.len() != 64 {
+        let Some((r, s)) = signature.split_first_chunk::<32>() else {
             return false;
-        }
-        let (r, s) = signature.split_at(32);
-        let (Ok(r), Ok(s)) = (<[u8; 32]>::try_from(r), <[u8; 32]>::try_from(s)) else {
+        };
+        let (r, Ok(s)) = (*r, <[u8; 32]>::try_from(s)) else {
             return false;
         };
         let Some(s) = Option::<Scalar>::from(Scalar::from_canonical_bytes(s)) else {

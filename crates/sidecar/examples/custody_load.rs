@@ -357,9 +357,16 @@ fn run_one(f: &Fixture, o: &Opts, caches: Caches) -> Run {
         reload_interval_ms: 0,
         metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
         max_concurrency: 100_000,
-        token_cache_entries: if verifier_caches { 16_384 } else { 0 },
-        cedar_memo_entries: if verifier_caches { 1024 } else { 0 },
         ..ServeArgs::default()
+    };
+    let args = if verifier_caches {
+        args
+    } else {
+        ServeArgs {
+            token_cache_entries: 0,
+            cedar_memo_entries: 0,
+            ..args
+        }
     };
     let running = server_rt.block_on(custody_sidecar::start(args)).unwrap();
     let addr = running.addr;
@@ -472,7 +479,7 @@ fn table(runs: &[Run], o: &Opts) -> String {
         ] {
             if let Some(off) = find(other).filter(|o| o.throughput > 0.0 && on.cost_us > 0.0) {
                 s.push_str(&format!(
-                    "\nDecision-cache lift on repeated chains {what}: {:.1}× end to end (closed loop, client and server on the same 2 cores), {:.1}× in the server's CPU per request (requests one core serves), {:.1}× in decision cost.\n",
+                    "\nDecision-cache lift on repeated chains {what}: {:.1}× end to end (closed loop, client and server on the same cores), {:.1}× in the server's CPU per request (requests one core serves), {:.1}× in decision cost.\n",
                     on.throughput / off.throughput,
                     off.server_cpu_us / on.server_cpu_us,
                     off.cost_us / on.cost_us

@@ -113,22 +113,21 @@ impl Metrics {
             ),
         ];
         for (name, help, value) in counters {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
-            );
+            write_metric(&mut out, name, "counter", help, value);
         }
-        let _ = writeln!(
-            out,
-            "# HELP custody_decision_cache_entries Entries in the decision cache.\n\
-             # TYPE custody_decision_cache_entries gauge\ncustody_decision_cache_entries {}",
-            get(&self.cache_entries)
+        write_metric(
+            &mut out,
+            "custody_decision_cache_entries",
+            "gauge",
+            "Entries in the decision cache.",
+            get(&self.cache_entries),
         );
-        let _ = writeln!(
-            out,
-            "# HELP custody_decision_cache_bytes Bytes charged to the decision cache's entries.\n\
-             # TYPE custody_decision_cache_bytes gauge\ncustody_decision_cache_bytes {}",
-            get(&self.cache_bytes)
+        write_metric(
+            &mut out,
+            "custody_decision_cache_bytes",
+            "gauge",
+            "Bytes charged to the decision cache's entries.",
+            get(&self.cache_bytes),
         );
         let _ = writeln!(
             out,
@@ -191,6 +190,14 @@ impl Metrics {
     }
 }
 
+/// One unlabelled metric with its `HELP` and `TYPE` lines.
+fn write_metric(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+    );
+}
+
 fn escape_label(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
@@ -233,10 +240,7 @@ pub(crate) fn token_cache_text(v: &custody_verifier::Verifier) -> String {
             c.len() as u64,
         ),
     ] {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-        );
+        write_metric(&mut out, name, kind, help, value);
     }
     out
 }
@@ -252,7 +256,7 @@ pub(crate) async fn serve(listener: TcpListener, metrics: Arc<Metrics>, verifier
         let verifier = Arc::clone(&verifier);
         tokio::spawn(async move {
             let _ =
-                tokio::time::timeout(Duration::from_secs(5), answer(stream, &metrics, &*verifier))
+                tokio::time::timeout(Duration::from_secs(5), answer(stream, &metrics, &verifier))
                     .await;
         });
     }
@@ -261,7 +265,7 @@ pub(crate) async fn serve(listener: TcpListener, metrics: Arc<Metrics>, verifier
 async fn answer(
     mut stream: TcpStream,
     metrics: &Metrics,
-    verifier: &(dyn Fn() -> String + Send + Sync),
+    verifier: &VerifierStats,
 ) -> std::io::Result<()> {
     let mut head = Vec::with_capacity(512);
     let mut buf = [0u8; 1024];
