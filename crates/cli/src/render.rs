@@ -166,6 +166,8 @@ pub(crate) fn hint(code: ReasonCode) -> &'static str {
         C::SenderMismatch => "the caller (`peer`) must be the chain's current actor: present your own token, not someone else's",
         C::SenderBindingRequired => "pass the caller's authenticated SPIFFE ID as `peer`",
         C::PolicyDenied => "change the request to one a Cedar `permit` covers, or change the Cedar policies named above",
+        C::PolicyError => "fix the Cedar policy named above so it cannot fail to evaluate (guard optional attributes with `has`, declare the context in the schema), or send the attributes it reads with the types it expects",
+        C::DecisionTimeout => "retry; if it recurs, find what makes this request slow (a Biscuit's checks, the pack) or raise `--request-timeout-ms`",
         _ => "see the reason codes in the README",
     }
 }

@@ -67,11 +67,17 @@ pub enum ReasonCode {
     SenderBindingRequired,
     /// Cedar did not allow the call (or a Biscuit check failed).
     PolicyDenied,
+    /// A Cedar policy failed to evaluate: the call is denied whatever the other policies say
+    /// (Cedar alone would skip the erroring policy, so an erroring `forbid` would allow).
+    PolicyError,
+    /// The decision did not finish within its deadline (the sidecar's `--request-timeout-ms`):
+    /// denied, never let through.
+    DecisionTimeout,
 }
 
 impl ReasonCode {
     /// Every code, in the order DESIGN.md lists them.
-    pub const ALL: [ReasonCode; 30] = [
+    pub const ALL: [ReasonCode; 32] = [
         ReasonCode::InvalidRequest,
         ReasonCode::MalformedToken,
         ReasonCode::TokenTooLarge,
@@ -102,6 +108,8 @@ impl ReasonCode {
         ReasonCode::SenderMismatch,
         ReasonCode::SenderBindingRequired,
         ReasonCode::PolicyDenied,
+        ReasonCode::PolicyError,
+        ReasonCode::DecisionTimeout,
     ];
 
     /// The stable snake_case name.
@@ -137,6 +145,8 @@ impl ReasonCode {
             ReasonCode::SenderMismatch => "sender_mismatch",
             ReasonCode::SenderBindingRequired => "sender_binding_required",
             ReasonCode::PolicyDenied => "policy_denied",
+            ReasonCode::PolicyError => "policy_error",
+            ReasonCode::DecisionTimeout => "decision_timeout",
         }
     }
 
