@@ -19,12 +19,14 @@
 //! Limits live in [`Limits`]; every default there cites its reason.
 #![forbid(unsafe_code)]
 
+mod date;
 pub mod json;
 mod jwk;
 mod jws;
 mod limits;
 mod sign;
 
+pub use date::{in_date_range, numeric_date, DateError, MAX_NUMERIC_DATE};
 pub use jwk::{parse_key_set, KeySet, KeySetError, ParsedKeySet, PublicKey, SkippedKey};
 pub use jws::{classify_typ, decode, Header, JwsError, TokenClass, UnverifiedJws};
 pub use limits::Limits;
