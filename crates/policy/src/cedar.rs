@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr as _;
 
-use cedar_policy::{Entities, Policy, PolicyId, PolicySet, Schema, ValidationMode, Validator};
+use cedar_policy::{
+    Entities, Policy, PolicyId, PolicySet, Schema, SchemaFragment, ValidationMode, Validator,
+};
 use custody_jose::Limits;
 use miette::Diagnostic;
 
@@ -35,7 +37,10 @@ pub(crate) fn load(
     log: &mut FileLog,
     report: &mut CedarReport,
 ) -> Option<CedarPack> {
-    let schema = load_schema(dir, &files.schemas, limits, log, report);
+    let (schema, schema_json) = match load_schema(dir, &files.schemas, limits, log, report) {
+        Some((s, j)) => (Some(s), j),
+        None => (None, None),
+    };
     let mut policies = Policies::default();
     for path in &files.policies {
         if let Some(text) = read_text(path, limits, log, report) {
@@ -59,6 +64,7 @@ pub(crate) fn load(
     Some(CedarPack {
         policies: policies.set,
         schema,
+        schema_json,
         entities,
     })
 }
@@ -285,7 +291,7 @@ fn load_schema(
     limits: &Limits,
     log: &mut FileLog,
     report: &mut CedarReport,
-) -> Option<Schema> {
+) -> Option<(Schema, Option<serde_json::Value>)> {
     if schemas.len() > 1 {
         let names: Vec<String> = schemas
             .iter()
@@ -308,7 +314,10 @@ fn load_schema(
                     .warnings
                     .push(Warning::new(WarningKind::Cedar, path, at, msg));
             }
-            Some(schema)
+            let json = SchemaFragment::from_cedarschema_str(&text)
+                .ok()
+                .and_then(|(f, _)| f.to_json_value().ok());
+            Some((schema, json))
         }
         Err(e) => {
             let at = diagnostic_location(&e, &text);

@@ -114,6 +114,9 @@ pub struct CedarPack {
     pub policies: cedar_policy::PolicySet,
     /// The `*.cedarschema` schema, if the pack has one (policies are then strictly validated).
     pub schema: Option<cedar_policy::Schema>,
+    /// The same schema in Cedar's JSON schema form, to say which attribute of a refused
+    /// request does not fit it (Cedar's own message does not name it).
+    pub schema_json: Option<serde_json::Value>,
     /// `entities.json`, if present (with the schema's action entities when there is a schema).
     pub entities: cedar_policy::Entities,
 }

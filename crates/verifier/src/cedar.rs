@@ -24,8 +24,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use cedar_policy::{
-    Authorizer, Context, Decision as CedarDecision, EntityId, EntityTypeName, EntityUid, PolicyId,
-    PolicySet, RestrictedExpression,
+    AuthorizationError, Authorizer, Context, Decision as CedarDecision, EntityId, EntityTypeName,
+    EntityUid, PolicyId, PolicySet, RestrictedExpression, Schema,
 };
 use custody_policy::CedarPack;
 use serde_json::{json, Value};
@@ -55,8 +55,15 @@ pub const MEMO_BYTES_PER_INPUT_BYTE: usize = 8;
 pub(crate) struct Outcome {
     pub allowed: bool,
     pub policies: Vec<String>,
-    pub errors: Vec<String>,
+    /// Policies that failed to evaluate, `(id, Cedar's message)`, sorted by id. Cedar skips
+    /// them; custody denies (`policy_error`).
+    pub errors: Vec<(String, String)>,
 }
+
+/// Why no Cedar request could be built for a verified chain: the schema refuses it, or an
+/// entity type name does not parse. Both are `invalid_request`.
+#[derive(Debug)]
+pub(crate) struct BuildError(pub String);
 
 /// Everything the Cedar request is built from.
 pub(crate) struct Input<'a> {
@@ -273,13 +280,13 @@ impl Engine {
     }
 
     /// The request and its slice, from the memo or built (and remembered if small).
-    fn request(&self, pack: &CedarPack, input: &Input<'_>) -> Result<Arc<Memo>, String> {
+    fn request(&self, pack: &CedarPack, input: &Input<'_>) -> Result<Arc<Memo>, BuildError> {
         let hash = input.hash(self.seed);
         let is_it = |m: &Memo| m.key.as_ref().is_some_and(|k| input.is(k));
         if let Some(m) = self.memo.get(hash, is_it) {
             return Ok(m);
         }
-        let request = self.build(input)?;
+        let request = self.build(pack.schema.as_ref(), pack.schema_json.as_ref(), input)?;
         let slice = self.policies.slice_for(&request, &pack.entities);
         let size = input.size();
         let keep = !self.memo.is_off() && size <= MEMO_MAX_INPUT;
@@ -295,22 +302,50 @@ impl Engine {
         Ok(memo)
     }
 
-    fn build(&self, input: &Input<'_>) -> Result<cedar_policy::Request, String> {
+    /// The Cedar request. With a schema, the context is read the schema's way (entity
+    /// references, extension values) and the whole request is validated against it, so a
+    /// `context.request` attribute of the wrong type, or missing, is refused here rather than
+    /// making a policy fail to evaluate (which Cedar would skip).
+    fn build(
+        &self,
+        schema: Option<&Schema>,
+        schema_json: Option<&Value>,
+        input: &Input<'_>,
+    ) -> Result<cedar_policy::Request, BuildError> {
         let principal = match input.actor {
-            Some(a) => self.uid(|t| &t.agent, "Agent", a)?,
-            None => self.uid(|t| &t.user, "User", &input.summary.origin)?,
-        };
-        let action = self.uid(|t| &t.action, "Action", input.action)?;
+            Some(a) => self.uid(|t| &t.agent, "Agent", a),
+            None => self.uid(|t| &t.user, "User", &input.summary.origin),
+        }
+        .map_err(BuildError)?;
+        let action = self
+            .uid(|t| &t.action, "Action", input.action)
+            .map_err(BuildError)?;
         let resource = match input.resource {
-            Some(r) => entity(&r.type_name, &r.id)?,
-            None => self.uid(|t| &t.resource, "Resource", input.audience)?,
+            Some(r) => entity(&r.type_name, &r.id),
+            None => self.uid(|t| &t.resource, "Resource", input.audience),
+        }
+        .map_err(BuildError)?;
+        let Some(schema) = schema else {
+            let context = context(input).map_err(BuildError)?;
+            return cedar_policy::Request::new(principal, action, resource, context, None)
+                .map_err(|e| BuildError(e.to_string()));
         };
-        let context = context(input)?;
-        cedar_policy::Request::new(principal, action, resource, context, None)
-            .map_err(|e| e.to_string())
+        let json = context_json(input);
+        let refused = |e: &dyn std::fmt::Display| {
+            let why = schema_json
+                .and_then(|s| crate::cedar_schema::first_mismatch(s, input.action, &json))
+                .unwrap_or_else(|| e.to_string());
+            BuildError(format!(
+                "the Cedar request does not fit the pack's schema: {why}"
+            ))
+        };
+        let context = Context::from_json_value(json.clone(), Some((schema, &action)))
+            .map_err(|e| refused(&e))?;
+        cedar_policy::Request::new(principal, action, resource, context, Some(schema))
+            .map_err(|e| refused(&e))
     }
 
-    pub fn evaluate(&self, pack: &CedarPack, input: &Input<'_>) -> Result<Outcome, String> {
+    pub fn evaluate(&self, pack: &CedarPack, input: &Input<'_>) -> Result<Outcome, BuildError> {
         let memo = self.request(pack, input)?;
         let response = Authorizer::new().is_authorized(&memo.request, &memo.slice, &pack.entities);
         let diagnostics = response.diagnostics();
@@ -323,10 +358,19 @@ impl Engine {
         };
         let mut ids: Vec<String> = diagnostics.reason().map(name).collect();
         ids.sort_unstable();
+        let mut errors: Vec<(String, String)> = diagnostics
+            .errors()
+            .map(|e| match e {
+                AuthorizationError::PolicyEvaluationError(p) => {
+                    (name(p.policy_id()), p.inner().to_string())
+                }
+            })
+            .collect();
+        errors.sort();
         Ok(Outcome {
             allowed: response.decision() == CedarDecision::Allow,
             policies: ids,
-            errors: diagnostics.errors().map(ToString::to_string).collect(),
+            errors,
         })
     }
 }
@@ -406,7 +450,12 @@ fn restricted(v: &Value) -> Option<RestrictedExpression> {
 }
 
 fn json_context(input: &Input<'_>) -> Result<Context, String> {
-    let context = json!({
+    Context::from_json_value(context_json(input), None).map_err(|e| e.to_string())
+}
+
+/// The context record as JSON (DESIGN.md's shape), for Cedar's JSON reader.
+fn context_json(input: &Input<'_>) -> Value {
+    json!({
         "origin": input.summary.origin,
         "origin_domain": input.origin_domain,
         "depth": input.summary.depth as i64,
@@ -417,8 +466,7 @@ fn json_context(input: &Input<'_>) -> Result<Context, String> {
         "cross_domain": input.summary.cross_domain,
         "peer": input.peer,
         "request": input.request.cloned().unwrap_or_else(|| json!({})),
-    });
-    Context::from_json_value(context, None).map_err(|e| e.to_string())
+    })
 }
 
 #[cfg(test)]

@@ -406,6 +406,7 @@ fn build_world() -> Option<World> {
     pack.cedar = Some(CedarPack {
         policies: CEDAR.parse().ok()?,
         schema: None,
+        schema_json: None,
         entities: cedar_policy::Entities::empty(),
     });
     Some(World {

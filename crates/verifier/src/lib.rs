@@ -37,6 +37,7 @@
 pub mod biscuit;
 mod cache;
 mod cedar;
+mod cedar_schema;
 mod chain;
 mod decision;
 mod fifo;
@@ -314,16 +315,13 @@ impl Verifier {
             request: req.context.as_ref(),
         };
         match engine.evaluate(pack, &input) {
+            Ok(o) if !o.errors.is_empty() => policy_error(o, summary),
             Ok(o) if o.allowed => Decision::allow(summary, o.policies),
             Ok(o) => {
                 let message = if o.policies.is_empty() {
                     "no Cedar policy permits this call".to_owned()
                 } else {
                     format!("forbidden by Cedar policy `{}`", o.policies.join("`, `"))
-                };
-                let message = match o.errors.first() {
-                    Some(e) => format!("{message} (evaluation error: {e})"),
-                    None => message,
                 };
                 let mut d = Decision::deny(
                     Reason::new(ReasonCode::PolicyDenied, None, message),
@@ -333,11 +331,35 @@ impl Verifier {
                 d
             }
             Err(e) => Decision::deny(
-                Reason::new(ReasonCode::InvalidRequest, None, e),
+                Reason::new(ReasonCode::InvalidRequest, None, e.0),
                 Some(summary),
             ),
         }
     }
+}
+
+/// A Cedar answer in which a policy failed to evaluate: denied whatever Cedar decided (Cedar
+/// skips an erroring policy, so an erroring `forbid` would let the call through). The
+/// decision names the erroring policies.
+fn policy_error(o: cedar::Outcome, summary: ChainSummary) -> Decision {
+    let mut ids: Vec<String> = o.errors.iter().map(|(id, _)| id.clone()).collect();
+    ids.dedup();
+    let message = match o.errors.first() {
+        Some((id, e)) if ids.len() == 1 => {
+            format!("Cedar policy `{id}` failed to evaluate: {e}")
+        }
+        Some((id, e)) => format!(
+            "Cedar policies `{}` failed to evaluate; `{id}`: {e}",
+            ids.join("`, `")
+        ),
+        None => "a Cedar policy failed to evaluate".to_owned(),
+    };
+    let mut d = Decision::deny(
+        Reason::new(ReasonCode::PolicyError, None, message),
+        Some(summary),
+    );
+    d.policies = ids;
+    d
 }
 
 fn system_now() -> i64 {
