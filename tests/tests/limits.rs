@@ -174,7 +174,7 @@ fn act_token(f: &Fixture, n: usize) -> String {
 
 #[test]
 fn act_depth() {
-    let f = PackBuilder::default().chain("max_depth 64").build();
+    let f = PackBuilder::default().chain("max_depth 8").build();
     let d = Limits::default();
     assert_eq!(d.act_depth, 8);
     assert_eq!(
@@ -240,7 +240,7 @@ fn txn_chain(f: &Fixture, n: usize) -> Request {
 
 #[test]
 fn tokens_per_request() {
-    let f = PackBuilder::default().chain("max_depth 64").build();
+    let f = PackBuilder::default().chain("max_depth 8").build();
     let d = Limits::default();
     assert_eq!(d.tokens_per_request, 16);
     let dec = f.verify(&txn_chain(&f, 16));

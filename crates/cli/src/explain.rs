@@ -282,7 +282,7 @@ impl<'a> View<'a> {
     }
 
     fn times(&self, c: &Map<String, Value>) -> String {
-        let at = |n: &str| c.get(n).and_then(Value::as_i64);
+        let at = |n: &str| c.get(n).and_then(|v| custody_jose::numeric_date(v).ok());
         let mut parts = Vec::new();
         if let Some(iat) = at("iat") {
             parts.push(format!("issued {}", relative(iat, self.now)));
@@ -531,7 +531,11 @@ fn write_hop(out: &mut String, a: &Shown, b: &Shown) {
     } else {
         "txn differs"
     };
-    let exp = |t: &Shown| t.claims.get("exp").and_then(Value::as_i64);
+    let exp = |t: &Shown| {
+        t.claims
+            .get("exp")
+            .and_then(|v| custody_jose::numeric_date(v).ok())
+    };
     let expiry = match (exp(a), exp(b)) {
         (Some(x), Some(y)) if y > x => "outlives the earlier token",
         (Some(_), Some(_)) => "expires no later",

@@ -109,9 +109,9 @@ pub struct ChainBlock {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Setting {
-    /// `max_depth N`, 1 to 64.
+    /// `max_depth N`, 1 to 8.
     MaxDepth(usize),
-    /// `max_domains N`, 1 to 64.
+    /// `max_domains N`, 1 to 16.
     MaxDomains(usize),
     /// `clock_skew D`, in seconds, at most 120.
     ClockSkew(u64),

@@ -28,8 +28,13 @@ const CALLS_PER_BYTE: usize = 32;
 const MAX_SECONDS: u64 = i64::MAX as u64;
 /// RFC 7519 leaves leeway at "a few minutes"; custody caps it at 120 s (standards digest §2).
 const MAX_CLOCK_SKEW: u64 = 120;
-/// The range of `max_depth` and `max_domains`.
-const COUNT_RANGE: std::ops::RangeInclusive<usize> = 1..=64;
+/// The range of `max_depth`: at most 8 actors, the `act` nesting limit (`Limits::act_depth`),
+/// so a chain the pack allows can always be carried in one token (DESIGN.md, Clarifications).
+const DEPTH_RANGE: std::ops::RangeInclusive<usize> = 1..=8;
+/// The range of `max_domains`: at most 16, the tokens a request may hold
+/// (`Limits::tokens_per_request`), each of which can enter one new domain (DESIGN.md,
+/// Clarifications).
+const DOMAINS_RANGE: std::ops::RangeInclusive<usize> = 1..=16;
 
 const KEYWORDS: [&str; 13] = [
     "local",
@@ -318,8 +323,10 @@ impl Converter<'_> {
             .into_inner()
             .find(|p| matches!(p.as_rule(), Rule::integer | Rule::duration | Rule::boolean))?;
         let setting = match rule {
-            Rule::max_depth => Setting::MaxDepth(self.count("max_depth", &value)?),
-            Rule::max_domains => Setting::MaxDomains(self.count("max_domains", &value)?),
+            Rule::max_depth => Setting::MaxDepth(self.count("max_depth", DEPTH_RANGE, &value)?),
+            Rule::max_domains => {
+                Setting::MaxDomains(self.count("max_domains", DOMAINS_RANGE, &value)?)
+            }
             Rule::clock_skew => Setting::ClockSkew(self.clock_skew(&value)?),
             Rule::max_lifetime => Setting::MaxLifetime(self.duration("max_lifetime", &value)?),
             Rule::sender_binding => Setting::RequireSenderBinding(value.as_str() == "true"),
@@ -328,12 +335,18 @@ impl Converter<'_> {
         Some(Spanned::new(setting, span))
     }
 
-    fn count(&mut self, keyword: &str, value: &Pair<'_, Rule>) -> Option<usize> {
+    fn count(
+        &mut self,
+        keyword: &str,
+        range: std::ops::RangeInclusive<usize>,
+        value: &Pair<'_, Rule>,
+    ) -> Option<usize> {
         let text = value.as_str();
         match text.parse::<usize>() {
-            Ok(n) if COUNT_RANGE.contains(&n) => Some(n),
+            Ok(n) if range.contains(&n) => Some(n),
             _ => {
-                let msg = format!("`{keyword}` must be 1 to 64, not `{text}`");
+                let (lo, hi) = range.into_inner();
+                let msg = format!("`{keyword}` must be {lo} to {hi}, not `{text}`");
                 self.error(LoadErrorKind::OutOfRange, self.span(value), msg);
                 None
             }

@@ -332,7 +332,7 @@ fn earliest_exp(req: &Request, limits: &Limits) -> Option<i64> {
         .chain(req.txn_token.as_ref())
         .map(|t| {
             let jws = custody_jose::decode(t, limits).ok()?;
-            jws.claims.get("exp")?.as_i64()
+            custody_jose::numeric_date(jws.claims.get("exp")?).ok()
         })
         .try_fold(i64::MAX, |acc, exp| exp.map(|e| acc.min(e)))
 }

@@ -11,7 +11,9 @@ use std::mem::size_of;
 use std::sync::Arc;
 
 use custody_id::{looks_like_spiffe, IdError, SpiffeId};
-use custody_jose::{classify_typ, decode, JwsError, Limits, PublicKey, TokenClass, UnverifiedJws};
+use custody_jose::{
+    classify_typ, decode, numeric_date, JwsError, Limits, PublicKey, TokenClass, UnverifiedJws,
+};
 use custody_policy::PolicyPack;
 use serde_json::{Map, Value};
 
@@ -116,7 +118,7 @@ pub(crate) struct Verified {
     pub typ: Option<String>,
     /// The key the signature verified under.
     pub key: [u8; 32],
-    /// `iat` as [`peek_iat`] reads it.
+    /// `iat` as [`peek_iat`] reads it (always `Some` for a token that passed its checks).
     pub raw_iat: Option<i64>,
 }
 
@@ -248,7 +250,7 @@ fn remember(ctx: &Ctx<'_>, raw: &str, jws: &UnverifiedJws<'_>, key: &PublicKey, 
         alg: jws.header.alg.clone(),
         typ: jws.header.typ.clone(),
         key: key.bytes(),
-        raw_iat: jws.claims.get("iat").and_then(Value::as_i64),
+        raw_iat: jws.claims.get("iat").and_then(|v| numeric_date(v).ok()),
     };
     ctx.cache.insert_token(raw, Arc::new(verified));
 }
@@ -420,34 +422,20 @@ fn opt_string(ctx: &Ctx<'_>, c: &Map<String, Value>, name: &str) -> Result<Optio
     }
 }
 
-/// The latest NumericDate accepted: 9999-12-31T23:59:59Z. Anything later is an attempt to
-/// overflow arithmetic, not a date.
-const MAX_DATE: i64 = 253_402_300_799;
-
 fn req_date(ctx: &Ctx<'_>, c: &Map<String, Value>, name: &str) -> Result<i64, Reason> {
     opt_date(ctx, c, name)?.ok_or_else(|| missing(ctx, name))
 }
 
-/// A NumericDate: a whole number of seconds from 0 to [`MAX_DATE`]. Fractions, negatives,
-/// strings and huge values are `malformed_token`.
+/// A NumericDate, read by the one reader every date goes through ([`numeric_date`]): an
+/// integer from 0 to the end of year 9999, written without fraction or exponent. Anything
+/// else is `malformed_token`.
 fn opt_date(ctx: &Ctx<'_>, c: &Map<String, Value>, name: &str) -> Result<Option<i64>, Reason> {
-    let Some(v) = c.get(name) else {
-        return Ok(None);
-    };
-    let n = match v {
-        Value::Number(n) => n.as_i64().or_else(|| {
-            n.as_f64()
-                .filter(|f| f.fract() == 0.0 && f.abs() <= 1e15)
-                .map(|f| f as i64)
-        }),
-        _ => None,
-    };
-    match n {
-        Some(n) if (0..=MAX_DATE).contains(&n) => Ok(Some(n)),
-        _ => Err(wrong_type(
-            ctx,
-            name,
-            "a whole number of seconds from 0 to year 9999",
+    match c.get(name).map(numeric_date) {
+        None => Ok(None),
+        Some(Ok(d)) => Ok(Some(d)),
+        Some(Err(e)) => Err(ctx.fail(
+            ReasonCode::MalformedToken,
+            format!("claim `{name}` must be a whole number of seconds from 0 to year 9999: {e}"),
         )),
     }
 }
@@ -651,11 +639,14 @@ fn next_iat(ctx: &Ctx<'_>, raw: &str) -> Option<i64> {
     }
 }
 
-/// Reads `iat` from a token without verifying it (to date a replacement in a Txn-Token chain;
-/// the token gets all its own checks in turn).
+/// Reads `iat` from a token without verifying it, to date a replacement in a Txn-Token chain,
+/// through the same reader as every date ([`numeric_date`]). `None` when the replacement has
+/// no readable `iat`: it then fails its own claims check at its own hop (`missing_claim` or
+/// `malformed_token`) and the chain is denied there, so no date that one reader takes and
+/// another refuses can skip the expiry check.
 pub(crate) fn peek_iat(raw: &str, limits: &Limits) -> Option<i64> {
     let jws = decode(raw, limits).ok()?;
-    jws.claims.get("iat")?.as_i64()
+    numeric_date(jws.claims.get("iat")?).ok()
 }
 
 /// Cuts attacker-controlled text down to a size fit for a message.

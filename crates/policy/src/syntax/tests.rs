@@ -192,8 +192,8 @@ fn durations_and_booleans() {
         [Setting::RequireSenderBinding(true)]
     );
     assert_eq!(
-        settings("chain { max_depth 64 max_domains 1 }"),
-        [Setting::MaxDepth(64), Setting::MaxDomains(1)]
+        settings("chain { max_depth 8 max_domains 16 }"),
+        [Setting::MaxDepth(8), Setting::MaxDomains(16)]
     );
     assert_eq!(settings("chain { max_depth 007 }"), [Setting::MaxDepth(7)]);
 }
@@ -348,10 +348,12 @@ fn invalid_trust_domains() {
 #[test]
 fn numbers_out_of_range() {
     let cases: &[(&str, &str)] = &[
-        ("chain { max_depth 0 }", "1:19: `max_depth` must be 1 to 64, not `0`"),
-        ("chain { max_depth 65 }", "1:19: `max_depth` must be 1 to 64, not `65`"),
-        ("chain { max_domains 0 }", "1:21: `max_domains` must be 1 to 64, not `0`"),
-        ("chain { max_domains 99999999999999999999999 }", "1:21: `max_domains` must be 1 to 64, not `99999999999999999999999`"),
+        ("chain { max_depth 0 }", "1:19: `max_depth` must be 1 to 8, not `0`"),
+        ("chain { max_depth 9 }", "1:19: `max_depth` must be 1 to 8, not `9`"),
+        ("chain { max_depth 65 }", "1:19: `max_depth` must be 1 to 8, not `65`"),
+        ("chain { max_domains 0 }", "1:21: `max_domains` must be 1 to 16, not `0`"),
+        ("chain { max_domains 17 }", "1:21: `max_domains` must be 1 to 16, not `17`"),
+        ("chain { max_domains 99999999999999999999999 }", "1:21: `max_domains` must be 1 to 16, not `99999999999999999999999`"),
         ("chain { clock_skew 121s }", "1:20: `clock_skew` is at most 120s (RFC 7519 leeway is a few minutes), not `121s`"),
         ("chain { clock_skew 3m }", "1:20: `clock_skew` is at most 120s (RFC 7519 leeway is a few minutes), not `3m`"),
         ("chain { clock_skew 99999999999999999999999h }", "1:20: `clock_skew` `99999999999999999999999h` overflows: durations are at most 2^63-1 seconds"),
@@ -614,8 +616,8 @@ fn text_strategy() -> impl Strategy<Value = String> {
 
 fn setting_strategy() -> impl Strategy<Value = Setting> {
     prop_oneof![
-        (1usize..=64).prop_map(Setting::MaxDepth),
-        (1usize..=64).prop_map(Setting::MaxDomains),
+        (1usize..=8).prop_map(Setting::MaxDepth),
+        (1usize..=16).prop_map(Setting::MaxDomains),
         (0u64..=120).prop_map(Setting::ClockSkew),
         (0u64..=MAX_SECONDS).prop_map(Setting::MaxLifetime),
         any::<bool>().prop_map(Setting::RequireSenderBinding),

@@ -623,6 +623,27 @@ fn small_order_pack(f: &Fixture, x: [u8; 32]) -> Value {
     }})
 }
 
+/// b.example and c.example (local) with their keys, and a `chain` block holding `setting`.
+fn chain_pack(f: &Fixture, setting: &str) -> Value {
+    let keys = |d: &str| {
+        let mut k = KeySet::new();
+        k.insert(f.key(d).public()).unwrap();
+        k.to_jwks().to_string()
+    };
+    let trust = format!(
+        "local \"c.example\"\n\
+        domain \"b.example\" {{\n  issuer \"https://as.b.example\"\n  keys \"keys/b.jwks\"\n}}\n\
+        domain \"c.example\" {{\n  issuer \"https://as.c.example\"\n  keys \"keys/c.jwks\"\n}}\n\
+        federate \"b.example\" -> \"c.example\" {{ scopes [\"orders:read\"] }}\n\
+        chain {{\n  {setting}\n}}\n"
+    );
+    json!({"files": {
+        "pack.trust": trust,
+        "keys/b.jwks": keys("b.example"),
+        "keys/c.jwks": keys("c.example"),
+    }})
+}
+
 fn times(g: &mut Gen) {
     let base = json!({"iat": NOW - 100});
     let cases: [(&str, Value, Expect, &str); 9] = [
@@ -710,6 +731,52 @@ fn times(g: &mut Gen) {
         request(&[t]),
         Expect::Deny("malformed_token", Some(0)),
     );
+    // Whole-valued dates written as a fraction or with an exponent: one reader refuses them
+    // everywhere (DESIGN.md, Clarifications), so no check can read them one way and another
+    // check the other.
+    let written = [
+        (
+            "time-iat-whole-float",
+            "iat",
+            format!("{}.0", NOW - 10),
+            "`iat` written `…590.0`",
+        ),
+        (
+            "time-exp-exponent",
+            "exp",
+            "1.7672259e9".to_owned(),
+            "`exp` written `1.7672259e9`",
+        ),
+        (
+            "time-nbf-whole-float",
+            "nbf",
+            format!("{}.0", NOW - 10),
+            "`nbf` written `…590.0`",
+        ),
+        (
+            "time-iat-integer-exponent",
+            "iat",
+            "1767225590e0".to_owned(),
+            "`iat` written `1767225590e0`",
+        ),
+    ];
+    for (name, claim, text, what) in written {
+        let mut c = single_claims();
+        c["iss"] = issuer("b.example").into();
+        c[claim] = json!(0);
+        let payload = c
+            .to_string()
+            .replace(&format!("\"{claim}\":0"), &format!("\"{claim}\":{text}"));
+        let t = g.raw("b.example", &b_header().to_string(), &payload);
+        g.case(
+            name,
+            "time",
+            &format!("{what}: a whole number of seconds, but not written as an integer."),
+            standard(),
+            request(&[t]),
+            Expect::Deny("malformed_token", Some(0)),
+        );
+    }
 }
 
 fn audiences(g: &mut Gen) {
@@ -1016,14 +1083,36 @@ fn actors(g: &mut Gen) {
             e,
         );
     }
+    for (name, setting, what) in [
+        (
+            "depth-max-depth-over-8",
+            "max_depth 9",
+            "`max_depth 9`: more actors than `act` may nest",
+        ),
+        (
+            "domains-max-domains-over-16",
+            "max_domains 17",
+            "`max_domains 17`: more domains than a request has tokens",
+        ),
+    ] {
+        let t = g.single(json!({}));
+        g.case(
+            name,
+            "depth",
+            &format!("A pack with {what}: `max_depth` is 1 to 8 and `max_domains` 1 to 16, so the pack does not load."),
+            chain_pack(&g.f, setting),
+            request(&[t]),
+            Expect::LoadError(if setting.starts_with("max_depth") { "must be 1 to 8" } else { "must be 1 to 16" }),
+        );
+    }
     let ids = deep(9);
     let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
     let t = g.single(json!({"act": act(&refs)}));
-    let deep_pack = json!({"variant": "standard", "chain": "max_depth 64"});
+    let deep_pack = json!({"variant": "standard", "chain": "max_depth 8"});
     g.case(
         "act-nesting-over-8",
         "depth",
-        "`act` nested nine deep (the `act_depth` limit is 8), even with `max_depth 64`.",
+        "`act` nested nine deep (the `act_depth` limit is 8), even with `max_depth 8`, the most a pack may allow.",
         deep_pack,
         request(&[t]),
         Expect::Deny("depth_exceeded", Some(0)),
@@ -1199,6 +1288,7 @@ fn txn_tokens(g: &mut Gen) {
             json!({"scope": "orders:read orders:write", "iat": NOW - 5}),
         )),
     ];
+    txn_replacement_dates(g);
     let mut req = request(&widened);
     req["peer"] = GATEWAY.into();
     g.case(
@@ -1209,6 +1299,63 @@ fn txn_tokens(g: &mut Gen) {
         req,
         Expect::Deny("scope_escalation", Some(1)),
     );
+}
+
+/// A Txn-Token replacement chain whose original expired (skew included) before the
+/// replacement was issued, the replacement's `iat` written three ways: as an integer it is
+/// `expired` at the original; written `….0`, with an exponent or out of range, the replacement
+/// itself is refused (security review: a float `iat` skipped the expiry check).
+fn txn_replacement_dates(g: &mut Gen) {
+    let header = json!({"alg": "EdDSA", "kid": "c.example-k1", "typ": "txntoken+jwt"}).to_string();
+    let original = with(txn_claims(), json!({"iat": NOW - 400, "exp": NOW - 100}));
+    let iat = NOW - 60;
+    let cases = [
+        (
+            "txn-replacement-after-expiry",
+            iat.to_string(),
+            Expect::Deny("expired", Some(0)),
+            "an integer",
+        ),
+        (
+            "txn-replacement-iat-whole-float",
+            format!("{iat}.0"),
+            Expect::Deny("malformed_token", Some(1)),
+            "`….0`",
+        ),
+        (
+            "txn-replacement-iat-exponent",
+            "1.76722554e9".to_owned(),
+            Expect::Deny("malformed_token", Some(1)),
+            "`1.76722554e9`",
+        ),
+        (
+            "txn-replacement-iat-out-of-range",
+            "253402300800".to_owned(),
+            Expect::Deny("malformed_token", Some(1)),
+            "past year 9999",
+        ),
+    ];
+    for (name, text, e, what) in cases {
+        let mut c = with(txn_claims(), json!({"iat": 0}));
+        c["iss"] = issuer("c.example").into();
+        let payload = c
+            .to_string()
+            .replace("\"iat\":0", &format!("\"iat\":{text}"));
+        let tokens = vec![
+            g.f.txn_token(original.clone()),
+            g.raw("c.example", &header, &payload),
+        ];
+        let mut req = request(&tokens);
+        req["peer"] = GATEWAY.into();
+        g.case(
+            name,
+            "time",
+            &format!("A Txn-Token replaced 40 s after it expired (skew 30 s), the replacement's `iat` written as {what}."),
+            standard(),
+            req,
+            e,
+        );
+    }
 }
 
 fn identifiers(g: &mut Gen) {
