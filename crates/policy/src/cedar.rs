@@ -61,6 +61,9 @@ pub(crate) fn load(
         unused(files, report);
         return None;
     }
+    if let (Some(path), Some(json)) = (files.schemas.first(), &schema_json) {
+        context_warnings(path, json, report);
+    }
     Some(CedarPack {
         policies: policies.set,
         schema,
@@ -283,6 +286,24 @@ fn entries(parsed: &PolicySet) -> Vec<Entry> {
     let mut all: Vec<Entry> = statics.chain(templates).collect();
     all.sort_by_key(|e| e.index);
     all
+}
+
+/// A warning for every action whose declared context cannot hold custody's own context
+/// record: with a schema every Cedar request is validated, so each such action's calls would
+/// all be refused (`invalid_request`).
+fn context_warnings(path: &Path, json: &serde_json::Value, report: &mut CedarReport) {
+    for action in crate::schema_actions(json) {
+        if let Some(why) = crate::custody_context_mismatch(json, &action) {
+            let msg = format!(
+                "action `{action}`'s context cannot hold what custody sends ({why}): every call \
+                 for it will be refused as `invalid_request`; declare custody's context as \
+                 policies/demo/demo.cedarschema does"
+            );
+            report
+                .warnings
+                .push(Warning::new(WarningKind::Cedar, path, None, msg));
+        }
+    }
 }
 
 fn load_schema(

@@ -50,6 +50,7 @@
 
 mod ast;
 mod cedar;
+mod cedar_schema;
 mod error;
 mod files;
 mod keys;
@@ -61,6 +62,7 @@ use std::path::Path;
 
 use custody_jose::Limits;
 
+pub use cedar_schema::{context_mismatch, custody_context_mismatch, schema_actions};
 pub use ast::{ChainBlock, DomainDecl, FederateDecl, Item, Setting, Span, Spanned, TrustFile};
 pub use error::{LoadError, LoadErrorKind, Location, Warning, WarningKind};
 pub use pack::{

@@ -333,7 +333,7 @@ impl Engine {
         let json = context_json(input);
         let refused = |e: &dyn std::fmt::Display| {
             let why = schema_json
-                .and_then(|s| crate::cedar_schema::first_mismatch(s, input.action, &json))
+                .and_then(|s| custody_policy::context_mismatch(s, input.action, &json))
                 .unwrap_or_else(|| e.to_string());
             BuildError(format!(
                 "the Cedar request does not fit the pack's schema: {why}"

@@ -37,7 +37,6 @@
 pub mod biscuit;
 mod cache;
 mod cedar;
-mod cedar_schema;
 mod chain;
 mod decision;
 mod fifo;

@@ -798,3 +798,35 @@ fn cedar_files_without_policies_are_unused() {
     pack.file("s.cedarschema", "entity");
     assert_eq!(pack.one_error().0, LoadErrorKind::CedarSchema);
 }
+
+/// With a schema every Cedar request is validated: a schema whose action context cannot hold
+/// custody's own fields would refuse every call, so the loader says so.
+#[test]
+fn a_schema_that_cannot_hold_custodys_context_is_warned() {
+    let pack = cedar_pack();
+    pack.file("s.cedarschema", SCHEMA)
+        .file("a.cedar", "permit (principal, action, resource);\n");
+    let loaded = pack.loaded();
+    let msgs: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains("action `orders:read`'s context cannot hold")
+                && m.contains("is not declared in the schema")),
+        "{msgs:?}"
+    );
+    let demo = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../policies/demo/demo.cedarschema"
+    ))
+    .unwrap();
+    pack.file("s.cedarschema", &demo);
+    let loaded = pack.loaded();
+    assert!(
+        !loaded
+            .warnings
+            .iter()
+            .any(|w| w.to_string().contains("cannot hold")),
+        "{:?}",
+        loaded.warnings
+    );
+}

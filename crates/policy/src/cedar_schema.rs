@@ -5,13 +5,20 @@
 //! missing, `context.request.level` is a string where the schema declares `Long`, …), found
 //! by walking the context against the action's declared context type in the schema's JSON
 //! form. This only explains a refusal Cedar already made; it never decides one.
+//!
+//! The same walk checks, at load, that each action's declared context can hold the record
+//! custody builds (its fields and their types): a schema that cannot would refuse every call.
 
 use serde_json::{Map, Value};
 
 /// The first place where `context` departs from `action`'s declared context type, if this
 /// walk can tell (entity and extension types, and anything it does not know, are left to
 /// Cedar).
-pub(crate) fn first_mismatch(schema: &Value, action: &str, context: &Value) -> Option<String> {
+pub fn context_mismatch(schema: &Value, action: &str, context: &Value) -> Option<String> {
+    mismatch(schema, action, context, None)
+}
+
+fn mismatch(schema: &Value, action: &str, context: &Value, ignore: Option<&str>) -> Option<String> {
     let namespaces = schema.as_object()?;
     let (ns, declared) = namespaces.iter().find_map(|(ns, n)| {
         let applies = n.get("actions")?.get(action)?.get("appliesTo")?;
@@ -21,13 +28,41 @@ pub(crate) fn first_mismatch(schema: &Value, action: &str, context: &Value) -> O
         ("type".to_owned(), Value::from("Record")),
         ("attributes".to_owned(), Value::Object(Map::new())),
     ]));
-    let walk = Walk { schema, ns };
+    let walk = Walk { schema, ns, ignore };
     walk.value(context, declared.unwrap_or(&empty), "context", 0)
 }
 
 struct Walk<'a> {
     schema: &'a Value,
     ns: &'a str,
+    /// A path left out of the walk, declared or not (the caller's `context.request` when the
+    /// load-time check looks at custody's own fields).
+    ignore: Option<&'a str>,
+}
+
+/// Where custody's own context (every field but the caller's `request`) does not fit the
+/// context that `action` declares: the field and why, or `None` when it fits or when the walk
+/// cannot tell.
+pub fn custody_context_mismatch(schema: &Value, action: &str) -> Option<String> {
+    let sample = serde_json::json!({
+        "origin": "a.example|user:alice", "origin_domain": "a.example", "depth": 1,
+        "actors": ["spiffe://a.example/agent"], "domains": ["a.example"],
+        "scopes": ["read"], "txn": "", "cross_domain": false, "peer": "",
+    });
+    // the caller's part is the caller's: only custody's own fields are checked here
+    mismatch(schema, action, &sample, Some("context.request"))
+}
+
+/// The actions the schema declares, with their namespace's name.
+pub fn schema_actions(schema: &Value) -> Vec<String> {
+    let Some(namespaces) = schema.as_object() else {
+        return Vec::new();
+    };
+    namespaces
+        .values()
+        .filter_map(|n| n.get("actions")?.as_object())
+        .flat_map(|a| a.keys().cloned())
+        .collect()
 }
 
 /// Type references followed at most this deep (a schema's common types cannot recurse, but
@@ -74,6 +109,9 @@ impl Walk<'_> {
         for (name, a) in attrs {
             let required = a.get("required").and_then(Value::as_bool).unwrap_or(true);
             let at = format!("{path}.{name}");
+            if self.ignore == Some(at.as_str()) {
+                continue;
+            }
             match m.get(name) {
                 None if required => {
                     return Some(format!("`{at}` is missing (the schema requires it)"))
@@ -87,7 +125,8 @@ impl Walk<'_> {
             }
         }
         let open = ty.get("additionalAttributes").and_then(Value::as_bool) == Some(true);
-        match m.keys().find(|k| !attrs.contains_key(*k)) {
+        let ignored = |k: &str| self.ignore == Some(format!("{path}.{k}").as_str());
+        match m.keys().find(|k| !attrs.contains_key(*k) && !ignored(k)) {
             Some(extra) if !open => Some(format!("`{path}.{extra}` is not declared in the schema")),
             _ => None,
         }
@@ -153,9 +192,20 @@ mod tests {
     }
 
     #[test]
+    fn custody_fields_must_fit() {
+        let s = schema();
+        // `read` declares only `request`: custody's fields are not declared
+        assert_eq!(
+            custody_context_mismatch(&s, "read").unwrap(),
+            "`context.origin` is not declared in the schema"
+        );
+        assert_eq!(schema_actions(&s), ["read"]);
+    }
+
+    #[test]
     fn names_the_first_attribute_at_fault() {
         let s = schema();
-        let check = |c: Value| first_mismatch(&s, "read", &c);
+        let check = |c: Value| context_mismatch(&s, "read", &c);
         assert_eq!(
             check(json!({"request": {"blocked": true, "tags": []}})),
             None
@@ -180,6 +230,6 @@ mod tests {
             check(json!({"request": {"blocked": true, "tags": [], "note": "n"}})),
             None
         );
-        assert_eq!(first_mismatch(&s, "write", &json!({})), None);
+        assert_eq!(context_mismatch(&s, "write", &json!({})), None);
     }
 }
