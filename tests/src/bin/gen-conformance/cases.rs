@@ -56,6 +56,7 @@ pub fn all() -> Vec<Case> {
     attenuation(&mut g);
     actors(&mut g);
     federation(&mut g);
+    cedar_errors(&mut g);
     sender(&mut g);
     txn_tokens(&mut g);
     identifiers(&mut g);
@@ -1126,6 +1127,55 @@ fn actors(g: &mut Gen) {
         request(&three),
         Expect::Deny("depth_exceeded", Some(2)),
     );
+}
+
+/// Cedar policies that fail to evaluate (security review finding 1): Cedar skips them, custody
+/// denies `policy_error`.
+fn cedar_errors(g: &mut Gen) {
+    let policies = "@id(\"read\")\npermit (principal, action == Action::\"orders:read\", resource);\n\
+        @id(\"block-flagged\")\nforbid (principal, action, resource) when { context.request.blocked };\n";
+    let pack = json!({"variant": "standard", "cedar": policies});
+    let chain = vec![g.t0(json!({})), g.t1(json!({}))];
+    let cases = [
+        (
+            "cedar-forbid-attribute-missing",
+            None,
+            "a request without `blocked`",
+            Expect::Deny("policy_error", None),
+        ),
+        (
+            "cedar-forbid-attribute-string",
+            Some(json!({"blocked": "yes"})),
+            "`blocked` sent as a string",
+            Expect::Deny("policy_error", None),
+        ),
+        (
+            "cedar-forbid-attribute-true",
+            Some(json!({"blocked": true})),
+            "`blocked: true`",
+            Expect::Deny("policy_denied", None),
+        ),
+        (
+            "cedar-forbid-attribute-false",
+            Some(json!({"blocked": false})),
+            "`blocked: false`",
+            Expect::Allow,
+        ),
+    ];
+    for (name, context, what, e) in cases {
+        let mut req = request(&chain);
+        if let Some(c) = context {
+            req["context"] = c;
+        }
+        g.case(
+            name,
+            "policy evaluation",
+            &format!("A `forbid` on `context.request.blocked` with no schema, {what}: a policy that fails to evaluate denies the call instead of being skipped by Cedar."),
+            pack.clone(),
+            req,
+            e,
+        );
+    }
 }
 
 fn federation(g: &mut Gen) {
