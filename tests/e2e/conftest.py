@@ -4,7 +4,14 @@ of a small loopback upstream, certificates made at test time.
 Binaries: `CUSTODY_BIN` (default `target/debug/custody`, built here with cargo), `CUSTODY_ENVOY`
 (default `.venv/bin/envoy`, installed by `tests/e2e/setup.sh`). Under `CI=true` nothing is
 skipped: a missing Envoy is a failure.
+
+Two setups: `custody`/`envoy` (`--action-header x-custody-action`, set per route by Envoy, and an
+mTLS listener) and `custody_default_action`/`envoy_default_action` (no `--action-header`: the
+action is `METHOD:path`). Tokens beyond the fixture's are minted with `custody mint` (`mint`).
 """
+
+import base64
+import contextlib
 
 import datetime
 import http.server
@@ -84,17 +91,58 @@ def envoy_bin():
 
 
 @pytest.fixture(scope="session")
-def custody(binaries, fx, workdir):
+def mint(binaries, fx, workdir):
+    """`mint(domain, claims, typ="at+jwt")`: a token signed with `domain`'s key of the fixture pack
+    by `custody mint`, `iss` filled in, `iat` now - 10 and `exp` now + 600 unless given.
+
+    The pack's signing keys are not written out; they are the kit's deterministic ones
+    (`tests/src/lib.rs`: seed `[n + 1; 32]` for the n-th domain, kid `<domain>-k1`), checked here
+    against the pack's published key set before use."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+    keydir = workdir / "mint-keys"
+    keydir.mkdir(exist_ok=True)
+    domains = ["a.example", "b.example", "c.example", "d.example"]
+    counter = iter(range(1_000_000))
+
+    def key_file(domain):
+        path = keydir / f"{domain}.jwk"
+        if path.exists():
+            return path
+        seed = bytes([domains.index(domain) + 1] * 32)
+        x = b64(Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
+        published = json.loads((Path(fx["pack"]) / "keys" / f"{domain}.jwks").read_text())["keys"]
+        match = [k for k in published if k.get("x") == x]
+        assert match, f"the kit's key for {domain} is not the pack's: update the seed convention here"
+        path.write_text(json.dumps({"kty": "OKP", "crv": "Ed25519", "kid": match[0]["kid"], "x": x, "d": b64(seed)}))
+        return path
+
+    def mint_token(domain, claims, typ="at+jwt"):
+        now = int(time.time())
+        claims = {"iss": f"https://as.{domain}", "iat": now - 10, "exp": now + 600, **claims}
+        path = keydir / f"claims-{next(counter)}.json"
+        path.write_text(json.dumps(claims))
+        out = subprocess.run([binaries["custody"], "mint", "--key", str(key_file(domain)), "--claims", str(path),
+                              "--typ", typ], check=True, capture_output=True, text=True)
+        return out.stdout.strip()
+
+    return mint_token
+
+
+@contextlib.contextmanager
+def serve(binaries, fx, workdir, name, extra):
+    """`custody serve` on the fixture pack with `extra` arguments; stopped with SIGTERM."""
     port, metrics = free_port(), free_port()
-    log = open(workdir / "custody.log", "w")
+    log = open(workdir / f"{name}.log", "w")
     proc = subprocess.Popen(
         [binaries["custody"], "serve", "--policies", fx["pack"], "--listen", f"127.0.0.1:{port}",
-         "--audience", fx["audience"], "--action-header", ACTION_HEADER,
-         "--metrics-listen", f"127.0.0.1:{metrics}"],
+         "--audience", fx["audience"], *extra, "--metrics-listen", f"127.0.0.1:{metrics}"],
         stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_port(port, proc, "custody serve")
-        yield {"port": port, "metrics": metrics, "proc": proc, "log": workdir / "custody.log"}
+        yield {"port": port, "metrics": metrics, "proc": proc, "log": workdir / f"{name}.log"}
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -105,6 +153,19 @@ def custody(binaries, fx, workdir):
                 proc.wait()
         log.close()
     assert proc.returncode == 0, f"custody serve exited {proc.returncode} on SIGTERM"
+
+
+@pytest.fixture(scope="session")
+def custody(binaries, fx, workdir):
+    with serve(binaries, fx, workdir, "custody", ["--action-header", ACTION_HEADER]) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def custody_default_action(binaries, fx, workdir):
+    """A second sidecar without `--action-header`: Check's action is `METHOD:path`."""
+    with serve(binaries, fx, workdir, "custody-default-action", []) as c:
+        yield c
 
 
 class Echo(http.server.BaseHTTPRequestHandler):
@@ -194,7 +255,16 @@ def per_route_action(action):
         "mutations": {"request_mutations": [mutation]}}}
 
 
-def hcm():
+def hcm(action_header=True):
+    """The HTTP connection manager: with `action_header`, routes that set the action header for
+    `GET`/`POST /orders…` and remove it elsewhere; without, one route and no header mutation."""
+    if not action_header:
+        return {"name": "envoy.filters.network.http_connection_manager", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+            "stat_prefix": "ingress_default_action",
+            "route_config": {"virtual_hosts": [{"name": "orders", "domains": ["*"], "routes": [
+                {"match": {"prefix": "/"}, "route": {"cluster": "upstream"}}]}]},
+            "http_filters": [EXT_AUTHZ, ROUTER]}}
     routes = [
         {"match": {"prefix": "/orders", "headers": [{"name": ":method", "string_match": {"exact": "GET"}}]},
          "route": {"cluster": "upstream"}, "typed_per_filter_config": per_route_action("orders:read")},
@@ -210,14 +280,18 @@ def hcm():
             {"name": "envoy.filters.http.header_mutation", "typed_config": {
                 "@type": "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation",
                 "mutations": {}}},
-            {"name": "envoy.filters.http.ext_authz", "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz",
-                "transport_api_version": "V3",
-                "failure_mode_allow": False,
-                "grpc_service": {"envoy_grpc": {"cluster_name": "custody"}, "timeout": "2s"}}},
-            {"name": "envoy.filters.http.router", "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}},
+            EXT_AUTHZ,
+            ROUTER,
         ]}}
+
+
+EXT_AUTHZ = {"name": "envoy.filters.http.ext_authz", "typed_config": {
+    "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz",
+    "transport_api_version": "V3",
+    "failure_mode_allow": False,
+    "grpc_service": {"envoy_grpc": {"cluster_name": "custody"}, "timeout": "2s"}}}
+ROUTER = {"name": "envoy.filters.http.router", "typed_config": {
+    "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
 
 
 def cluster(name, port, http2):
@@ -229,6 +303,39 @@ def cluster(name, port, http2):
             "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
             "explicit_http_config": {"http2_protocol_options": {}}}}
     return c
+
+
+@contextlib.contextmanager
+def run_envoy(envoy_bin, workdir, name, config, admin, base_id):
+    """Envoy on `config` until its admin endpoint says LIVE; terminated afterwards."""
+    path = workdir / f"{name}.json"
+    path.write_text(json.dumps(config, indent=1))
+    log = open(workdir / f"{name}.log", "w")
+    proc = subprocess.Popen([envoy_bin, "-c", str(path), "--disable-hot-restart", "--log-level", "warn",
+                             "--base-id", str(base_id)],
+                            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 60
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"envoy exited {proc.returncode}: {(workdir / f'{name}.log').read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{admin}/ready", timeout=1) as r:
+                    if r.read().strip() == b"LIVE":
+                        break
+            except OSError:
+                pass
+            if time.time() > deadline:
+                raise RuntimeError("envoy not ready within 60s")
+            time.sleep(0.1)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
 
 
 @pytest.fixture(scope="session")
@@ -253,33 +360,27 @@ def envoy(envoy_bin, custody, upstream, certs, workdir):
             "clusters": [cluster("custody", custody["port"], True), cluster("upstream", upstream, False)],
         },
     }
-    path = workdir / "envoy.json"
-    path.write_text(json.dumps(config, indent=1))
-    log = open(workdir / "envoy.log", "w")
-    proc = subprocess.Popen([envoy_bin, "-c", str(path), "--disable-hot-restart", "--log-level", "warn",
-                             "--base-id", str(os.getpid() % 10000)],
-                            stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.time() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"envoy exited {proc.returncode}: {(workdir / 'envoy.log').read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{admin}/ready", timeout=1) as r:
-                    if r.read().strip() == b"LIVE":
-                        break
-            except OSError:
-                pass
-            if time.time() > deadline:
-                raise RuntimeError("envoy not ready within 60s")
-            time.sleep(0.1)
+    with run_envoy(envoy_bin, workdir, "envoy", config, admin, os.getpid() % 10000) as proc:
         wait_port(plain, proc, "envoy")
         wait_port(tls, proc, "envoy")
         yield {"plain": plain, "tls": tls, "admin": admin}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+
+
+@pytest.fixture(scope="session")
+def envoy_default_action(envoy_bin, custody_default_action, upstream, workdir):
+    """A second Envoy, plain HTTP, whose ext_authz calls the sidecar without `--action-header`;
+    it sets no action header."""
+    plain, admin = free_port(), free_port()
+    config = {
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin}}},
+        "static_resources": {
+            "listeners": [
+                {"name": "plain", "address": {"socket_address": {"address": "127.0.0.1", "port_value": plain}},
+                 "filter_chains": [{"filters": [hcm(action_header=False)]}]},
+            ],
+            "clusters": [cluster("custody", custody_default_action["port"], True), cluster("upstream", upstream, False)],
+        },
+    }
+    with run_envoy(envoy_bin, workdir, "envoy-default-action", config, admin, os.getpid() % 10000 + 10000) as proc:
+        wait_port(plain, proc, "envoy")
+        yield {"plain": plain, "admin": admin}

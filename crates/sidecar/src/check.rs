@@ -4,14 +4,22 @@
 //! | request field | from |
 //! |---|---|
 //! | `tokens` | the `custody-chain` header (upstream tokens, origin first, comma-separated), then the `authorization: Bearer` token (the presented one, last) |
-//! | `txn_token` | the `txn-token` header |
+//! | `txn_token` | the `txn-token` header (the only place a Txn-Token is accepted) |
 //! | `peer` | `attributes.source.principal` (Envoy: the client certificate's URI SAN); empty = none |
-//! | `action` | `METHOD path` (the path without query string or fragment, as Envoy forwards it), or the value of the `--action-header` header |
+//! | `action` | `METHOD:path` (e.g. `GET:/orders/7`: the method as Envoy gives it, a colon, the path without query string or fragment), or the value of the `--action-header` header |
 //! | `audience` | `--audience`, never `Host`/`:authority` |
 //! | `now` | the system clock; the `custody-now` header only under `--allow-request-time` |
 //!
+//! A Txn-Token (`typ` `txntoken+jwt`) is no bearer credential: in `authorization` or in
+//! `custody-chain` it is `wrong_token_type` (401), `hop` its index in `tokens`. The first token is
+//! checked here, in the mapping (the verifier would take a Txn-Token first as the start of a
+//! Txn-Token replacement chain); a later one the verifier itself refuses at its `typ` check, after
+//! every check of the tokens before it.
+//!
 //! Allow: gRPC OK, `x-custody-origin`, `x-custody-actor` and `x-custody-depth` set on the
 //! upstream request (replacing any a client sent) and the chain summary in dynamic metadata.
+//! Every `x-custody-*` value is one item no list or parameter syntax can split: each byte
+//! outside `A-Z a-z 0-9 - . _ ~ : / @ |` is written `%XX` (see [`header_safe`]).
 //! Deny: `PERMISSION_DENIED` with an HTTP 403 (or 401 with `www-authenticate` when the bearer
 //! token is missing or a token is invalid) and a JSON body with the reason codes.
 
@@ -19,6 +27,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use custody_jose::{classify_typ, TokenClass};
 use custody_verifier::{Decision, Limits, Reason, ReasonCode, Request};
 use envoy_types::ext_authz::v3::pb::{
     CheckRequest, CheckResponse, DeniedHttpResponse, HeaderAppendAction, HeaderValue,
@@ -47,12 +56,15 @@ const GRPC_OK: i32 = 0;
 const GRPC_PERMISSION_DENIED: i32 = 7;
 const REALM: &str = "Bearer realm=\"custody\"";
 
-/// Why a Check request could not become a custody request; both are `invalid_request`.
+/// Why a Check request could not become a custody request.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum MapError {
-    /// No `authorization: Bearer` token: 401.
+    /// No `authorization: Bearer` token: `invalid_request`, 401.
     NoToken(String),
-    /// Anything else: 403.
+    /// A Txn-Token where a bearer credential goes (its index in `tokens`, the message):
+    /// `wrong_token_type`, 401.
+    TxnAsBearer(usize, String),
+    /// Anything else: `invalid_request`, 403.
     Invalid(String),
 }
 
@@ -60,6 +72,10 @@ impl MapError {
     pub(crate) fn decision(&self) -> Decision {
         match self {
             MapError::NoToken(m) | MapError::Invalid(m) => Decision::invalid_request(m.clone()),
+            MapError::TxnAsBearer(hop, m) => Decision::deny(
+                Reason::new(ReasonCode::WrongTokenType, Some(*hop), m.clone()),
+                None,
+            ),
         }
     }
 }
@@ -147,22 +163,55 @@ pub(crate) fn map_request(
             MapError::Invalid(format!("`{NOW_HEADER}` must be unix seconds"))
         })?),
     };
+    let audience = settings.audience.clone().ok_or_else(|| {
+        MapError::Invalid(
+            "the sidecar was started without `--audience ID`: Check cannot know which \
+             service the tokens must be addressed to (it never trusts `Host`)"
+                .into(),
+        )
+    })?;
+    refuse_txn_first(&tokens, limits)?;
     Ok(Request {
         tokens,
         txn_token,
-        audience: settings.audience.clone().ok_or_else(|| {
-            MapError::Invalid(
-                "the sidecar was started without `--audience ID`: Check cannot know which \
-                 service the tokens must be addressed to (it never trusts `Host`)"
-                    .into(),
-            )
-        })?,
+        audience,
         action,
         resource: None,
         peer,
         now,
         context: None,
     })
+}
+
+/// A Txn-Token is no bearer credential (draft-ietf-oauth-transaction-tokens): it comes only in
+/// the `txn-token` header. The verifier accepts one first in `tokens` (a Txn-Token replacement
+/// chain), so the first token is checked here: one that decodes (as the verifier decodes it,
+/// so a token it would refuse earlier, as too large or malformed, is left to it) and whose
+/// `typ` is `txntoken+jwt` is `wrong_token_type` at hop 0. After an access token first, the
+/// verifier itself refuses a Txn-Token at its `typ` check (`wrong_token_type`, its hop), after
+/// every check of the tokens before it.
+fn refuse_txn_first(tokens: &[String], limits: &Limits) -> Result<(), MapError> {
+    let Some(first) = tokens.first() else {
+        return Ok(());
+    };
+    let Ok(jws) = custody_jose::decode(first, limits) else {
+        return Ok(());
+    };
+    if classify_typ(jws.header.typ.as_deref()) != TokenClass::TxnToken {
+        return Ok(());
+    }
+    let from = if tokens.len() == 1 {
+        "`authorization: Bearer`"
+    } else {
+        "the first `custody-chain` entry"
+    };
+    Err(MapError::TxnAsBearer(
+        0,
+        format!(
+            "{from} is a Txn-Token (`typ` `txntoken+jwt`): a Txn-Token is no bearer \
+             credential and is accepted only in the `{TXN_HEADER}` header"
+        ),
+    ))
 }
 
 /// The token of an `authorization: Bearer <token>` header.
@@ -205,7 +254,8 @@ fn split_chain(value: &str, limits: &Limits) -> Result<Vec<String>, MapError> {
         .collect()
 }
 
-/// `METHOD path`, the path without its query string or fragment.
+/// `METHOD:path`, the path without its query string or fragment (`GET:/orders/7`): one scope
+/// item, since scopes are space-separated.
 fn method_path(method: &str, path: &str) -> Result<String, MapError> {
     let path = path.split(['?', '#']).next().unwrap_or_default();
     if method.is_empty() || !path.starts_with('/') {
@@ -213,7 +263,7 @@ fn method_path(method: &str, path: &str) -> Result<String, MapError> {
             "the HTTP request has no method or no absolute path".into(),
         ));
     }
-    Ok(format!("{method} {path}"))
+    Ok(format!("{method}:{path}"))
 }
 
 /// One Check call, decided: the custody request it mapped to (`None` when it did not map), the
@@ -402,15 +452,29 @@ fn set_header(key: &str, value: &str) -> HeaderValueOption {
     }
 }
 
-/// A header value: visible ASCII kept, everything else (and `%`) percent-encoded, so no
-/// subject can inject a header or break Envoy's header validation.
+/// Whether `header_safe` writes byte `b` as is: `A-Z a-z 0-9 - . _ ~ : / @ |` (RFC 3986's
+/// unreserved characters, and `:` `/` `@` `|` for SPIFFE IDs, qualified subjects and e-mail
+/// addresses). None of them is list, parameter, quoting or comment syntax in any HTTP header
+/// grammar (`,` `;` `=` `"` `\` `(` `)` `<` `>` whitespace), nor `%` or `+`.
+fn kept(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b':' | b'/' | b'@' | b'|')
+}
+
+/// An `x-custody-*` header value: every byte of `v`'s UTF-8 outside [`kept`]'s set written
+/// `%XX` (uppercase hex), so the value is one item an upstream can never split into several
+/// (`a,b`), give parameters (`;x=y`) or unquote, and no subject can inject a header or break
+/// Envoy's header validation. Exactly undone by plain percent-decoding (Python's
+/// `urllib.parse.unquote`, JavaScript's `decodeURIComponent`, Rust's
+/// `percent_encoding::percent_decode_str(..).decode_utf8()`).
 pub(crate) fn header_safe(v: &str) -> String {
+    use std::fmt::Write as _;
     let mut out = String::with_capacity(v.len());
     for b in v.bytes() {
-        if b.is_ascii_graphic() && b != b'%' {
+        if kept(b) {
             out.push(char::from(b));
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            // writing to a String cannot fail
+            let _ = write!(out, "%{b:02X}");
         }
     }
     out
@@ -443,6 +507,8 @@ mod tests {
         HttpRequest, Peer, Request as AttrRequest,
     };
     use envoy_types::pb::envoy::service::auth::v3::AttributeContext;
+
+    use custody_tests::{Fixture, ALICE, AUD, NOW};
 
     fn settings() -> Settings {
         crate::config::Settings::from_args(&crate::ServeArgs {
@@ -491,7 +557,7 @@ mod tests {
         let r = map_request(&c, &settings(), &Limits::default()).unwrap();
         assert_eq!(r.tokens, ["t0", "t1", "t2"]);
         assert_eq!(r.txn_token.as_deref(), Some("tx"));
-        assert_eq!(r.action, "GET /orders/7");
+        assert_eq!(r.action, "GET:/orders/7");
         assert_eq!(r.audience, "spiffe://c.example/orders");
         assert_eq!(r.peer.as_deref(), Some("spiffe://b.example/agent/alice"));
         assert_eq!(r.now, None);
@@ -557,7 +623,277 @@ mod tests {
     #[test]
     fn header_values_are_made_safe() {
         assert_eq!(header_safe("a.example|user:alice"), "a.example|user:alice");
+        assert_eq!(
+            header_safe("spiffe://b.example/agent/alice"),
+            "spiffe://b.example/agent/alice"
+        );
         assert_eq!(header_safe("a b\r\nx%"), "a%20b%0D%0Ax%25");
+        assert_eq!(header_safe("é+\"(;=)\\"), "%C3%A9%2B%22%28%3B%3D%29%5C");
+    }
+
+    /// Security review finding 6: a subject holding a comma reached the upstream as two list
+    /// items, the second one another domain's user.
+    #[test]
+    fn a_comma_in_the_subject_stays_in_one_item() {
+        let origin = "b.example|user:x,a.example|user:root";
+        let v = header_safe(origin);
+        assert_eq!(v, "b.example|user:x%2Ca.example|user:root");
+        assert_eq!(v.split(',').count(), 1);
+        assert_eq!(percent_decode(&v).as_deref(), Some(origin));
+    }
+
+    /// Plain percent-decoding (what Python's `urllib.parse.unquote` does): `None` for a bad
+    /// escape or non-UTF-8.
+    fn percent_decode(v: &str) -> Option<String> {
+        let mut out = Vec::new();
+        let mut bytes = v.bytes();
+        while let Some(b) = bytes.next() {
+            if b == b'%' {
+                let hi = char::from(bytes.next()?).to_digit(16)?;
+                let lo = char::from(bytes.next()?).to_digit(16)?;
+                out.push(u8::try_from(hi * 16 + lo).ok()?);
+            } else {
+                out.push(b);
+            }
+        }
+        String::from_utf8(out).ok()
+    }
+
+    /// What an encoded value may hold: the kept characters and `%` with two uppercase hex
+    /// digits; so no `,`, `;`, `"`, space or other non-visible byte.
+    fn assert_one_item(input: &str, v: &str) {
+        let b = v.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'%' {
+                assert!(
+                    b.get(i + 1..i + 3).is_some_and(|h| h
+                        .iter()
+                        .all(|c| c.is_ascii_digit() || (b'A'..=b'F').contains(c))),
+                    "{input:?} -> {v:?}"
+                );
+                i += 3;
+            } else {
+                assert!(
+                    b[i].is_ascii_alphanumeric() || b"-._~:/@|".contains(&b[i]),
+                    "{input:?} -> {v:?}"
+                );
+                i += 1;
+            }
+        }
+        assert!(
+            v.bytes()
+                .all(|c| c.is_ascii_graphic() && !b",;\"".contains(&c)),
+            "{input:?} -> {v:?}"
+        );
+    }
+
+    /// `header_safe` is exactly undone by percent-decoding, and its output is one item, for
+    /// every character up to U+0800, a few beyond, and pseudo-random strings of them.
+    #[test]
+    fn header_safe_round_trips_and_never_leaks_separators() {
+        let mut alphabet: Vec<char> = (0u32..0x800).filter_map(char::from_u32).collect();
+        alphabet.extend(['\u{FEFF}', '\u{2028}', '\u{FFFD}', '\u{10FFFF}', '😀', '€']);
+        for c in &alphabet {
+            let s = c.to_string();
+            let v = header_safe(&s);
+            assert_one_item(&s, &v);
+            assert_eq!(percent_decode(&v).as_deref(), Some(s.as_str()));
+        }
+        // xorshift64*: deterministic, so a failure reproduces
+        let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+        let mut next = move || {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            state.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        };
+        let ascii: Vec<char> = (0u8..0x80).map(char::from).collect();
+        for _ in 0..20_000 {
+            let len = (next() % 24) as usize;
+            let s: String = (0..len)
+                .map(|_| {
+                    let r = next();
+                    // mostly ASCII (every separator), sometimes anything
+                    if r % 4 == 0 {
+                        alphabet[(r >> 8) as usize % alphabet.len()]
+                    } else {
+                        ascii[(r >> 8) as usize % ascii.len()]
+                    }
+                })
+                .collect();
+            let v = header_safe(&s);
+            assert_one_item(&s, &v);
+            assert_eq!(percent_decode(&v).as_deref(), Some(s.as_str()), "{s:?}");
+        }
+    }
+
+    /// Security review finding 7: without `--action-header` the action is `METHOD:path`, one
+    /// scope item, so a token whose scope holds it is allowed (`METHOD path` never matched).
+    #[test]
+    fn the_default_action_can_match_a_scope() {
+        let f = Fixture::standard();
+        let token = f.token(
+            "c.example",
+            json!({"sub": "user:carol", "aud": AUD, "iat": NOW - 10, "exp": NOW + 300,
+                   "scope": "orders:read GET:/orders/7"}),
+        );
+        let auth = format!("Bearer {token}");
+        let c = check(&[("authorization", &auth)], "");
+        let mut r = map_request(&c, &settings(), &Limits::default()).unwrap();
+        assert_eq!(r.action, "GET:/orders/7");
+        r.now = Some(NOW);
+        let d = f.verify(&r);
+        assert!(d.is_allowed(), "{:?}", d.reasons);
+        // another method or path is another action
+        for (method, path) in [("POST", "/orders/7"), ("GET", "/orders/8#x")] {
+            let mut c = c.clone();
+            let http = c
+                .attributes
+                .as_mut()
+                .and_then(|a| a.request.as_mut())
+                .and_then(|r| r.http.as_mut())
+                .unwrap();
+            http.method = method.into();
+            http.path = path.into();
+            let mut r = map_request(&c, &settings(), &Limits::default()).unwrap();
+            r.now = Some(NOW);
+            assert_eq!(
+                f.verify(&r).code(),
+                Some(ReasonCode::ScopeMissing),
+                "{method}"
+            );
+        }
+        assert_eq!(method_path("GET", "/a/b?c=d#e").unwrap(), "GET:/a/b");
+        assert!(method_path("", "/a").is_err());
+        assert!(method_path("GET", "a").is_err());
+    }
+
+    fn txn_claims() -> serde_json::Value {
+        json!({"sub": "user:alice", "aud": "c.example", "txn": "txn-1", "scope": "orders:read",
+               "req_wl": GATEWAY, "iat": NOW - 5, "exp": NOW + 120})
+    }
+
+    const GATEWAY: &str = "spiffe://c.example/gateway";
+
+    /// The Check request for `tokens` (upstream ones in `custody-chain`, the last as the
+    /// bearer token) and an optional `txn-token` header, the action from the action header.
+    fn chain_check(tokens: &[String], txn: Option<&str>, principal: &str) -> CheckRequest {
+        let (presented, upstream) = tokens.split_last().unwrap();
+        let auth = format!("Bearer {presented}");
+        let chain = upstream.join(",");
+        let mut h = vec![
+            ("authorization", auth.as_str()),
+            ("x-action", "orders:read"),
+        ];
+        if !upstream.is_empty() {
+            h.push(("custody-chain", &chain));
+        }
+        if let Some(t) = txn {
+            h.push(("txn-token", t));
+        }
+        check(&h, principal)
+    }
+
+    fn action_settings() -> Settings {
+        let mut s = settings();
+        s.action_header = Some("x-action".into());
+        s
+    }
+
+    /// Decides a Check request as the server does, on the fixture's verifier at `NOW`: the
+    /// decision and the HTTP status (200 for an allow).
+    fn decide(f: &Fixture, c: &CheckRequest) -> (Arc<Decision>, bool, i32) {
+        let mut called = false;
+        let out = answer(c, &action_settings(), &Limits::default(), "v", |req| {
+            called = true;
+            let mut at = req.clone();
+            at.now = Some(NOW);
+            Arc::new(f.verify(&at))
+        });
+        let status = match out.response.http_response {
+            Some(HttpResponse::DeniedResponse(d)) => d.status.unwrap().code,
+            Some(HttpResponse::OkResponse(_)) => 200,
+            other => panic!("{other:?}"),
+        };
+        (out.decision, called, status)
+    }
+
+    fn first(d: &Decision) -> (Option<ReasonCode>, Option<usize>) {
+        (d.code(), d.reasons.first().and_then(|r| r.hop))
+    }
+
+    /// Security review finding 8: a Txn-Token is no bearer credential. In `authorization` (or
+    /// first in `custody-chain`) it is `wrong_token_type` at its hop, 401, without asking the
+    /// verifier, which would take it as a Txn-Token replacement chain and allow it.
+    #[test]
+    fn a_txn_token_as_bearer_is_wrong_token_type() {
+        let f = Fixture::standard();
+        let txn = f.txn_token(txn_claims());
+        // what the verifier alone says: allowed (only sender binding guards it)
+        let mut alone = custody_tests::request(vec![txn.clone()]);
+        alone.peer = Some(GATEWAY.into());
+        assert!(f.verify(&alone).is_allowed());
+
+        let c = chain_check(std::slice::from_ref(&txn), None, GATEWAY);
+        assert!(matches!(
+            map_request(&c, &action_settings(), &Limits::default()),
+            Err(MapError::TxnAsBearer(0, _))
+        ));
+        let (d, called, status) = decide(&f, &c);
+        assert_eq!(first(&d), (Some(ReasonCode::WrongTokenType), Some(0)));
+        assert!(!called);
+        assert_eq!(status, 401);
+        // any spelling of the media type
+        for typ in ["application/TXNTOKEN+JWT", "TxnToken+JWT"] {
+            let t = f.typed("c.example", Some(typ), txn_claims());
+            let (d, _, status) = decide(&f, &chain_check(&[t], None, GATEWAY));
+            assert_eq!(
+                (first(&d), status),
+                ((Some(ReasonCode::WrongTokenType), Some(0)), 401)
+            );
+        }
+        // a replacement chain in the headers: the first is refused
+        let (d, _, _) = decide(&f, &chain_check(&[txn.clone(), txn.clone()], None, GATEWAY));
+        assert_eq!(first(&d), (Some(ReasonCode::WrongTokenType), Some(0)));
+        // first in `custody-chain`, an access token presented
+        let t1 = f.token("b.example", custody_tests::t1_claims());
+        let (d, _, status) = decide(&f, &chain_check(&[txn.clone(), t1], None, ALICE));
+        assert_eq!(
+            (first(&d), status),
+            ((Some(ReasonCode::WrongTokenType), Some(0)), 401)
+        );
+        // after an access token, the verifier refuses it at its own hop
+        let t0 = f.token("a.example", custody_tests::t0_claims());
+        let (d, called, status) = decide(&f, &chain_check(&[t0, txn.clone()], None, GATEWAY));
+        assert_eq!(
+            (first(&d), called, status),
+            ((Some(ReasonCode::WrongTokenType), Some(1)), true, 401)
+        );
+        // ... after every check of the tokens before it
+        let mut old = custody_tests::t0_claims();
+        old["iat"] = json!(NOW - 900);
+        old["exp"] = json!(NOW - 600);
+        let expired = f.token("a.example", old);
+        let (d, _, _) = decide(&f, &chain_check(&[expired, txn], None, GATEWAY));
+        assert_eq!(first(&d), (Some(ReasonCode::Expired), Some(0)));
+        // a first token the verifier refuses before its `typ` is left to it
+        let (d, called, _) = decide(&f, &chain_check(&["a.b.c".into()], None, GATEWAY));
+        assert_eq!(
+            (first(&d), called),
+            ((Some(ReasonCode::MalformedToken), Some(0)), true)
+        );
+    }
+
+    /// The `txn-token` header keeps working: an access chain with a Txn-Token alongside.
+    #[test]
+    fn a_txn_token_in_its_header_still_works() {
+        let f = Fixture::standard();
+        let tokens = custody_tests::chain(&f);
+        let txn = f.txn_token(txn_claims());
+        let (d, _, status) = decide(&f, &chain_check(&tokens, Some(&txn), GATEWAY));
+        assert!(d.is_allowed(), "{:?}", d.reasons);
+        assert_eq!(status, 200);
     }
 
     #[test]

@@ -222,7 +222,7 @@ async fn check_allows_with_headers_and_metadata() {
 }
 
 /// Check: missing token 401 with a challenge, widened scope 403, foreign audience 401, wrong
-/// peer 403, refused request time, the action from METHOD path without a header.
+/// peer 403, refused request time, the action from METHOD:path without a header.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_denials_map_to_401_and_403() {
     let f = Fixture::standard();
@@ -331,7 +331,7 @@ async fn check_denials_map_to_401_and_403() {
     );
     other.shutdown().await.unwrap();
 
-    // without --action-header the action is `METHOD path`, query string dropped
+    // without --action-header the action is `METHOD:path`, query string dropped
     let plain = start(custody_sidecar::ServeArgs {
         action_header: None,
         ..args(&f)
@@ -347,7 +347,7 @@ async fn check_denials_map_to_401_and_403() {
         body["reasons"][0]["message"]
             .as_str()
             .unwrap()
-            .contains("GET /orders/42`"),
+            .contains("GET:/orders/42`"),
         "{body}"
     );
     plain.shutdown().await.unwrap();
