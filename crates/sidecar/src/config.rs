@@ -22,7 +22,8 @@ pub const DEFAULT_CACHE_BYTES: usize = 64 * 1024 * 1024;
 /// root; `--help` prints them.
 #[derive(Args, Clone, Debug)]
 pub struct ServeArgs {
-    /// The policy pack directory (reloaded on SIGHUP and when one of its files changes).
+    /// The policy pack directory (reloaded on SIGHUP and when one of its files, or a key file
+    /// it names, changes).
     #[arg(long, default_value = "policies/demo")]
     pub policies: PathBuf,
     /// The gRPC listen address (ext_authz v3, custody.v1, grpc.health.v1).
@@ -46,10 +47,13 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 1024)]
     pub max_batch: usize,
     /// Most RPCs in progress at once, over all connections; further ones get
-    /// RESOURCE_EXHAUSTED at once, never a queue (health checks are exempt).
+    /// RESOURCE_EXHAUSTED at once, never a queue (health checks have 16 permits of their own).
+    /// A decision that outlives its deadline keeps its permit until it finishes.
     #[arg(long, default_value_t = 1024)]
     pub max_concurrency: usize,
-    /// Deadline of one RPC in milliseconds (a shorter `grpc-timeout` from the client wins).
+    /// Deadline of one RPC in milliseconds (a shorter `grpc-timeout` from the client wins). A
+    /// decision still running a tenth of it (at most 50 ms) before it ends is denied
+    /// `decision_timeout`.
     #[arg(long, default_value_t = 2000)]
     pub request_timeout_ms: u64,
     /// On SIGTERM/SIGINT, how long in-flight RPCs may take to finish, in milliseconds.
@@ -76,7 +80,8 @@ pub struct ServeArgs {
     /// Cedar requests each pack's verifier keeps (0: none; Cedar still evaluates every call).
     #[arg(long, default_value_t = custody_verifier::MEMO_ENTRIES)]
     pub cedar_memo_entries: usize,
-    /// How often the pack directory is checked for changes, in milliseconds (0: only SIGHUP).
+    /// How often the pack's files are checked for changes, in milliseconds (0: only SIGHUP). A
+    /// change is loaded once unchanged over two checks.
     #[arg(long, default_value_t = 1000)]
     pub reload_interval_ms: u64,
     /// TESTING ONLY: accept a request-supplied time (`now` in custody.v1, the `custody-now`

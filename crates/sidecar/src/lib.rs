@@ -26,22 +26,30 @@
 //! in Check) is refused with `invalid_request` unless the server runs with
 //! `--allow-request-time`, a testing flag: a caller choosing the time could replay expired tokens.
 //!
-//! **Reload.** On SIGHUP, and when a file in the pack directory changes (polled every
+//! **Reload.** On SIGHUP, and when the pack's files change (polled every
 //! `--reload-interval-ms`, default 1 s), the pack is loaded on a blocking thread and swapped in
 //! atomically; each RPC takes the verifier in force when it starts and decides on it to the end
 //! (a VerifyBatch: every item), reporting that pack's version; a pack that fails to load is
-//! logged (`reload_failed`) and the old one keeps serving.
+//! logged (`reload_failed`) and the old one keeps serving. The poll watches the directory's
+//! entries the loader reads and every other file the pack in force read (its key files,
+//! wherever they are); an unreadable entry (a dangling symlink) is skipped with one warning; a
+//! change is loaded only once it is unchanged over two polls, each deferral logged (see
+//! `reload.rs`; replace files by renaming complete ones into place when a writer may pause).
 //!
 //! **Limits** (flags, defaults): `--max-message-bytes` 4 MiB (one decoded gRPC message); gRPC
 //! metadata (the HTTP/2 header list) 64 KiB, fixed; `--max-batch` 1024 requests;
 //! `--max-concurrency` 1024 RPCs in progress at once over all connections, beyond which an RPC
 //! of any service but health gets `RESOURCE_EXHAUSTED` at once, before its message is read,
 //! never a queue (see `shed.rs`; each connection may open twice as many HTTP/2 streams, so a
-//! client multiplexing on one connection meets the status too); `--request-timeout-ms` 2000 per
-//! RPC; `--drain-timeout-ms` 10000 on SIGTERM/SIGINT, after which the process exits 0 (1 if the
-//! drain timed out); every request-level bound (16 tokens, 8 KiB per token, JSON depth 16, …)
-//! is the verifier's `Limits`, and a `custody-chain` header with more entries than that is
-//! refused before it is split.
+//! client multiplexing on one connection meets the status too); health has its own 16 permits
+//! and 1 KiB messages, fixed; `--request-timeout-ms` 2000 per RPC (a shorter `grpc-timeout`
+//! wins): every decision runs on a blocking thread, off the async workers, and one still
+//! running when the deadline less a tenth (at most 50 ms) passes is answered with a denial
+//! `decision_timeout` (Check: HTTP 503), never a gRPC error, while it keeps its concurrency
+//! permit until it ends; `--drain-timeout-ms` 10000 on SIGTERM/SIGINT, after which the process
+//! exits 0 (1 if the drain timed out); every request-level bound (16 tokens, 8 KiB per token,
+//! JSON depth 16, …) is the verifier's `Limits`, and a `custody-chain` header with more entries
+//! than that is refused before it is split.
 //!
 //! **Decision cache** (Check only; `--no-decision-cache` turns it off): keyed by a digest of the
 //! pack version and every attribute the decision used, an allow lives until the earliest `exp`
@@ -56,7 +64,8 @@
 //! result, reason codes, latency, never a token; `--no-decision-log` to silence), and Prometheus
 //! text on `--metrics-listen ADDR` (`custody_decisions_total`, `custody_decision_latency_seconds`,
 //! cache hits, misses, entries, bytes and evictions, the verifier's token cache hits, misses and
-//! entries, shed RPCs, reloads, `custody_pack_info{version}`).
+//! entries, shed RPCs and health requests, reloads, polls, deferred changes, unreadable pack
+//! entries, `custody_pack_info{version}`).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), String> {
@@ -104,3 +113,5 @@ pub mod pb {
 
 pub use config::ServeArgs;
 pub use server::{run, start, Running};
+#[cfg(feature = "test-hooks")]
+pub use state::Stall;

@@ -48,6 +48,12 @@ pub(crate) struct Metrics {
     pub cache_bytes: AtomicU64,
     pub cache_evictions: AtomicU64,
     pub shed: AtomicU64,
+    pub health_shed: AtomicU64,
+    /// Polls of the pack's files, changes seen but deferred (not yet stable over two polls),
+    /// and the entries the last poll could not read.
+    pub pack_polls: AtomicU64,
+    pub pack_deferred: AtomicU64,
+    pub pack_unreadable: AtomicU64,
     pub reloads_ok: AtomicU64,
     pub reloads_failed: AtomicU64,
     pub log_dropped: AtomicU64,
@@ -107,6 +113,21 @@ impl Metrics {
                 get(&self.shed),
             ),
             (
+                "custody_health_requests_shed_total",
+                "Health requests refused over the health-check concurrency limit.",
+                get(&self.health_shed),
+            ),
+            (
+                "custody_pack_polls_total",
+                "Polls of the pack's files for changes.",
+                get(&self.pack_polls),
+            ),
+            (
+                "custody_pack_changes_deferred_total",
+                "Polls that saw a change not yet loaded: a change is loaded once unchanged over two polls.",
+                get(&self.pack_deferred),
+            ),
+            (
                 "custody_log_lines_dropped_total",
                 "Decision log lines dropped (log writer behind).",
                 get(&self.log_dropped),
@@ -128,6 +149,13 @@ impl Metrics {
             "gauge",
             "Bytes charged to the decision cache's entries.",
             get(&self.cache_bytes),
+        );
+        write_metric(
+            &mut out,
+            "custody_pack_watch_unreadable_entries",
+            "gauge",
+            "Entries of the pack the last poll could not read (skipped, each logged once).",
+            get(&self.pack_unreadable),
         );
         let _ = writeln!(
             out,

@@ -2,13 +2,14 @@
 //! endpoint, and graceful shutdown.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use custody_verifier::{Decision, Request, Verifier};
+use custody_verifier::{Decision, Reason, ReasonCode, Request, Verifier};
 use envoy_types::ext_authz::v3::pb::{
-    Authorization, AuthorizationServer, CheckRequest, CheckResponse,
+    Authorization, AuthorizationServer, CheckRequest, CheckResponse, HttpResponse, HttpStatus,
+    HttpStatusCode,
 };
 use serde_json::json;
 use tokio::sync::oneshot;
@@ -25,7 +26,7 @@ use crate::native;
 use crate::pb;
 use crate::pb::verifier_server::{Verifier as VerifierService, VerifierServer};
 use crate::reload;
-use crate::shed::Shed;
+use crate::shed::{self, InFlight, Shed};
 use crate::state::{self, State};
 
 /// The largest HTTP/2 header list (gRPC metadata) accepted, 64 KiB: Envoy's own default limit
@@ -39,8 +40,6 @@ const MAX_HEADER_LIST_BYTES: u32 = 64 * 1024;
 enum ServeError {
     /// A batch larger than `--max-batch`.
     BatchTooLarge(usize),
-    /// A worker task failed.
-    Internal(String),
 }
 
 impl From<ServeError> for Status {
@@ -49,8 +48,89 @@ impl From<ServeError> for Status {
             ServeError::BatchTooLarge(max) => {
                 Status::invalid_argument(format!("a batch holds at most {max} requests"))
             }
-            ServeError::Internal(m) => Status::internal(m),
         }
+    }
+}
+
+/// The client's `grpc-timeout` (gRPC over HTTP/2: 1 to 8 digits and a unit), when valid.
+fn grpc_timeout(metadata: &tonic::metadata::MetadataMap) -> Option<Duration> {
+    let v = metadata.get("grpc-timeout")?.to_str().ok()?;
+    let digits = v.get(..v.len().checked_sub(1)?)?;
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match v.get(digits.len()..)? {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// The time a decision has: the RPC's deadline (`--request-timeout-ms`, or the client's
+/// `grpc-timeout` when shorter) less a tenth of it, at least 1 ms and at most 50 ms, which
+/// leaves time to send the `decision_timeout` denial before tonic's own timeout would answer a
+/// gRPC error (which a proxy configured to fail open would turn into an allow).
+pub(crate) fn decision_budget(
+    request_timeout: Duration,
+    grpc_timeout: Option<Duration>,
+) -> Duration {
+    let rpc = grpc_timeout.map_or(request_timeout, |t| t.min(request_timeout));
+    let margin = (rpc / 10).clamp(Duration::from_millis(1), Duration::from_millis(50));
+    rpc.saturating_sub(margin)
+}
+
+/// The denial of a decision that did not finish in time (or whose worker failed).
+fn unfinished_decision(why: &Unfinished, budget: Duration) -> Decision {
+    let message = match why {
+        Unfinished::Deadline => format!(
+            "the decision did not finish within its deadline ({} ms)",
+            budget.as_millis()
+        ),
+        Unfinished::Failed(e) => format!("the decision did not finish: {e}"),
+    };
+    Decision::deny(
+        Reason::new(ReasonCode::DecisionTimeout, None, message),
+        None,
+    )
+}
+
+/// Envoy's answer to a Check whose decision did not finish in time: a denial (gRPC
+/// `PERMISSION_DENIED` inside the Check response, never a gRPC error a proxy could fail open
+/// on) with HTTP 503, since the caller may retry, and the usual JSON reasons body.
+pub(crate) fn timeout_response(decision: &Decision, pack: &str) -> CheckResponse {
+    let mut response = check::response(decision, false, pack);
+    if let Some(HttpResponse::DeniedResponse(denied)) = &mut response.http_response {
+        denied.status = Some(HttpStatus {
+            code: HttpStatusCode::ServiceUnavailable as i32,
+        });
+    }
+    response
+}
+
+/// Why a decision has no answer.
+#[derive(Debug)]
+enum Unfinished {
+    /// Its deadline passed.
+    Deadline,
+    /// Its worker failed (a panic).
+    Failed(String),
+}
+
+/// Who answers an RPC: its decision, when it finishes in time, or the deadline. Whichever
+/// takes the claim first records the RPC (metrics, decision log), so a late decision is never
+/// counted as well.
+#[derive(Clone, Debug, Default)]
+struct Claim(Arc<AtomicBool>);
+
+impl Claim {
+    /// `true` for the first caller only.
+    fn take(&self) -> bool {
+        !self.0.swap(true, Ordering::AcqRel)
     }
 }
 
@@ -93,8 +173,92 @@ impl Service {
         verifier
     }
 
-    /// Decides one Check request (the mapping and Envoy's answer are [`check::answer`]'s).
-    fn decide_check(&self, verifier: &Verifier, check: &CheckRequest) -> CheckResponse {
+    /// Runs `decide` on a blocking thread, off the runtime's workers, and waits for it until
+    /// `deadline`: `Err` when the deadline passes first (the decision goes on, holding `permit`
+    /// until it ends, and its answer is dropped) or the worker fails. A decision whose deadline
+    /// passed while it waited for a thread is not started.
+    async fn off_runtime<T: Send + 'static>(
+        &self,
+        deadline: Instant,
+        permit: Option<InFlight>,
+        decide: impl FnOnce(&Claim) -> Option<T> + Send + 'static,
+    ) -> Result<T, Unfinished> {
+        let claim = Claim::default();
+        let theirs = claim.clone();
+        let mut task = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            if Instant::now() >= deadline {
+                return None;
+            }
+            decide(&theirs)
+        });
+        let done = tokio::time::timeout_at(deadline.into(), &mut task).await;
+        let done = match done {
+            Ok(done) => done,
+            // the deadline passed: unless the decision has just claimed the answer
+            Err(_) if claim.take() => return Err(Unfinished::Deadline),
+            Err(_) => task.await,
+        };
+        match done {
+            Ok(Some(v)) => Ok(v),
+            // not started (or, never both, claimed by the deadline)
+            Ok(None) => {
+                claim.take();
+                Err(Unfinished::Deadline)
+            }
+            Err(e) => {
+                claim.take();
+                Err(Unfinished::Failed(format!("decision worker failed: {e}")))
+            }
+        }
+    }
+
+    /// The deadline of an RPC started at `started`, and the time its decision has.
+    fn deadline<T>(&self, request: &tonic::Request<T>, started: Instant) -> (Instant, Duration) {
+        let budget = decision_budget(
+            self.state.settings.request_timeout,
+            grpc_timeout(request.metadata()),
+        );
+        (started + budget, budget)
+    }
+
+    /// Records an RPC whose decision did not finish and returns its denial.
+    fn unfinished(
+        &self,
+        rpc: Rpc,
+        why: &Unfinished,
+        budget: Duration,
+        started: Instant,
+        pack: &str,
+    ) -> Decision {
+        let d = unfinished_decision(why, budget);
+        self.record(rpc, None, &d, started, false, pack);
+        d
+    }
+
+    /// A decision that finished after its RPC was answered `decision_timeout`: logged, dropped.
+    fn abandoned(&self, rpc: Rpc, started: Instant) {
+        self.state.log.event(
+            "warn",
+            "decision_abandoned",
+            json!({
+                "rpc": rpc.as_str(),
+                "latency_us": u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+                "note": "finished after its deadline; the RPC was denied with decision_timeout",
+            }),
+        );
+    }
+
+    /// Decides one Check request (the mapping and Envoy's answer are [`check::answer`]'s);
+    /// `None` when the deadline claimed the answer first.
+    fn decide_check(
+        &self,
+        verifier: &Verifier,
+        check: &CheckRequest,
+        claim: &Claim,
+    ) -> Option<CheckResponse> {
+        #[cfg(feature = "test-hooks")]
+        self.state.stall.pass();
         let started = Instant::now();
         let st = &self.state;
         let pack = verifier.pack().version.as_str();
@@ -102,9 +266,13 @@ impl Service {
         let out = check::answer(check, &st.settings, &st.limits, pack, |req| {
             self.cached_decision(verifier, pack, req, &mut cached)
         });
+        if !claim.take() {
+            self.abandoned(Rpc::Check, started);
+            return None;
+        }
         let req = out.request.as_ref();
         self.record(Rpc::Check, req, &out.decision, started, cached, pack);
-        out.response
+        Some(out.response)
     }
 
     /// A Check request's decision: from the cache when it can, else the verifier's (cached).
@@ -138,7 +306,14 @@ impl Service {
         Arc::new(d)
     }
 
-    fn decide_one(&self, verifier: &Verifier, r: pb::VerifyRequest) -> pb::Decision {
+    fn decide_one(
+        &self,
+        verifier: &Verifier,
+        r: pb::VerifyRequest,
+        claim: &Claim,
+    ) -> Option<pb::Decision> {
+        #[cfg(feature = "test-hooks")]
+        self.state.stall.pass();
         let started = Instant::now();
         let pack = verifier.pack().version.as_str();
         let (req, d) = match native::convert(
@@ -152,15 +327,22 @@ impl Service {
             }
             Err(m) => (None, Decision::invalid_request(m)),
         };
+        if !claim.take() {
+            self.abandoned(Rpc::Verify, started);
+            return None;
+        }
         self.record(Rpc::Verify, req.as_ref(), &d, started, false, pack);
-        native::to_pb(&d, pack)
+        Some(native::to_pb(&d, pack))
     }
 
     fn decide_batch(
         &self,
         verifier: &Verifier,
         reqs: Vec<pb::VerifyRequest>,
-    ) -> pb::VerifyBatchResponse {
+        claim: &Claim,
+    ) -> Option<pb::VerifyBatchResponse> {
+        #[cfg(feature = "test-hooks")]
+        self.state.stall.pass();
         let started = Instant::now();
         let pack = verifier.pack().version.as_str();
         let allow_time = self.state.settings.allow_request_time;
@@ -173,6 +355,10 @@ impl Service {
             .filter_map(|r| r.as_ref().ok().cloned())
             .collect();
         let mut decided = verifier.verify_batch(&valid).into_iter();
+        if !claim.take() {
+            self.abandoned(Rpc::VerifyBatch, started);
+            return None;
+        }
         let mut decisions = Vec::with_capacity(mapped.len());
         for m in &mapped {
             let (req, d) = match m {
@@ -187,10 +373,10 @@ impl Service {
             self.record(Rpc::VerifyBatch, req, &d, started, false, pack);
             decisions.push(native::to_pb(&d, pack));
         }
-        pb::VerifyBatchResponse {
+        Some(pb::VerifyBatchResponse {
             decisions,
             pack_version: pack.to_owned(),
-        }
+        })
     }
 }
 
@@ -206,10 +392,25 @@ impl Authorization for Service {
         &self,
         request: tonic::Request<CheckRequest>,
     ) -> Result<Response<CheckResponse>, Status> {
+        let started = Instant::now();
+        let (deadline, budget) = self.deadline(&request, started);
+        let permit = InFlight::of(request.extensions());
         let verifier = self.snapshot().await;
-        Ok(Response::new(
-            self.decide_check(&verifier, request.get_ref()),
-        ))
+        let pack = verifier.pack().version.clone();
+        let this = self.clone();
+        let check = request.into_inner();
+        let out = self
+            .off_runtime(deadline, permit, move |claim| {
+                this.decide_check(&verifier, &check, claim)
+            })
+            .await;
+        Ok(Response::new(match out {
+            Ok(response) => response,
+            Err(why) => {
+                let d = self.unfinished(Rpc::Check, &why, budget, started, &pack);
+                timeout_response(&d, &pack)
+            }
+        }))
     }
 }
 
@@ -219,27 +420,61 @@ impl VerifierService for Service {
         &self,
         request: tonic::Request<pb::VerifyRequest>,
     ) -> Result<Response<pb::Decision>, Status> {
+        let started = Instant::now();
+        let (deadline, budget) = self.deadline(&request, started);
+        let permit = InFlight::of(request.extensions());
         let verifier = self.snapshot().await;
-        Ok(Response::new(
-            self.decide_one(&verifier, request.into_inner()),
-        ))
+        let pack = verifier.pack().version.clone();
+        let this = self.clone();
+        let r = request.into_inner();
+        let out = self
+            .off_runtime(deadline, permit, move |claim| {
+                this.decide_one(&verifier, r, claim)
+            })
+            .await;
+        Ok(Response::new(match out {
+            Ok(d) => d,
+            Err(why) => {
+                let d = self.unfinished(Rpc::Verify, &why, budget, started, &pack);
+                native::to_pb(&d, &pack)
+            }
+        }))
     }
 
     async fn verify_batch(
         &self,
         request: tonic::Request<pb::VerifyBatchRequest>,
     ) -> Result<Response<pb::VerifyBatchResponse>, Status> {
+        let started = Instant::now();
+        let (deadline, budget) = self.deadline(&request, started);
+        let permit = InFlight::of(request.extensions());
         let reqs = request.into_inner().requests;
         let max = self.state.settings.max_batch;
         if reqs.len() > max {
             return Err(ServeError::BatchTooLarge(max).into());
         }
+        let n = reqs.len();
         let verifier = self.snapshot().await;
+        let pack = verifier.pack().version.clone();
         let this = self.clone();
-        let out = tokio::task::spawn_blocking(move || this.decide_batch(&verifier, reqs))
-            .await
-            .map_err(|e| ServeError::Internal(format!("batch worker failed: {e}")))?;
-        Ok(Response::new(out))
+        let out = self
+            .off_runtime(deadline, permit, move |claim| {
+                this.decide_batch(&verifier, reqs, claim)
+            })
+            .await;
+        Ok(Response::new(match out {
+            Ok(out) => out,
+            Err(why) => {
+                let d = unfinished_decision(&why, budget);
+                for _ in 0..n {
+                    self.record(Rpc::VerifyBatch, None, &d, started, false, &pack);
+                }
+                pb::VerifyBatchResponse {
+                    decisions: vec![native::to_pb(&d, &pack); n],
+                    pack_version: pack,
+                }
+            }
+        }))
     }
 }
 
@@ -267,6 +502,12 @@ impl Running {
     #[cfg(feature = "test-hooks")]
     pub fn gate(&self) -> &crate::testing::Gate {
         &self.state.gate
+    }
+
+    /// The hook that blocks decisions on their thread (feature `test-hooks`, tests only).
+    #[cfg(feature = "test-hooks")]
+    pub fn stall(&self) -> &crate::state::Stall {
+        &self.state.stall
     }
 
     /// The version of the pack in force.
@@ -304,12 +545,23 @@ pub async fn start(args: ServeArgs) -> Result<Running, String> {
     let log = Logger::start(Arc::clone(&metrics), settings.decision_log);
     let limits = custody_verifier::Limits::default();
     let dir = args.policies.clone();
-    let before = reload::fingerprint(&dir);
     let for_load = settings.clone();
-    let loaded = tokio::task::spawn_blocking(move || state::load(&dir, &limits, &for_load))
-        .await
-        .map_err(|e| format!("pack loader failed: {e}"))?
-        .map_err(|e| format!("cannot load the pack `{}`: {e}", args.policies.display()))?;
+    let (loaded, watcher) = tokio::task::spawn_blocking(move || {
+        // the files as they were before the load: a change during it is seen at the next poll
+        let started = SystemTime::now();
+        let before = reload::snapshot(&dir, &[]);
+        let loaded = state::load(&dir, &limits, &for_load);
+        let files = loaded
+            .as_ref()
+            .ok()
+            .map(|l| reload::pack_files(l.verifier.pack()));
+        let watcher = reload::Watcher::after_load(&dir, before, &[], files.as_deref(), started);
+        (loaded, watcher)
+    })
+    .await
+    .map_err(|e| format!("pack loader failed: {e}"))?;
+    let loaded =
+        loaded.map_err(|e| format!("cannot load the pack `{}`: {e}", args.policies.display()))?;
     for w in &loaded.warnings {
         log.event("warn", "pack_warning", json!({"warning": w}));
     }
@@ -353,7 +605,7 @@ pub async fn start(args: ServeArgs) -> Result<Running, String> {
         tasks.push(tokio::spawn(reload::watch(
             Arc::clone(&state),
             every,
-            before,
+            watcher,
         )));
     }
     tasks.push(tokio::spawn(reload::on_sighup(Arc::clone(&state))));
@@ -418,7 +670,7 @@ async fn serve(
         AuthorizationServer::new(service.clone()).max_decoding_message_size(max_message),
     )
     .add_service(VerifierServer::new(service).max_decoding_message_size(max_message))
-    .add_service(health_service);
+    .add_service(health_service.max_decoding_message_size(shed::HEALTH_MESSAGE_BYTES));
     let routes = Shed::new(routes, settings.max_concurrency, Arc::clone(&state.metrics));
     // twice the process-wide limit per connection: a client multiplexing everything over one
     // connection (Envoy does, per worker) meets the limit as RESOURCE_EXHAUSTED, not as a
@@ -445,8 +697,11 @@ async fn serve(
 /// `custody serve`: runs the sidecar until SIGTERM or SIGINT, then drains. Exit status 0 after
 /// a clean drain, 1 when the drain timed out.
 pub fn run(args: ServeArgs) -> Result<u8, String> {
+    // decisions run on the blocking pool: a thread for each RPC `--max-concurrency` admits
+    // (and a few for reloads), so an admitted decision never waits behind slow ones
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(args.max_concurrency.saturating_add(8))
         .thread_name("custody-serve")
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
@@ -478,4 +733,63 @@ async fn terminated() {
         }
     }
     let _ = tokio::signal::ctrl_c().await;
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn metadata(timeout: &str) -> tonic::metadata::MetadataMap {
+        let mut m = tonic::metadata::MetadataMap::new();
+        m.insert("grpc-timeout", timeout.parse().unwrap());
+        m
+    }
+
+    #[test]
+    fn grpc_timeout_values() {
+        let ms = Duration::from_millis;
+        assert_eq!(grpc_timeout(&metadata("200m")), Some(ms(200)));
+        assert_eq!(grpc_timeout(&metadata("2S")), Some(ms(2000)));
+        assert_eq!(grpc_timeout(&metadata("1M")), Some(ms(60_000)));
+        assert_eq!(grpc_timeout(&metadata("1H")), Some(ms(3_600_000)));
+        assert_eq!(
+            grpc_timeout(&metadata("1500u")),
+            Some(Duration::from_micros(1500))
+        );
+        assert_eq!(grpc_timeout(&metadata("7n")), Some(Duration::from_nanos(7)));
+        for bad in ["", "m", "123456789m", "10x", "-1S", "1.5S", "10 m"] {
+            assert_eq!(grpc_timeout(&metadata(bad)), None, "{bad:?}");
+        }
+        assert_eq!(grpc_timeout(&tonic::metadata::MetadataMap::new()), None);
+    }
+
+    #[test]
+    fn the_decision_ends_before_the_rpc() {
+        let ms = Duration::from_millis;
+        // --request-timeout-ms 2000: 50 ms of margin at most
+        assert_eq!(decision_budget(ms(2000), None), ms(1950));
+        // Envoy's ext_authz default, 200 ms, as grpc-timeout: a tenth
+        assert_eq!(decision_budget(ms(2000), Some(ms(200))), ms(180));
+        // a longer grpc-timeout does not extend the server's deadline
+        assert_eq!(decision_budget(ms(400), Some(ms(10_000))), ms(360));
+        assert_eq!(decision_budget(ms(5), None), ms(4));
+        assert_eq!(
+            decision_budget(ms(2000), Some(Duration::ZERO)),
+            Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn a_timed_out_check_is_a_503_denial() {
+        let d = unfinished_decision(&Unfinished::Deadline, Duration::from_millis(1950));
+        assert_eq!(d.code(), Some(ReasonCode::DecisionTimeout));
+        let r = timeout_response(&d, "v1");
+        assert_eq!(r.status.as_ref().map(|s| s.code), Some(7));
+        let Some(HttpResponse::DeniedResponse(denied)) = &r.http_response else {
+            unreachable!("{r:?}")
+        };
+        assert_eq!(denied.status.as_ref().map(|s| s.code), Some(503));
+        assert!(denied.body.contains("decision_timeout"), "{}", denied.body);
+    }
 }

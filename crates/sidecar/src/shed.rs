@@ -9,13 +9,22 @@
 //! happened. Because the permit is taken before the message is read, the messages held in
 //! memory at once are at most `--max-concurrency` × `--max-message-bytes`.
 //!
-//! `grpc.health.v1.Health` is exempt: a busy sidecar is still a healthy one, and a health probe
-//! shed under load would get a working instance restarted.
+//! A permit goes back when both the RPC and the decision it started are done ([`InFlight`]):
+//! a decision that outlives its deadline (the RPC was answered `decision_timeout`) still holds
+//! its permit while its thread works, so slow decisions cannot pile up beyond the limit.
+//!
+//! `grpc.health.v1.Health` is never shed by that limit (a busy sidecar is still a healthy one,
+//! and a health probe shed under load would get a working instance restarted), but it has a
+//! bound of its own: [`HEALTH_CONCURRENCY`] requests in progress at once, each message at most
+//! [`HEALTH_MESSAGE_BYTES`] (a health request is a service name), beyond which it gets
+//! `RESOURCE_EXHAUSTED` (counted in `custody_health_requests_shed_total`) or `OUT_OF_RANGE`.
+//! So the memory bound holds for every service on the port: at most `--max-concurrency` ×
+//! `--max-message-bytes` plus 16 KiB of request messages at once.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::body::Body;
 use tonic::codegen::http::{Request, Response};
 use tonic::codegen::{BoxFuture, Context, Poll, Service};
@@ -23,14 +32,38 @@ use tonic::Status;
 
 use crate::metrics::Metrics;
 
-/// The path prefix of the health service, which is never shed.
+/// The path prefix of the health service, which has permits of its own.
 const HEALTH: &str = "/grpc.health.v1.Health/";
 
-/// Wraps the gRPC routes with the concurrency limit.
+/// Health requests in progress at once, 16: probes come from a kubelet and a proxy or two, a
+/// few a second, each answered in microseconds. (A `Watch` stream holds its permit only until
+/// its request is read.)
+pub(crate) const HEALTH_CONCURRENCY: usize = 16;
+
+/// The largest health request message, 1 KiB: it holds a service name
+/// (`envoy.service.auth.v3.Authorization` is 36 bytes).
+pub(crate) const HEALTH_MESSAGE_BYTES: usize = 1024;
+
+/// One RPC's concurrency permit, shared by the RPC (in [`Shed`]) and, through the request's
+/// extensions, by the decision it runs on a blocking thread: it goes back when both are done.
+#[derive(Clone, Debug)]
+pub(crate) struct InFlight {
+    _permit: Arc<OwnedSemaphorePermit>,
+}
+
+impl InFlight {
+    /// The permit of the RPC whose request extensions these are.
+    pub(crate) fn of(extensions: &tonic::Extensions) -> Option<InFlight> {
+        extensions.get::<InFlight>().cloned()
+    }
+}
+
+/// Wraps the gRPC routes with the concurrency limits.
 #[derive(Clone, Debug)]
 pub(crate) struct Shed<S> {
     inner: S,
     permits: Arc<Semaphore>,
+    health: Arc<Semaphore>,
     metrics: Arc<Metrics>,
 }
 
@@ -39,6 +72,7 @@ impl<S> Shed<S> {
         Shed {
             inner,
             permits: Arc::new(Semaphore::new(max_concurrency)),
+            health: Arc::new(Semaphore::new(HEALTH_CONCURRENCY)),
             metrics,
         }
     }
@@ -58,22 +92,33 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<Body>) -> Self::Future {
-        if req.uri().path().starts_with(HEALTH) {
-            return Box::pin(self.inner.call(req));
-        }
-        match Arc::clone(&self.permits).try_acquire_owned() {
+    fn call(&mut self, mut req: Request<Body>) -> Self::Future {
+        let health = req.uri().path().starts_with(HEALTH);
+        let permits = if health { &self.health } else { &self.permits };
+        match Arc::clone(permits).try_acquire_owned() {
             Ok(permit) => {
+                let held = InFlight {
+                    _permit: Arc::new(permit),
+                };
+                req.extensions_mut().insert(held.clone());
                 let answer = self.inner.call(req);
                 Box::pin(async move {
                     let r = answer.await;
-                    drop(permit);
+                    drop(held);
                     r
                 })
             }
             Err(_) => {
-                self.metrics.shed.fetch_add(1, Ordering::Relaxed);
-                let busy = Status::resource_exhausted("custody is at its concurrency limit");
+                let (counter, message) = if health {
+                    (
+                        &self.metrics.health_shed,
+                        "custody is at its health-check concurrency limit",
+                    )
+                } else {
+                    (&self.metrics.shed, "custody is at its concurrency limit")
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                let busy = Status::resource_exhausted(message);
                 Box::pin(std::future::ready(Ok(busy.into_http())))
             }
         }

@@ -29,6 +29,9 @@ pub(crate) struct State {
     /// Holds RPCs after their pack snapshot when a test asks (feature `test-hooks`).
     #[cfg(feature = "test-hooks")]
     pub gate: crate::testing::Gate,
+    /// Holds decisions on the thread that decides them when a test asks (feature `test-hooks`).
+    #[cfg(feature = "test-hooks")]
+    pub stall: Stall,
     reloading: tokio::sync::Mutex<()>,
 }
 
@@ -81,6 +84,8 @@ impl State {
             cache,
             #[cfg(feature = "test-hooks")]
             gate: crate::testing::Gate::default(),
+            #[cfg(feature = "test-hooks")]
+            stall: Stall::default(),
             reloading: tokio::sync::Mutex::new(()),
         }
     }
@@ -137,5 +142,72 @@ impl State {
             json!({"trigger": trigger, "pack": new, "previous": old}),
         );
         Ok(true)
+    }
+}
+
+/// A test hook (feature `test-hooks`): holds the next decisions on the thread that decides
+/// them, blocking it as a slow decision (a Biscuit with heavy checks, a huge pack) would, until
+/// released. Unlike [`Gate`](crate::testing::Gate), which waits asynchronously before the
+/// decision, this one blocks the deciding thread itself.
+#[cfg(feature = "test-hooks")]
+#[derive(Debug)]
+pub struct Stall {
+    /// (decisions still to hold, whether held decisions may go on)
+    inner: std::sync::Mutex<(usize, bool)>,
+    wake: std::sync::Condvar,
+    /// Decisions held since the server started.
+    held: tokio::sync::watch::Sender<usize>,
+}
+
+#[cfg(feature = "test-hooks")]
+impl Default for Stall {
+    fn default() -> Self {
+        Stall {
+            inner: std::sync::Mutex::new((0, true)),
+            wake: std::sync::Condvar::new(),
+            held: tokio::sync::watch::Sender::new(0),
+        }
+    }
+}
+
+#[cfg(feature = "test-hooks")]
+impl Stall {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (usize, bool)> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Holds the next `n` decisions until [`release`](Stall::release).
+    pub fn hold_next(&self, n: usize) {
+        *self.lock() = (n, false);
+    }
+
+    /// Resolves once `n` decisions in all have been held since the server started.
+    pub async fn wait_held(&self, n: usize) {
+        let mut rx = self.held.subscribe();
+        let _ = rx.wait_for(|held| *held >= n).await;
+    }
+
+    /// Lets every held decision go on.
+    pub fn release(&self) {
+        *self.lock() = (0, true);
+        self.wake.notify_all();
+    }
+
+    /// Called on the deciding thread before each decision: blocks while it is a held one.
+    pub(crate) fn pass(&self) {
+        let mut g = self.lock();
+        if g.0 == 0 {
+            return;
+        }
+        g.0 -= 1;
+        self.held.send_modify(|h| *h += 1);
+        while !g.1 {
+            g = self
+                .wake
+                .wait(g)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
     }
 }

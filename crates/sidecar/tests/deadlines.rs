@@ -1,0 +1,253 @@
+//! Decisions run off the async runtime, each against a deadline (security review, finding 2):
+//! a slow decision never delays another, and one that outlives its deadline is answered with an
+//! explicit `decision_timeout` denial, never a gRPC error a proxy could fail open on.
+//!
+//! The server runs on a runtime of its own (2 workers, like `custody serve` on a 2-core
+//! machine), so a worker blocked by a decision shows as a stalled server, not as a stalled
+//! test. Slow decisions are the `test-hooks` stall: it blocks the thread that decides, as a
+//! Biscuit with heavy checks would, until the test releases it.
+#![allow(
+    clippy::cloned_ref_to_slice_refs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use common::*;
+use custody_sidecar::{pb, Running, ServeArgs};
+use custody_tests::{Fixture, AUD};
+use tonic::Code;
+
+/// Starts the server on a runtime of its own with 2 worker threads.
+fn start_apart(args: ServeArgs) -> (tokio::runtime::Runtime, Running) {
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let r = rt.block_on(custody_sidecar::start(args)).unwrap();
+        (rt, r)
+    })
+    .join()
+    .unwrap()
+}
+
+async fn stop(rt: tokio::runtime::Runtime, r: Running) {
+    r.stall().release();
+    let _ = tokio::time::timeout(Duration::from_secs(10), r.shutdown()).await;
+    rt.shutdown_background();
+}
+
+/// `fut`, or a test failure after `secs` seconds.
+async fn within<T>(secs: u64, what: &str, fut: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(Duration::from_secs(secs), fut).await {
+        Ok(v) => v,
+        Err(_) => panic!("{what}: not done in {secs} s"),
+    }
+}
+
+fn verify_req(f: &Fixture) -> pb::VerifyRequest {
+    let (t0, t1) = live_chain(f);
+    pb::VerifyRequest {
+        tokens: vec![t0, t1],
+        audience: AUD.into(),
+        action: "orders:read".into(),
+        ..pb::VerifyRequest::default()
+    }
+}
+
+fn first_code(d: &pb::Decision) -> &str {
+    d.reasons.first().map_or("allow", |r| r.code.as_str())
+}
+
+/// Four Checks whose decisions block their threads: a fifth Check, a Verify and a VerifyBatch
+/// are still answered at once, and the four finish normally once released. (With decisions on
+/// the runtime's two workers, two slow ones stall the whole server.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_decision_does_not_delay_others() {
+    let f = Fixture::standard();
+    let (rt, r) = start_apart(ServeArgs {
+        reload_interval_ms: 0,
+        request_timeout_ms: 600_000,
+        no_decision_log: true,
+        no_decision_cache: true,
+        ..args(&f)
+    });
+    let (t0, t1) = live_chain(&f);
+    let h = chain_headers(&[t0], &t1, "orders:read");
+
+    r.stall().hold_next(4);
+    let mut slow = Vec::new();
+    for _ in 0..4 {
+        let mut a = authz(&r).await;
+        let h = h.clone();
+        slow.push(tokio::spawn(async move { check(&mut a, &h, "").await }));
+    }
+    within(10, "four decisions held", r.stall().wait_held(4)).await;
+
+    let started = Instant::now();
+    let mut a = authz(&r).await;
+    let resp = within(5, "a Check beside four slow ones", check(&mut a, &h, "")).await;
+    assert_eq!(code(&resp), "allow");
+    let mut c = native(&r).await;
+    let d = within(
+        5,
+        "a Verify beside four slow ones",
+        c.verify(verify_req(&f)),
+    )
+    .await
+    .unwrap()
+    .into_inner();
+    assert_eq!(first_code(&d), "allow");
+    let out = within(
+        5,
+        "a VerifyBatch beside four slow ones",
+        c.verify_batch(pb::VerifyBatchRequest {
+            requests: vec![verify_req(&f); 8],
+        }),
+    )
+    .await
+    .unwrap()
+    .into_inner();
+    assert!(out.decisions.iter().all(|d| first_code(d) == "allow"));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+
+    r.stall().release();
+    for s in slow {
+        let resp = within(10, "a released decision", s).await.unwrap();
+        assert_eq!(code(&resp), "allow");
+    }
+    stop(rt, r).await;
+}
+
+/// A decision that outlives its deadline (`--request-timeout-ms`, or the client's shorter
+/// `grpc-timeout`) is answered before the RPC's own timeout with a denial `decision_timeout`:
+/// Check a 503 with the reasons as JSON, Verify and VerifyBatch a deny decision. The late
+/// decision keeps its concurrency permit until it finishes, and it is counted once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decision_past_its_deadline_is_denied_decision_timeout() {
+    let f = Fixture::standard();
+    let (rt, r) = start_apart(ServeArgs {
+        reload_interval_ms: 0,
+        request_timeout_ms: 400,
+        no_decision_log: true,
+        ..args(&f)
+    });
+    let (t0, t1) = live_chain(&f);
+    let h = chain_headers(&[t0], &t1, "orders:read");
+
+    // Check
+    r.stall().hold_next(1);
+    let mut a = authz(&r).await;
+    let started = Instant::now();
+    let resp = within(5, "a stalled Check", check(&mut a, &h, "")).await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(400), "{took:?}");
+    let Outcome::Deny {
+        http,
+        headers,
+        body,
+    } = outcome(&resp)
+    else {
+        panic!("{resp:?}")
+    };
+    assert_eq!(http, 503, "{resp:?}");
+    assert_eq!(headers["content-type"], "application/json");
+    assert_eq!(body["decision"], "deny");
+    assert_eq!(body["reasons"][0]["code"], "decision_timeout", "{body}");
+    assert_eq!(resp.status.as_ref().unwrap().code, 7);
+    r.stall().release();
+
+    // Verify and VerifyBatch
+    let mut c = native(&r).await;
+    r.stall().hold_next(1);
+    let d = within(5, "a stalled Verify", c.verify(verify_req(&f)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (d.decision.as_str(), first_code(&d)),
+        ("deny", "decision_timeout")
+    );
+    assert_eq!(d.pack_version, r.pack_version());
+    r.stall().release();
+    r.stall().hold_next(1);
+    let out = within(
+        5,
+        "a stalled VerifyBatch",
+        c.verify_batch(pb::VerifyBatchRequest {
+            requests: vec![verify_req(&f); 3],
+        }),
+    )
+    .await
+    .unwrap()
+    .into_inner();
+    let codes: Vec<&str> = out.decisions.iter().map(first_code).collect();
+    assert_eq!(codes, ["decision_timeout"; 3]);
+    r.stall().release();
+    stop(rt, r).await;
+
+    // the client's shorter grpc-timeout sets the deadline; --max-concurrency 1: the late
+    // decision keeps the permit until it finishes
+    let (rt, r) = start_apart(ServeArgs {
+        reload_interval_ms: 0,
+        request_timeout_ms: 600_000,
+        max_concurrency: 1,
+        no_decision_log: true,
+        ..args(&f)
+    });
+    let mut c = native(&r).await;
+    r.stall().hold_next(1);
+    let mut req = tonic::Request::new(verify_req(&f));
+    req.set_timeout(Duration::from_millis(300));
+    let started = Instant::now();
+    let d = within(5, "a stalled Verify with grpc-timeout", c.verify(req))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(started.elapsed() < Duration::from_millis(300));
+    assert_eq!(first_code(&d), "decision_timeout");
+    let err = c.verify(verify_req(&f)).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    r.stall().release();
+    let mut served = false;
+    for _ in 0..200 {
+        match c.verify(verify_req(&f)).await {
+            Ok(d) => {
+                assert_eq!(first_code(&d.into_inner()), "allow");
+                served = true;
+                break;
+            }
+            Err(e) => assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        served,
+        "the permit came back once the late decision finished"
+    );
+    let m = metrics(&r).await;
+    let series = |result: &str, code: &str| {
+        metric(
+            &m,
+            &format!(
+                "custody_decisions_total{{rpc=\"verify\",result=\"{result}\",code=\"{code}\"}}"
+            ),
+        )
+    };
+    // the late decision was not counted as well
+    assert_eq!(series("deny", "decision_timeout"), 1.0, "{m}");
+    assert_eq!(series("allow", ""), 1.0, "{m}");
+    stop(rt, r).await;
+}
