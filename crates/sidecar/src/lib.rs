@@ -43,10 +43,11 @@
 //! never a queue (see `shed.rs`; each connection may open twice as many HTTP/2 streams, so a
 //! client multiplexing on one connection meets the status too); health has its own 16 permits
 //! and 1 KiB messages, fixed; `--request-timeout-ms` 2000 per RPC (a shorter `grpc-timeout`
-//! wins): every decision runs on a blocking thread, off the async workers, and one still
-//! running when the deadline less a tenth (at most 50 ms) passes is answered with a denial
-//! `decision_timeout` (Check: HTTP 503), never a gRPC error, while it keeps its concurrency
-//! permit until it ends; `--drain-timeout-ms` 10000 on SIGTERM/SIGINT, after which the process
+//! wins): every decision runs on a blocking thread, off the async workers (a Check that does
+//! not map to a request, or whose decision the cache holds, is answered on the worker: a
+//! bounded lookup), and one still running when the deadline less a tenth (at most 50 ms)
+//! passes is answered with a denial `decision_timeout` (Check: HTTP 503), never a gRPC error,
+//! while it keeps its concurrency permit until it ends; `--drain-timeout-ms` 10000 on SIGTERM/SIGINT, after which the process
 //! exits 0 (1 if the drain timed out); every request-level bound (16 tokens, 8 KiB per token,
 //! JSON depth 16, …) is the verifier's `Limits`, and a `custody-chain` header with more entries
 //! than that is refused before it is split.

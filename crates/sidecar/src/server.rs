@@ -249,12 +249,49 @@ impl Service {
         );
     }
 
-    /// Decides one Check request (the mapping and Envoy's answer are [`check::answer`]'s);
-    /// `None` when the deadline claimed the answer first.
+    /// The part of a Check that stays on the async worker, all of it bounded and cheap: the
+    /// mapping ([`check::answer`]) and the decision cache lookup. `Ok` is the answer, when the
+    /// request did not map or the cache held its decision; `Err` the mapped request, for the
+    /// verifier to decide off the runtime ([`decide_check`](Service::decide_check)).
+    fn check_inline(
+        &self,
+        check: &CheckRequest,
+        pack: &str,
+        started: Instant,
+    ) -> Result<CheckResponse, Box<Request>> {
+        let st = &self.state;
+        let mut miss = None;
+        let out = check::answer(check, &st.settings, &st.limits, pack, |req| {
+            if let Some(d) = st
+                .cache
+                .as_ref()
+                .and_then(|c| c.get(&DecisionCache::key(pack, req)))
+            {
+                st.metrics.cache_hits.fetch_add(1, Ordering::Relaxed);
+                return d;
+            }
+            miss = Some(Box::new(req.clone()));
+            // never served: the verifier decides below
+            Arc::new(Decision::invalid_request("not decided"))
+        });
+        match miss {
+            Some(req) => Err(req),
+            None => {
+                let cached = out.request.is_some();
+                let req = out.request.as_ref();
+                self.record(Rpc::Check, req, &out.decision, started, cached, pack);
+                Ok(out.response)
+            }
+        }
+    }
+
+    /// Decides a mapped Check request with the verifier (and caches the decision) and builds
+    /// Envoy's answer as [`check::answer`] does; `None` when the deadline claimed the answer
+    /// first.
     fn decide_check(
         &self,
         verifier: &Verifier,
-        check: &CheckRequest,
+        req: &Request,
         claim: &Claim,
     ) -> Option<CheckResponse> {
         #[cfg(feature = "test-hooks")]
@@ -262,48 +299,25 @@ impl Service {
         let started = Instant::now();
         let st = &self.state;
         let pack = verifier.pack().version.as_str();
-        let mut cached = false;
-        let out = check::answer(check, &st.settings, &st.limits, pack, |req| {
-            self.cached_decision(verifier, pack, req, &mut cached)
-        });
+        let d = verifier.verify(req);
+        if let Some(cache) = &st.cache {
+            st.metrics.cache_misses.fetch_add(1, Ordering::Relaxed);
+            let now = req.now.unwrap_or_else(unix_now);
+            let key = DecisionCache::key(pack, req);
+            if let Some(u) = cache.put(key, req, &d, now, &st.limits) {
+                let m = &st.metrics;
+                m.cache_entries.store(u.entries as u64, Ordering::Relaxed);
+                m.cache_bytes.store(u.bytes as u64, Ordering::Relaxed);
+                m.cache_evictions
+                    .fetch_add(u.evicted as u64, Ordering::Relaxed);
+            }
+        }
         if !claim.take() {
             self.abandoned(Rpc::Check, started);
             return None;
         }
-        let req = out.request.as_ref();
-        self.record(Rpc::Check, req, &out.decision, started, cached, pack);
-        Some(out.response)
-    }
-
-    /// A Check request's decision: from the cache when it can, else the verifier's (cached).
-    fn cached_decision(
-        &self,
-        verifier: &Verifier,
-        pack: &str,
-        req: &Request,
-        cached: &mut bool,
-    ) -> Arc<Decision> {
-        let st = &self.state;
-        let Some(cache) = &st.cache else {
-            return Arc::new(verifier.verify(req));
-        };
-        let key = DecisionCache::key(pack, req);
-        if let Some(d) = cache.get(&key) {
-            st.metrics.cache_hits.fetch_add(1, Ordering::Relaxed);
-            *cached = true;
-            return d;
-        }
-        st.metrics.cache_misses.fetch_add(1, Ordering::Relaxed);
-        let now = req.now.unwrap_or_else(unix_now);
-        let d = verifier.verify(req);
-        if let Some(u) = cache.put(key, req, &d, now, &st.limits) {
-            let m = &st.metrics;
-            m.cache_entries.store(u.entries as u64, Ordering::Relaxed);
-            m.cache_bytes.store(u.bytes as u64, Ordering::Relaxed);
-            m.cache_evictions
-                .fetch_add(u.evicted as u64, Ordering::Relaxed);
-        }
-        Arc::new(d)
+        self.record(Rpc::Check, Some(req), &d, started, false, pack);
+        Some(check::response(&d, false, pack))
     }
 
     fn decide_one(
@@ -397,11 +411,15 @@ impl Authorization for Service {
         let permit = InFlight::of(request.extensions());
         let verifier = self.snapshot().await;
         let pack = verifier.pack().version.clone();
+        let req = match self.check_inline(request.get_ref(), &pack, started) {
+            Ok(answered) => return Ok(Response::new(answered)),
+            Err(req) => req,
+        };
+        drop(request);
         let this = self.clone();
-        let check = request.into_inner();
         let out = self
             .off_runtime(deadline, permit, move |claim| {
-                this.decide_check(&verifier, &check, claim)
+                this.decide_check(&verifier, &req, claim)
             })
             .await;
         Ok(Response::new(match out {
