@@ -21,7 +21,7 @@ use envoy_types::ext_authz::v3::pb::HttpResponse;
 type Target = fn(&[u8]) -> Oracle;
 
 /// Every fuzz target, by its name in `fuzz/Cargo.toml`.
-const TARGETS: [(&str, Target); 13] = [
+const TARGETS: [(&str, Target); 14] = [
     ("spiffe_id", fuzzing::spiffe_id),
     ("strict_json", fuzzing::strict_json),
     ("jws_decode", fuzzing::jws_decode),
@@ -35,6 +35,7 @@ const TARGETS: [(&str, Target); 13] = [
     ("biscuit", fuzzing::biscuit),
     ("biscuit_structured", fuzzing::biscuit_structured),
     ("ed25519_strict", fuzzing::ed25519_strict),
+    ("biscuit_time", custody_verifier::biscuit::biscuit_time),
 ];
 
 fn fuzz_dir() -> PathBuf {
@@ -500,4 +501,45 @@ fn regression_check_structured_biscuit_check_passes_or_errors() {
     for _ in 0..64 {
         assert_eq!(check::check_structured(&input), Ok(()));
     }
+}
+
+/// The `biscuit_time` harness reaches the cost budget both ways: a costly check (a long string
+/// concatenated on every scope) is refused before evaluation, an ordinary one is allowed, and
+/// the oracle holds for both.
+#[test]
+fn biscuit_time_reaches_the_budget() {
+    use custody_verifier::biscuit::{self, FuzzCostly, FuzzCostlyCheck, FuzzOp};
+    let costly = FuzzCostly {
+        checks: vec![FuzzCostlyCheck {
+            body: vec![7],
+            ops: std::iter::once(FuzzOp::Var(0))
+                .chain((0..40).flat_map(|_| [FuzzOp::Str(2000, 0), FuzzOp::Add]))
+                .collect(),
+        }],
+        ..FuzzCostly::default()
+    };
+    assert!(biscuit::datalog(&costly.checks[0]).starts_with("check if scope($v0), "));
+    let (_, d) = biscuit::decide_costly(&costly).unwrap();
+    assert_eq!(
+        d.code().map(|c| c.as_str()),
+        Some("token_too_large"),
+        "{:?}",
+        d.reasons
+    );
+    assert_eq!(biscuit::costly_input(&costly), Ok(()));
+    let ordinary = FuzzCostly {
+        checks: vec![FuzzCostlyCheck {
+            body: vec![1],
+            ops: vec![
+                FuzzOp::Var(0),
+                FuzzOp::Str(6, 1),
+                FuzzOp::Add,
+                FuzzOp::Length,
+            ],
+        }],
+        ..FuzzCostly::default()
+    };
+    let (_, d) = biscuit::decide_costly(&ordinary).unwrap();
+    assert!(d.is_allowed(), "{:?}", d.reasons);
+    assert_eq!(biscuit::costly_input(&ordinary), Ok(()));
 }

@@ -15,17 +15,17 @@
 //! `tk`), so the chain rules, reason codes and Cedar request are exactly those of a JWT chain;
 //! then the Biscuit's own checks run with the request's facts. README "Biscuit profile".
 
+mod budget;
 mod issue;
 mod read;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use biscuit_auth::builder::{
     fact, string, CheckKind, Predicate, Rule as BRule, Scope, Term as BTerm,
 };
-use biscuit_auth::datalog::{Binary, Op, Unary};
-use biscuit_auth::error::{Format, Logic, Token as BError};
+use biscuit_auth::error::{Format, Logic, RunLimit, Token as BError};
 use biscuit_auth::{AuthorizerBuilder, AuthorizerLimits, Biscuit};
 use custody_id::SpiffeId;
 use custody_jose::{Limits, TokenClass, B64};
@@ -36,6 +36,14 @@ use crate::token::{self, clip, workload_id, Clock, Ctx, Expect, Token};
 use crate::{Decision, Reason, ReasonCode, Request, Verifier};
 use read::{BlockView, ExternalKey, Fact, ReadError, Value};
 
+#[cfg(feature = "fuzzing")]
+pub use budget::fuzz::{
+    biscuit_time, costly_biscuit, costly_input, datalog, decide_costly, FuzzCostly,
+    FuzzCostlyCheck, FuzzOp, TIME_FACTOR,
+};
+pub use budget::{
+    EVAL_BUDGET, EVAL_TIME_LIMIT, MAX_EXPRESSION_OPS, MAX_QUERY_BYTES, MAX_VALUE_BYTES,
+};
 pub use issue::{attenuate, attest, attest_code, mint, Authority, Hop, IssueError};
 
 /// The predicates the profile gives meaning to.
@@ -50,24 +58,42 @@ pub const PROFILE_PREDICATES: [&str; 8] = [
     "expires",
 ];
 
-/// Facts the verifier adds for the token's checks: `operation`, `resource`, `resource_type`,
-/// `service`, `time`, `peer`.
-const REQUEST_FACTS: u64 = 6;
-/// Work allowed for all of a token's checks together, in fact combinations times expression
-/// operations (each check query with `k` predicates over `n` facts may try `n^k` combinations).
-/// 1,000,000: a 16-block token's usual checks need a few thousand; the run then takes
-/// milliseconds at worst, whatever the machine's load, so no wall-clock limit is needed.
-pub const EVAL_BUDGET: u64 = 1_000_000;
-/// Operations in one check query's expressions. 256: a check rarely needs ten.
-pub const MAX_EXPRESSION_OPS: usize = 256;
-/// Datalog limits. There are no rules, so the run derives no fact and takes one iteration;
-/// these only back the budget above. `max_time` is a day: the library's wall-clock limit
-/// (1 ms by default) would deny valid tokens on a busy machine.
-fn run_limits() -> AuthorizerLimits {
+/// Datalog limits. There are no rules, so the run derives no fact: `max_facts` is what a token
+/// can hold (16 blocks of 64 facts) and the request's six, rounded up, and one iteration is
+/// all a run takes. `max_time` is [`EVAL_TIME_LIMIT`]; biscuit-auth looks at it only between
+/// checks, the verifier's own clock also between the queries of `every_combination_evaluates`:
+/// [`EVAL_BUDGET`] is what bounds one query.
+fn run_limits(max_time: Duration) -> AuthorizerLimits {
     AuthorizerLimits {
-        max_facts: 10_000,
-        max_iterations: 100,
-        max_time: Duration::from_secs(86_400),
+        max_facts: 1_100,
+        max_iterations: 1,
+        max_time,
+    }
+}
+
+/// The facts the verifier adds for the token's checks, each with the size of its one term:
+/// `operation(action)`, `resource(id)`, `resource_type(type)`, `service(audience)`,
+/// `time(now)` and `peer(id)` when given.
+fn request_facts(req: &Request) -> Vec<(&'static str, u64)> {
+    let (rtype, rid) = resource(req);
+    let mut out = vec![
+        ("operation", req.action.len() as u64),
+        ("resource", rid.len() as u64),
+        ("resource_type", rtype.len() as u64),
+        ("service", req.audience.len() as u64),
+        ("time", 8),
+    ];
+    if let Some(peer) = &req.peer {
+        out.push(("peer", peer.len() as u64));
+    }
+    out
+}
+
+/// The request's resource type and id: default `Resource` and the audience.
+fn resource(req: &Request) -> (&str, &str) {
+    match &req.resource {
+        Some(r) => (r.type_name.as_str(), r.id.as_str()),
+        None => ("Resource", req.audience.as_str()),
     }
 }
 
@@ -117,7 +143,7 @@ impl Verifier {
         now: i64,
         peer: Option<SpiffeId>,
     ) -> Decision {
-        let (tokens, biscuit) = match check(&self.pack, &self.limits, raw, now) {
+        let (tokens, biscuit) = match check(&self.pack, &self.limits, raw, req, now) {
             Ok(v) => v,
             Err(r) => return Decision::deny(r, None),
         };
@@ -162,6 +188,7 @@ pub(crate) fn check(
     pack: &PolicyPack,
     limits: &Limits,
     raw: &str,
+    req: &Request,
     now: i64,
 ) -> Result<(Vec<Token>, Biscuit), Reason> {
     if raw.len() > limits.token_bytes {
@@ -180,7 +207,7 @@ pub(crate) fn check(
         ReadError::Malformed(m) => at0(ReasonCode::MalformedToken, m),
         ReadError::TooLarge(m) => at0(ReasonCode::TokenTooLarge, m),
     })?;
-    check_budget(&blocks)?;
+    check_budget(&blocks, req)?;
     let authority = blocks
         .first()
         .ok_or_else(|| at0(ReasonCode::MalformedToken, "no authority block"))?;
@@ -562,58 +589,27 @@ fn single_date(block: &BlockView, name: &str, hop: Option<usize>) -> Result<Opti
 }
 
 /// Refuses operators whose cost the budget cannot bound (regular expressions are compiled on
-/// every evaluation; closures nest), and tokens whose checks could take more than
-/// [`EVAL_BUDGET`], before any evaluation.
-fn check_budget(blocks: &[BlockView]) -> Result<(), Reason> {
-    let facts: u64 = blocks.iter().map(|b| b.facts.len() as u64).sum();
-    let n = facts.saturating_add(REQUEST_FACTS);
-    let mut total: u64 = 0;
-    for block in blocks {
-        for query in block.checks.iter().flat_map(|c| c.queries.iter()) {
-            let ops: Vec<&Op> = query
-                .expressions
-                .iter()
-                .flat_map(|e| e.ops.iter())
-                .collect();
-            if let Some(op) = ops.iter().find(|op| refused(op)) {
-                return Err(Reason::new(
-                    ReasonCode::MalformedToken,
-                    None,
-                    format!(
-                        "block {}: operator {op:?} is not part of custody's Biscuit profile",
-                        block.index
-                    ),
-                ));
-            }
-            if ops.len() > MAX_EXPRESSION_OPS {
-                return Err(too_costly(block.index));
-            }
-            let k = u32::try_from(query.body.len()).unwrap_or(u32::MAX);
-            let cost = n.saturating_pow(k).saturating_mul(1 + ops.len() as u64);
-            total = total.saturating_add(cost);
-            if total > EVAL_BUDGET {
-                return Err(too_costly(block.index));
-            }
-        }
-    }
-    Ok(())
+/// every evaluation; closures nest), and tokens whose checks could cost more than
+/// [`EVAL_BUDGET`] or build values over [`MAX_VALUE_BYTES`] / [`MAX_QUERY_BYTES`], before any
+/// evaluation (`budget`).
+fn check_budget(blocks: &[BlockView], req: &Request) -> Result<u64, Reason> {
+    budget::check(blocks, &request_facts(req)).map_err(|r| match r {
+        budget::Refusal::Operator { block, op } => Reason::new(
+            ReasonCode::MalformedToken,
+            None,
+            format!("block {block}: operator {op} is not part of custody's Biscuit profile"),
+        ),
+        budget::Refusal::TooCostly { why, .. } => Reason::new(ReasonCode::TokenTooLarge, None, why),
+    })
 }
 
-fn too_costly(index: usize) -> Reason {
-    Reason::new(
-        ReasonCode::TokenTooLarge,
-        None,
-        format!("the checks up to block {index} could take more than the evaluation budget"),
-    )
-}
-
-fn refused(op: &Op) -> bool {
-    matches!(
-        op,
-        Op::Closure(..)
-            | Op::Unary(Unary::Ffi(_))
-            | Op::Binary(Binary::Regex | Binary::All | Binary::Any | Binary::Ffi(_))
-    )
+/// The budget's estimate of the work a token's checks may take for `req`, in work units, or why
+/// the budget refuses them (fuzzing and measurements: the decision itself uses the same model).
+#[cfg(feature = "fuzzing")]
+pub fn work_estimate(raw: &str, req: &Request, limits: &Limits) -> Result<u64, String> {
+    let bytes = b64(raw).ok_or("not base64url")?;
+    let blocks = read::decode(&bytes, limits).map_err(|e| format!("{e:?}"))?;
+    budget::check(&blocks, &request_facts(req)).map_err(|e| format!("{e:?}"))
 }
 
 /// After the checks passed: every `check if` query with expressions is evaluated again on every
@@ -630,6 +626,7 @@ fn refused(op: &Op) -> bool {
 fn every_combination_evaluates(
     a: &mut biscuit_auth::Authorizer,
     biscuit: &Biscuit,
+    start: Instant,
 ) -> Result<(), BError> {
     let (_, _, checks, _) = a.dump();
     let queries: Vec<BRule> = checks
@@ -659,7 +656,16 @@ fn every_combination_evaluates(
             q.expressions,
             scopes.clone(),
         );
+        in_time(start)?;
         a.query_all::<BRule, (bool,), BError>(rule)?;
+    }
+    in_time(start)
+}
+
+/// The verifier's own clock: [`EVAL_TIME_LIMIT`] since `start`.
+fn in_time(start: Instant) -> Result<(), BError> {
+    if start.elapsed() > EVAL_TIME_LIMIT {
+        return Err(BError::RunLimit(RunLimit::Timeout));
     }
     Ok(())
 }
@@ -668,11 +674,9 @@ fn every_combination_evaluates(
 /// `resource_type(type)`, `service(audience)`, `time(now)` and `peer(id)` when given.
 fn authorize(biscuit: &Biscuit, req: &Request, now: i64) -> Result<(), Reason> {
     let fail = |code, m: String| Reason::new(code, None, m);
+    let start = Instant::now();
     let build = || -> Result<biscuit_auth::Authorizer, BError> {
-        let (rtype, rid) = match &req.resource {
-            Some(r) => (r.type_name.as_str(), r.id.as_str()),
-            None => ("Resource", req.audience.as_str()),
-        };
+        let (rtype, rid) = resource(req);
         let mut b = AuthorizerBuilder::new()
             .fact(fact("operation", &[string(&req.action)]))?
             .fact(fact("resource", &[string(rid)]))?
@@ -686,12 +690,14 @@ fn authorize(biscuit: &Biscuit, req: &Request, now: i64) -> Result<(), Reason> {
             b = b.fact(fact("peer", &[string(peer)]))?;
         }
         b.policy("allow if true")?
-            .set_limits(run_limits())
+            .set_limits(run_limits(EVAL_TIME_LIMIT))
             .build(biscuit)
     };
     let result = build().and_then(|mut a| {
+        in_time(start)?;
         a.authorize()?;
-        every_combination_evaluates(&mut a, biscuit)
+        in_time(start)?;
+        every_combination_evaluates(&mut a, biscuit, start)
     });
     match result {
         Ok(_) => Ok(()),
@@ -704,6 +710,13 @@ fn authorize(biscuit: &Biscuit, req: &Request, now: i64) -> Result<(), Reason> {
                 format!("Biscuit check failed: {what}"),
             ))
         }
+        Err(BError::RunLimit(RunLimit::Timeout)) => Err(fail(
+            ReasonCode::TokenTooLarge,
+            format!(
+                "the Biscuit's checks hit the evaluation time limit ({} ms)",
+                EVAL_TIME_LIMIT.as_millis()
+            ),
+        )),
         Err(BError::RunLimit(e)) => Err(fail(
             ReasonCode::TokenTooLarge,
             format!("the Biscuit's checks hit an evaluation limit: {e}"),
@@ -731,12 +744,5 @@ mod tests {
         assert!(b64("AA===").is_none());
         assert!(b64("").is_none());
         assert!(b64("A+A=").is_none());
-    }
-
-    #[test]
-    fn refused_operators() {
-        assert!(refused(&Op::Binary(Binary::Regex)));
-        assert!(refused(&Op::Closure(vec![], vec![])));
-        assert!(!refused(&Op::Binary(Binary::Contains)));
     }
 }

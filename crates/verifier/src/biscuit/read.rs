@@ -26,6 +26,9 @@ pub(crate) enum Value {
 pub(crate) struct Fact {
     pub name: String,
     pub terms: Vec<Value>,
+    /// The largest of its terms, in the budget's bytes ([`super::budget::term_bytes`]): what a
+    /// check's variable bound to one of them can weigh.
+    pub bytes: u64,
 }
 
 /// The key of a third-party block.
@@ -46,6 +49,11 @@ pub(crate) struct BlockView {
     pub facts: Vec<Fact>,
     pub rule_heads: Vec<String>,
     pub checks: Vec<datalog::Check>,
+    /// The symbol table its facts and checks are written with (for a first-party block, the
+    /// one shared with the authority block and the earlier first-party blocks, so far).
+    pub symbols: SymbolTable,
+    /// Whether `symbols` is a third-party block's own table (else the shared one).
+    pub own_symbols: bool,
 }
 
 /// Why the bytes could not be read.
@@ -145,9 +153,17 @@ fn view(
             .map(|t| value(&table, t))
             .collect::<Result<Vec<_>, _>>()
             .map_err(malformed)?;
+        let bytes = f
+            .predicate
+            .terms
+            .iter()
+            .map(|t| super::budget::term_bytes(&table, t))
+            .max()
+            .unwrap_or(0);
         facts.push(Fact {
             name: name(f.predicate.name)?,
             terms,
+            bytes,
         });
     }
     let rule_heads = token_block
@@ -161,6 +177,8 @@ fn view(
         facts,
         rule_heads,
         checks: token_block.checks,
+        symbols: table,
+        own_symbols: external.is_some(),
     })
 }
 
