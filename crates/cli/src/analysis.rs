@@ -168,6 +168,7 @@ pub(crate) fn analyse(pack: &PolicyPack) -> Report {
     indirect_warnings(pack, &routes, &mut warnings);
     unused_rule_warnings(pack, &routes, &at, &mut warnings);
     warnings.extend(crate::cedar_analysis::warnings(pack, &routes));
+    warnings.extend(crate::cedar_errors::warnings(pack));
     Report {
         lines: reach_lines(pack, &routes),
         warnings,

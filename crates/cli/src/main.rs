@@ -4,6 +4,7 @@
 mod analysis;
 mod biscuit_cmds;
 mod cedar_analysis;
+mod cedar_errors;
 mod chainspec;
 mod demo;
 mod explain;

@@ -487,3 +487,108 @@ fn check_on_the_demo_pack_keeps_its_lines() {
         || l.starts_with("trust graph: ")
         || l.starts_with("  ")));
 }
+
+/// The lines of `custody check` that warn about policies that can fail to evaluate.
+fn failure_warnings(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|l| l.starts_with("warning: policy `") && l.contains("can fail to evaluate"))
+        .collect()
+}
+
+#[test]
+fn check_warns_on_every_policy_that_can_fail_to_evaluate() {
+    let pack = demo_copy();
+    std::fs::remove_file(pack.path().join("demo.cedarschema")).unwrap();
+    std::fs::write(
+        pack.path().join("orders.cedar"),
+        r#"@id("block-flagged")
+forbid (principal, action, resource) when { context.request.blocked };
+@id("block-guarded")
+forbid (principal, action, resource) when { context.request has blocked && context.request.blocked == true };
+@id("level")
+permit (principal, action, resource) when { principal.level > 3 };
+@id("deep")
+forbid (principal, action, resource) when { context.depth + 1 > 2 };
+@id("overflow")
+forbid (principal, action, resource) when { context.depth * 9223372036854775807 > 2 };
+"#,
+    )
+    .unwrap();
+    let out = custody(&["check", "--policies", pack.path().to_str().unwrap()]);
+    let text = stdout(&out);
+    // Warnings only: the pack is usable.
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let warned = failure_warnings(&text);
+    assert_eq!(
+        warned,
+        [
+            "warning: policy `block-flagged` can fail to evaluate (a failing policy now denies the call with `policy_error`): `context.request.blocked` may be missing or not a Bool (no schema declares it); guard it with `context.request has blocked` or declare it in a schema",
+            "warning: policy `level` can fail to evaluate (a failing policy now denies the call with `policy_error`): `principal.level` may be missing or not a Long (no schema declares it); guard it with `principal has level` or declare it in a schema",
+            "warning: policy `overflow` can fail to evaluate (a failing policy now denies the call with `policy_error`): `context.depth * 9223372036854775807` can overflow (its operands' ranges are not known to keep it within 64 bits)",
+        ],
+        "{text}"
+    );
+    // `has` guards the read and `==` never fails; `context.depth` is at most 16, so `+ 1` fits.
+    assert!(!text.contains("`block-guarded`"), "{text}");
+    assert!(!text.contains("`deep`"), "{text}");
+}
+
+#[test]
+fn with_a_schema_check_warns_only_on_entity_reads_that_can_fail() {
+    let pack = demo_copy();
+    let schema = std::fs::read_to_string(pack.path().join("demo.cedarschema")).unwrap();
+    let schema = schema
+        .replace("  request: {},", "  request: { blocked: Bool },")
+        .replace("entity Agent;", "entity Agent { level: Long };");
+    std::fs::write(pack.path().join("demo.cedarschema"), schema).unwrap();
+    std::fs::write(
+        pack.path().join("orders.cedar"),
+        r#"@id("block-flagged")
+forbid (principal, action, resource) when { context.request.blocked };
+@id("level")
+forbid (principal is Agent, action, resource) when { principal.level > 3 };
+@id("level-guarded")
+forbid (principal is Agent, action, resource) when { principal has level && principal.level > 3 };
+"#,
+    )
+    .unwrap();
+    let out = custody(&["check", "--policies", pack.path().to_str().unwrap()]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    // The schema types `context.request.blocked` and requests are validated against it; an
+    // agent may still be missing from the pack's entities.
+    assert_eq!(
+        failure_warnings(&text),
+        ["warning: policy `level` can fail to evaluate (a failing policy now denies the call with `policy_error`): `principal.level` may be missing (its entity may be absent from the pack's entities); guard it with `principal has level`"],
+        "{text}"
+    );
+}
+
+#[test]
+fn check_finds_no_policy_of_the_demo_pack_that_can_fail() {
+    let out = custody(&["check", "--policies", "policies/demo"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert_eq!(failure_warnings(&text), Vec::<&str>::new(), "{text}");
+    assert!(!text.contains("can fail to evaluate"), "{text}");
+}
+
+#[test]
+fn check_reports_schema_validation_errors_with_the_policy_and_its_place() {
+    let pack = demo_copy();
+    // The demo schema declares `request: {}`: strict validation refuses the read.
+    std::fs::write(
+        pack.path().join("orders.cedar"),
+        "// flagged calls\n@id(\"block-flagged\")\nforbid (principal, action, resource) when { context.request.blocked };\n",
+    )
+    .unwrap();
+    let out = custody(&["check", "--policies", pack.path().to_str().unwrap()]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    let at = format!("error: {}:3:45: for policy `block-flagged`, attribute `request.blocked` in context for Action::\"orders:read\" not found", pack.path().join("orders.cedar").display());
+    assert!(text.contains(&at), "{at}\n---\n{text}");
+    assert!(
+        text.contains("problem(s): the pack cannot be used"),
+        "{text}"
+    );
+}
