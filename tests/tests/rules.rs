@@ -1105,17 +1105,24 @@ fn extreme_times_do_not_overflow() {
     );
 }
 
+/// DESIGN.md, Clarifications: a date written with a fraction (`1767225595.0`) is not a
+/// NumericDate here, whole-valued or not (it was accepted before the security review; one
+/// reader now refuses it everywhere, `tests/dates.rs`).
 #[test]
-fn whole_number_floats_are_dates() {
+fn whole_number_floats_are_not_dates() {
     let f = Fixture::standard();
-    let d = decide(
-        &f,
-        &single(
-            &f,
-            json!({"nbf": (NOW - 5) as f64, "exp": (NOW + 60) as f64}),
-        ),
-    );
+    for claims in [
+        json!({"nbf": (NOW - 5) as f64}),
+        json!({"exp": (NOW + 60) as f64}),
+        json!({"iat": (NOW - 5) as f64}),
+    ] {
+        let d = decide(&f, &single(&f, claims.clone()));
+        assert_eq!(
+            (outcome(&d), hop(&d)),
+            ("malformed_token".into(), Some(0)),
+            "{claims}"
+        );
+    }
+    let d = decide(&f, &single(&f, json!({"nbf": NOW - 5, "exp": NOW + 60})));
     assert_eq!(outcome(&d), "allow");
-    let d = decide(&f, &single(&f, json!({"nbf": (NOW + 31) as f64})));
-    assert_eq!(outcome(&d), "not_yet_valid");
 }

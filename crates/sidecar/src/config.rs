@@ -33,7 +33,7 @@ pub struct ServeArgs {
     /// it. Required: it is never taken from the `Host`/`:authority` header.
     #[arg(long, value_name = "ID")]
     pub audience: Option<String>,
-    /// Take Check's action from this request header instead of `METHOD path`. The proxy must set
+    /// Take Check's action from this request header instead of `METHOD:path`. The proxy must set
     /// it and strip it from clients' requests.
     #[arg(long, value_name = "NAME")]
     pub action_header: Option<String>,

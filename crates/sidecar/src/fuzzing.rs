@@ -9,7 +9,7 @@
 //!
 //! - [`check_request`]: the input is a protobuf `CheckRequest`, decoded as tonic decodes it
 //!   (malformed protobuf is refused before the handler, so it is no finding), answered under
-//!   both action settings (`METHOD path`, and `--action-header x-custody-action`).
+//!   both action settings (`METHOD:path`, and `--action-header x-custody-action`).
 //! - [`check_structured`]: the input is a [`FuzzCheckRequest`] (through `arbitrary`): a chain
 //!   minted with the pack's keys (or a structured Biscuit) placed in headers, with fuzzer-chosen
 //!   header forms, extra headers, raw or merged header encoding, method, path and host. An
@@ -68,7 +68,7 @@ fn ensure(ok: bool, what: impl FnOnce() -> String) -> Oracle {
     }
 }
 
-/// The two settings: `METHOD path` actions, and actions from [`ACTION_HEADER`]. Neither allows a
+/// The two settings: `METHOD:path` actions, and actions from [`ACTION_HEADER`]. Neither allows a
 /// request-supplied time.
 fn settings() -> Option<&'static [Settings; 2]> {
     static SETTINGS: OnceLock<Option<[Settings; 2]>> = OnceLock::new();
@@ -506,7 +506,7 @@ pub struct FuzzCheckRequest {
     /// 0 `a,b`, 1 `a , b`, 2 no `custody-chain` (upstream tokens dropped), 3 an empty entry,
     /// 4 reversed, 5 padded to 16 entries.
     pub chain_form: u8,
-    /// Take the action from `METHOD path` instead of [`ACTION_HEADER`].
+    /// Take the action from `METHOD:path` instead of [`ACTION_HEADER`].
     pub method_path: bool,
     /// [`ACTION_HEADER`]'s value instead of the chain's action.
     pub action: Option<String>,

@@ -12,7 +12,7 @@
 //! **Check mapping.** tokens = the `custody-chain` header (upstream tokens, origin first,
 //! comma-separated) then the `authorization: Bearer` token; `txn_token` = the `txn-token`
 //! header; `peer` = `attributes.source.principal` (the client certificate's URI SAN under
-//! Envoy; a non-SPIFFE principal is `invalid_spiffe_id`, never ignored); `action` = `METHOD path`
+//! Envoy; a non-SPIFFE principal is `invalid_spiffe_id`, never ignored); `action` = `METHOD:path`
 //! with the path as Envoy forwards it minus query string and fragment, or the value of the
 //! `--action-header` header, which the proxy must set and strip from clients; `audience` =
 //! `--audience`, never `Host`/`:authority`; without `--audience` every Check is denied with

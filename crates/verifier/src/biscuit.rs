@@ -97,9 +97,6 @@ fn resource(req: &Request) -> (&str, &str) {
     }
 }
 
-/// The latest date accepted, as for JWT NumericDates: 9999-12-31T23:59:59Z.
-const MAX_DATE: i64 = 253_402_300_799;
-
 /// Whether a sole element of `tokens` takes the Biscuit path: no `.` (a compact JWS has two).
 pub(crate) fn is_sole_biscuit(req: &Request) -> Option<&str> {
     match req.tokens.as_slice() {
@@ -496,29 +493,10 @@ fn hop_token(
     })
 }
 
+/// A hop's times, by the one time rule every token follows (`token::time_rule`).
 fn check_times(pack: &PolicyPack, t: &Token, hop: usize, now: i64) -> Result<(), Reason> {
-    let s = i64::try_from(pack.chain.clock_skew).unwrap_or(i64::MAX);
-    let fail = |code, m: String| Err(Reason::new(code, Some(hop), m));
-    if now >= t.exp.saturating_add(s) {
-        return fail(
-            ReasonCode::Expired,
-            format!("expired at {} (now {now}, skew {s}s)", t.exp),
-        );
-    }
-    if t.iat > now.saturating_add(s) {
-        return fail(
-            ReasonCode::IssuedInFuture,
-            format!("issued at {} after now {now} (skew {s}s)", t.iat),
-        );
-    }
-    let max = i64::try_from(pack.chain.max_lifetime).unwrap_or(i64::MAX);
-    if t.exp.saturating_sub(t.iat) > max {
-        return fail(
-            ReasonCode::LifetimeTooLong,
-            format!("lifetime {}s exceeds {max}s", t.exp.saturating_sub(t.iat)),
-        );
-    }
-    Ok(())
+    token::time_rule(t, token::DatedAt::Now(now), pack)
+        .map_err(|(code, m)| Reason::new(code, Some(hop), m))
 }
 
 fn missing(name: &str, hop: Option<usize>) -> Reason {
@@ -574,7 +552,7 @@ fn single_date(block: &BlockView, name: &str, hop: Option<usize>) -> Result<Opti
     let mut found = None;
     for f in facts(block, name) {
         match f.terms.as_slice() {
-            [Value::Int(n)] if (0..=MAX_DATE).contains(n) && found.is_none() => found = Some(*n),
+            [Value::Int(n)] if custody_jose::in_date_range(*n) && found.is_none() => found = Some(*n),
             _ => {
                 return Err(wrong(
                     block,

@@ -488,51 +488,73 @@ fn check_act_shape(ctx: &Ctx<'_>, act: &Value, level: usize) -> Result<(), Reaso
 }
 
 fn check_times(ctx: &Ctx<'_>, t: &Token, clock: Clock<'_>) -> Result<(), Reason> {
-    let s = ctx.pack.chain.clock_skew as i64;
-    let replaced_at = match clock.next {
-        Some(next) if t.class == TokenClass::TxnToken => Some(next_iat(ctx, next)),
-        _ => None,
+    let at = match clock.next {
+        Some(next) if t.class == TokenClass::TxnToken => match next_iat(ctx, next) {
+            Some(iat) => DatedAt::Replaced(iat),
+            // the replacement has no readable `iat`: it is refused at its own hop
+            None => DatedAt::ReplacementUnreadable,
+        },
+        _ => DatedAt::Now(clock.now),
     };
-    match replaced_at {
-        None => {
-            let now = clock.now;
-            if now >= t.exp + s {
-                return Err(ctx.fail(
-                    ReasonCode::Expired,
-                    format!("expired at {} (now {now}, skew {s}s)", t.exp),
-                ));
+    time_rule(t, at, ctx.pack).map_err(|(code, m)| ctx.fail(code, m))
+}
+
+/// The moment a token's times are judged at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DatedAt {
+    /// The request's time: every token of an access chain, the last of a Txn-Token chain,
+    /// every Biscuit hop.
+    Now(i64),
+    /// An earlier token of a Txn-Token replacement chain, at its replacement's `iat`.
+    Replaced(i64),
+    /// An earlier Txn-Token whose replacement has no readable `iat` (refused at its own hop).
+    ReplacementUnreadable,
+}
+
+/// The time rule (DESIGN.md, "Each token"), the one home for JWT tokens and Biscuit hops
+/// alike, with the pack's skew `s`: expired iff `now ≥ exp + s`; not yet valid iff
+/// `now + s < nbf`; issued in the future iff `iat > now + s`; `exp − iat` at most
+/// `max_lifetime`. An earlier token of a replacement chain must not be expired, skew
+/// included, at its replacement's `iat`. Dates are at most year 9999 and the skew at most
+/// 120 s, so the arithmetic saturates only on values no reader lets through.
+pub(crate) fn time_rule(
+    t: &Token,
+    at: DatedAt,
+    pack: &PolicyPack,
+) -> Result<(), (ReasonCode, String)> {
+    let s = i64::try_from(pack.chain.clock_skew).unwrap_or(i64::MAX);
+    let expires = t.exp.saturating_add(s);
+    match at {
+        DatedAt::Now(now) => {
+            if now >= expires {
+                let m = format!("expired at {} (now {now}, skew {s}s)", t.exp);
+                return Err((ReasonCode::Expired, m));
             }
-            if let Some(nbf) = t.nbf {
-                if now.saturating_add(s) < nbf {
-                    return Err(ctx.fail(
-                        ReasonCode::NotYetValid,
-                        format!("not valid before {nbf} (now {now}, skew {s}s)"),
-                    ));
-                }
+            if t.nbf.is_some_and(|nbf| now.saturating_add(s) < nbf) {
+                let nbf = t.nbf.unwrap_or_default();
+                let m = format!("not valid before {nbf} (now {now}, skew {s}s)");
+                return Err((ReasonCode::NotYetValid, m));
             }
             if t.iat > now.saturating_add(s) {
-                return Err(ctx.fail(
-                    ReasonCode::IssuedInFuture,
-                    format!("issued at {} after now {now} (skew {s}s)", t.iat),
-                ));
+                let m = format!("issued at {} after now {now} (skew {s}s)", t.iat);
+                return Err((ReasonCode::IssuedInFuture, m));
             }
         }
-        Some(Some(next_iat)) if next_iat >= t.exp + s => {
-            return Err(ctx.fail(
-                ReasonCode::Expired,
-                format!(
-                    "expired at {} before its replacement was issued at {next_iat}",
-                    t.exp
-                ),
-            ));
+        DatedAt::Replaced(iat) if iat >= expires => {
+            let m = format!(
+                "expired at {} before its replacement was issued at {iat}",
+                t.exp
+            );
+            return Err((ReasonCode::Expired, m));
         }
-        Some(_) => {}
+        DatedAt::Replaced(_) | DatedAt::ReplacementUnreadable => {}
     }
-    let max = ctx.pack.chain.max_lifetime as i64;
-    if t.exp - t.iat > max {
-        return Err(ctx.fail(
+    let max = i64::try_from(pack.chain.max_lifetime).unwrap_or(i64::MAX);
+    let lifetime = t.exp.saturating_sub(t.iat);
+    if lifetime > max {
+        return Err((
             ReasonCode::LifetimeTooLong,
-            format!("lifetime {}s exceeds {max}s", t.exp - t.iat),
+            format!("lifetime {lifetime}s exceeds {max}s"),
         ));
     }
     Ok(())
