@@ -62,8 +62,8 @@ use std::path::Path;
 
 use custody_jose::Limits;
 
-pub use cedar_schema::{context_mismatch, custody_context_mismatch, schema_actions};
 pub use ast::{ChainBlock, DomainDecl, FederateDecl, Item, Setting, Span, Spanned, TrustFile};
+pub use cedar_schema::{context_mismatch, custody_context_mismatch, schema_actions};
 pub use error::{LoadError, LoadErrorKind, Location, Warning, WarningKind};
 pub use pack::{
     CedarPack, ChainSettings, DomainConfig, FederationRule, Loaded, PolicyPack, ScopeRule,

@@ -552,7 +552,9 @@ fn single_date(block: &BlockView, name: &str, hop: Option<usize>) -> Result<Opti
     let mut found = None;
     for f in facts(block, name) {
         match f.terms.as_slice() {
-            [Value::Int(n)] if custody_jose::in_date_range(*n) && found.is_none() => found = Some(*n),
+            [Value::Int(n)] if custody_jose::in_date_range(*n) && found.is_none() => {
+                found = Some(*n)
+            }
             _ => {
                 return Err(wrong(
                     block,
