@@ -5,7 +5,8 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
-    clippy::indexing_slicing
+    clippy::indexing_slicing,
+    reason = "a development tool: a panic with its message is the right report of a broken set-up"
 )]
 
 use std::sync::Arc;

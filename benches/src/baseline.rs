@@ -62,6 +62,15 @@ pub struct Baseline {
     authorizer: Authorizer,
 }
 
+impl std::fmt::Debug for Baseline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Baseline")
+            .field("keys", &self.keys.len())
+            .field("policies", &self.policies)
+            .finish_non_exhaustive()
+    }
+}
+
 const SKEW: i64 = 30;
 
 impl Baseline {

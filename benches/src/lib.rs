@@ -64,6 +64,7 @@ pub fn demo_key(domain: &str) -> Result<SigningKey, FixtureError> {
 }
 
 /// Mints the demo scenario's tokens; `n` makes each token distinct (`jti`).
+#[derive(Debug)]
 pub struct Minter {
     a: SigningKey,
     b: SigningKey,

@@ -6,11 +6,15 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
-    clippy::indexing_slicing
+    clippy::indexing_slicing,
+    reason = "test code: a panic is how a broken expectation is reported"
 )]
 
 #[path = "../src/bin/gen-conformance/cases.rs"]
-#[allow(dead_code)]
+#[allow(
+    dead_code,
+    reason = "a module shared with another target, which uses the items this one does not"
+)]
 mod cases;
 
 use std::path::{Path, PathBuf};

@@ -8,12 +8,16 @@
 //! `PublicKey::verify_strict` does not call dalek: it compares encodings before decoding `R`
 //! (see its documentation), so these cases also cover every non-canonical encoding of `y`, as
 //! `R` and as `A`, and a seeded differential run over mutated signatures.
-#![allow(deprecated)] // BASEPOINT_ORDER (the group order L) is the value these tests need.
+#![allow(
+    deprecated,
+    reason = "BASEPOINT_ORDER (the group order L) is the value these tests need"
+)] // BASEPOINT_ORDER (the group order L) is the value these tests need.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
-    clippy::indexing_slicing
+    clippy::indexing_slicing,
+    reason = "test code: a panic is how a broken expectation is reported"
 )]
 
 use curve25519_dalek::constants::{BASEPOINT_ORDER, ED25519_BASEPOINT_POINT, EIGHT_TORSION};

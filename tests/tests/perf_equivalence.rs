@@ -17,11 +17,15 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
-    clippy::indexing_slicing
+    clippy::indexing_slicing,
+    reason = "test code: a panic is how a broken expectation is reported"
 )]
 
 #[path = "../../benches/src/policygen.rs"]
-#[allow(dead_code)]
+#[allow(
+    dead_code,
+    reason = "a module shared with another target, which uses the items this one does not"
+)]
 mod policygen;
 
 use std::str::FromStr;

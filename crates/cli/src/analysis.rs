@@ -335,7 +335,11 @@ fn rule_locations(pack: &PolicyPack) -> BTreeMap<(String, String), (PathBuf, Loc
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "test code: a panic is how a broken expectation is reported"
+)]
 mod tests {
     use super::*;
 

@@ -1021,7 +1021,8 @@ fn show(e: &Value) -> String {
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
-    clippy::indexing_slicing
+    clippy::indexing_slicing,
+    reason = "test code: a panic is how a broken expectation is reported"
 )]
 mod tests {
     use super::*;

@@ -231,7 +231,10 @@ fn is_path_byte(b: u8) -> bool {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(
+    clippy::unwrap_used,
+    reason = "test code: a panic is how a broken expectation is reported"
+)]
 mod tests {
     use super::*;
 

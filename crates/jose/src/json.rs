@@ -168,7 +168,10 @@ impl Seed<'_> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(
+    clippy::unwrap_used,
+    reason = "test code: a panic is how a broken expectation is reported"
+)]
 mod tests {
     use super::*;
 

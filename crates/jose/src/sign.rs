@@ -13,6 +13,17 @@ pub struct SigningKey {
     key: ed25519_dalek::SigningKey,
 }
 
+/// Names the key, never shows it (STYLE.md: private keys derive neither `Debug` nor
+/// `PartialEq`).
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .field("key", &"<private>")
+            .finish()
+    }
+}
+
 impl SigningKey {
     /// A key from a 32-byte seed.
     pub fn from_seed(kid: &str, seed: [u8; 32]) -> Self {

@@ -292,6 +292,7 @@ fn list_dir(dir: &Path) -> Result<Listing, LoadError> {
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::indexing_slicing,
-    clippy::panic
+    clippy::panic,
+    reason = "test code: a panic is how a broken expectation is reported"
 )]
 mod tests;

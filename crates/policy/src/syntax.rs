@@ -596,5 +596,10 @@ fn join_or(words: &[&str]) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "test code: a panic is how a broken expectation is reported"
+)]
 mod tests;

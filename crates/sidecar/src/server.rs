@@ -754,7 +754,11 @@ async fn terminated() {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test code: a panic is how a broken expectation is reported"
+)]
 mod tests {
     use super::*;
 
@@ -805,7 +809,7 @@ mod tests {
         let r = timeout_response(&d, "v1");
         assert_eq!(r.status.as_ref().map(|s| s.code), Some(7));
         let Some(HttpResponse::DeniedResponse(denied)) = &r.http_response else {
-            unreachable!("{r:?}")
+            panic!("not a denial: {r:?}")
         };
         assert_eq!(denied.status.as_ref().map(|s| s.code), Some(503));
         assert!(denied.body.contains("decision_timeout"), "{}", denied.body);

@@ -712,7 +712,11 @@ fn authorize(biscuit: &Biscuit, req: &Request, now: i64) -> Result<(), Reason> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "test code: a panic is how a broken expectation is reported"
+)]
 mod tests {
     use super::*;
 

@@ -685,7 +685,11 @@ pub(crate) fn clip(s: &str) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "test code: a panic is how a broken expectation is reported"
+)]
 mod tests {
     use super::*;
     use crate::cache::CacheStats;

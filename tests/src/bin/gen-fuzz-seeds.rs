@@ -16,11 +16,15 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
-    clippy::indexing_slicing
+    clippy::indexing_slicing,
+    reason = "a development tool: a panic with its message is the right report of a broken set-up"
 )]
 
 #[path = "gen-conformance/cases.rs"]
-#[allow(dead_code)]
+#[allow(
+    dead_code,
+    reason = "a module shared with another target, which uses the items this one does not"
+)]
 mod cases;
 
 use std::collections::BTreeMap;

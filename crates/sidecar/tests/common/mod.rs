@@ -5,7 +5,8 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
-    clippy::indexing_slicing
+    clippy::indexing_slicing,
+    reason = "a module shared with another target, which uses the items this one does not"
 )]
 
 use std::collections::HashMap;
