@@ -11,7 +11,7 @@
 //! - **First-party blocks** hold checks only.
 //! - No block holds rules: what each block states is read from that block alone.
 //!
-//! Every hop becomes a [`Token`] (the authority block is `t0`, the k-th third-party block
+//! Every hop becomes a `Token` (the authority block is `t0`, the k-th third-party block
 //! `tk`), so the chain rules, reason codes and Cedar request are exactly those of a JWT chain;
 //! then the Biscuit's own checks run with the request's facts. README "Biscuit profile".
 

@@ -32,6 +32,37 @@
 //! accounted bytes (16 MiB by default), the Cedar request memo at most
 //! [`VerifierOptions::cedar_memo_entries`] requests and [`VerifierOptions::cedar_memo_bytes`]
 //! bytes (4 MiB), and at most [`MAX_SLICES`] Cedar slices are kept.
+//!
+//! # Where each rule lives
+//!
+//! One rule of DESIGN.md ("Chain semantics", "Decision", "Clarifications"), one function. The
+//! order of the table is the order of the checks.
+//!
+//! | rule | enforced by |
+//! |---|---|
+//! | request shape: fields, types, unknown or duplicate keys, `context` values, `peer` | `request::Request::from_json`, `Request::check` (`request.rs`) |
+//! | a sole Biscuit is the whole chain; a Biscuit among JWTs is `wrong_token_type` | `biscuit::is_sole_biscuit`, `biscuit::not_alone` (`biscuit.rs`) |
+//! | token size, strict compact JWS, strict JSON, refused headers | `custody_jose::decode` (`crates/jose/src/jws.rs`, `json.rs`) |
+//! | `typ` fits the position (access token, Txn-Token) | `token::check_class` (`token.rs`) |
+//! | issuer, `kid` in that domain's key set, `alg` the key allows, signature | `token::check_signature`; Ed25519 with `verify_strict`'s acceptance: `custody_jose::PublicKey::verify_strict` (`jwk.rs`) |
+//! | required claims and their JSON types; `act` members and nesting | `token::read_claims`, `token::check_act_shape` |
+//! | NumericDate: integers 0 to year 9999, one reader | `custody_jose::numeric_date` (`crates/jose/src/date.rs`) |
+//! | time: `exp`, `nbf`, `iat`, `max_lifetime`; an earlier Txn-Token not expired at its replacement's `iat` | `token::time_rule` (JWTs and Biscuit hops alike) |
+//! | identifiers: actors from `act`/`client_id`/`sub`, `req_wl`, SPIFFE IDs | `token::identifiers`, `token::requesting_workloads` |
+//! | a verified token remembered, bound to its pack, issuer and key | `cache::TokenCache`, `token::check_cached` |
+//! | the presented token's audience; a Txn-Token's `aud` holds `local` | `chain::Chain::audience` (`chain.rs`) |
+//! | sender binding: `peer` is the caller | `chain::Chain::sender_binding` |
+//! | links of an explicit chain: `txn`, `sub`, actors, `aud`, `iat`, scope, `exp` | `chain::explicit_link` |
+//! | links of a Txn-Token replacement chain | `chain::replacement_link` |
+//! | the `txn_token` against `t0` | `chain::Chain::txn_token_link` |
+//! | actors: `max_depth`, loops | `chain::Chain::actors` |
+//! | scope: the action in the presented scope (and the `txn_token`'s) | `chain::Chain::scope` |
+//! | federation path: `federate` per crossing, its scopes, `max_domains` | `chain::Chain::federation` |
+//! | vouching: a domain speaks only for what it owns | `chain::Chain::vouching`, `chain::vouch` |
+//! | Biscuit profile: blocks, signatures, hops as tokens, cost budget, its own checks | `biscuit::check`, `biscuit::budget`, `biscuit::authorize` |
+//! | Cedar request: principal, action, resource, context; schema validation | `cedar::Engine::build` (`cedar.rs`); the attribute named by `custody_policy::context_mismatch` |
+//! | Cedar decision; an evaluation error denies (`policy_error`) | `cedar::Engine::evaluate`, `policy_error` (`lib.rs`) |
+//! | the order of it all and the first failure as `reasons[0]` | [`Verifier::verify`] |
 #![forbid(unsafe_code)]
 
 pub mod biscuit;
