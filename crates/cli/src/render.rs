@@ -125,12 +125,7 @@ pub(crate) fn utc(secs: i64) -> String {
     )
 }
 
-/// The system clock in unix seconds.
-pub(crate) fn system_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
+pub(crate) use custody_verifier::system_now;
 
 /// What would have to change for a denial with `code` to become an allow.
 pub(crate) fn hint(code: ReasonCode) -> &'static str {

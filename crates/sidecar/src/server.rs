@@ -302,7 +302,7 @@ impl Service {
         let d = verifier.verify(req);
         if let Some(cache) = &st.cache {
             st.metrics.cache_misses.fetch_add(1, Ordering::Relaxed);
-            let now = req.now.unwrap_or_else(unix_now);
+            let now = req.now.unwrap_or_else(custody_verifier::system_now);
             let key = DecisionCache::key(pack, req);
             if let Some(u) = cache.put(key, req, &d, now, &st.limits) {
                 let m = &st.metrics;
@@ -392,12 +392,6 @@ impl Service {
             pack_version: pack.to_owned(),
         })
     }
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 #[tonic::async_trait]

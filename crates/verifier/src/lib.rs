@@ -392,7 +392,9 @@ fn policy_error(o: cedar::Outcome, summary: ChainSummary) -> Decision {
     d
 }
 
-fn system_now() -> i64 {
+/// The system clock in unix seconds: the one clock custody decides by when a request gives no
+/// `now` (the sidecar's decision cache and the CLI read it here too).
+pub fn system_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
