@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use custody_sidecar::{pb, Running, ServeArgs};
-use custody_tests::{Fixture, AUD};
+use custody_tests::Fixture;
 use tonic::Code;
 
 /// Starts the server on a runtime of its own with 2 worker threads.
@@ -52,20 +52,6 @@ async fn within<T>(secs: u64, what: &str, fut: impl Future<Output = T>) -> T {
         Ok(v) => v,
         Err(_) => panic!("{what}: not done in {secs} s"),
     }
-}
-
-fn verify_req(f: &Fixture) -> pb::VerifyRequest {
-    let (t0, t1) = live_chain(f);
-    pb::VerifyRequest {
-        tokens: vec![t0, t1],
-        audience: AUD.into(),
-        action: "orders:read".into(),
-        ..pb::VerifyRequest::default()
-    }
-}
-
-fn first_code(d: &pb::Decision) -> &str {
-    d.reasons.first().map_or("allow", |r| r.code.as_str())
 }
 
 /// Four Checks whose decisions block their threads: a fifth Check, a Verify and a VerifyBatch

@@ -16,7 +16,7 @@ mod common;
 use common::*;
 use custody_sidecar::pb;
 use custody_sidecar::{Running, ServeArgs};
-use custody_tests::{Fixture, AUD};
+use custody_tests::Fixture;
 use tonic::Code;
 
 /// Server options for the tests that hold RPCs: no reload but the explicit one, and a deadline
@@ -28,21 +28,6 @@ fn held_args(f: &Fixture) -> ServeArgs {
         no_decision_log: true,
         ..args(f)
     }
-}
-
-/// A custody.v1 request for the standard chain, decided on the system clock.
-fn verify_req(f: &Fixture) -> pb::VerifyRequest {
-    let (t0, t1) = live_chain(f);
-    pb::VerifyRequest {
-        tokens: vec![t0, t1],
-        audience: AUD.into(),
-        action: "orders:read".into(),
-        ..pb::VerifyRequest::default()
-    }
-}
-
-fn first_code(d: &pb::Decision) -> &str {
-    d.reasons.first().map_or("allow", |r| r.code.as_str())
 }
 
 fn metadata_pack(r: &envoy_types::pb::envoy::service::auth::v3::CheckResponse) -> String {

@@ -12,9 +12,10 @@
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use custody_sidecar::pb;
 use custody_sidecar::pb::verifier_client::VerifierClient;
 use custody_sidecar::{Running, ServeArgs};
-use custody_tests::{t0_claims, t1_claims, Fixture};
+use custody_tests::{t0_claims, t1_claims, Fixture, AUD};
 use envoy_types::pb::envoy::service::auth::v3::attribute_context::{
     HttpRequest, Peer, Request as AttrRequest,
 };
@@ -265,4 +266,20 @@ pub fn metric(text: &str, series: &str) -> f64 {
                 .and_then(|rest| rest.strip_prefix(' '))
         })
         .map_or(0.0, |v| v.trim().parse().unwrap())
+}
+
+/// A custody.v1 request for the standard chain, decided on the system clock.
+pub fn verify_req(f: &Fixture) -> pb::VerifyRequest {
+    let (t0, t1) = live_chain(f);
+    pb::VerifyRequest {
+        tokens: vec![t0, t1],
+        audience: AUD.into(),
+        action: "orders:read".into(),
+        ..pb::VerifyRequest::default()
+    }
+}
+
+/// A custody.v1 decision's first reason code, or `allow`.
+pub fn first_code(d: &pb::Decision) -> &str {
+    d.reasons.first().map_or("allow", |r| r.code.as_str())
 }
