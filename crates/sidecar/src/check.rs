@@ -21,7 +21,8 @@
 //! Every `x-custody-*` value is one item no list or parameter syntax can split: each byte
 //! outside `A-Z a-z 0-9 - . _ ~ : / @ |` is written `%XX` (see [`header_safe`]).
 //! Deny: `PERMISSION_DENIED` with an HTTP 403 (or 401 with `www-authenticate` when the bearer
-//! token is missing or a token is invalid) and a JSON body with the reason codes.
+//! token is missing or a token is invalid, 503 for `decision_timeout`) and a JSON body with the
+//! reason codes.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -385,7 +386,10 @@ fn allow(decision: &Decision, pack: &str) -> CheckResponse {
 
 fn deny(decision: &Decision, no_token: bool, pack: &str) -> CheckResponse {
     let first = decision.code().unwrap_or(ReasonCode::InvalidRequest);
-    let status = if no_token || unauthenticated(first) {
+    // a decision that did not finish says nothing of the credential: the caller may retry
+    let status = if first == ReasonCode::DecisionTimeout {
+        HttpStatusCode::ServiceUnavailable
+    } else if no_token || unauthenticated(first) {
         HttpStatusCode::Unauthorized
     } else {
         HttpStatusCode::Forbidden

@@ -8,8 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use custody_verifier::{Decision, Reason, ReasonCode, Request, Verifier};
 use envoy_types::ext_authz::v3::pb::{
-    Authorization, AuthorizationServer, CheckRequest, CheckResponse, HttpResponse, HttpStatus,
-    HttpStatusCode,
+    Authorization, AuthorizationServer, CheckRequest, CheckResponse,
 };
 use serde_json::json;
 use tokio::sync::oneshot;
@@ -97,19 +96,6 @@ fn unfinished_decision(why: &Unfinished, budget: Duration) -> Decision {
         Reason::new(ReasonCode::DecisionTimeout, None, message),
         None,
     )
-}
-
-/// Envoy's answer to a Check whose decision did not finish in time: a denial (gRPC
-/// `PERMISSION_DENIED` inside the Check response, never a gRPC error a proxy could fail open
-/// on) with HTTP 503, since the caller may retry, and the usual JSON reasons body.
-pub(crate) fn timeout_response(decision: &Decision, pack: &str) -> CheckResponse {
-    let mut response = check::response(decision, false, pack);
-    if let Some(HttpResponse::DeniedResponse(denied)) = &mut response.http_response {
-        denied.status = Some(HttpStatus {
-            code: HttpStatusCode::ServiceUnavailable as i32,
-        });
-    }
-    response
 }
 
 /// Why a decision has no answer.
@@ -292,11 +278,11 @@ impl Service {
         &self,
         verifier: &Verifier,
         req: &Request,
+        started: Instant,
         claim: &Claim,
     ) -> Option<CheckResponse> {
         #[cfg(feature = "test-hooks")]
         self.state.stall.pass();
-        let started = Instant::now();
         let st = &self.state;
         let pack = verifier.pack().version.as_str();
         let d = verifier.verify(req);
@@ -324,11 +310,11 @@ impl Service {
         &self,
         verifier: &Verifier,
         r: pb::VerifyRequest,
+        started: Instant,
         claim: &Claim,
     ) -> Option<pb::Decision> {
         #[cfg(feature = "test-hooks")]
         self.state.stall.pass();
-        let started = Instant::now();
         let pack = verifier.pack().version.as_str();
         let (req, d) = match native::convert(
             r,
@@ -353,11 +339,11 @@ impl Service {
         &self,
         verifier: &Verifier,
         reqs: Vec<pb::VerifyRequest>,
+        started: Instant,
         claim: &Claim,
     ) -> Option<pb::VerifyBatchResponse> {
         #[cfg(feature = "test-hooks")]
         self.state.stall.pass();
-        let started = Instant::now();
         let pack = verifier.pack().version.as_str();
         let allow_time = self.state.settings.allow_request_time;
         let mapped: Vec<Result<Request, String>> = reqs
@@ -413,14 +399,14 @@ impl Authorization for Service {
         let this = self.clone();
         let out = self
             .off_runtime(deadline, permit, move |claim| {
-                this.decide_check(&verifier, &req, claim)
+                this.decide_check(&verifier, &req, started, claim)
             })
             .await;
         Ok(Response::new(match out {
             Ok(response) => response,
             Err(why) => {
                 let d = self.unfinished(Rpc::Check, &why, budget, started, &pack);
-                timeout_response(&d, &pack)
+                check::response(&d, false, &pack)
             }
         }))
     }
@@ -441,7 +427,7 @@ impl VerifierService for Service {
         let r = request.into_inner();
         let out = self
             .off_runtime(deadline, permit, move |claim| {
-                this.decide_one(&verifier, r, claim)
+                this.decide_one(&verifier, r, started, claim)
             })
             .await;
         Ok(Response::new(match out {
@@ -471,7 +457,7 @@ impl VerifierService for Service {
         let this = self.clone();
         let out = self
             .off_runtime(deadline, permit, move |claim| {
-                this.decide_batch(&verifier, reqs, claim)
+                this.decide_batch(&verifier, reqs, started, claim)
             })
             .await;
         Ok(Response::new(match out {
@@ -800,9 +786,11 @@ mod tests {
     fn a_timed_out_check_is_a_503_denial() {
         let d = unfinished_decision(&Unfinished::Deadline, Duration::from_millis(1950));
         assert_eq!(d.code(), Some(ReasonCode::DecisionTimeout));
-        let r = timeout_response(&d, "v1");
+        let r = check::response(&d, false, "v1");
         assert_eq!(r.status.as_ref().map(|s| s.code), Some(7));
-        let Some(HttpResponse::DeniedResponse(denied)) = &r.http_response else {
+        let Some(envoy_types::ext_authz::v3::pb::HttpResponse::DeniedResponse(denied)) =
+            &r.http_response
+        else {
             panic!("not a denial: {r:?}")
         };
         assert_eq!(denied.status.as_ref().map(|s| s.code), Some(503));
