@@ -96,6 +96,16 @@ pub fn decode<'a>(token: &'a str, limits: &Limits) -> Result<UnverifiedJws<'a>, 
     })
 }
 
+/// Decodes and checks a compact JWS's protected header alone, as [`decode`] does, without
+/// reading the payload or the signature: for a look at `typ` that costs little.
+pub fn decode_header(token: &str, limits: &Limits) -> Result<Header, JwsError> {
+    if token.len() > limits.token_bytes {
+        return Err(JwsError::TooLarge(limits.token_bytes));
+    }
+    let h = token.split('.').next().unwrap_or_default();
+    check_header(&decode_object(h, "header", limits)?)
+}
+
 fn decode_object(part: &str, what: &str, limits: &Limits) -> Result<Map<String, Value>, JwsError> {
     let bytes = B64
         .decode(part)

@@ -28,7 +28,7 @@ mod sign;
 
 pub use date::{in_date_range, numeric_date, DateError, MAX_NUMERIC_DATE};
 pub use jwk::{parse_key_set, KeySet, KeySetError, ParsedKeySet, PublicKey, SkippedKey};
-pub use jws::{classify_typ, decode, Header, JwsError, TokenClass, UnverifiedJws};
+pub use jws::{classify_typ, decode, decode_header, Header, JwsError, TokenClass, UnverifiedJws};
 pub use limits::Limits;
 pub use sign::{sign, sign_with_header, SigningKey};
 
