@@ -66,7 +66,8 @@ pub use ast::{ChainBlock, DomainDecl, FederateDecl, Item, Setting, Span, Spanned
 pub use cedar_schema::{context_mismatch, custody_context_mismatch, schema_actions};
 pub use error::{LoadError, LoadErrorKind, Location, Warning, WarningKind};
 pub use pack::{
-    CedarPack, ChainSettings, DomainConfig, FederationRule, Loaded, PolicyPack, ScopeRule,
+    CedarPack, ChainSettings, DomainConfig, FederationRule, Loaded, PackEntry, PolicyPack,
+    ScopeRule,
 };
 
 /// Parses one trust file's text: the grammar, names, numbers, and the checks one file allows

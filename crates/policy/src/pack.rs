@@ -252,6 +252,35 @@ struct Listing {
     cedar: CedarFiles,
 }
 
+/// What the loader makes of a file at the top level of a pack directory, by its name; `None`
+/// for a file it ignores. (The sidecar's reload watches exactly these, and the key files.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PackEntry {
+    /// `*.trust`
+    Trust,
+    /// `*.cedar`
+    Cedar,
+    /// `*.cedarschema`
+    CedarSchema,
+    /// `entities.json`
+    Entities,
+}
+
+impl PackEntry {
+    /// The kind of the entry at `path`, by its file name.
+    pub fn of(path: &Path) -> Option<PackEntry> {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("trust") => Some(PackEntry::Trust),
+            Some("cedar") => Some(PackEntry::Cedar),
+            Some("cedarschema") => Some(PackEntry::CedarSchema),
+            _ if path.file_name().is_some_and(|n| n == "entities.json") => {
+                Some(PackEntry::Entities)
+            }
+            _ => None,
+        }
+    }
+}
+
 fn list_dir(dir: &Path) -> Result<Listing, LoadError> {
     let io_error = |e: std::io::Error| {
         let msg = format!("cannot read the pack directory: {}", describe_io(&e));
@@ -266,15 +295,12 @@ fn list_dir(dir: &Path) -> Result<Listing, LoadError> {
         if !path.is_file() {
             continue;
         }
-        let ext = path.extension().and_then(|e| e.to_str());
-        match ext {
-            Some("trust") => listing.trust.push(path),
-            Some("cedar") => listing.cedar.policies.push(path),
-            Some("cedarschema") => listing.cedar.schemas.push(path),
-            _ if path.file_name().is_some_and(|n| n == "entities.json") => {
-                listing.cedar.entities = Some(path);
-            }
-            _ => {}
+        match PackEntry::of(&path) {
+            Some(PackEntry::Trust) => listing.trust.push(path),
+            Some(PackEntry::Cedar) => listing.cedar.policies.push(path),
+            Some(PackEntry::CedarSchema) => listing.cedar.schemas.push(path),
+            Some(PackEntry::Entities) => listing.cedar.entities = Some(path),
+            None => {}
         }
     }
     if listing.trust.is_empty() {

@@ -35,7 +35,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use custody_policy::PolicyPack;
+use custody_policy::{PackEntry, PolicyPack};
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
@@ -59,12 +59,6 @@ pub(crate) fn pack_files(pack: &PolicyPack) -> Vec<PathBuf> {
     files.sort();
     files.dedup();
     files
-}
-
-/// Whether the loader reads a top-level entry of this name (see `PolicyPack::load`).
-fn loader_reads(name: &std::ffi::OsStr) -> bool {
-    let ext = Path::new(name).extension().and_then(|e| e.to_str());
-    matches!(ext, Some("trust" | "cedar" | "cedarschema")) || name == "entities.json"
 }
 
 /// One poll's view of the watched files.
@@ -93,7 +87,7 @@ pub(crate) fn snapshot(dir: &Path, files: &[PathBuf]) -> Result<Snapshot, String
                 continue;
             }
         };
-        if !loader_reads(&entry.file_name()) {
+        if PackEntry::of(Path::new(&entry.file_name())).is_none() {
             continue;
         }
         let path = entry.path();
