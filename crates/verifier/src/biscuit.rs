@@ -71,22 +71,37 @@ fn run_limits(max_time: Duration) -> AuthorizerLimits {
     }
 }
 
-/// The facts the verifier adds for the token's checks, each with the size of its one term:
-/// `operation(action)`, `resource(id)`, `resource_type(type)`, `service(audience)`,
-/// `time(now)` and `peer(id)` when given.
-fn request_facts(req: &Request) -> Vec<(&'static str, u64)> {
+/// The facts the verifier adds for the token's checks, one term each: `operation(action)`,
+/// `resource(id)`, `resource_type(type)`, `service(audience)`, `time(now)` and `peer(id)` when
+/// given. The authorizer gets these, and the budget prices exactly these.
+fn request_facts(req: &Request, now: i64) -> Vec<(&'static str, BTerm)> {
     let (rtype, rid) = resource(req);
     let mut out = vec![
-        ("operation", req.action.len() as u64),
-        ("resource", rid.len() as u64),
-        ("resource_type", rtype.len() as u64),
-        ("service", req.audience.len() as u64),
-        ("time", 8),
+        ("operation", string(&req.action)),
+        ("resource", string(rid)),
+        ("resource_type", string(rtype)),
+        ("service", string(&req.audience)),
+        ("time", BTerm::Date(u64::try_from(now).unwrap_or(0))),
     ];
     if let Some(peer) = &req.peer {
-        out.push(("peer", peer.len() as u64));
+        out.push(("peer", string(peer)));
     }
     out
+}
+
+/// Each request fact's name and the size of its term, as the budget weighs them (a string
+/// its length, a date 8 bytes).
+fn fact_sizes(facts: &[(&'static str, BTerm)]) -> Vec<(&'static str, u64)> {
+    facts
+        .iter()
+        .map(|(name, term)| {
+            let size = match term {
+                BTerm::Str(s) => s.len() as u64,
+                _ => 8,
+            };
+            (*name, size)
+        })
+        .collect()
 }
 
 /// The request's resource type and id: default `Resource` and the audience.
@@ -204,7 +219,7 @@ pub(crate) fn check(
         ReadError::Malformed(m) => at0(ReasonCode::MalformedToken, m),
         ReadError::TooLarge(m) => at0(ReasonCode::TokenTooLarge, m),
     })?;
-    check_budget(&blocks, req)?;
+    check_budget(&blocks, req, now)?;
     let authority = blocks
         .first()
         .ok_or_else(|| at0(ReasonCode::MalformedToken, "no authority block"))?;
@@ -572,8 +587,8 @@ fn single_date(block: &BlockView, name: &str, hop: Option<usize>) -> Result<Opti
 /// every evaluation; closures nest), and tokens whose checks could cost more than
 /// [`EVAL_BUDGET`] or build values over [`MAX_VALUE_BYTES`] / [`MAX_QUERY_BYTES`], before any
 /// evaluation (`budget`).
-fn check_budget(blocks: &[BlockView], req: &Request) -> Result<u64, Reason> {
-    budget::check(blocks, &request_facts(req)).map_err(|r| match r {
+fn check_budget(blocks: &[BlockView], req: &Request, now: i64) -> Result<u64, Reason> {
+    budget::check(blocks, &fact_sizes(&request_facts(req, now))).map_err(|r| match r {
         budget::Refusal::Operator { block, op } => Reason::new(
             ReasonCode::MalformedToken,
             None,
@@ -589,7 +604,8 @@ fn check_budget(blocks: &[BlockView], req: &Request) -> Result<u64, Reason> {
 pub fn work_estimate(raw: &str, req: &Request, limits: &Limits) -> Result<u64, String> {
     let bytes = b64(raw).ok_or("not base64url")?;
     let blocks = read::decode(&bytes, limits).map_err(|e| format!("{e:?}"))?;
-    budget::check(&blocks, &request_facts(req)).map_err(|e| format!("{e:?}"))
+    let facts = request_facts(req, req.now.unwrap_or_default());
+    budget::check(&blocks, &fact_sizes(&facts)).map_err(|e| format!("{e:?}"))
 }
 
 /// After the checks passed: every `check if` query with expressions is evaluated again on every
@@ -656,18 +672,9 @@ fn authorize(biscuit: &Biscuit, req: &Request, now: i64) -> Result<(), Reason> {
     let fail = |code, m: String| Reason::new(code, None, m);
     let start = Instant::now();
     let build = || -> Result<biscuit_auth::Authorizer, BError> {
-        let (rtype, rid) = resource(req);
-        let mut b = AuthorizerBuilder::new()
-            .fact(fact("operation", &[string(&req.action)]))?
-            .fact(fact("resource", &[string(rid)]))?
-            .fact(fact("resource_type", &[string(rtype)]))?
-            .fact(fact("service", &[string(&req.audience)]))?
-            .fact(fact(
-                "time",
-                &[BTerm::Date(u64::try_from(now).unwrap_or(0))],
-            ))?;
-        if let Some(peer) = &req.peer {
-            b = b.fact(fact("peer", &[string(peer)]))?;
+        let mut b = AuthorizerBuilder::new();
+        for (name, term) in request_facts(req, now) {
+            b = b.fact(fact(name, &[term]))?;
         }
         b.policy("allow if true")?
             .set_limits(run_limits(EVAL_TIME_LIMIT))
