@@ -67,7 +67,7 @@ fn biscuit_token(f: &Fixture) -> String {
 
 fn plain_biscuit_auth(f: &Fixture, token: &str) -> bool {
     let root = biscuit_auth::PublicKey::from_bytes(
-        &f.key("a.example").public().bytes(),
+        &f.key("a.example").public().ed25519().unwrap().to_bytes(),
         biscuit_auth::Algorithm::Ed25519,
     )
     .unwrap();

@@ -2,7 +2,7 @@
 //! signature at a time, on the cases where Ed25519 verifiers disagree: non-canonical `S`
 //! (`S + L`, high bits), small-order `R`, small-order `A`, mixed-order `A` (a full-order point
 //! plus a torsion point), and ordinary valid and invalid signatures. Every case goes through
-//! `SigCache::verify` cold (the miss path), warm (asked again: a hit for accepted ones), and
+//! `TokenCache::verify` cold (the miss path), warm (asked again: a hit for accepted ones), and
 //! with the cache off, and must agree with `VerifyingKey::verify_strict` every time.
 //!
 //! `PublicKey::verify_strict` does not call dalek: it compares encodings before decoding `R`
@@ -25,7 +25,7 @@ use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::IsIdentity;
 use custody_jose::PublicKey;
-use custody_verifier::SigCache;
+use custody_verifier::TokenCache;
 use ed25519_dalek::{Signature, VerifyingKey};
 use sha2::{Digest, Sha512};
 
@@ -112,7 +112,7 @@ fn check(tally: &mut Tally, what: &str, a: &[u8; 32], m: &[u8], sig: &[u8; 64]) 
         want,
         "{what}: PublicKey::verify_strict"
     );
-    let cache = SigCache::new(1024);
+    let cache = TokenCache::new(1024);
     for round in ["cold", "warm", "third"] {
         assert_eq!(cache.verify(&key, m, sig), want, "{what}: cache {round}");
     }
@@ -121,7 +121,7 @@ fn check(tally: &mut Tally, what: &str, a: &[u8; 32], m: &[u8], sig: &[u8; 64]) 
         usize::from(want),
         "{what}: only successes are kept"
     );
-    let off = SigCache::new(0);
+    let off = TokenCache::new(0);
     assert_eq!(off.verify(&key, m, sig), want, "{what}: cache off");
     // a shared cache that already holds many other entries answers the same
     SHARED.with(|c| {
@@ -131,7 +131,7 @@ fn check(tally: &mut Tally, what: &str, a: &[u8; 32], m: &[u8], sig: &[u8; 64]) 
 }
 
 thread_local! {
-    static SHARED: SigCache = SigCache::new(256);
+    static SHARED: TokenCache = TokenCache::new(256);
 }
 
 #[test]

@@ -37,7 +37,7 @@ use custody_tests::{
     chain, hop, outcome, request, t0_claims, t1_claims, Fixture, PackBuilder, ALICE, BOB, NOW,
 };
 use custody_verifier::{
-    Decision, Request, ResourceRef, SigCache, SlicedPolicySet, Verifier, VerifierOptions,
+    Decision, Request, ResourceRef, SlicedPolicySet, TokenCache, Verifier, VerifierOptions,
 };
 use policygen::{Rng, ACTIONS};
 use serde_json::json;
@@ -218,7 +218,7 @@ fn batch_equals_one_by_one_on_every_pool() {
         // twice: cold, then with every signature cached
         assert_eq!(v.verify_batch(&reqs), want, "threads {threads:?}, cold");
         assert_eq!(v.verify_batch(&reqs), want, "threads {threads:?}, warm");
-        assert!(v.sig_cache().stats().hits >= reqs.len() as u64);
+        assert!(v.token_cache().stats().hits >= reqs.len() as u64);
     }
     // and with the cache off
     let off = Verifier::with_options(
@@ -230,7 +230,7 @@ fn batch_equals_one_by_one_on_every_pool() {
         },
     );
     assert_eq!(off.verify_batch(&reqs), want);
-    assert!(off.sig_cache().is_empty());
+    assert!(off.token_cache().is_empty());
 }
 
 #[test]
@@ -239,7 +239,7 @@ fn a_cached_signature_skips_nothing_else() {
     let tokens = chain(&f);
     let ok = f.verify(&request(tokens.clone()));
     assert!(ok.is_allowed(), "{ok:?}");
-    let misses = f.verifier.sig_cache().stats().misses;
+    let misses = f.verifier.token_cache().stats().misses;
     // the same tokens, now cached, still fail every other check
     let mut late = request(tokens.clone());
     late.now = Some(NOW + 3_600);
@@ -259,7 +259,7 @@ fn a_cached_signature_skips_nothing_else() {
     // t1 alone (cached) is no chain: its actors are not vouched for
     let alone = f.verify(&request(vec![tokens[1].clone()]));
     assert!(!alone.is_allowed());
-    let stats = f.verifier.sig_cache().stats();
+    let stats = f.verifier.token_cache().stats();
     assert_eq!(
         stats.misses, misses,
         "every signature above came from the cache"
@@ -282,7 +282,7 @@ fn a_cached_signature_skips_nothing_else() {
 fn a_replaced_key_never_hits() {
     let old = SigningKey::from_seed("k1", [1; 32]);
     let new = SigningKey::from_seed("k1", [2; 32]);
-    let cache = SigCache::new(64);
+    let cache = TokenCache::new(64);
     let sig = old.sign_bytes(b"payload");
     assert!(cache.verify(&old.public(), b"payload", &sig));
     // after a reload the same kid names another key: the old signature is not a hit
@@ -292,8 +292,8 @@ fn a_replaced_key_never_hits() {
     let f = Fixture::standard();
     f.verify(&request(chain(&f)));
     let reloaded = Verifier::new((**f.verifier.pack()).clone());
-    assert!(reloaded.sig_cache().is_empty());
-    assert!(!f.verifier.sig_cache().is_empty());
+    assert!(reloaded.token_cache().is_empty());
+    assert!(!f.verifier.token_cache().is_empty());
 }
 
 /// A verifier on `pack` that remembers nothing: every token decoded and verified, every Cedar
@@ -365,9 +365,9 @@ fn cached_and_uncached_verifiers_agree_on_every_case() {
     assert_eq!(two.verify_batch(&reqs), want);
     let codes: std::collections::BTreeSet<String> = want.iter().map(outcome).collect();
     // the comparison is not vacuous: caches were used, and many outcomes were met
-    assert!(cached.sig_cache().stats().hits > reqs.len() as u64);
+    assert!(cached.token_cache().stats().hits > reqs.len() as u64);
     assert!(cached.cedar_memo_len() > 0);
-    assert!(plain.sig_cache().is_empty() && plain.cedar_memo_len() == 0);
+    assert!(plain.token_cache().is_empty() && plain.cedar_memo_len() == 0);
     for code in [
         "allow",
         "expired",
@@ -393,10 +393,10 @@ fn a_cached_token_is_checked_again_for_everything_but_its_signature() {
     };
     // the same tokens twice: allowed both times, the second time from the cache
     assert!(same(&request(tokens.clone())).is_allowed());
-    let misses = f.verifier.sig_cache().stats().misses;
+    let misses = f.verifier.token_cache().stats().misses;
     assert!(same(&request(tokens.clone())).is_allowed());
-    assert_eq!(f.verifier.sig_cache().stats().misses, misses);
-    assert_eq!(f.verifier.sig_cache().len(), 2);
+    assert_eq!(f.verifier.token_cache().stats().misses, misses);
+    assert_eq!(f.verifier.token_cache().len(), 2);
     // t1 expires at NOW + 300, skew 30: valid one second before, expired at the boundary
     let mut at = request(tokens.clone());
     at.now = Some(NOW + 329);
@@ -431,7 +431,7 @@ fn a_cached_token_is_checked_again_for_everything_but_its_signature() {
     with_txn.txn_token = Some(f.txn_token(c));
     with_txn.peer = Some(ALICE.into());
     assert!(same(&with_txn).is_allowed(), "{:?}", f.verify(&with_txn));
-    assert_eq!(f.verifier.sig_cache().len(), 3);
+    assert_eq!(f.verifier.token_cache().len(), 3);
 }
 
 #[test]
@@ -470,13 +470,13 @@ fn a_failed_token_is_checked_and_denied_again_every_time() {
         let first = f.verify(&req);
         assert_eq!(outcome(&first), code);
         for _ in 0..3 {
-            let misses = f.verifier.sig_cache().stats().misses;
+            let misses = f.verifier.token_cache().stats().misses;
             assert_eq!(f.verify(&req), first);
             assert_eq!(plain.verify(&req), first);
-            let again = f.verifier.sig_cache().stats().misses - misses;
+            let again = f.verifier.token_cache().stats().misses - misses;
             assert_eq!(again, verified, "{code}");
         }
-        assert_eq!(f.verifier.sig_cache().len(), kept, "{code}");
+        assert_eq!(f.verifier.token_cache().len(), kept, "{code}");
     }
 }
 
@@ -493,7 +493,7 @@ fn a_reload_that_removes_or_replaces_a_key_takes_its_tokens_with_it() {
     let before = Verifier::new(load());
     assert!(before.verify(&req).is_allowed());
     assert!(before.verify(&req).is_allowed());
-    assert_eq!(before.sig_cache().len(), 2);
+    assert_eq!(before.token_cache().len(), 2);
     let keys = f.dir.path().join("keys/a.example.jwks");
     // a.example rotates: its key is removed, another one takes its place under a new kid
     let mut rotated = KeySet::new();

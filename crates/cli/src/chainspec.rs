@@ -40,7 +40,7 @@ impl Keyring {
                 domain
                     .keys
                     .get(k.kid())
-                    .is_some_and(|p| p.bytes() == k.public().bytes())
+                    .is_some_and(|p| p.thumbprint() == k.public().thumbprint())
             });
             if let Some((path, key)) = found {
                 ring.shipped.push((name.clone(), path.clone()));

@@ -146,6 +146,21 @@ impl SpiffeId {
         Ok(id)
     }
 
+    /// [`parse_workload`](Self::parse_workload) under tighter bounds than SPIFFE's own: the
+    /// whole ID at most `max_bytes`, its trust domain at most `max_trust_domain_bytes`
+    /// ([`IdError::TooLong`] otherwise). The verifier's configured limits go through here.
+    pub fn parse_workload_within(
+        text: &str,
+        max_bytes: usize,
+        max_trust_domain_bytes: usize,
+    ) -> Result<Self, IdError> {
+        let id = Self::parse_workload(text)?;
+        if text.len() > max_bytes || id.trust_domain_str().len() > max_trust_domain_bytes {
+            return Err(IdError::TooLong);
+        }
+        Ok(id)
+    }
+
     /// The whole ID.
     pub fn as_str(&self) -> &str {
         &self.text

@@ -1,4 +1,4 @@
-//! Ed25519 verification keys from JWKS documents and SPIFFE trust bundles.
+//! Verification keys from JWKS documents and SPIFFE trust bundles (Ed25519 today).
 //!
 //! A key set belongs to one trust domain and is never merged with another's. Only OKP Ed25519
 //! keys are used; other keys (RSA, EC, X.509 bundle entries, keys bound to another `use`, `alg`
@@ -13,15 +13,62 @@ use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use curve25519_dalek::scalar::Scalar;
 use ed25519_dalek::VerifyingKey;
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha512};
+use sha2::{Digest, Sha256, Sha512};
 
 use crate::{json, Limits, B64};
 
-/// One usable Ed25519 public key.
+/// One usable verification key of a trust domain: its `kid`, the `alg` its JWK pinned, and
+/// its key material. The type is algorithm-neutral: what a key can verify is in its
+/// [`KeyMaterial`]; Ed25519 is the only algorithm implemented today.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PublicKey {
     kid: String,
     alg: Option<String>,
+    material: KeyMaterial,
+    /// The RFC 7638 JWK thumbprint (SHA-256 over the required members): the key's identity,
+    /// whatever its algorithm and whatever `kid` it is published under.
+    thumbprint: [u8; 32],
+}
+
+/// A verification key's material, one variant per signature algorithm custody verifies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyMaterial {
+    /// An Ed25519 public key (`kty` `OKP`, `crv` `Ed25519`): `EdDSA` and `Ed25519`.
+    Ed25519(Ed25519Key),
+}
+
+impl KeyMaterial {
+    /// Whether header `alg` names an algorithm of this material.
+    pub fn fits_alg(&self, alg: &str) -> bool {
+        match self {
+            KeyMaterial::Ed25519(_) => crate::is_ed25519_alg(alg),
+        }
+    }
+
+    /// Verifies `signature` over `message` by the rule of this material's algorithm (Ed25519:
+    /// exactly `verify_strict`'s acceptance).
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        match self {
+            KeyMaterial::Ed25519(k) => k.verify_strict(message, signature),
+        }
+    }
+
+    /// The RFC 7638 thumbprint input: the required public members, in lexicographic order,
+    /// without whitespace.
+    fn thumbprint_input(&self) -> String {
+        match self {
+            KeyMaterial::Ed25519(k) => format!(
+                "{{\"crv\":\"Ed25519\",\"kty\":\"OKP\",\"x\":\"{}\"}}",
+                B64.encode(k.key.as_bytes())
+            ),
+        }
+    }
+}
+
+/// An Ed25519 public key, checked once: a valid point, not of small order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ed25519Key {
     key: VerifyingKey,
     /// `-A`, the decompressed key negated once here rather than on every signature.
     minus_a: EdwardsPoint,
@@ -29,8 +76,9 @@ pub struct PublicKey {
     small_order: bool,
 }
 
-impl PublicKey {
-    /// Builds a key from its raw 32 bytes; refuses invalid and small-order points.
+impl Ed25519Key {
+    /// The key from its raw 32 bytes; refuses invalid and small-order points (`kid` names
+    /// the key in the error).
     pub fn from_bytes(kid: &str, bytes: &[u8; 32]) -> Result<Self, KeySetError> {
         let key = VerifyingKey::from_bytes(bytes)
             .map_err(|_| KeySetError::BadKey(kid.to_owned(), "`x` is not an Ed25519 point"))?;
@@ -40,33 +88,25 @@ impl PublicKey {
                 "`x` is a small-order point",
             ));
         }
-        Ok(PublicKey::from_dalek(kid, key))
+        Ok(Ed25519Key::from_dalek(key))
     }
 
-    /// The key id.
-    pub fn kid(&self) -> &str {
-        &self.kid
-    }
-
-    /// The `alg` the JWK pinned, if any.
-    pub fn alg(&self) -> Option<&str> {
-        self.alg.as_deref()
+    pub(crate) fn from_dalek(key: VerifyingKey) -> Self {
+        Ed25519Key {
+            minus_a: -key.to_edwards(),
+            small_order: key.is_weak(),
+            key,
+        }
     }
 
     /// The raw public key.
-    pub fn bytes(&self) -> [u8; 32] {
+    pub fn to_bytes(&self) -> [u8; 32] {
         self.key.to_bytes()
     }
 
     /// The dalek key, for callers that batch or precompute.
-    pub fn verifying_key(&self) -> &VerifyingKey {
+    pub fn as_dalek(&self) -> &VerifyingKey {
         &self.key
-    }
-
-    /// Whether header `alg` may be used with this key (EdDSA or Ed25519, and the JWK's own
-    /// `alg` if it pinned one).
-    pub fn allows_alg(&self, alg: &str) -> bool {
-        crate::is_ed25519_alg(alg) && self.alg.as_deref().is_none_or(|pinned| pinned == alg)
     }
 
     /// Verifies with exactly the acceptance of ed25519-dalek 2.2's `verify_strict`: canonical
@@ -101,14 +141,84 @@ impl PublicKey {
         let expected = EdwardsPoint::vartime_double_scalar_mul_basepoint(&k, &self.minus_a, &s);
         expected.compress() == CompressedEdwardsY(r) && !expected.is_small_order()
     }
+}
+
+impl PublicKey {
+    /// A key of `material` published under `kid`, with no pinned `alg`.
+    pub fn new(kid: &str, material: KeyMaterial) -> Self {
+        let thumbprint = Sha256::digest(material.thumbprint_input().as_bytes()).into();
+        PublicKey {
+            kid: kid.to_owned(),
+            alg: None,
+            material,
+            thumbprint,
+        }
+    }
+
+    /// An Ed25519 key from its raw 32 bytes; refuses invalid and small-order points.
+    pub fn from_bytes(kid: &str, bytes: &[u8; 32]) -> Result<Self, KeySetError> {
+        let key = Ed25519Key::from_bytes(kid, bytes)?;
+        Ok(PublicKey::new(kid, KeyMaterial::Ed25519(key)))
+    }
+
+    /// The key id.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The `alg` the JWK pinned, if any.
+    pub fn alg(&self) -> Option<&str> {
+        self.alg.as_deref()
+    }
+
+    /// The key material.
+    pub fn material(&self) -> &KeyMaterial {
+        &self.material
+    }
+
+    /// The Ed25519 key, when this is one.
+    pub fn ed25519(&self) -> Option<&Ed25519Key> {
+        match &self.material {
+            KeyMaterial::Ed25519(k) => Some(k),
+        }
+    }
+
+    /// The RFC 7638 JWK thumbprint (SHA-256): the key's identity, independent of its `kid`.
+    pub fn thumbprint(&self) -> &[u8; 32] {
+        &self.thumbprint
+    }
+
+    /// Whether header `alg` may be used with this key: an algorithm of its material, and the
+    /// JWK's own `alg` if it pinned one.
+    pub fn allows_alg(&self, alg: &str) -> bool {
+        self.material.fits_alg(alg) && self.alg.as_deref().is_none_or(|pinned| pinned == alg)
+    }
+
+    /// Verifies `signature` over `message` by the rule of the key's algorithm (Ed25519:
+    /// exactly `verify_strict`'s acceptance). Whether the token's `alg` fits the key is
+    /// [`allows_alg`](Self::allows_alg), asked first.
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        self.material.verify(message, signature)
+    }
+
+    /// [`Ed25519Key::verify_strict`] for an Ed25519 key; `false` for a key of any other
+    /// algorithm.
+    pub fn verify_strict(&self, message: &[u8], signature: &[u8]) -> bool {
+        self.ed25519()
+            .is_some_and(|k| k.verify_strict(message, signature))
+    }
 
     /// The public JWK form.
     pub fn to_jwk(&self) -> Value {
         let mut m = Map::new();
-        m.insert("kty".into(), "OKP".into());
-        m.insert("crv".into(), "Ed25519".into());
-        m.insert("kid".into(), self.kid.clone().into());
-        m.insert("x".into(), B64.encode(self.key.as_bytes()).into());
+        match &self.material {
+            KeyMaterial::Ed25519(k) => {
+                m.insert("kty".into(), "OKP".into());
+                m.insert("crv".into(), "Ed25519".into());
+                m.insert("kid".into(), self.kid.clone().into());
+                m.insert("x".into(), B64.encode(k.key.as_bytes()).into());
+            }
+        }
         if let Some(alg) = &self.alg {
             m.insert("alg".into(), alg.clone().into());
         }
@@ -380,13 +490,7 @@ fn classify(
 
 impl PublicKey {
     pub(crate) fn from_dalek(kid: &str, key: VerifyingKey) -> Self {
-        PublicKey {
-            minus_a: -key.to_edwards(),
-            small_order: key.is_weak(),
-            kid: kid.to_owned(),
-            alg: None,
-            key,
-        }
+        PublicKey::new(kid, KeyMaterial::Ed25519(Ed25519Key::from_dalek(key)))
     }
 }
 

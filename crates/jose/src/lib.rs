@@ -23,12 +23,17 @@ mod date;
 pub mod json;
 mod jwk;
 mod jws;
+mod keystore;
 mod limits;
 mod sign;
 
 pub use date::{in_date_range, numeric_date, DateError, MAX_NUMERIC_DATE};
-pub use jwk::{parse_key_set, KeySet, KeySetError, ParsedKeySet, PublicKey, SkippedKey};
+pub use jwk::{
+    parse_key_set, Ed25519Key, KeyMaterial, KeySet, KeySetError, ParsedKeySet, PublicKey,
+    SkippedKey,
+};
 pub use jws::{classify_typ, decode, decode_header, Header, JwsError, TokenClass, UnverifiedJws};
+pub use keystore::{DomainKeys, KeyStore};
 pub use limits::Limits;
 pub use sign::{sign, sign_with_header, SigningKey};
 

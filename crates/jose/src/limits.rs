@@ -52,3 +52,15 @@ impl Default for Limits {
         }
     }
 }
+
+impl Limits {
+    /// A workload SPIFFE ID (non-empty path) within these limits' `spiffe_id_bytes` and
+    /// `trust_domain_bytes`: every actor, requesting workload and `peer` is read through here.
+    pub fn workload_id(&self, text: &str) -> Result<custody_id::SpiffeId, custody_id::IdError> {
+        custody_id::SpiffeId::parse_workload_within(
+            text,
+            self.spiffe_id_bytes,
+            self.trust_domain_bytes,
+        )
+    }
+}

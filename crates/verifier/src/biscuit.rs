@@ -28,12 +28,13 @@ use biscuit_auth::builder::{
 use biscuit_auth::error::{Format, Logic, RunLimit, Token as BError};
 use biscuit_auth::{AuthorizerBuilder, AuthorizerLimits, Biscuit};
 use custody_id::SpiffeId;
-use custody_jose::{Limits, TokenClass, B64};
-use custody_policy::{DomainConfig, PolicyPack};
+use custody_jose::{KeyStore, Limits, TokenClass, B64};
+use custody_policy::PolicyPack;
 
-use crate::chain::Chain;
-use crate::token::{self, clip, workload_id, Clock, Ctx, Expect, Token};
-use crate::{Decision, Reason, ReasonCode, Request, Verifier};
+use crate::reason::clip;
+use crate::time::{time_rule, DatedAt};
+use crate::verified::VerifiedToken as Token;
+use crate::{Reason, ReasonCode, Request};
 use read::{BlockView, ExternalKey, Fact, ReadError, Value};
 
 #[cfg(feature = "fuzzing")]
@@ -145,52 +146,6 @@ fn b64(raw: &str) -> Option<Vec<u8>> {
     B64.decode(body).ok()
 }
 
-impl Verifier {
-    /// Decides a request whose only token is a Biscuit (DESIGN.md order: the token, the
-    /// `txn_token`, the chain checks, the Biscuit's own checks, Cedar).
-    pub(crate) fn verify_biscuit(
-        &self,
-        req: &Request,
-        raw: &str,
-        now: i64,
-        peer: Option<SpiffeId>,
-    ) -> Decision {
-        let (tokens, biscuit) = match check(&self.pack, &self.limits, raw, req, now) {
-            Ok(v) => v,
-            Err(r) => return Decision::deny(r, None),
-        };
-        let txn_token = match &req.txn_token {
-            None => None,
-            Some(raw) => {
-                let ctx = Ctx {
-                    pack: &self.pack,
-                    index: &self.index,
-                    limits: &self.limits,
-                    cache: &self.cache,
-                    single: false,
-                    hop: None,
-                };
-                match token::check(&ctx, raw, Expect::Txn, Clock { now, next: None }) {
-                    Ok(t) => Some(t),
-                    Err(r) => return Decision::deny(r, None),
-                }
-            }
-        };
-        let tokens = tokens.into_iter().map(std::sync::Arc::new).collect();
-        let Some(chain) = Chain::new(&self.pack, req, tokens, txn_token, peer) else {
-            return Decision::invalid_request("`tokens` must hold at least one token");
-        };
-        let summary = chain.summary();
-        if let Err(r) = chain.check() {
-            return Decision::deny(r, Some(summary));
-        }
-        if let Err(r) = authorize(&biscuit, req, now) {
-            return Decision::deny(r, Some(summary));
-        }
-        self.cedar(req, &chain, summary)
-    }
-}
-
 fn at0(code: ReasonCode, message: impl Into<String>) -> Reason {
     Reason::new(code, Some(0), message)
 }
@@ -198,6 +153,7 @@ fn at0(code: ReasonCode, message: impl Into<String>) -> Reason {
 /// Every single-token check of the profile; the hops as tokens, and the verified Biscuit.
 pub(crate) fn check(
     pack: &PolicyPack,
+    keys: &KeyStore,
     limits: &Limits,
     raw: &str,
     req: &Request,
@@ -224,8 +180,8 @@ pub(crate) fn check(
         .first()
         .ok_or_else(|| at0(ReasonCode::MalformedToken, "no authority block"))?;
     let domain = issuer_domain(pack, authority)?;
-    let biscuit = verify_signatures(pack, domain, &bytes)?;
-    let tokens = hops(pack, limits, &blocks, domain, now)?;
+    let biscuit = verify_signatures(pack, keys, domain, &bytes)?;
+    let tokens = hops(pack, keys, limits, &blocks, domain, now)?;
     Ok((tokens, biscuit))
 }
 
@@ -247,21 +203,32 @@ fn issuer_domain(pack: &PolicyPack, authority: &BlockView) -> Result<usize, Reas
 /// Verifies every signature with `domain`'s Biscuit root keys, trying each in turn (a domain
 /// has a handful; `root_key_id` is not used, as a `kid` is a string). Only that domain's keys
 /// are tried: a key of another domain never speaks for this one.
-fn verify_signatures(pack: &PolicyPack, domain: usize, bytes: &[u8]) -> Result<Biscuit, Reason> {
+fn verify_signatures(
+    pack: &PolicyPack,
+    keys: &KeyStore,
+    domain: usize,
+    bytes: &[u8],
+) -> Result<Biscuit, Reason> {
     let d = pack
         .domains
         .get(domain)
         .ok_or_else(|| at0(ReasonCode::UnknownIssuer, "no such domain"))?;
-    if d.biscuit_keys.is_empty() {
+    let roots = keys.domain(domain);
+    let roots = roots
+        .as_ref()
+        .map(|k| k.biscuit().keys())
+        .unwrap_or_default();
+    if roots.is_empty() {
         return Err(at0(
             ReasonCode::UnknownKey,
             format!("domain `{}` declares no `biscuit_keys`", d.name),
         ));
     }
-    for key in d.biscuit_keys.keys() {
-        let Ok(root) =
-            biscuit_auth::PublicKey::from_bytes(&key.bytes(), biscuit_auth::Algorithm::Ed25519)
-        else {
+    for key in roots {
+        let Some(root) = key.ed25519().and_then(|k| {
+            biscuit_auth::PublicKey::from_bytes(&k.to_bytes(), biscuit_auth::Algorithm::Ed25519)
+                .ok()
+        }) else {
             continue;
         };
         match Biscuit::from(bytes, root) {
@@ -287,6 +254,7 @@ fn biscuit_error(e: &BError) -> String {
 /// first-party blocks may hold checks only.
 fn hops(
     pack: &PolicyPack,
+    keys: &KeyStore,
     limits: &Limits,
     blocks: &[BlockView],
     domain: usize,
@@ -299,7 +267,7 @@ fn hops(
             (0, _, _) => tokens.push(authority_token(limits, block, domain)?),
             (_, None, _) => first_party(block)?,
             (_, Some(key), Some(prev)) => {
-                let t = hop_token(pack, limits, block, key, prev, hop)?;
+                let t = hop_token(pack, keys, limits, block, key, prev, hop)?;
                 tokens.push(t);
             }
             (_, Some(_), None) => {
@@ -402,7 +370,7 @@ fn authority_token(limits: &Limits, block: &BlockView, domain: usize) -> Result<
 }
 
 fn actor_id(text: &str, limits: &Limits, hop: usize) -> Result<SpiffeId, Reason> {
-    workload_id(text, limits).map_err(|e| {
+    limits.workload_id(text).map_err(|e| {
         Reason::new(
             ReasonCode::InvalidSpiffeId,
             Some(hop),
@@ -414,17 +382,23 @@ fn actor_id(text: &str, limits: &Limits, hop: usize) -> Result<SpiffeId, Reason>
     })
 }
 
-/// The domains whose `biscuit_keys` hold `key`, by index.
-fn key_domains(pack: &PolicyPack, key: &[u8; 32]) -> Vec<usize> {
-    let holds = |d: &DomainConfig| d.biscuit_keys.keys().iter().any(|k| &k.bytes() == key);
-    (0..pack.domains.len())
-        .filter(|&i| pack.domains.get(i).is_some_and(holds))
-        .collect()
+/// The domains whose Biscuit keys (their current set in `keys`) hold `key`, by index.
+fn key_domains(keys: &KeyStore, key: &[u8; 32]) -> Vec<usize> {
+    let holds = |i: &usize| {
+        keys.domain(*i).is_some_and(|d| {
+            d.biscuit()
+                .keys()
+                .iter()
+                .any(|k| k.ed25519().is_some_and(|e| &e.to_bytes() == key))
+        })
+    };
+    (0..keys.len()).filter(holds).collect()
 }
 
 /// A third-party block: one hop, attested by the domain whose key signed it.
 fn hop_token(
     pack: &PolicyPack,
+    keys: &KeyStore,
     limits: &Limits,
     block: &BlockView,
     key: ExternalKey,
@@ -442,7 +416,7 @@ fn hop_token(
             ),
         );
     };
-    let signers = key_domains(pack, &key);
+    let signers = key_domains(keys, &key);
     if signers.is_empty() {
         return fail(
             ReasonCode::UnknownKey,
@@ -508,10 +482,9 @@ fn hop_token(
     })
 }
 
-/// A hop's times, by the one time rule every token follows (`token::time_rule`).
+/// A hop's times, by the one time rule every token follows (`time::time_rule`).
 fn check_times(pack: &PolicyPack, t: &Token, hop: usize, now: i64) -> Result<(), Reason> {
-    token::time_rule(t, token::DatedAt::Now(now), pack)
-        .map_err(|(code, m)| Reason::new(code, Some(hop), m))
+    time_rule(t, DatedAt::Now(now), pack).map_err(|(code, m)| Reason::new(code, Some(hop), m))
 }
 
 fn missing(name: &str, hop: Option<usize>) -> Reason {
@@ -668,7 +641,7 @@ fn in_time(start: Instant) -> Result<(), BError> {
 
 /// The Biscuit's own checks, with the request's facts: `operation(action)`, `resource(id)`,
 /// `resource_type(type)`, `service(audience)`, `time(now)` and `peer(id)` when given.
-fn authorize(biscuit: &Biscuit, req: &Request, now: i64) -> Result<(), Reason> {
+pub(crate) fn authorize(biscuit: &Biscuit, req: &Request, now: i64) -> Result<(), Reason> {
     let fail = |code, m: String| Reason::new(code, None, m);
     let start = Instant::now();
     let build = || -> Result<biscuit_auth::Authorizer, BError> {

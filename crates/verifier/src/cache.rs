@@ -7,16 +7,18 @@
 //! hit compares the whole token byte for byte, so a hit is exactly as strong as the decoding
 //! and the `verify_strict` it replaces. A hit skips
 //! base64, strict JSON and the signature, and nothing else: the caller still checks the
-//! token's class for its position, that its issuer and key are still this pack's (the same
-//! domain, `kid`, key bytes and `alg`; anything else goes the long way), its times against
+//! token's class for its position, that its issuer is still the same domain's and its key still
+//! in that domain's current key set ([`KeyBinding::holds`]: the same snapshot epoch, or else
+//! the same `kid`, thumbprint and an `alg` the key allows; anything else goes the long way), its times against
 //! the request's clock, and then audience, links, actors, scope, federation, vouching and
 //! Cedar, as for any token. Failures are never kept: a token that fails is decoded and
 //! checked again, and denied with the same reason, every time. A token whose signature
 //! verified but whose claims did not is not kept either (no issuer should sign one).
 //!
 //! The cache belongs to one [`Verifier`](crate::Verifier), built from one pack; a reload
-//! builds a new verifier with a new, empty cache, so a key that the reload removed or
-//! replaced vouches for nothing any more.
+//! builds a new verifier with a new, empty cache. Within one verifier a key source may
+//! replace a domain's keys ([`custody_jose::KeyStore::replace`]): an entry verified under a
+//! key that is no longer in its domain's set is not honoured.
 //!
 //! [`TokenCache::verify`] remembers bare signatures the same way (the exact key, `kid`,
 //! message and signature bytes), for callers outside the verifier.
@@ -38,10 +40,12 @@
 
 use std::sync::Arc;
 
-use custody_jose::PublicKey;
+use std::mem::size_of;
+
+use custody_jose::{KeyStore, PublicKey};
 
 use crate::fifo::{alloc_cost, hash_bytes, random_seed, with_churn, Cost, Fifo, Striped};
-use crate::token::Verified;
+use crate::verified::VerifiedToken;
 
 /// The default bound on entries.
 pub const DEFAULT_CAPACITY: usize = 16_384;
@@ -61,6 +65,53 @@ const BUCKET_TAIL: usize = 64;
 /// The most one entry may be accounted at when a cache is bounded by entries alone
 /// ([`TokenCache::new`]).
 const MAX_ENTRY_BYTES: usize = 64 << 10;
+
+/// A token that passed every check that does not depend on the request: decoding, header,
+/// issuer and key, signature, claims, identifiers. What the cache keeps of it: its parsed form
+/// and what a hit needs to check again (its class's `typ`, its issuer, its key binding).
+pub(crate) struct Verified {
+    pub token: Arc<VerifiedToken>,
+    pub iss: String,
+    pub alg: String,
+    pub typ: Option<String>,
+    /// The key the signature verified under.
+    pub key: KeyBinding,
+    /// `iat` as `txn::peek_iat` reads it (always `Some` for a token that passed its checks).
+    pub raw_iat: Option<i64>,
+}
+
+impl Verified {
+    /// An upper estimate of the heap this entry owns, itself and its token included.
+    fn heap_bytes(&self) -> usize {
+        let arc = 2 * size_of::<usize>();
+        alloc_cost(arc + size_of::<Verified>())
+            + alloc_cost(arc + size_of::<VerifiedToken>())
+            + self.token.heap_bytes()
+            + alloc_cost(self.iss.capacity())
+            + alloc_cost(self.key.kid.capacity())
+            + alloc_cost(self.alg.capacity())
+            + self.typ.as_ref().map_or(0, |t| alloc_cost(t.capacity()))
+    }
+}
+
+/// The key a remembered token verified under: its domain, `kid`, identity (RFC 7638
+/// thumbprint) and the epoch of the domain's key set it was found in.
+pub(crate) struct KeyBinding {
+    pub domain: usize,
+    pub kid: String,
+    pub thumbprint: [u8; 32],
+    pub epoch: u64,
+}
+
+impl KeyBinding {
+    /// Whether the key is still in its domain's current set and still allows `alg`: the same
+    /// snapshot (one comparison), or else a key under the same `kid` with the same thumbprint.
+    pub fn holds(&self, keys: &KeyStore, alg: &str) -> bool {
+        keys.domain(self.domain).is_some_and(|d| {
+            d.epoch() == self.epoch || d.still_holds(&self.kid, &self.thumbprint, alg)
+        })
+    }
+}
 
 /// One remembered thing, with the exact bytes it stands for.
 pub(crate) struct Entry {
@@ -110,9 +161,6 @@ pub struct TokenCache {
     hits: Striped,
     misses: Striped,
 }
-
-/// The name this cache had when it held signatures only.
-pub type SigCache = TokenCache;
 
 impl std::fmt::Debug for TokenCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -225,14 +273,12 @@ impl TokenCache {
             .insert(self.bucket(raw.as_bytes()), Arc::new(entry));
     }
 
-    /// `key.verify_strict(message, signature)`, counted as a miss, remembering nothing (the
-    /// token, once checked, is remembered whole).
-    pub(crate) fn verify_uncached(&self, key: &PublicKey, message: &[u8], sig: &[u8]) -> bool {
+    /// Counts a signature that went to its algorithm's check (a token not found).
+    pub(crate) fn note_miss(&self) {
         self.misses.add(1);
-        key.verify_strict(message, sig)
     }
 
-    /// `key.verify_strict(message, signature)`, answered from memory when this exact
+    /// `key.verify(message, signature)`, answered from memory when this exact
     /// (key, `kid`, message, signature) verified before.
     pub fn verify(&self, key: &PublicKey, message: &[u8], signature: &[u8]) -> bool {
         let framed = frame(key, message, signature);
@@ -241,7 +287,8 @@ impl TokenCache {
             self.hits.add(1);
             return true;
         }
-        if !self.verify_uncached(key, message, signature) {
+        self.note_miss();
+        if !key.verify(message, signature) {
             return false;
         }
         let entry = Entry::new(framed.into_boxed_slice(), Kind::Signature);
@@ -251,13 +298,13 @@ impl TokenCache {
 }
 
 /// The exact bytes of a bare signature entry: a leading 0xff (never the first byte of UTF-8
-/// text, so never a token's bytes), then the key, the `kid` and the message, each
-/// length-framed, then the signature.
+/// text, so never a token's bytes), then the key's identity (its RFC 7638 thumbprint), the
+/// `kid` and the message, each length-framed, then the signature.
 fn frame(key: &PublicKey, message: &[u8], signature: &[u8]) -> Vec<u8> {
     let kid = key.kid().as_bytes();
     let mut out = Vec::with_capacity(1 + 32 + 16 + kid.len() + message.len() + signature.len());
     out.push(0xff);
-    out.extend_from_slice(&key.bytes());
+    out.extend_from_slice(key.thumbprint());
     out.extend_from_slice(&(kid.len() as u64).to_be_bytes());
     out.extend_from_slice(kid);
     out.extend_from_slice(&(message.len() as u64).to_be_bytes());

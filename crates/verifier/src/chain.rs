@@ -8,15 +8,16 @@ use custody_jose::TokenClass;
 use custody_policy::PolicyPack;
 
 use crate::decision::ChainSummary;
-use crate::token::Token;
+use crate::reason::clip;
+use crate::verified::{VerifiedChain, VerifiedToken as Token};
 use crate::{Reason, ReasonCode, Request};
 
 /// The verified tokens of one request and what follows from them.
 pub(crate) struct Chain<'a> {
     pub pack: &'a PolicyPack,
     pub req: &'a Request,
-    pub tokens: Vec<Arc<Token>>,
-    pub txn_token: Option<Arc<Token>>,
+    pub tokens: &'a [Arc<Token>],
+    pub txn_token: Option<&'a Token>,
     pub peer: Option<SpiffeId>,
     /// `tokens` are Txn-Tokens (a replacement chain).
     pub txn_chain: bool,
@@ -38,16 +39,16 @@ pub(crate) enum Step {
 type Check = Result<(), Reason>;
 
 impl<'a> Chain<'a> {
+    /// The chain of `verified`'s tokens; `None` when there are none.
     pub fn new(
         pack: &'a PolicyPack,
         req: &'a Request,
-        tokens: Vec<Arc<Token>>,
-        txn_token: Option<Arc<Token>>,
+        verified: &'a VerifiedChain,
         peer: Option<SpiffeId>,
     ) -> Option<Self> {
+        let tokens = verified.tokens.as_slice();
         let t0 = tokens.first()?;
         let presented = tokens.last()?;
-        let txn_chain = t0.class == TokenClass::TxnToken;
         let mut path = Vec::with_capacity(presented.actors.len() + 2);
         if t0.actors.is_empty() {
             path.push(Step::Issuer);
@@ -58,9 +59,9 @@ impl<'a> Chain<'a> {
             pack,
             req,
             tokens,
-            txn_token,
+            txn_token: verified.txn_token.as_deref(),
             peer,
-            txn_chain,
+            txn_chain: verified.replacement,
             path,
         })
     }
@@ -185,7 +186,7 @@ impl<'a> Chain<'a> {
                         self.presented_hop(),
                         format!(
                             "audience `{}` is not a SPIFFE ID in the local domain `{local}`",
-                            crate::token::clip(aud)
+                            clip(aud)
                         ),
                     ));
                 }
@@ -196,7 +197,7 @@ impl<'a> Chain<'a> {
                 self.presented_hop(),
                 format!(
                     "presented token is not for audience `{}`",
-                    crate::token::clip(&self.req.audience)
+                    clip(&self.req.audience)
                 ),
             ));
         }
@@ -244,7 +245,7 @@ impl<'a> Chain<'a> {
 
     fn links(&self) -> Check {
         if self.txn_chain {
-            self.replacement_links()?;
+            crate::txn::replacement_links(&self.tokens)?;
         } else if self.tokens.len() > 1 {
             self.explicit_links()?;
         }
@@ -265,16 +266,6 @@ impl<'a> Chain<'a> {
                 continue;
             };
             explicit_link(self.pack, i + 1, prev, next, t0_sub)?;
-        }
-        Ok(())
-    }
-
-    fn replacement_links(&self) -> Check {
-        for (i, pair) in self.tokens.windows(2).enumerate() {
-            let (Some(prev), Some(next)) = (pair.first(), pair.get(1)) else {
-                continue;
-            };
-            replacement_link(i + 1, prev, next)?;
         }
         Ok(())
     }
@@ -348,7 +339,7 @@ impl<'a> Chain<'a> {
                     self.presented_hop(),
                     format!(
                         "action `{}` is not in the presented token's scope",
-                        crate::token::clip(action)
+                        clip(action)
                     ),
                 ));
             }
@@ -357,10 +348,7 @@ impl<'a> Chain<'a> {
             Some(t) if !t.scope.iter().any(|s| s == action) => Err(Reason::new(
                 ReasonCode::ScopeMissing,
                 None,
-                format!(
-                    "action `{}` is not in the `txn_token` scope",
-                    crate::token::clip(action)
-                ),
+                format!("action `{}` is not in the `txn_token` scope", clip(action)),
             )),
             _ => Ok(()),
         }
@@ -398,7 +386,7 @@ impl<'a> Chain<'a> {
                         hop,
                         format!(
                             "`federate \"{from}\" -> \"{to}\"` does not carry `{}`",
-                            crate::token::clip(action)
+                            clip(action)
                         ),
                     ))
                 }
@@ -436,7 +424,7 @@ impl<'a> Chain<'a> {
                             Some(0),
                             format!(
                                 "`{issuer}` vouches for subject `{}` of another domain",
-                                crate::token::clip(&t.sub)
+                                clip(&t.sub)
                             ),
                         ));
                     }
@@ -538,72 +526,13 @@ fn explicit_link(pack: &PolicyPack, i: usize, prev: &Token, next: &Token, t0_sub
     if let Some(extra) = next.scope.iter().find(|s| !prev.scope.contains(s)) {
         return fail(
             ReasonCode::ScopeEscalation,
-            format!("token {i} widens scope: `{}`", crate::token::clip(extra)),
+            format!("token {i} widens scope: `{}`", clip(extra)),
         );
     }
     if next.exp > prev.exp {
         return fail(
             ReasonCode::ExpiryExtended,
             format!("token {i} outlives token {}", i - 1),
-        );
-    }
-    Ok(())
-}
-
-fn replacement_link(i: usize, prev: &Token, next: &Token) -> Check {
-    let fail = |code, m: String| Err(Reason::new(code, Some(i), m));
-    if next.txn != prev.txn {
-        return fail(
-            ReasonCode::TxnMismatch,
-            format!("replacement {i} changes `txn`"),
-        );
-    }
-    if next.sub != prev.sub {
-        return fail(
-            ReasonCode::SubjectMismatch,
-            format!("replacement {i} changes `sub`"),
-        );
-    }
-    let set = |t: &Token| {
-        let mut a = t.aud.clone();
-        a.sort();
-        a.dedup();
-        a
-    };
-    if set(next) != set(prev) {
-        return fail(
-            ReasonCode::AudienceMismatch,
-            format!("replacement {i} changes `aud`"),
-        );
-    }
-    if let Some(extra) = next.scope.iter().find(|s| !prev.scope.contains(s)) {
-        return fail(
-            ReasonCode::ScopeEscalation,
-            format!(
-                "replacement {i} widens scope: `{}`",
-                crate::token::clip(extra)
-            ),
-        );
-    }
-    if let Some(prev_ctx) = &prev.tctx {
-        for (k, v) in prev_ctx {
-            if next.tctx.as_ref().and_then(|c| c.get(k)) != Some(v) {
-                return fail(
-                    ReasonCode::ChainBroken,
-                    format!("replacement {i} changes `tctx.{}`", crate::token::clip(k)),
-                );
-            }
-        }
-    }
-    let prefix = next.actors.len() >= prev.actors.len()
-        && next.actors.iter().zip(&prev.actors).all(|(a, b)| a == b);
-    if !prefix {
-        return fail(
-            ReasonCode::ChainBroken,
-            format!(
-                "replacement {i} does not extend the requesting workloads of token {}",
-                i - 1
-            ),
         );
     }
     Ok(())

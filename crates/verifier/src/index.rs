@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 
+use custody_jose::KeyStore;
 use custody_policy::{DomainConfig, PolicyPack};
 
 use crate::fifo::Prehashed;
@@ -36,4 +37,14 @@ impl PackIndex {
         let i = *self.issuers.get(iss)?;
         Some((i, pack.domains.get(i)?))
     }
+}
+
+/// A key store seeded with the pack's keys (its key files, as loaded): one slot per domain, in
+/// the pack's order, so a domain's index in `pack.domains` is its slot.
+pub fn key_store(pack: &PolicyPack) -> KeyStore {
+    let mut store = KeyStore::new();
+    for d in &pack.domains {
+        store.add_domain(d.name.clone(), d.keys.clone(), d.biscuit_keys.clone());
+    }
+    store
 }

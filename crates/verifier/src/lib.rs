@@ -77,28 +77,27 @@ mod index;
 mod reason;
 mod request;
 mod slice;
+mod time;
 mod token;
+mod txn;
+mod verified;
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-pub use cache::{
-    CacheStats, SigCache, TokenCache, DEFAULT_CAPACITY, DEFAULT_CAPACITY_BYTES, ENTRY_BYTES,
-};
+pub use cache::{CacheStats, TokenCache, DEFAULT_CAPACITY, DEFAULT_CAPACITY_BYTES, ENTRY_BYTES};
 pub use cedar::{MEMO_BYTES, MEMO_ENTRIES};
-pub use custody_jose::Limits;
+pub use custody_jose::{KeyStore, Limits};
 pub use custody_policy::PolicyPack;
 pub use decision::{ChainSummary, Decision};
 pub use reason::{Reason, ReasonCode};
 pub use request::{Request, RequestError, ResourceRef};
 pub use slice::{SlicedPolicySet, MAX_SLICES};
+pub use verified::{VerifiedChain, VerifiedToken};
 
 use chain::Chain;
 use index::PackIndex;
-use token::{Clock, Ctx, Expect, Token};
-
-/// The tokens of a request and its `txn_token`, each past its own checks.
-type Checked = (Vec<Arc<Token>>, Option<Arc<Token>>);
+use token::{Clock, Ctx, Expect};
 
 /// How a verifier is built.
 #[derive(Clone, Debug)]
@@ -145,6 +144,9 @@ impl Default for VerifierOptions {
 pub struct Verifier {
     pack: Arc<PolicyPack>,
     index: PackIndex,
+    /// Every domain's current keys: seeded from the pack's key files, or given by the caller
+    /// ([`Verifier::with_key_store`]) when other sources feed it.
+    keys: Arc<KeyStore>,
     limits: Limits,
     cache: TokenCache,
     /// The pack's Cedar policies, sliced by scope, and the request memo (absent without Cedar).
@@ -159,8 +161,21 @@ impl Verifier {
         Self::with_options(Arc::new(pack), VerifierOptions::default())
     }
 
-    /// A verifier with explicit options.
+    /// A verifier with explicit options, its keys those of the pack's key files.
     pub fn with_options(pack: Arc<PolicyPack>, options: VerifierOptions) -> Self {
+        let keys = Arc::new(index::key_store(&pack));
+        Self::with_key_store(pack, keys, options)
+    }
+
+    /// A verifier whose keys come from `keys` rather than from the pack's key files: the seam
+    /// for key sources that change while the verifier runs (a remote JWKS, a rotation). The
+    /// store's domains must be the pack's, in its order ([`Verifier::pack_key_store`] builds
+    /// one); a token whose domain has no slot fails with `unknown_key`.
+    pub fn with_key_store(
+        pack: Arc<PolicyPack>,
+        keys: Arc<KeyStore>,
+        options: VerifierOptions,
+    ) -> Self {
         let cedar = pack.cedar.as_ref().map(|c| {
             let policies = match options.cedar_slicing {
                 true => SlicedPolicySet::new(c.policies.clone()),
@@ -182,6 +197,7 @@ impl Verifier {
         });
         Verifier {
             index: PackIndex::new(&pack),
+            keys,
             pack,
             limits: options.limits,
             cache: TokenCache::with_bound(options.sig_cache_entries, options.sig_cache_bytes),
@@ -195,6 +211,16 @@ impl Verifier {
         &self.pack
     }
 
+    /// A key store seeded with `pack`'s keys, one slot per domain in the pack's order.
+    pub fn pack_key_store(pack: &PolicyPack) -> KeyStore {
+        index::key_store(pack)
+    }
+
+    /// The key store this verifier looks keys up in.
+    pub fn key_store(&self) -> &Arc<KeyStore> {
+        &self.keys
+    }
+
     /// The limits in force.
     pub fn limits(&self) -> &Limits {
         &self.limits
@@ -202,11 +228,6 @@ impl Verifier {
 
     /// The token cache (verified tokens, by their exact bytes).
     pub fn token_cache(&self) -> &TokenCache {
-        &self.cache
-    }
-
-    /// The token cache, by its first name (it remembers verified signatures, and more).
-    pub fn sig_cache(&self) -> &TokenCache {
         &self.cache
     }
 
@@ -242,24 +263,66 @@ impl Verifier {
 
     /// Decides one call.
     pub fn verify(&self, req: &Request) -> Decision {
+        let mut verified = VerifiedChain::default();
+        self.decide(req, &mut verified)
+    }
+
+    /// Decides one call, and returns with the decision what the verifier established on the
+    /// way: the tokens that passed their own checks, as it read them ([`VerifiedChain`]).
+    pub fn verify_traced(&self, req: &Request) -> (Decision, VerifiedChain) {
+        let mut verified = VerifiedChain::default();
+        let decision = self.decide(req, &mut verified);
+        (decision, verified)
+    }
+
+    /// The one decision pipeline, for JWS chains and Biscuits alike, in DESIGN.md's order: the
+    /// request; each token's own checks (a Biscuit's: its blocks, as hops); the `txn_token`;
+    /// the chain rules (audience, sender binding, links, actors, scope, federation path,
+    /// vouching); a Biscuit's own checks; Cedar. What passed is left in `verified`.
+    fn decide(&self, req: &Request, verified: &mut VerifiedChain) -> Decision {
         let peer = match req.check(&self.limits) {
             Ok(p) => p,
             Err(r) => return Decision::deny(r, None),
         };
         let now = req.now.unwrap_or_else(system_now);
-        if let Some(raw) = biscuit::is_sole_biscuit(req) {
-            return self.verify_biscuit(req, raw, now, peer);
-        }
-        let (tokens, txn_token) = match self.check_tokens(req, now) {
-            Ok(t) => t,
-            Err(r) => return Decision::deny(r, None),
+        let biscuit = match biscuit::is_sole_biscuit(req) {
+            Some(raw) => {
+                match biscuit::check(&self.pack, &self.keys, &self.limits, raw, req, now) {
+                    Ok((hops, b)) => {
+                        verified.biscuit = true;
+                        verified.tokens = hops.into_iter().map(Arc::new).collect();
+                        Some(b)
+                    }
+                    Err(r) => return Decision::deny(r, None),
+                }
+            }
+            None => {
+                if let Err(r) = self.check_tokens(req, now, verified) {
+                    return Decision::deny(r, None);
+                }
+                None
+            }
         };
-        let Some(chain) = Chain::new(&self.pack, req, tokens, txn_token, peer) else {
+        if let Some(raw) = &req.txn_token {
+            let ctx = self.ctx(false, None);
+            match token::check(&ctx, raw, Expect::Txn, Clock { now, next: None }) {
+                Ok(t) => verified.txn_token = Some(t),
+                Err(r) => return Decision::deny(r, None),
+            }
+        }
+        verified.complete = true;
+        let verified = &*verified;
+        let Some(chain) = Chain::new(&self.pack, req, verified, peer) else {
             return Decision::invalid_request("`tokens` must hold at least one token");
         };
         let summary = chain.summary();
         if let Err(r) = chain.check() {
             return Decision::deny(r, Some(summary));
+        }
+        if let Some(b) = &biscuit {
+            if let Err(r) = biscuit::authorize(b, req, now) {
+                return Decision::deny(r, Some(summary));
+            }
         }
         self.cedar(req, &chain, summary)
     }
@@ -285,48 +348,42 @@ impl Verifier {
         )
     }
 
-    fn check_tokens(&self, req: &Request, now: i64) -> Result<Checked, Reason> {
-        let mut ctx = Ctx {
+    /// What a token check needs: this verifier's pack, keys, limits and cache.
+    fn ctx(&self, single: bool, hop: Option<usize>) -> Ctx<'_> {
+        Ctx {
             pack: &self.pack,
             index: &self.index,
+            keys: &self.keys,
             limits: &self.limits,
             cache: &self.cache,
-            single: req.tokens.len() == 1,
-            hop: Some(0),
-        };
-        let mut tokens: Vec<Arc<Token>> = Vec::with_capacity(req.tokens.len());
-        let mut txn_chain = false;
+            single,
+            hop,
+        }
+    }
+
+    /// Each JWS of `tokens` through its own checks, in order, into `verified`.
+    fn check_tokens(
+        &self,
+        req: &Request,
+        now: i64,
+        verified: &mut VerifiedChain,
+    ) -> Result<(), Reason> {
+        let mut ctx = self.ctx(req.tokens.len() == 1, Some(0));
+        verified.tokens.reserve(req.tokens.len());
         for (i, raw) in req.tokens.iter().enumerate() {
             ctx.hop = Some(i);
             if biscuit::looks_like_biscuit(raw, &self.limits) {
                 return Err(biscuit::not_alone(i));
             }
-            let expect = match (i, txn_chain) {
-                (0, _) => Expect::First,
-                (_, true) => Expect::Txn,
-                (_, false) => Expect::Access,
-            };
+            let expect = txn::expect_at(i, verified.replacement);
             let next = req.tokens.get(i + 1).map(String::as_str);
             let t = token::check(&ctx, raw, expect, Clock { now, next })?;
             if i == 0 {
-                txn_chain = t.class == custody_jose::TokenClass::TxnToken;
+                verified.replacement = txn::is_replacement_chain(&t);
             }
-            tokens.push(t);
+            verified.tokens.push(t);
         }
-        let txn_token = match &req.txn_token {
-            None => None,
-            Some(raw) => {
-                ctx.hop = None;
-                ctx.single = false;
-                Some(token::check(
-                    &ctx,
-                    raw,
-                    Expect::Txn,
-                    Clock { now, next: None },
-                )?)
-            }
-        };
-        Ok((tokens, txn_token))
+        Ok(())
     }
 
     fn cedar(&self, req: &Request, chain: &Chain<'_>, summary: ChainSummary) -> Decision {

@@ -193,3 +193,17 @@ impl fmt::Display for Reason {
         }
     }
 }
+
+/// Cuts attacker-controlled text down to a size fit for a reason's message: at most 96 bytes,
+/// escaped, an ellipsis where it was cut.
+pub(crate) fn clip(s: &str) -> String {
+    const MAX: usize = 96;
+    if s.len() <= MAX {
+        return s.escape_debug().to_string();
+    }
+    let mut end = MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", s.get(..end).unwrap_or("").escape_debug())
+}

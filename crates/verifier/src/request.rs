@@ -184,11 +184,11 @@ impl Request {
         }
         match &self.peer {
             None => Ok(None),
-            Some(p) => crate::token::workload_id(p, limits).map(Some).map_err(|e| {
+            Some(p) => limits.workload_id(p).map(Some).map_err(|e| {
                 Reason::new(
                     ReasonCode::InvalidSpiffeId,
                     None,
-                    format!("`peer` `{}`: {e}", crate::token::clip(p)),
+                    format!("`peer` `{}`: {e}", crate::reason::clip(p)),
                 )
             }),
         }
@@ -230,7 +230,7 @@ fn check_resource(r: &ResourceRef) -> Result<(), String> {
     } else {
         Err(format!(
             "`resource.type` `{}` is not a Cedar entity type name",
-            crate::token::clip(&r.type_name)
+            crate::reason::clip(&r.type_name)
         ))
     }
 }

@@ -1,25 +1,27 @@
 //! One token's checks, in DESIGN.md's order: size, decoding, header, issuer and key, signature,
 //! claims, times, identifiers. What comes out is a [`Token`] only this module can build.
 //!
-//! A token seen before comes from the token cache (`cache.rs`) as a [`Verified`]: its
+//! A token seen before comes from the token cache (`cache.rs`) as a `Verified` record: its
 //! decoding, signature, claims and identifiers are the ones computed the first time (they
 //! depend on its bytes, the pack and the limits only, all fixed for one verifier); its class
 //! for this position, its issuer and key binding to the pack, and its times are checked
 //! again, in the same order as for a new token.
 
-use std::mem::size_of;
 use std::sync::Arc;
 
 use custody_id::{looks_like_spiffe, IdError, SpiffeId};
 use custody_jose::{
-    classify_typ, decode, numeric_date, JwsError, Limits, PublicKey, TokenClass, UnverifiedJws,
+    classify_typ, decode, numeric_date, JwsError, KeyStore, Limits, TokenClass, UnverifiedJws,
 };
 use custody_policy::PolicyPack;
 use serde_json::{Map, Value};
 
-use crate::cache::TokenCache;
-use crate::fifo::alloc_cost;
+use crate::cache::{KeyBinding, TokenCache, Verified};
 use crate::index::PackIndex;
+use crate::reason::clip;
+use crate::time::time_rule;
+use crate::txn;
+use crate::verified::VerifiedToken as Token;
 use crate::{Reason, ReasonCode};
 
 /// Which token classes a position accepts.
@@ -42,104 +44,12 @@ pub(crate) struct Clock<'a> {
     pub next: Option<&'a str>,
 }
 
-/// A token whose every single-token check passed.
-#[derive(Clone, Debug)]
-pub(crate) struct Token {
-    pub class: TokenClass,
-    /// Index of the issuer's domain in `pack.domains`.
-    pub domain: usize,
-    pub sub: String,
-    pub aud: Vec<String>,
-    pub iat: i64,
-    pub exp: i64,
-    pub nbf: Option<i64>,
-    /// `None` when the token has no `scope` claim (grants nothing).
-    pub scope: Vec<String>,
-    pub txn: Option<String>,
-    /// Earliest first: the `act` chain for access tokens, `req_wl` for Txn-Tokens.
-    pub actors: Vec<SpiffeId>,
-    pub tctx: Option<Map<String, Value>>,
-}
-
-impl Token {
-    pub fn current_actor(&self) -> Option<&SpiffeId> {
-        self.actors.last()
-    }
-
-    /// An upper estimate of the heap this token owns (allocator rounding included).
-    fn heap_bytes(&self) -> usize {
-        let strings = |v: &[String]| v.iter().map(|s| alloc_cost(s.capacity())).sum::<usize>();
-        alloc_cost(self.sub.capacity())
-            + alloc_cost(self.aud.capacity() * size_of::<String>())
-            + strings(&self.aud)
-            + alloc_cost(self.scope.capacity() * size_of::<String>())
-            + strings(&self.scope)
-            + self.txn.as_ref().map_or(0, |t| alloc_cost(t.capacity()))
-            + alloc_cost(self.actors.capacity() * size_of::<SpiffeId>())
-            + self
-                .actors
-                .iter()
-                .map(|a| alloc_cost(a.as_str().len()))
-                .sum::<usize>()
-            + self.tctx.as_ref().map_or(0, map_bytes)
-    }
-}
-
-/// An upper estimate of the heap a JSON object owns: its entry and index tables at twice
-/// their length (growth slack), its keys and its values.
-fn map_bytes(m: &Map<String, Value>) -> usize {
-    let entry = 8 + size_of::<String>() + size_of::<Value>();
-    2 * alloc_cost(m.len() * entry)
-        + 2 * alloc_cost(m.len() * 16)
-        + m.iter()
-            .map(|(k, v)| alloc_cost(k.len()) + value_bytes(v))
-            .sum::<usize>()
-}
-
-fn value_bytes(v: &Value) -> usize {
-    match v {
-        Value::String(s) => alloc_cost(s.len()),
-        Value::Array(a) => {
-            2 * alloc_cost(a.len() * size_of::<Value>()) + a.iter().map(value_bytes).sum::<usize>()
-        }
-        Value::Object(m) => map_bytes(m),
-        Value::Null | Value::Bool(_) | Value::Number(_) => 0,
-    }
-}
-
-/// A token that passed every check that does not depend on the request: decoding, header,
-/// issuer and key, signature, claims, identifiers. What the token cache keeps, with what a
-/// hit needs to check the binding to the pack again.
-pub(crate) struct Verified {
-    pub token: Arc<Token>,
-    pub iss: String,
-    pub kid: String,
-    pub alg: String,
-    pub typ: Option<String>,
-    /// The key the signature verified under.
-    pub key: [u8; 32],
-    /// `iat` as [`peek_iat`] reads it (always `Some` for a token that passed its checks).
-    pub raw_iat: Option<i64>,
-}
-
-impl Verified {
-    /// An upper estimate of the heap this entry owns, itself and its token included.
-    pub fn heap_bytes(&self) -> usize {
-        let arc = 2 * size_of::<usize>();
-        alloc_cost(arc + size_of::<Verified>())
-            + alloc_cost(arc + size_of::<Token>())
-            + self.token.heap_bytes()
-            + alloc_cost(self.iss.capacity())
-            + alloc_cost(self.kid.capacity())
-            + alloc_cost(self.alg.capacity())
-            + self.typ.as_ref().map_or(0, |t| alloc_cost(t.capacity()))
-    }
-}
-
 /// What a token check needs from the verifier.
 pub(crate) struct Ctx<'a> {
     pub pack: &'a PolicyPack,
     pub index: &'a PackIndex,
+    /// The current keys of every domain.
+    pub keys: &'a KeyStore,
     pub limits: &'a Limits,
     pub cache: &'a TokenCache,
     /// The request has exactly one token (actor-level faults then name the actor index).
@@ -149,7 +59,7 @@ pub(crate) struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn fail(&self, code: ReasonCode, message: impl Into<String>) -> Reason {
+    pub fn fail(&self, code: ReasonCode, message: impl Into<String>) -> Reason {
         Reason::new(code, self.hop, message)
     }
 
@@ -191,11 +101,8 @@ fn check_cached(
     let bound = ctx
         .index
         .domain_for_issuer(ctx.pack, &v.iss)
-        .is_some_and(|(i, d)| {
-            i == v.token.domain
-                && d.keys
-                    .get(&v.kid)
-                    .is_some_and(|k| k.bytes() == v.key && k.allows_alg(&v.alg))
+        .is_some_and(|(i, _)| {
+            i == v.token.domain && i == v.key.domain && v.key.holds(ctx.keys, &v.alg)
         });
     if !bound {
         return None;
@@ -218,8 +125,8 @@ fn check_fresh(
     })?;
     let typ = jws.header.typ.as_deref();
     let class = check_class(ctx, classify_typ(typ), typ, expect)?;
-    let (domain, key) = check_signature(ctx, &jws)?;
-    let mut token = read_claims(ctx, &jws.claims, class, domain)?;
+    let key = check_signature(ctx, &jws)?;
+    let mut token = read_claims(ctx, &jws.claims, class, key.domain)?;
     // Identifiers do not depend on the clock: read them now, report them after the times.
     match identifiers(ctx, &jws.claims, &token) {
         Ok(actors) => token.actors = actors,
@@ -234,7 +141,7 @@ fn check_fresh(
     Ok(token)
 }
 
-fn remember(ctx: &Ctx<'_>, raw: &str, jws: &UnverifiedJws<'_>, key: &PublicKey, t: &Arc<Token>) {
+fn remember(ctx: &Ctx<'_>, raw: &str, jws: &UnverifiedJws<'_>, key: KeyBinding, t: &Arc<Token>) {
     if !ctx.cache.is_on() {
         return;
     }
@@ -246,10 +153,9 @@ fn remember(ctx: &Ctx<'_>, raw: &str, jws: &UnverifiedJws<'_>, key: &PublicKey, 
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_owned(),
-        kid: key.kid().to_owned(),
         alg: jws.header.alg.clone(),
         typ: jws.header.typ.clone(),
-        key: key.bytes(),
+        key,
         raw_iat: jws.claims.get("iat").and_then(|v| numeric_date(v).ok()),
     };
     ctx.cache.insert_token(raw, Arc::new(verified));
@@ -282,11 +188,9 @@ fn check_class(
     ))
 }
 
-/// Issuer, key and signature; returns the issuer's domain index and the key.
-fn check_signature<'p>(
-    ctx: &Ctx<'p>,
-    jws: &UnverifiedJws<'_>,
-) -> Result<(usize, &'p PublicKey), Reason> {
+/// Issuer, key and signature, the key looked up in the issuer's current key set (the
+/// `KeyStore` snapshot taken here); returns the key the signature verified under.
+fn check_signature(ctx: &Ctx<'_>, jws: &UnverifiedJws<'_>) -> Result<KeyBinding, Reason> {
     let iss = match jws.claims.get("iss") {
         None => return Err(ctx.fail(ReasonCode::MissingClaim, "missing claim `iss`")),
         Some(Value::String(s)) => s,
@@ -303,26 +207,28 @@ fn check_signature<'p>(
         .kid
         .as_deref()
         .ok_or_else(|| ctx.fail(ReasonCode::UnknownKey, "header has no `kid`"))?;
-    let key = domain.keys.get(kid).ok_or_else(|| {
-        ctx.fail(
-            ReasonCode::UnknownKey,
-            format!(
-                "`kid` `{}` is not a key of domain `{}`",
-                clip(kid),
-                domain.name
-            ),
-        )
-    })?;
+    let keys = ctx.keys.domain(index);
+    let key = keys
+        .as_ref()
+        .and_then(|k| k.token_key(kid))
+        .ok_or_else(|| {
+            ctx.fail(
+                ReasonCode::UnknownKey,
+                format!(
+                    "`kid` `{}` is not a key of domain `{}`",
+                    clip(kid),
+                    domain.name
+                ),
+            )
+        })?;
     if !key.allows_alg(&jws.header.alg) {
         return Err(ctx.fail(
             ReasonCode::AlgNotAllowed,
             format!("key `{}` is pinned to another `alg`", clip(kid)),
         ));
     }
-    if !ctx
-        .cache
-        .verify_uncached(key, jws.signing_input, &jws.signature)
-    {
+    ctx.cache.note_miss();
+    if !key.verify(jws.signing_input, &jws.signature) {
         return Err(ctx.fail(
             ReasonCode::BadSignature,
             format!(
@@ -332,7 +238,12 @@ fn check_signature<'p>(
             ),
         ));
     }
-    Ok((index, key))
+    Ok(KeyBinding {
+        domain: index,
+        kid: key.kid().to_owned(),
+        thumbprint: *key.thumbprint(),
+        epoch: keys.map_or(0, |k| k.epoch()),
+    })
 }
 
 fn read_claims(
@@ -488,87 +399,8 @@ fn check_act_shape(ctx: &Ctx<'_>, act: &Value, level: usize) -> Result<(), Reaso
 }
 
 fn check_times(ctx: &Ctx<'_>, t: &Token, clock: Clock<'_>) -> Result<(), Reason> {
-    let at = match clock.next {
-        Some(next) if t.class == TokenClass::TxnToken => match next_iat(ctx, next) {
-            Some(iat) => DatedAt::Replaced(iat),
-            // the replacement has no readable `iat`: it is refused at its own hop
-            None => DatedAt::ReplacementUnreadable,
-        },
-        _ => DatedAt::Now(clock.now),
-    };
+    let at = txn::dated_at(ctx, t, clock);
     time_rule(t, at, ctx.pack).map_err(|(code, m)| ctx.fail(code, m))
-}
-
-/// The moment a token's times are judged at.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum DatedAt {
-    /// The request's time: every token of an access chain, the last of a Txn-Token chain,
-    /// every Biscuit hop.
-    Now(i64),
-    /// An earlier token of a Txn-Token replacement chain, at its replacement's `iat`.
-    Replaced(i64),
-    /// An earlier Txn-Token whose replacement has no readable `iat` (refused at its own hop).
-    ReplacementUnreadable,
-}
-
-/// The time rule (DESIGN.md, "Each token"), the one home for JWT tokens and Biscuit hops
-/// alike, with the pack's skew `s`: expired iff `now ≥ exp + s`; not yet valid iff
-/// `now + s < nbf`; issued in the future iff `iat > now + s`; `exp − iat` at most
-/// `max_lifetime`. An earlier token of a replacement chain must not be expired, skew
-/// included, at its replacement's `iat`. Dates are at most year 9999 and the skew at most
-/// 120 s, so the arithmetic saturates only on values no reader lets through.
-pub(crate) fn time_rule(
-    t: &Token,
-    at: DatedAt,
-    pack: &PolicyPack,
-) -> Result<(), (ReasonCode, String)> {
-    let s = i64::try_from(pack.chain.clock_skew).unwrap_or(i64::MAX);
-    let expires = t.exp.saturating_add(s);
-    match at {
-        DatedAt::Now(now) => {
-            if now >= expires {
-                let m = format!("expired at {} (now {now}, skew {s}s)", t.exp);
-                return Err((ReasonCode::Expired, m));
-            }
-            if t.nbf.is_some_and(|nbf| now.saturating_add(s) < nbf) {
-                let nbf = t.nbf.unwrap_or_default();
-                let m = format!("not valid before {nbf} (now {now}, skew {s}s)");
-                return Err((ReasonCode::NotYetValid, m));
-            }
-            if t.iat > now.saturating_add(s) {
-                let m = format!("issued at {} after now {now} (skew {s}s)", t.iat);
-                return Err((ReasonCode::IssuedInFuture, m));
-            }
-        }
-        DatedAt::Replaced(iat) if iat >= expires => {
-            let m = format!(
-                "expired at {} before its replacement was issued at {iat}",
-                t.exp
-            );
-            return Err((ReasonCode::Expired, m));
-        }
-        DatedAt::Replaced(_) | DatedAt::ReplacementUnreadable => {}
-    }
-    let max = i64::try_from(pack.chain.max_lifetime).unwrap_or(i64::MAX);
-    let lifetime = t.exp.saturating_sub(t.iat);
-    if lifetime > max {
-        return Err((
-            ReasonCode::LifetimeTooLong,
-            format!("lifetime {lifetime}s exceeds {max}s"),
-        ));
-    }
-    Ok(())
-}
-
-/// Parses a workload SPIFFE ID (non-empty path) under the configured length limits.
-pub(crate) fn workload_id(text: &str, limits: &Limits) -> Result<SpiffeId, IdError> {
-    let id = SpiffeId::parse_workload(text)?;
-    if text.len() > limits.spiffe_id_bytes
-        || id.trust_domain_str().len() > limits.trust_domain_bytes
-    {
-        return Err(IdError::TooLong);
-    }
-    Ok(id)
 }
 
 /// Identifier checks; returns the token's actors, earliest first.
@@ -581,7 +413,9 @@ fn identifiers(ctx: &Ctx<'_>, c: &Map<String, Value>, t: &Token) -> Result<Vec<S
     };
     let spiffe_claim = |name: &str| -> Result<Option<SpiffeId>, Reason> {
         match c.get(name).and_then(Value::as_str) {
-            Some(v) if looks_like_spiffe(v) => workload_id(v, ctx.limits)
+            Some(v) if looks_like_spiffe(v) => ctx
+                .limits
+                .workload_id(v)
                 .map(Some)
                 .map_err(|e| ctx.fail(ReasonCode::InvalidSpiffeId, bad_id(name, v, e))),
             _ => Ok(None),
@@ -605,7 +439,9 @@ fn identifiers(ctx: &Ctx<'_>, c: &Map<String, Value>, t: &Token) -> Result<Vec<S
     subs.reverse();
     let mut actors = Vec::with_capacity(subs.len());
     for (i, s) in subs.iter().enumerate() {
-        let id = workload_id(s, ctx.limits)
+        let id = ctx
+            .limits
+            .workload_id(s)
             .map_err(|e| ctx.actor_fail(i, ReasonCode::InvalidSpiffeId, bad_id("actor", s, e)))?;
         actors.push(id);
     }
@@ -639,7 +475,7 @@ fn requesting_workloads(ctx: &Ctx<'_>, v: Option<&Value>) -> Result<Vec<SpiffeId
         .iter()
         .enumerate()
         .map(|(i, w)| {
-            workload_id(w, ctx.limits).map_err(|e| {
+            ctx.limits.workload_id(w).map_err(|e| {
                 ctx.actor_fail(
                     i,
                     ReasonCode::InvalidSpiffeId,
@@ -651,37 +487,6 @@ fn requesting_workloads(ctx: &Ctx<'_>, v: Option<&Value>) -> Result<Vec<SpiffeId
             })
         })
         .collect()
-}
-
-/// [`peek_iat`], from the cache when the token is there (the same bytes, the same answer).
-fn next_iat(ctx: &Ctx<'_>, raw: &str) -> Option<i64> {
-    match ctx.cache.peek(raw) {
-        Some(v) => v.raw_iat,
-        None => peek_iat(raw, ctx.limits),
-    }
-}
-
-/// Reads `iat` from a token without verifying it, to date a replacement in a Txn-Token chain,
-/// through the same reader as every date ([`numeric_date`]). `None` when the replacement has
-/// no readable `iat`: it then fails its own claims check at its own hop (`missing_claim` or
-/// `malformed_token`) and the chain is denied there, so no date that one reader takes and
-/// another refuses can skip the expiry check.
-pub(crate) fn peek_iat(raw: &str, limits: &Limits) -> Option<i64> {
-    let jws = decode(raw, limits).ok()?;
-    numeric_date(jws.claims.get("iat")?).ok()
-}
-
-/// Cuts attacker-controlled text down to a size fit for a message.
-pub(crate) fn clip(s: &str) -> String {
-    const MAX: usize = 96;
-    if s.len() <= MAX {
-        return s.escape_debug().to_string();
-    }
-    let mut end = MAX;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", s.get(..end).unwrap_or("").escape_debug())
 }
 
 #[cfg(test)]
@@ -725,9 +530,11 @@ mod tests {
         let limits = Limits::default();
         let check_in = |p: &PolicyPack| {
             let index = PackIndex::new(p);
+            let keys = crate::index::key_store(p);
             let ctx = Ctx {
                 pack: p,
                 index: &index,
+                keys: &keys,
                 limits: &limits,
                 cache: &cache,
                 single: true,

@@ -245,12 +245,13 @@ fn algorithms(g: &mut Gen) {
     let secrets: [(&str, Vec<u8>, &str); 3] = [
         (
             "alg-hs256-raw-public-key",
-            public.bytes().to_vec(),
+            public.ed25519().unwrap().to_bytes().to_vec(),
             "the raw 32-byte public key",
         ),
         (
             "alg-hs256-public-jwk-x",
-            B64.encode(public.bytes()).into_bytes(),
+            B64.encode(public.ed25519().unwrap().to_bytes())
+                .into_bytes(),
             "the JWK's base64url `x` text",
         ),
         (

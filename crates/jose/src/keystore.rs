@@ -1,0 +1,199 @@
+//! The key-source seam: every trust domain's current keys, each set with an epoch.
+//!
+//! A [`KeyStore`] holds, for each trust domain of a pack, its token keys (JWS) and its Biscuit
+//! keys as one [`DomainKeys`] snapshot. A snapshot never changes; a key source (the pack's key
+//! files today, a remote JWKS tomorrow) replaces a domain's snapshot whole with
+//! [`KeyStore::replace`], and the new one gets a fresh epoch. Readers take the snapshot that is
+//! current when they look ([`KeyStore::domain`]) and keep using it for the rest of their check.
+//!
+//! Epochs come from one process-wide counter, so two snapshots never share one, even across
+//! stores: whoever remembers "this key of this domain at epoch `e`" (the verifier's token
+//! cache) can tell with one comparison whether the domain's keys are still the ones it saw, and
+//! otherwise looks the key up again by `kid` and thumbprint.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use custody_id::TrustDomain;
+
+use crate::{KeySet, PublicKey};
+
+/// The next epoch of any snapshot in the process (0 is never handed out).
+static EPOCHS: AtomicU64 = AtomicU64::new(1);
+
+fn next_epoch() -> u64 {
+    EPOCHS.fetch_add(1, Ordering::Relaxed)
+}
+
+/// One domain's keys at one moment. Immutable: a change is a new snapshot with a new epoch.
+#[derive(Debug)]
+pub struct DomainKeys {
+    epoch: u64,
+    tokens: KeySet,
+    biscuit: KeySet,
+}
+
+impl DomainKeys {
+    /// The snapshot's epoch, unique in the process.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// The keys the domain signs tokens (JWS) with, looked up by `kid`.
+    pub fn tokens(&self) -> &KeySet {
+        &self.tokens
+    }
+
+    /// The domain's Biscuit keys: roots of its Biscuits and the keys of the hops it attests.
+    pub fn biscuit(&self) -> &KeySet {
+        &self.biscuit
+    }
+
+    /// The token key under `kid`.
+    pub fn token_key(&self, kid: &str) -> Option<&PublicKey> {
+        self.tokens.get(kid)
+    }
+
+    /// Whether the token key remembered as (`kid`, `thumbprint`) is still one of this
+    /// snapshot's and still allows `alg`.
+    pub fn still_holds(&self, kid: &str, thumbprint: &[u8; 32], alg: &str) -> bool {
+        self.tokens
+            .get(kid)
+            .is_some_and(|k| k.thumbprint() == thumbprint && k.allows_alg(alg))
+    }
+}
+
+/// A domain of the store: its name and its current snapshot.
+#[derive(Debug)]
+struct Slot {
+    name: TrustDomain,
+    current: ArcSwap<DomainKeys>,
+}
+
+/// Every trust domain's current keys, by position (the pack's declaration order) and by name.
+/// Shared across threads; replacing a domain's keys is atomic and never blocks readers.
+#[derive(Debug, Default)]
+pub struct KeyStore {
+    slots: Vec<Slot>,
+}
+
+impl KeyStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a domain with its first keys; returns its position. A name added twice keeps
+    /// both positions (the pack refuses a domain declared twice before it gets here).
+    pub fn add_domain(&mut self, name: TrustDomain, tokens: KeySet, biscuit: KeySet) -> usize {
+        self.slots.push(Slot {
+            name,
+            current: ArcSwap::from_pointee(DomainKeys {
+                epoch: next_epoch(),
+                tokens,
+                biscuit,
+            }),
+        });
+        self.slots.len() - 1
+    }
+
+    /// How many domains the store holds.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// The current keys of the domain at `index`.
+    pub fn domain(&self, index: usize) -> Option<Arc<DomainKeys>> {
+        self.slots.get(index).map(|s| s.current.load_full())
+    }
+
+    /// The name of the domain at `index`.
+    pub fn name(&self, index: usize) -> Option<&TrustDomain> {
+        self.slots.get(index).map(|s| &s.name)
+    }
+
+    /// The position of the domain called `name`.
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.slots.iter().position(|s| s.name.as_str() == name)
+    }
+
+    /// Replaces the domain's keys whole (a key source refreshed them); returns the new
+    /// snapshot's epoch, or `None` when there is no domain at `index`. Checks that began
+    /// before keep the snapshot they took; later ones see the new keys.
+    pub fn replace(&self, index: usize, tokens: KeySet, biscuit: KeySet) -> Option<u64> {
+        let slot = self.slots.get(index)?;
+        let epoch = next_epoch();
+        slot.current.store(Arc::new(DomainKeys {
+            epoch,
+            tokens,
+            biscuit,
+        }));
+        Some(epoch)
+    }
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    reason = "test code: a panic is how a broken expectation is reported"
+)]
+mod tests {
+    use super::*;
+    use crate::SigningKey;
+    use base64::Engine as _;
+
+    fn set(keys: &[SigningKey]) -> KeySet {
+        let mut s = KeySet::new();
+        for k in keys {
+            s.insert(k.public()).unwrap();
+        }
+        s
+    }
+
+    #[test]
+    fn a_replacement_is_a_new_epoch_and_old_snapshots_stay_whole() {
+        let a = SigningKey::from_seed("k", [1; 32]);
+        let b = SigningKey::from_seed("k", [2; 32]);
+        let mut store = KeyStore::new();
+        let td = TrustDomain::parse("a.example").unwrap();
+        let i = store.add_domain(td, set(std::slice::from_ref(&a)), KeySet::new());
+        let before = store.domain(i).unwrap();
+        let tp = *a.public().thumbprint();
+        assert!(before.still_holds("k", &tp, "EdDSA"));
+        let epoch = store.replace(i, set(std::slice::from_ref(&b)), KeySet::new());
+        let after = store.domain(i).unwrap();
+        assert_eq!(Some(after.epoch()), epoch);
+        assert_ne!(before.epoch(), after.epoch());
+        // the old snapshot is unchanged; the new one no longer holds `a` under `k`
+        assert!(before.still_holds("k", &tp, "EdDSA"));
+        assert!(!after.still_holds("k", &tp, "EdDSA"));
+        assert!(after.still_holds("k", b.public().thumbprint(), "Ed25519"));
+        assert!(!after.still_holds("k", b.public().thumbprint(), "ES256"));
+        assert_eq!(store.index_of("a.example"), Some(i));
+        assert!(store.replace(9, KeySet::new(), KeySet::new()).is_none());
+    }
+
+    #[test]
+    fn thumbprints_follow_rfc_7638() {
+        // RFC 8037 appendix A.3: the thumbprint of its example Ed25519 key
+        let x: [u8; 32] = crate::B64
+            .decode("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo")
+            .unwrap()
+            .try_into()
+            .unwrap();
+        let key = PublicKey::from_bytes("any", &x).unwrap();
+        assert_eq!(
+            crate::B64.encode(key.thumbprint()),
+            "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
+        );
+        // the identity is the key's, not its kid's
+        let renamed = PublicKey::from_bytes("other", &x).unwrap();
+        assert_eq!(key.thumbprint(), renamed.thumbprint());
+    }
+}
