@@ -246,11 +246,12 @@ fn run_step(
         .map_err(|e| format!("demo step `{}`: {e}", step.slug))?;
     let request =
         Request::from_value(doc).map_err(|e| format!("demo step `{}`: {e}", step.slug))?;
-    let decision = verifier.verify(&request);
+    let (decision, verified) = verifier.verify_traced(&request);
     let view = View::new(
         verifier.pack(),
         Some(&request),
         &decision,
+        &verified,
         verifier.limits(),
     );
     println!();

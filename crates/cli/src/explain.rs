@@ -1,7 +1,9 @@
 //! `custody explain`: a human account of one request and the verifier's decision on it.
 //!
-//! The decision is always the verifier's own ([`Verifier::verify`]); the tokens are decoded here
-//! only to show what they say (issuer, key, times, audience, scopes, actors), never to decide.
+//! The decision is always the verifier's own ([`Verifier::verify_traced`]), and so is what the
+//! account says was established: each token's domain and actors are those of the verifier's
+//! [`VerifiedChain`]. The tokens are decoded here only to show what they say (issuer, key,
+//! times, audience, scopes); a token that failed its own checks shows its claims and no actors.
 //! Where the account compares things (a hop's scopes, a crossing's federation rule) it states
 //! facts from the tokens and the pack, and the verdict printed is the verifier's.
 
@@ -11,7 +13,9 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use custody_jose::{decode, Limits};
 use custody_policy::PolicyPack;
-use custody_verifier::{Decision, Request, RequestError, Verifier};
+use custody_verifier::{
+    Decision, Request, RequestError, VerifiedChain, VerifiedToken, Verifier,
+};
 use serde_json::{Map, Value};
 
 use crate::render::{self, chain_path, hint, relative, service_name, short_id, utc, Style};
@@ -41,18 +45,23 @@ pub(crate) fn run(args: &ExplainArgs) -> Result<u8, String> {
     let pack = crate::load_pack(&args.policies, true)?;
     let verifier = Verifier::new(pack);
     let bytes = crate::read_input(&args.request, verifier.limits().request_bytes)?;
-    let (request, decision) = match Request::from_json(&bytes, verifier.limits()) {
+    let (request, decision, verified) = match Request::from_json(&bytes, verifier.limits()) {
         Ok(r) => {
-            let d = verifier.verify(&r);
-            (Some(r), d)
+            let (d, verified) = verifier.verify_traced(&r);
+            (Some(r), d, verified)
         }
-        Err(RequestError::Invalid(m)) => (None, Decision::invalid_request(m)),
+        Err(RequestError::Invalid(m)) => (
+            None,
+            Decision::invalid_request(m),
+            VerifiedChain::default(),
+        ),
         Err(e) => return Err(format!("{}: {e}", args.request)),
     };
     let view = View::new(
         verifier.pack(),
         request.as_ref(),
         &decision,
+        &verified,
         verifier.limits(),
     );
     let text = match args.format {
@@ -74,7 +83,8 @@ struct Shown {
     kid: Option<String>,
     typ: Option<String>,
     domain: Option<String>,
-    actors: Vec<String>,
+    /// The actors the verifier established; `None` when the token failed its own checks.
+    actors: Option<Vec<String>>,
 }
 
 /// Everything the account shows, gathered once.
@@ -91,15 +101,18 @@ impl<'a> View<'a> {
         pack: &'a PolicyPack,
         request: Option<&'a Request>,
         decision: &'a Decision,
+        verified: &VerifiedChain,
         limits: &Limits,
     ) -> Self {
         let mut tokens = Vec::new();
         if let Some(r) = request {
             for (i, raw) in r.tokens.iter().enumerate() {
-                tokens.push(show(pack, raw, format!("t{i}"), limits));
+                let v = verified.tokens().get(i).map(|t| &**t);
+                tokens.push(show(pack, raw, format!("t{i}"), v, limits));
             }
             if let Some(raw) = &r.txn_token {
-                tokens.push(show(pack, raw, "txn_token".into(), limits));
+                let v = verified.txn_token();
+                tokens.push(show(pack, raw, "txn_token".into(), v, limits));
             }
         }
         View {
@@ -142,7 +155,7 @@ impl<'a> View<'a> {
         let actors = self
             .access_tokens()
             .last()
-            .map(|t| t.actors.clone())
+            .and_then(|t| t.actors.clone())
             .unwrap_or_default();
         (origin, actors, service)
     }
@@ -157,7 +170,7 @@ impl<'a> View<'a> {
     fn domain_path(&self) -> Vec<String> {
         let mut path = Vec::new();
         let first = self.access_tokens().next();
-        if first.is_some_and(|t| t.actors.is_empty()) {
+        if first.is_some_and(|t| t.actors.as_ref().is_some_and(Vec::is_empty)) {
             path.extend(first.and_then(|t| t.domain.clone()));
         }
         let (_, actors, _) = self.parts();
@@ -272,11 +285,16 @@ impl<'a> View<'a> {
         if let Some(wl) = c.get("req_wl") {
             let _ = writeln!(out, "      requesting workloads {}", list(Some(wl)));
         }
-        let actors: Vec<&str> = t.actors.iter().map(|a| short_id(a)).collect();
-        let actors = match actors.len() {
-            0 => "(none)".to_owned(),
-            1 => format!("{} (current)", actors.join("")),
-            _ => format!("{} (the last is current)", actors.join(" → ")),
+        let actors = match &t.actors {
+            None => "not established (the token failed its own checks)".to_owned(),
+            Some(actors) => {
+                let actors: Vec<&str> = actors.iter().map(|a| short_id(a)).collect();
+                match actors.len() {
+                    0 => "(none)".to_owned(),
+                    1 => format!("{} (current)", actors.join("")),
+                    _ => format!("{} (the last is current)", actors.join(" → ")),
+                }
+            }
         };
         let _ = writeln!(out, "      actors {actors}");
     }
@@ -484,11 +502,12 @@ impl<'a> View<'a> {
 }
 
 fn write_hop(out: &mut String, a: &Shown, b: &Shown) {
-    let new = b.actors.last().map_or("(no actor)", |s| short_id(s));
+    let current = b.actors.as_ref().and_then(|a| a.last());
+    let new = current.map_or("(no actor)", |s| short_id(s));
     let aud_names = a.claims.get("aud").is_some_and(|aud| {
         aud_list(aud)
             .iter()
-            .any(|x| Some(*x) == b.actors.last().map(String::as_str))
+            .any(|x| Some(*x) == current.map(String::as_str))
     });
     let _ = writeln!(
         out,
@@ -575,16 +594,26 @@ fn esc(s: &str) -> String {
     s.replace('"', "#quot;")
 }
 
-/// Decodes one token for display; never verifies anything.
-fn show(pack: &PolicyPack, raw: &str, label: String, limits: &Limits) -> Result<Shown, String> {
+/// Decodes one token for display; never verifies anything. Its domain and actors are the
+/// verifier's reading (`verified`) when the token passed its own checks.
+fn show(
+    pack: &PolicyPack,
+    raw: &str,
+    label: String,
+    verified: Option<&VerifiedToken>,
+    limits: &Limits,
+) -> Result<Shown, String> {
     let jws = decode(raw, limits).map_err(|e| format!("{label}: cannot be decoded: {e}"))?;
     let claims = jws.claims;
-    let domain = claims
-        .get("iss")
-        .and_then(Value::as_str)
-        .and_then(|iss| pack.domain_for_issuer(iss))
-        .map(|d| d.name.as_str().to_owned());
-    let actors = actors(&claims);
+    let domain = match verified {
+        Some(v) => pack.domains.get(v.domain_index()),
+        None => claims
+            .get("iss")
+            .and_then(Value::as_str)
+            .and_then(|iss| pack.domain_for_issuer(iss)),
+    }
+    .map(|d| d.name.as_str().to_owned());
+    let actors = verified.map(|v| v.actors().iter().map(|a| a.as_str().to_owned()).collect());
     Ok(Shown {
         label,
         kid: jws.header.kid,
@@ -595,31 +624,3 @@ fn show(pack: &PolicyPack, raw: &str, label: String, limits: &Limits) -> Result<
     })
 }
 
-/// Actors earliest first: the `act` chain, else a SPIFFE `client_id` or `sub`; for a
-/// Txn-Token, its requesting workloads.
-fn actors(claims: &Map<String, Value>) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut act = claims.get("act");
-    while let Some(a) = act {
-        if let Some(sub) = a.get("sub").and_then(Value::as_str) {
-            out.push(sub.to_owned());
-        }
-        act = a.get("act");
-    }
-    if !out.is_empty() {
-        out.reverse();
-        return out;
-    }
-    if let Some(wl) = claims.get("req_wl") {
-        return match wl {
-            Value::String(s) => s.split(',').map(|x| x.trim().to_owned()).collect(),
-            other => aud_list(other).into_iter().map(str::to_owned).collect(),
-        };
-    }
-    ["client_id", "sub"]
-        .iter()
-        .filter_map(|n| claims.get(*n).and_then(Value::as_str))
-        .find(|s| custody_id::looks_like_spiffe(s))
-        .map(|s| vec![s.to_owned()])
-        .unwrap_or_default()
-}
