@@ -72,7 +72,11 @@ fn a_rotation_that_keeps_the_key_keeps_the_cached_tokens() {
     let before = store.domain(b).unwrap();
     let next = SigningKey::from_seed("b.example-next", [42; 32]);
     let epoch = store
-        .replace(b, set(&[f.key("b.example"), &next]), before.biscuit().clone())
+        .replace(
+            b,
+            set(&[f.key("b.example"), &next]),
+            before.biscuit().clone(),
+        )
         .unwrap();
     assert_ne!(epoch, before.epoch());
     assert!(v.verify(&req).is_allowed());
@@ -107,7 +111,9 @@ fn the_verified_chain_is_the_verifiers_reading() {
     // a token that fails its own checks ends the verified prefix there
     let mut bad = tokens[1].clone();
     bad.push('x');
-    let (d, verified) = f.verifier.verify_traced(&request(vec![tokens[0].clone(), bad]));
+    let (d, verified) = f
+        .verifier
+        .verify_traced(&request(vec![tokens[0].clone(), bad]));
     assert!(!d.is_allowed());
     assert_eq!(verified.tokens().len(), 1);
     assert!(!verified.is_complete());

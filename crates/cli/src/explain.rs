@@ -13,9 +13,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use custody_jose::{decode, Limits};
 use custody_policy::PolicyPack;
-use custody_verifier::{
-    Decision, Request, RequestError, VerifiedChain, VerifiedToken, Verifier,
-};
+use custody_verifier::{Decision, Request, RequestError, VerifiedChain, VerifiedToken, Verifier};
 use serde_json::{Map, Value};
 
 use crate::render::{self, chain_path, hint, relative, service_name, short_id, utc, Style};
@@ -50,11 +48,9 @@ pub(crate) fn run(args: &ExplainArgs) -> Result<u8, String> {
             let (d, verified) = verifier.verify_traced(&r);
             (Some(r), d, verified)
         }
-        Err(RequestError::Invalid(m)) => (
-            None,
-            Decision::invalid_request(m),
-            VerifiedChain::default(),
-        ),
+        Err(RequestError::Invalid(m)) => {
+            (None, Decision::invalid_request(m), VerifiedChain::default())
+        }
         Err(e) => return Err(format!("{}: {e}", args.request)),
     };
     let view = View::new(
@@ -623,4 +619,3 @@ fn show(
         actors,
     })
 }
-

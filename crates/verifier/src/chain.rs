@@ -142,7 +142,6 @@ impl<'a> Chain<'a> {
         }
         let pack = self.pack;
         self.txn_token
-            .as_deref()
             .and_then(|t| from_local(pack, t))
             .or_else(|| {
                 self.txn_chain
@@ -245,7 +244,7 @@ impl<'a> Chain<'a> {
 
     fn links(&self) -> Check {
         if self.txn_chain {
-            crate::txn::replacement_links(&self.tokens)?;
+            crate::txn::replacement_links(self.tokens)?;
         } else if self.tokens.len() > 1 {
             self.explicit_links()?;
         }

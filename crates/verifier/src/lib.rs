@@ -36,33 +36,48 @@
 //! # Where each rule lives
 //!
 //! One rule of DESIGN.md ("Chain semantics", "Decision", "Clarifications"), one function. The
-//! order of the table is the order of the checks.
+//! order of the table is the order of the checks, all run by one pipeline (`Verifier::decide`,
+//! behind [`Verifier::verify`]) for JWS chains and Biscuits alike.
 //!
 //! | rule | enforced by |
 //! |---|---|
 //! | request shape: fields, types, unknown or duplicate keys, `context` values, `peer` | `request::Request::from_json`, `Request::check` (`request.rs`) |
 //! | a sole Biscuit is the whole chain; a Biscuit among JWTs is `wrong_token_type` | `biscuit::is_sole_biscuit`, `biscuit::not_alone` (`biscuit.rs`) |
 //! | token size, strict compact JWS, strict JSON, refused headers | `custody_jose::decode` (`crates/jose/src/jws.rs`, `json.rs`) |
-//! | `typ` fits the position (access token, Txn-Token) | `token::check_class` (`token.rs`) |
-//! | issuer, `kid` in that domain's key set, `alg` the key allows, signature | `token::check_signature`; Ed25519 with `verify_strict`'s acceptance: `custody_jose::PublicKey::verify_strict` (`jwk.rs`) |
+//! | `typ` fits the position: `t0` either kind, then Txn-Tokens after a Txn-Token `t0`, access tokens otherwise | `txn::expect_at` (`txn.rs`), `token::check_class` (`token.rs`) |
+//! | issuer, `kid` in that domain's current key set, `alg` the key allows, signature | `token::check_signature`; keys from `custody_jose::KeyStore` (`crates/jose/src/keystore.rs`); the algorithm's rule in `custody_jose::KeyMaterial::verify` (Ed25519: `verify_strict`'s acceptance, `jwk.rs`) |
 //! | required claims and their JSON types; `act` members and nesting | `token::read_claims`, `token::check_act_shape` |
 //! | NumericDate: integers 0 to year 9999, one reader | `custody_jose::numeric_date` (`crates/jose/src/date.rs`) |
-//! | time: `exp`, `nbf`, `iat`, `max_lifetime`; an earlier Txn-Token not expired at its replacement's `iat` | `token::time_rule` (JWTs and Biscuit hops alike) |
-//! | identifiers: actors from `act`/`client_id`/`sub`, `req_wl`, SPIFFE IDs | `token::identifiers`, `token::requesting_workloads` |
-//! | a verified token remembered, bound to its pack, issuer and key | `cache::TokenCache`, `token::check_cached` |
+//! | time: `exp`, `nbf`, `iat`, `max_lifetime` (JWTs and Biscuit hops alike) | `time::time_rule` (`time.rs`) |
+//! | an earlier Txn-Token of a replacement chain is judged at its replacement's `iat` | `txn::dated_at`, `txn::peek_iat` (`txn.rs`) |
+//! | identifiers: actors from `act`/`client_id`/`sub`, `req_wl`; workload SPIFFE IDs within the limits | `token::identifiers`, `token::requesting_workloads`; `custody_jose::Limits::workload_id` → `custody_id::SpiffeId::parse_workload_within` |
+//! | a verified token remembered, honoured only while its issuer's domain and its key (`kid`, thumbprint, key-set epoch) still hold | `cache::TokenCache`, `cache::KeyBinding::holds`, `token::check_cached` |
 //! | the presented token's audience; a Txn-Token's `aud` holds `local` | `chain::Chain::audience` (`chain.rs`) |
 //! | sender binding: `peer` is the caller | `chain::Chain::sender_binding` |
 //! | links of an explicit chain: `txn`, `sub`, actors, `aud`, `iat`, scope, `exp` | `chain::explicit_link` |
-//! | links of a Txn-Token replacement chain | `chain::replacement_link` |
+//! | links of a Txn-Token replacement chain: `txn`, `sub`, `aud`, scope, `tctx`, requesting workloads | `txn::replacement_link` (`txn.rs`) |
 //! | the `txn_token` against `t0` | `chain::Chain::txn_token_link` |
 //! | actors: `max_depth`, loops | `chain::Chain::actors` |
 //! | scope: the action in the presented scope (and the `txn_token`'s) | `chain::Chain::scope` |
 //! | federation path: `federate` per crossing, its scopes, `max_domains` | `chain::Chain::federation` |
 //! | vouching: a domain speaks only for what it owns | `chain::Chain::vouching`, `chain::vouch` |
-//! | Biscuit profile: blocks, signatures, hops as tokens, cost budget, its own checks | `biscuit::check`, `biscuit::budget`, `biscuit::authorize` |
-//! | Cedar request: principal, action, resource, context; schema validation | `cedar::Engine::build` (`cedar.rs`); the attribute named by `custody_policy::context_mismatch` |
+//! | Biscuit profile: blocks, signatures (the domain's current Biscuit keys), hops as tokens, cost budget, its own checks | `biscuit::check`, `biscuit::budget`, `biscuit::authorize` |
+//! | Cedar request: principal, action, resource, context; schema validation | `cedar::Engine::build` (`cedar.rs`), from the one `cedar::Input` built in `Verifier::cedar`; the attribute named by `custody_policy::context_mismatch` |
 //! | Cedar decision; an evaluation error denies (`policy_error`) | `cedar::Engine::evaluate`, `policy_error` (`lib.rs`) |
-//! | the order of it all and the first failure as `reasons[0]` | [`Verifier::verify`] |
+//! | the order of it all and the first failure as `reasons[0]` | `Verifier::decide` ([`Verifier::verify`], [`Verifier::verify_traced`]) |
+//!
+//! What the pipeline established is a read-only [`VerifiedChain`] of [`VerifiedToken`]s
+//! ([`Verifier::verify_traced`]): `custody explain` and `custody demo` show that, not their
+//! own reading of the tokens.
+//!
+//! # Keys
+//!
+//! Keys are looked up in a [`KeyStore`] (`custody-jose`): per trust domain, an immutable
+//! snapshot of its token keys and Biscuit keys with a process-unique epoch. By default the
+//! store holds the pack's key files ([`Verifier::pack_key_store`]); a key source that changes
+//! keys while the verifier runs passes its own store to [`Verifier::with_key_store`] and
+//! replaces a domain's snapshot with [`KeyStore::replace`]. Checks in flight keep the snapshot
+//! they took; the token cache stops honouring a token as soon as its key leaves its domain's set.
 #![forbid(unsafe_code)]
 
 pub mod biscuit;
@@ -91,13 +106,14 @@ pub use custody_jose::{KeyStore, Limits};
 pub use custody_policy::PolicyPack;
 pub use decision::{ChainSummary, Decision};
 pub use reason::{Reason, ReasonCode};
-pub use request::{Request, RequestError, ResourceRef};
+pub use request::{InvalidRequest, Request, RequestError, ResourceRef};
 pub use slice::{SlicedPolicySet, MAX_SLICES};
 pub use verified::{VerifiedChain, VerifiedToken};
 
 use chain::Chain;
 use index::PackIndex;
-use token::{Clock, Ctx, Expect};
+use token::{Clock, Ctx};
+use txn::Expect;
 
 /// How a verifier is built.
 #[derive(Clone, Debug)]

@@ -58,6 +58,31 @@ impl fmt::Display for RequestError {
 
 impl std::error::Error for RequestError {}
 
+/// Why a parsed JSON value is not a valid request ([`Request::from_value`]); its text is the
+/// `invalid_request` message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidRequest(pub String);
+
+impl fmt::Display for InvalidRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for InvalidRequest {}
+
+impl From<&str> for InvalidRequest {
+    fn from(m: &str) -> Self {
+        InvalidRequest(m.to_owned())
+    }
+}
+
+impl From<String> for InvalidRequest {
+    fn from(m: String) -> Self {
+        InvalidRequest(m)
+    }
+}
+
 const FIELDS: [&str; 8] = [
     "tokens",
     "txn_token",
@@ -84,16 +109,16 @@ impl Request {
             Err(json::JsonError::Syntax(m)) => return Err(RequestError::Unreadable(m)),
             Err(e) => return Err(RequestError::Invalid(e.to_string())),
         };
-        Self::from_value(doc).map_err(RequestError::Invalid)
+        Self::from_value(doc).map_err(|e| RequestError::Invalid(e.0))
     }
 
     /// Builds a request from an already parsed JSON value (no duplicate check possible here).
-    pub fn from_value(doc: Value) -> Result<Request, String> {
+    pub fn from_value(doc: Value) -> Result<Request, InvalidRequest> {
         let Value::Object(mut m) = doc else {
             return Err("request must be a JSON object".into());
         };
         if let Some(unknown) = m.keys().find(|k| !FIELDS.contains(&k.as_str())) {
-            return Err(format!("unknown field `{unknown}`"));
+            return Err(format!("unknown field `{unknown}`").into());
         }
         let tokens = match m.remove("tokens") {
             Some(Value::Array(items)) => items

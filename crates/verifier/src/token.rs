@@ -20,18 +20,9 @@ use crate::cache::{KeyBinding, TokenCache, Verified};
 use crate::index::PackIndex;
 use crate::reason::clip;
 use crate::time::time_rule;
-use crate::txn;
+use crate::txn::{self, Expect};
 use crate::verified::VerifiedToken as Token;
 use crate::{Reason, ReasonCode};
-
-/// Which token classes a position accepts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Expect {
-    /// `tokens[0]`: an access token or a Txn-Token (which makes the chain a Txn-Token chain).
-    First,
-    Access,
-    Txn,
-}
 
 /// The time a token is checked against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -399,7 +390,7 @@ fn check_act_shape(ctx: &Ctx<'_>, act: &Value, level: usize) -> Result<(), Reaso
 }
 
 fn check_times(ctx: &Ctx<'_>, t: &Token, clock: Clock<'_>) -> Result<(), Reason> {
-    let at = txn::dated_at(ctx, t, clock);
+    let at = txn::dated_at(t, clock.now, clock.next, ctx.cache, ctx.limits);
     time_rule(t, at, ctx.pack).map_err(|(code, m)| ctx.fail(code, m))
 }
 

@@ -6,11 +6,20 @@
 
 use custody_jose::{decode, numeric_date, Limits, TokenClass};
 
+use crate::cache::TokenCache;
 use crate::reason::clip;
 use crate::time::DatedAt;
-use crate::token::{Clock, Ctx, Expect};
 use crate::verified::VerifiedToken;
 use crate::{Reason, ReasonCode};
+
+/// Which token classes a position of `tokens` (or the `txn_token`) accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Expect {
+    /// `tokens[0]`: an access token or a Txn-Token (which makes the chain a Txn-Token chain).
+    First,
+    Access,
+    Txn,
+}
 
 /// Whether a chain whose first token is `t0` is a replacement chain.
 pub(crate) fn is_replacement_chain(t0: &VerifiedToken) -> bool {
@@ -31,23 +40,29 @@ pub(crate) fn expect_at(i: usize, replacement_chain: bool) -> Expect {
 /// replacement chain, judged at its replacement's `iat` (when that can be read; the
 /// replacement gets all its own checks at its own hop); every other token at the request's
 /// time.
-pub(crate) fn dated_at(ctx: &Ctx<'_>, t: &VerifiedToken, clock: Clock<'_>) -> DatedAt {
-    match clock.next {
-        Some(next) if t.class == TokenClass::TxnToken => match next_iat(ctx, next) {
+pub(crate) fn dated_at(
+    t: &VerifiedToken,
+    now: i64,
+    next: Option<&str>,
+    cache: &TokenCache,
+    limits: &Limits,
+) -> DatedAt {
+    match next {
+        Some(next) if t.class == TokenClass::TxnToken => match next_iat(next, cache, limits) {
             Some(iat) => DatedAt::Replaced(iat),
             // the replacement has no readable `iat`: it is refused at its own hop
             None => DatedAt::ReplacementUnreadable,
         },
-        _ => DatedAt::Now(clock.now),
+        _ => DatedAt::Now(now),
     }
 }
 
 /// [`peek_iat`], from the token cache when the token is there (the same bytes, the same
 /// answer).
-fn next_iat(ctx: &Ctx<'_>, raw: &str) -> Option<i64> {
-    match ctx.cache.peek(raw) {
+fn next_iat(raw: &str, cache: &TokenCache, limits: &Limits) -> Option<i64> {
+    match cache.peek(raw) {
         Some(v) => v.raw_iat,
-        None => peek_iat(raw, ctx.limits),
+        None => peek_iat(raw, limits),
     }
 }
 
