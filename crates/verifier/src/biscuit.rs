@@ -76,7 +76,7 @@ fn run_limits(max_time: Duration) -> AuthorizerLimits {
 /// `resource(id)`, `resource_type(type)`, `service(audience)`, `time(now)` and `peer(id)` when
 /// given. The authorizer gets these, and the budget prices exactly these.
 fn request_facts(req: &Request, now: i64) -> Vec<(&'static str, BTerm)> {
-    let (rtype, rid) = resource(req);
+    let (rtype, rid) = req.resource_or_default();
     let mut out = vec![
         ("operation", string(&req.action)),
         ("resource", string(rid)),
@@ -103,14 +103,6 @@ fn fact_sizes(facts: &[(&'static str, BTerm)]) -> Vec<(&'static str, u64)> {
             (*name, size)
         })
         .collect()
-}
-
-/// The request's resource type and id: default `Resource` and the audience.
-fn resource(req: &Request) -> (&str, &str) {
-    match &req.resource {
-        Some(r) => (r.type_name.as_str(), r.id.as_str()),
-        None => ("Resource", req.audience.as_str()),
-    }
 }
 
 /// Whether a sole element of `tokens` takes the Biscuit path: no `.` (a compact JWS has two).

@@ -32,7 +32,7 @@ use serde_json::{json, Value};
 
 use crate::decision::ChainSummary;
 use crate::fifo::{random_seed, with_churn, Cost, Fifo, Prehashed, Streaming};
-use crate::request::ResourceRef;
+use crate::request::{ResourceRef, DEFAULT_RESOURCE_TYPE};
 use crate::slice::SlicedPolicySet;
 
 /// The default bound on remembered Cedar requests.
@@ -113,7 +113,7 @@ impl Types {
             agent: t("Agent")?,
             user: t("User")?,
             action: t("Action")?,
-            resource: t("Resource")?,
+            resource: t(DEFAULT_RESOURCE_TYPE)?,
         })
     }
 }
@@ -322,7 +322,7 @@ impl Engine {
             .map_err(BuildError)?;
         let resource = match input.resource {
             Some(r) => entity(&r.type_name, &r.id),
-            None => self.uid(|t| &t.resource, "Resource", input.audience),
+            None => self.uid(|t| &t.resource, DEFAULT_RESOURCE_TYPE, input.audience),
         }
         .map_err(BuildError)?;
         let Some(schema) = schema else {

@@ -106,7 +106,7 @@ pub use custody_jose::{KeyStore, Limits};
 pub use custody_policy::PolicyPack;
 pub use decision::{ChainSummary, Decision};
 pub use reason::{Reason, ReasonCode};
-pub use request::{InvalidRequest, Request, RequestError, ResourceRef};
+pub use request::{InvalidRequest, Request, RequestError, ResourceRef, DEFAULT_RESOURCE_TYPE};
 pub use slice::{SlicedPolicySet, MAX_SLICES};
 pub use verified::{VerifiedChain, VerifiedToken};
 

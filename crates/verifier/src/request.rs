@@ -17,6 +17,10 @@ pub struct ResourceRef {
     pub id: String,
 }
 
+/// The Cedar entity type of a request's resource when it names none: the resource is then
+/// `Resource::"<audience>"` ([`Request::resource_or_default`]).
+pub const DEFAULT_RESOURCE_TYPE: &str = "Resource";
+
 /// One call to decide (DESIGN.md, "The request").
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Request {
@@ -148,6 +152,15 @@ impl Request {
             },
             context: m.remove("context"),
         })
+    }
+
+    /// The resource's type and id: the request's own, else [`DEFAULT_RESOURCE_TYPE`] and the
+    /// audience. Cedar's request and a Biscuit's `resource`/`resource_type` facts both read it.
+    pub fn resource_or_default(&self) -> (&str, &str) {
+        match &self.resource {
+            Some(r) => (r.type_name.as_str(), r.id.as_str()),
+            None => (DEFAULT_RESOURCE_TYPE, self.audience.as_str()),
+        }
     }
 
     /// The request as JSON (the form `from_json` reads).
