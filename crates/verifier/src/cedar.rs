@@ -397,32 +397,50 @@ fn strings(items: &[String]) -> RestrictedExpression {
     RestrictedExpression::new_set(items.iter().cloned().map(RestrictedExpression::new_string))
 }
 
-fn direct_context(input: &Input<'_>) -> Option<Context> {
+/// One attribute of the context record, before it is written for Cedar.
+enum Field<'a> {
+    Str(&'a str),
+    Long(usize),
+    Strings(&'a [String]),
+    Bool(bool),
+    /// `context.request`: the request's object, or an empty record.
+    Record(Option<&'a Value>),
+}
+
+/// The context record (DESIGN.md's shape), listed once: the direct and the JSON routes below
+/// both write exactly these attributes.
+fn fields<'a>(input: &Input<'a>) -> [(&'static str, Field<'a>); 10] {
     let s = input.summary;
-    let request = match input.request {
-        Some(v) => restricted(v)?,
-        None => RestrictedExpression::new_record(Vec::new()).ok()?,
-    };
-    let string = |v: &str| RestrictedExpression::new_string(v.to_owned());
-    let pairs = [
-        ("origin", string(&s.origin)),
-        ("origin_domain", string(input.origin_domain)),
-        (
-            "depth",
-            RestrictedExpression::new_long(i64::try_from(s.depth).ok()?),
-        ),
-        ("actors", strings(&s.actors)),
-        ("domains", strings(&s.domains)),
-        ("scopes", strings(&s.scopes)),
-        ("txn", string(input.txn)),
-        (
-            "cross_domain",
-            RestrictedExpression::new_bool(s.cross_domain),
-        ),
-        ("peer", string(input.peer)),
-        ("request", request),
-    ];
-    Context::from_pairs(pairs.into_iter().map(|(k, v)| (k.to_owned(), v))).ok()
+    [
+        ("origin", Field::Str(&s.origin)),
+        ("origin_domain", Field::Str(input.origin_domain)),
+        ("depth", Field::Long(s.depth)),
+        ("actors", Field::Strings(&s.actors)),
+        ("domains", Field::Strings(&s.domains)),
+        ("scopes", Field::Strings(&s.scopes)),
+        ("txn", Field::Str(input.txn)),
+        ("cross_domain", Field::Bool(s.cross_domain)),
+        ("peer", Field::Str(input.peer)),
+        ("request", Field::Record(input.request)),
+    ]
+}
+
+/// The context built straight from restricted expressions (no JSON round trip), or `None`
+/// when a value of `context.request` needs Cedar's JSON reader to decide.
+fn direct_context(input: &Input<'_>) -> Option<Context> {
+    let mut pairs = Vec::with_capacity(10);
+    for (name, field) in fields(input) {
+        let value = match field {
+            Field::Str(v) => RestrictedExpression::new_string(v.to_owned()),
+            Field::Long(n) => RestrictedExpression::new_long(i64::try_from(n).ok()?),
+            Field::Strings(items) => strings(items),
+            Field::Bool(b) => RestrictedExpression::new_bool(b),
+            Field::Record(Some(v)) => restricted(v)?,
+            Field::Record(None) => RestrictedExpression::new_record(Vec::new()).ok()?,
+        };
+        pairs.push((name.to_owned(), value));
+    }
+    Context::from_pairs(pairs).ok()
 }
 
 /// A JSON value as Cedar reads it without a schema (arrays are sets, objects records), or
@@ -453,20 +471,21 @@ fn json_context(input: &Input<'_>) -> Result<Context, String> {
     Context::from_json_value(context_json(input), None).map_err(|e| e.to_string())
 }
 
-/// The context record as JSON (DESIGN.md's shape), for Cedar's JSON reader.
+/// The context record as JSON, for Cedar's JSON reader (with a schema, or when the direct
+/// route declines).
 fn context_json(input: &Input<'_>) -> Value {
-    json!({
-        "origin": input.summary.origin,
-        "origin_domain": input.origin_domain,
-        "depth": input.summary.depth as i64,
-        "actors": input.summary.actors,
-        "domains": input.summary.domains,
-        "scopes": input.summary.scopes,
-        "txn": input.txn,
-        "cross_domain": input.summary.cross_domain,
-        "peer": input.peer,
-        "request": input.request.cloned().unwrap_or_else(|| json!({})),
-    })
+    let mut m = serde_json::Map::with_capacity(10);
+    for (name, field) in fields(input) {
+        let value = match field {
+            Field::Str(v) => json!(v),
+            Field::Long(n) => json!(i64::try_from(n).unwrap_or(i64::MAX)),
+            Field::Strings(items) => json!(items),
+            Field::Bool(b) => json!(b),
+            Field::Record(v) => v.cloned().unwrap_or_else(|| json!({})),
+        };
+        m.insert(name.to_owned(), value);
+    }
+    Value::Object(m)
 }
 
 #[cfg(test)]
