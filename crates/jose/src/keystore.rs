@@ -113,6 +113,13 @@ impl KeyStore {
         self.slots.get(index).map(|s| s.current.load_full())
     }
 
+    /// `f` on the current keys of the domain at `index`, without taking a reference count
+    /// (the hot path of a token-cache hit).
+    pub fn with_domain<R>(&self, index: usize, f: impl FnOnce(&DomainKeys) -> R) -> Option<R> {
+        let slot = self.slots.get(index)?;
+        Some(f(&slot.current.load()))
+    }
+
     /// The name of the domain at `index`.
     pub fn name(&self, index: usize) -> Option<&TrustDomain> {
         self.slots.get(index).map(|s| &s.name)

@@ -377,12 +377,13 @@ fn actor_id(text: &str, limits: &Limits, hop: usize) -> Result<SpiffeId, Reason>
 /// The domains whose Biscuit keys (their current set in `keys`) hold `key`, by index.
 fn key_domains(keys: &KeyStore, key: &[u8; 32]) -> Vec<usize> {
     let holds = |i: &usize| {
-        keys.domain(*i).is_some_and(|d| {
+        keys.with_domain(*i, |d| {
             d.biscuit()
                 .keys()
                 .iter()
                 .any(|k| k.ed25519().is_some_and(|e| &e.to_bytes() == key))
         })
+        .unwrap_or(false)
     };
     (0..keys.len()).filter(holds).collect()
 }
