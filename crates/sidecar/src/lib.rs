@@ -86,8 +86,8 @@
 mod cache;
 pub mod check;
 mod config;
-#[cfg(feature = "fuzzing")]
-pub mod fuzzing;
+#[cfg(test)]
+mod held;
 mod log;
 mod metrics;
 mod native;
@@ -95,8 +95,11 @@ mod reload;
 mod server;
 mod shed;
 mod state;
-#[cfg(feature = "test-hooks")]
-pub mod testing;
+#[cfg(test)]
+mod testing;
+// The tests in `held` share the integration tests' helpers, which name this crate.
+#[cfg(test)]
+extern crate self as custody_sidecar;
 
 /// The generated `custody.v1` messages, client and server.
 #[allow(
@@ -116,5 +119,5 @@ pub mod pb {
 
 pub use config::ServeArgs;
 pub use server::{run, start, Running};
-#[cfg(feature = "test-hooks")]
+#[cfg(test)]
 pub use state::Stall;

@@ -154,7 +154,7 @@ impl Service {
     /// end, whatever reloads happen meanwhile.
     async fn snapshot(&self) -> Arc<Verifier> {
         let verifier = self.state.verifier.load_full();
-        #[cfg(feature = "test-hooks")]
+        #[cfg(test)]
         self.state.gate.pass().await;
         verifier
     }
@@ -281,7 +281,7 @@ impl Service {
         started: Instant,
         claim: &Claim,
     ) -> Option<CheckResponse> {
-        #[cfg(feature = "test-hooks")]
+        #[cfg(test)]
         self.state.stall.pass();
         let st = &self.state;
         let pack = verifier.pack().version.as_str();
@@ -313,7 +313,7 @@ impl Service {
         started: Instant,
         claim: &Claim,
     ) -> Option<pb::Decision> {
-        #[cfg(feature = "test-hooks")]
+        #[cfg(test)]
         self.state.stall.pass();
         let pack = verifier.pack().version.as_str();
         let (req, d) = match native::convert(
@@ -342,7 +342,7 @@ impl Service {
         started: Instant,
         claim: &Claim,
     ) -> Option<pb::VerifyBatchResponse> {
-        #[cfg(feature = "test-hooks")]
+        #[cfg(test)]
         self.state.stall.pass();
         let pack = verifier.pack().version.as_str();
         let allow_time = self.state.settings.allow_request_time;
@@ -496,14 +496,14 @@ impl Running {
         self.state.reload("api").await
     }
 
-    /// The gate that holds RPCs after their pack snapshot (feature `test-hooks`, tests only).
-    #[cfg(feature = "test-hooks")]
+    /// The gate that holds RPCs after their pack snapshot (`cfg(test)`: the crate's own tests only).
+    #[cfg(test)]
     pub fn gate(&self) -> &crate::testing::Gate {
         &self.state.gate
     }
 
-    /// The hook that blocks decisions on their thread (feature `test-hooks`, tests only).
-    #[cfg(feature = "test-hooks")]
+    /// The hook that blocks decisions on their thread (`cfg(test)`: the crate's own tests only).
+    #[cfg(test)]
     pub fn stall(&self) -> &crate::state::Stall {
         &self.state.stall
     }

@@ -26,11 +26,11 @@ pub(crate) struct State {
     pub metrics: Arc<Metrics>,
     pub log: Logger,
     pub cache: Option<DecisionCache>,
-    /// Holds RPCs after their pack snapshot when a test asks (feature `test-hooks`).
-    #[cfg(feature = "test-hooks")]
+    /// Holds RPCs after their pack snapshot when a test asks (`cfg(test)` only).
+    #[cfg(test)]
     pub gate: crate::testing::Gate,
-    /// Holds decisions on the thread that decides them when a test asks (feature `test-hooks`).
-    #[cfg(feature = "test-hooks")]
+    /// Holds decisions on the thread that decides them when a test asks (`cfg(test)` only).
+    #[cfg(test)]
     pub stall: Stall,
     reloading: tokio::sync::Mutex<()>,
 }
@@ -82,9 +82,9 @@ impl State {
             metrics,
             log,
             cache,
-            #[cfg(feature = "test-hooks")]
+            #[cfg(test)]
             gate: crate::testing::Gate::default(),
-            #[cfg(feature = "test-hooks")]
+            #[cfg(test)]
             stall: Stall::default(),
             reloading: tokio::sync::Mutex::new(()),
         }
@@ -145,11 +145,11 @@ impl State {
     }
 }
 
-/// A test hook (feature `test-hooks`): holds the next decisions on the thread that decides
+/// A test hook (`cfg(test)` only): holds the next decisions on the thread that decides
 /// them, blocking it as a slow decision (a Biscuit with heavy checks, a huge pack) would, until
 /// released. Unlike [`Gate`](crate::testing::Gate), which waits asynchronously before the
 /// decision, this one blocks the deciding thread itself.
-#[cfg(feature = "test-hooks")]
+#[cfg(test)]
 #[derive(Debug)]
 pub struct Stall {
     /// (decisions still to hold, whether held decisions may go on)
@@ -159,7 +159,7 @@ pub struct Stall {
     held: tokio::sync::watch::Sender<usize>,
 }
 
-#[cfg(feature = "test-hooks")]
+#[cfg(test)]
 impl Default for Stall {
     fn default() -> Self {
         Stall {
@@ -170,7 +170,7 @@ impl Default for Stall {
     }
 }
 
-#[cfg(feature = "test-hooks")]
+#[cfg(test)]
 impl Stall {
     fn lock(&self) -> std::sync::MutexGuard<'_, (usize, bool)> {
         self.inner

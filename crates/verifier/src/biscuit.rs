@@ -37,11 +37,6 @@ use crate::verified::VerifiedToken as Token;
 use crate::{Reason, ReasonCode, Request};
 use read::{BlockView, ExternalKey, Fact, ReadError, Value};
 
-#[cfg(feature = "fuzzing")]
-pub use budget::fuzz::{
-    biscuit_time, costly_biscuit, costly_input, datalog, decide_costly, FuzzCostly,
-    FuzzCostlyCheck, FuzzOp, TIME_FACTOR,
-};
 pub use budget::{
     EVAL_BUDGET, EVAL_TIME_LIMIT, MAX_EXPRESSION_OPS, MAX_QUERY_BYTES, MAX_VALUE_BYTES,
 };
@@ -565,8 +560,8 @@ fn check_budget(blocks: &[BlockView], req: &Request, now: i64) -> Result<u64, Re
 }
 
 /// The budget's estimate of the work a token's checks may take for `req`, in work units, or why
-/// the budget refuses them (fuzzing and measurements: the decision itself uses the same model).
-#[cfg(feature = "fuzzing")]
+/// the budget refuses them: the model the decision itself applies, for measurements and the fuzz
+/// oracles (`crates/oracles`) that hold decisions to it.
 pub fn work_estimate(raw: &str, req: &Request, limits: &Limits) -> Result<u64, String> {
     let bytes = b64(raw).ok_or("not base64url")?;
     let blocks = read::decode(&bytes, limits).map_err(|e| format!("{e:?}"))?;

@@ -1,7 +1,7 @@
 //! The sidecar's limits as outsiders meet them: the concurrency limit, RPCs in flight across a
 //! reload, the decision cache's bounds and hostile input. The real server on a loopback port,
-//! generated clients over real HTTP/2; RPCs "in flight" are held by the test gate (feature
-//! `test-hooks`) after their pack snapshot, so no test sleeps to synchronise.
+//! generated clients over real HTTP/2; RPCs "in flight" are held by the test gate (`testing::Gate`,
+//! compiled only for the crate's own tests) after their pack snapshot, so no test sleeps to synchronise.
 #![allow(
     clippy::cloned_ref_to_slice_refs,
     clippy::unwrap_used,
@@ -11,9 +11,7 @@
     reason = "test code: a panic is how a broken expectation is reported"
 )]
 
-mod common;
-
-use common::*;
+use super::common::*;
 use custody_sidecar::pb;
 use custody_sidecar::{Running, ServeArgs};
 use custody_tests::Fixture;
