@@ -15,7 +15,13 @@ use ed25519_dalek::VerifyingKey;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256, Sha512};
 
-use crate::{json, Limits, B64};
+use crate::b64::B64;
+use crate::{json, Limits};
+
+/// Whether `alg` names Ed25519 (`EdDSA`, the polymorphic name, or RFC 9864's `Ed25519`).
+pub fn is_ed25519_alg(alg: &str) -> bool {
+    alg == "EdDSA" || alg == "Ed25519"
+}
 
 /// One usable verification key of a trust domain: its `kid`, the `alg` its JWK pinned, and
 /// its key material. The type is algorithm-neutral: what a key can verify is in its
@@ -42,7 +48,7 @@ impl KeyMaterial {
     /// Whether header `alg` names an algorithm of this material.
     pub fn fits_alg(&self, alg: &str) -> bool {
         match self {
-            KeyMaterial::Ed25519(_) => crate::is_ed25519_alg(alg),
+            KeyMaterial::Ed25519(_) => is_ed25519_alg(alg),
         }
     }
 
@@ -472,7 +478,7 @@ fn classify(
     }
     let alg = str_member(jwk, "alg", index)?;
     if let Some(alg) = alg {
-        if !crate::is_ed25519_alg(alg) {
+        if !is_ed25519_alg(alg) {
             return skip(format!("`alg` `{alg}` is not an Ed25519 algorithm"));
         }
     }

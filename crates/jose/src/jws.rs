@@ -6,7 +6,9 @@ use std::fmt;
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
-use crate::{json, Limits, B64};
+use crate::b64::B64;
+use crate::jwk::is_ed25519_alg;
+use crate::{json, Limits};
 
 /// Header members custody understands. Everything else is refused: `crit`, `jku`, `x5u`,
 /// `jwk`, `x5c` because they smuggle keys or semantics in (RFC 8725 §3.10), the rest because a
@@ -141,7 +143,7 @@ fn check_header(h: &Map<String, Value>) -> Result<Header, JwsError> {
         Some(Value::String(a)) => a,
         Some(_) => return Err(malformed("header `alg` must be a string")),
     };
-    if !crate::is_ed25519_alg(alg) {
+    if !is_ed25519_alg(alg) {
         return Err(JwsError::AlgNotAllowed(format!(
             "`alg` `{alg}` is not allowed: only `EdDSA` and `Ed25519`"
         )));

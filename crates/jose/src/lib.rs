@@ -19,6 +19,7 @@
 //! Limits live in [`Limits`]; every default there cites its reason.
 #![forbid(unsafe_code)]
 
+mod b64;
 mod date;
 pub mod json;
 mod jwk;
@@ -27,20 +28,13 @@ mod keystore;
 mod limits;
 mod sign;
 
+pub use b64::B64;
 pub use date::{in_date_range, numeric_date, DateError, MAX_NUMERIC_DATE};
 pub use jwk::{
-    parse_key_set, Ed25519Key, KeyMaterial, KeySet, KeySetError, ParsedKeySet, PublicKey,
-    SkippedKey,
+    is_ed25519_alg, parse_key_set, Ed25519Key, KeyMaterial, KeySet, KeySetError, ParsedKeySet,
+    PublicKey, SkippedKey,
 };
 pub use jws::{classify_typ, decode, decode_header, Header, JwsError, TokenClass, UnverifiedJws};
 pub use keystore::{DomainKeys, KeyStore};
 pub use limits::Limits;
 pub use sign::{sign, sign_with_header, SigningKey};
-
-/// base64url without padding, refusing padding and non-canonical trailing bits.
-pub const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-
-/// Whether `alg` names Ed25519 (`EdDSA`, the polymorphic name, or RFC 9864's `Ed25519`).
-pub fn is_ed25519_alg(alg: &str) -> bool {
-    alg == "EdDSA" || alg == "Ed25519"
-}

@@ -4,7 +4,8 @@ use base64::Engine as _;
 use ed25519_dalek::Signer as _;
 use serde_json::{Map, Value};
 
-use crate::{json, jwk::PublicKey, KeySetError, B64};
+use crate::b64::B64;
+use crate::{json, jwk::PublicKey, KeySetError};
 
 /// An Ed25519 private key with its `kid`. Deliberately neither `Debug` nor `PartialEq`.
 #[derive(Clone)]

@@ -24,7 +24,7 @@ use custody_id::SpiffeId;
 use custody_jose::B64;
 use prost_biscuit::Message as _;
 
-use super::{
+use crate::verify::{
     decision_invariants, ensure, pick, world, Ident, Oracle, DEFAULT_ACTOR, FUZZ_AUD, FUZZ_DOMAINS,
     FUZZ_NOW, SCOPES, SKEW,
 };

@@ -8,4 +8,5 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 mod deadlines;
+mod drain;
 mod limits;

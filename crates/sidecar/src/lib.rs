@@ -69,7 +69,7 @@
 //! entries, `custody_pack_info{version}`).
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), String> {
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let args = custody_sidecar::ServeArgs {
 //!     policies: "policies/demo".into(),
 //!     listen: "127.0.0.1:0".parse().map_err(|_| "addr")?,
@@ -86,6 +86,7 @@
 mod cache;
 pub mod check;
 mod config;
+mod error;
 #[cfg(test)]
 mod held;
 mod log;
@@ -118,6 +119,7 @@ pub mod pb {
 }
 
 pub use config::ServeArgs;
+pub use error::ServeError;
 pub use server::{run, start, Running};
 #[cfg(test)]
 pub use state::Stall;
