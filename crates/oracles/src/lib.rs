@@ -16,6 +16,12 @@
 //! their time bound, [`ed25519_strict`] holds custody's Ed25519 check to ed25519-dalek's
 //! `verify_strict`, and module [`check`] drives the sidecar's Check handler on the same
 //! in-memory pack ([`mint_input`], [`check::bearer_verifies`]).
+//!
+//! ```
+//! // The all-zero input is the standard allowed chain; every oracle holds on it.
+//! assert_eq!(custody_oracles::verify_structured(&[0; 64]), Ok(()));
+//! assert_eq!(custody_oracles::strict_json(br#"{"a": [1, 2]}"#), Ok(()));
+//! ```
 #![forbid(unsafe_code)]
 
 mod biscuit;
