@@ -292,8 +292,10 @@ pub struct Harness {
 #[doc(hidden)]
 impl Harness {
     /// The handler under the settings `args` give, or why the server would refuse them.
-    pub fn new(args: &crate::ServeArgs) -> Result<Harness, String> {
-        Settings::from_args(args).map(|settings| Harness { settings })
+    pub fn new(args: &crate::ServeArgs) -> Result<Harness, crate::ServeError> {
+        Settings::from_args(args)
+            .map(|settings| Harness { settings })
+            .map_err(crate::ServeError::Options)
     }
 
     /// The handler's answer to `check`, `decide` standing for the decision cache and verifier.
