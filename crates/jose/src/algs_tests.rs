@@ -156,8 +156,8 @@ fn ecdsa_r_or_s_zero_or_at_least_n_is_refused() {
     let sig = b64(A3_SIG);
     let (r, s) = sig.split_at(32);
     let n = hex(P256_N);
-    let ones = vec![0xff; 32];
-    let zero = vec![0; 32];
+    let ones = [0xff; 32];
+    let zero = [0; 32];
     for (what, r, s) in [
         ("r = 0", &zero[..], s),
         ("s = 0", r, &zero[..]),

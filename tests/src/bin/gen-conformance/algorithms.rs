@@ -370,7 +370,7 @@ fn key_sets(g: &mut Gen) {
     );
     let enc = jwk(&rsa, false, json!({"use": "enc"}));
     let t = token(&rsa, &header("RS256", "b.example-rsa"), &b_claims());
-    g.case("key-rsa-use-enc", "key substitution", "b.example's RSA key is published with `use` `enc`: not a token key, so its `kid` is unknown.", pack(g, keys(&[enc]), "https://as.b.example"), request(&[t.clone()]), Expect::Deny("unknown_key", Some(0)));
+    g.case("key-rsa-use-enc", "key substitution", "b.example's RSA key is published with `use` `enc`: not a token key, so its `kid` is unknown.", pack(g, keys(&[enc]), "https://as.b.example"), request(std::slice::from_ref(&t)), Expect::Deny("unknown_key", Some(0)));
     let ops = jwk(&rsa, false, json!({"key_ops": ["encrypt"]}));
     g.case(
         "key-rsa-key-ops-without-verify",
