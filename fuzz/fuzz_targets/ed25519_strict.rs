@@ -1,11 +1,11 @@
-//! Fuzz target: `custody_verifier::fuzzing::ed25519_strict` (see its documentation for the
+//! Fuzz target: `custody_oracles::ed25519_strict` (see its documentation for the
 //! oracle).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Err(broken) = custody_verifier::fuzzing::ed25519_strict(data) {
+    if let Err(broken) = custody_oracles::ed25519_strict(data) {
         panic!("ed25519_strict: {broken}");
     }
 });

@@ -1,10 +1,10 @@
-//! Fuzz target: `custody_verifier::fuzzing::spiffe_id` (see its documentation for the oracle).
+//! Fuzz target: `custody_oracles::spiffe_id` (see its documentation for the oracle).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Err(broken) = custody_verifier::fuzzing::spiffe_id(data) {
+    if let Err(broken) = custody_oracles::spiffe_id(data) {
         panic!("spiffe_id: {broken}");
     }
 });

@@ -1,10 +1,10 @@
-//! Fuzz target: `custody_verifier::fuzzing::strict_json` (see its documentation for the oracle).
+//! Fuzz target: `custody_oracles::strict_json` (see its documentation for the oracle).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Err(broken) = custody_verifier::fuzzing::strict_json(data) {
+    if let Err(broken) = custody_oracles::strict_json(data) {
         panic!("strict_json: {broken}");
     }
 });

@@ -1,10 +1,10 @@
-//! Fuzz target: `custody_verifier::fuzzing::trust` (see its documentation for the oracle).
+//! Fuzz target: `custody_oracles::trust` (see its documentation for the oracle).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Err(broken) = custody_verifier::fuzzing::trust(data) {
+    if let Err(broken) = custody_oracles::trust(data) {
         panic!("trust: {broken}");
     }
 });

@@ -1,10 +1,10 @@
-//! Fuzz target: `custody_verifier::fuzzing::verify_structured` (see its documentation for the oracle).
+//! Fuzz target: `custody_oracles::verify_structured` (see its documentation for the oracle).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Err(broken) = custody_verifier::fuzzing::verify_structured(data) {
+    if let Err(broken) = custody_oracles::verify_structured(data) {
         panic!("verify_structured: {broken}");
     }
 });

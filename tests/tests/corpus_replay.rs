@@ -12,10 +12,10 @@
 
 use std::path::{Path, PathBuf};
 
-use custody_sidecar::fuzzing::{self as check, FuzzCheckRequest, HeaderName};
-use custody_verifier::fuzzing::{
-    self, FuzzAttenuation, FuzzAuthority, FuzzBiscuit, FuzzBlock, FuzzCheck, FuzzFact, FuzzHop,
-    FuzzRequest, FuzzTerm, FuzzToken, Ident, Oracle,
+use custody_oracles::check::{self, FuzzCheckRequest, HeaderName};
+use custody_oracles::{
+    self as fuzzing, FuzzAttenuation, FuzzAuthority, FuzzBiscuit, FuzzBlock, FuzzCheck, FuzzFact,
+    FuzzHop, FuzzRequest, FuzzTerm, FuzzToken, Ident, Oracle,
 };
 use envoy_types::ext_authz::v3::pb::HttpResponse;
 
@@ -36,7 +36,7 @@ const TARGETS: [(&str, Target); 14] = [
     ("biscuit", fuzzing::biscuit),
     ("biscuit_structured", fuzzing::biscuit_structured),
     ("ed25519_strict", fuzzing::ed25519_strict),
-    ("biscuit_time", custody_verifier::biscuit::biscuit_time),
+    ("biscuit_time", custody_oracles::biscuit_time),
 ];
 
 fn fuzz_dir() -> PathBuf {
@@ -509,7 +509,7 @@ fn regression_check_structured_biscuit_check_passes_or_errors() {
 /// the oracle holds for both.
 #[test]
 fn biscuit_time_reaches_the_budget() {
-    use custody_verifier::biscuit::{self, FuzzCostly, FuzzCostlyCheck, FuzzOp};
+    use custody_oracles::{self as biscuit, FuzzCostly, FuzzCostlyCheck, FuzzOp};
     let costly = FuzzCostly {
         checks: vec![FuzzCostlyCheck {
             body: vec![7],

@@ -25,7 +25,7 @@ use cedar_policy::{ActionConstraint, Effect, Policy};
 use custody_policy::PolicyPack;
 use serde_json::Value;
 
-use crate::analysis::Route;
+use crate::routes::Route;
 
 /// What a permit's `when` conditions certainly require.
 #[derive(Debug, Default, PartialEq, Eq)]

@@ -186,7 +186,7 @@ pub(crate) fn steps() -> Vec<Step> {
 
 pub(crate) fn run(args: &DemoArgs) -> Result<u8, String> {
     let style = Style::detect();
-    let mut pack = crate::load_pack(&args.policies, true)?;
+    let mut pack = crate::command::load_pack(&args.policies, true)?;
     let ring = Keyring::for_pack(&mut pack)?;
     let verifier = Verifier::new(pack);
     intro(args, &ring, style);
@@ -206,7 +206,11 @@ pub(crate) fn run(args: &DemoArgs) -> Result<u8, String> {
         }
     }
     outro(args, surprises);
-    Ok(if surprises == 0 { 0 } else { crate::EXIT_DENY })
+    Ok(if surprises == 0 {
+        0
+    } else {
+        crate::command::EXIT_DENY
+    })
 }
 
 fn intro(args: &DemoArgs, ring: &Keyring, style: Style) {

@@ -40,9 +40,9 @@ pub(crate) struct ExplainArgs {
 }
 
 pub(crate) fn run(args: &ExplainArgs) -> Result<u8, String> {
-    let pack = crate::load_pack(&args.policies, true)?;
+    let pack = crate::command::load_pack(&args.policies, true)?;
     let verifier = Verifier::new(pack);
-    let bytes = crate::read_input(&args.request, verifier.limits().request_bytes)?;
+    let bytes = crate::command::read_input(&args.request, verifier.limits().request_bytes)?;
     let (request, decision, verified) = match Request::from_json(&bytes, verifier.limits()) {
         Ok(r) => {
             let (d, verified) = verifier.verify_traced(&r);
@@ -68,7 +68,7 @@ pub(crate) fn run(args: &ExplainArgs) -> Result<u8, String> {
     Ok(if decision.is_allowed() {
         0
     } else {
-        crate::EXIT_DENY
+        crate::command::EXIT_DENY
     })
 }
 

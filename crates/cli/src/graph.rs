@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use custody_policy::{PolicyPack, ScopeRule};
 
-use crate::analysis::{routes, Route};
+use crate::routes::{routes, Route};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub(crate) enum GraphFormat {
@@ -30,7 +30,7 @@ pub(crate) struct GraphArgs {
 }
 
 pub(crate) fn run(args: &GraphArgs) -> Result<u8, String> {
-    let pack = crate::load_pack(&args.policies, true)?;
+    let pack = crate::command::load_pack(&args.policies, true)?;
     let text = match args.format {
         GraphFormat::Dot => dot(&pack),
         GraphFormat::Mermaid => mermaid(&pack),

@@ -6,6 +6,7 @@ mod biscuit_cmds;
 mod cedar_analysis;
 mod cedar_errors;
 mod chainspec;
+mod command;
 mod demo;
 mod explain;
 mod graph;
@@ -13,18 +14,15 @@ mod keys;
 mod mint;
 mod packtest;
 mod render;
+mod routes;
 
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use command::{load_pack, read_input, EXIT_DENY, EXIT_UNUSABLE};
 use custody_policy::PolicyPack;
 use custody_verifier::{Limits, Verifier};
-
-/// Exit statuses: 0 allow (or success), 1 deny (or a failed test), 2 unusable input or pack.
-const EXIT_DENY: u8 = 1;
-const EXIT_UNUSABLE: u8 = 2;
 
 #[derive(Parser)]
 #[command(
@@ -96,7 +94,7 @@ fn main() -> ExitCode {
         Command::Explain(args) => explain::run(&args),
         Command::Test(args) => packtest::run(&args),
         Command::Graph(args) => graph::run(&args),
-        Command::Serve(args) => custody_sidecar::run(args),
+        Command::Serve(args) => custody_sidecar::run(args).map_err(|e| e.to_string()),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -105,38 +103,6 @@ fn main() -> ExitCode {
             ExitCode::from(EXIT_UNUSABLE)
         }
     }
-}
-
-/// Loads a pack, printing warnings to stderr; every load error becomes one line of the message.
-pub(crate) fn load_pack(dir: &Path, quiet: bool) -> Result<PolicyPack, String> {
-    match PolicyPack::load(dir, &Limits::default()) {
-        Ok(loaded) => {
-            if !quiet {
-                for w in &loaded.warnings {
-                    eprintln!("custody: warning: {w}");
-                }
-            }
-            Ok(loaded.pack)
-        }
-        Err(errors) => Err(errors
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("\n")),
-    }
-}
-
-fn read_input(path: &str, limit: usize) -> Result<Vec<u8>, String> {
-    let mut bytes = Vec::new();
-    let taken = if path == "-" {
-        std::io::stdin()
-            .take(limit as u64 + 1)
-            .read_to_end(&mut bytes)
-    } else {
-        std::fs::File::open(path).and_then(|f| f.take(limit as u64 + 1).read_to_end(&mut bytes))
-    };
-    taken.map_err(|e| format!("{path}: {e}"))?;
-    Ok(bytes)
 }
 
 fn verify(policies: &Path, request: &str, compact: bool) -> Result<u8, String> {

@@ -46,7 +46,7 @@ struct Outcome {
 }
 
 pub(crate) fn run(args: &TestArgs) -> Result<u8, String> {
-    let mut pack = crate::load_pack(&args.policies, true)?;
+    let mut pack = crate::command::load_pack(&args.policies, true)?;
     let ring = Keyring::for_pack(&mut pack)?;
     let unreachable = unreachable_codes(&pack);
     let verifier = Verifier::new(pack);
@@ -91,7 +91,11 @@ pub(crate) fn run(args: &TestArgs) -> Result<u8, String> {
     }
     print_coverage(&expected_codes, &unreachable);
     println!("{passed} passed, {failed} failed");
-    Ok(if failed == 0 { 0 } else { crate::EXIT_DENY })
+    Ok(if failed == 0 {
+        0
+    } else {
+        crate::command::EXIT_DENY
+    })
 }
 
 fn list_cases(dir: &Path) -> Result<Vec<PathBuf>, String> {

@@ -90,6 +90,11 @@ impl Algorithm {
     }
 }
 
+/// Whether `alg` names Ed25519 (`EdDSA`, the polymorphic name, or RFC 9864's `Ed25519`).
+pub fn is_ed25519_alg(alg: &str) -> bool {
+    Algorithm::from_name(alg).is_some_and(Algorithm::is_ed25519)
+}
+
 impl fmt::Display for Algorithm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())

@@ -11,7 +11,9 @@ use std::fmt;
 use aws_lc_rs::signature::{self as aws, ParsedPublicKey};
 use base64::Engine as _;
 
-use crate::{Algorithm, KeySetError, B64};
+use crate::b64::B64;
+use crate::error::KeySetError;
+use crate::Algorithm;
 
 /// The curves custody verifies ECDSA over.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

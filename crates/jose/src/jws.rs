@@ -6,7 +6,8 @@ use std::fmt;
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
-use crate::{json, Limits, B64};
+use crate::b64::B64;
+use crate::{json, Limits};
 
 /// Header members custody understands. Everything else is refused: `crit`, `jku`, `x5u`,
 /// `jwk`, `x5c` because they smuggle keys or semantics in (RFC 8725 §3.10), the rest because a

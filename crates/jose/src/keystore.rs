@@ -113,6 +113,13 @@ impl KeyStore {
         self.slots.get(index).map(|s| s.current.load_full())
     }
 
+    /// `f` on the current keys of the domain at `index`, without taking a reference count
+    /// (the hot path of a token-cache hit).
+    pub fn with_domain<R>(&self, index: usize, f: impl FnOnce(&DomainKeys) -> R) -> Option<R> {
+        let slot = self.slots.get(index)?;
+        Some(f(&slot.current.load()))
+    }
+
     /// The name of the domain at `index`.
     pub fn name(&self, index: usize) -> Option<&TrustDomain> {
         self.slots.get(index).map(|s| &s.name)
@@ -182,14 +189,14 @@ mod tests {
     #[test]
     fn thumbprints_follow_rfc_7638() {
         // RFC 8037 appendix A.3: the thumbprint of its example Ed25519 key
-        let x: [u8; 32] = crate::B64
+        let x: [u8; 32] = crate::b64::B64
             .decode("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo")
             .unwrap()
             .try_into()
             .unwrap();
         let key = PublicKey::from_bytes("any", &x).unwrap();
         assert_eq!(
-            crate::B64.encode(key.thumbprint()),
+            crate::b64::B64.encode(key.thumbprint()),
             "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
         );
         // the identity is the key's, not its kid's

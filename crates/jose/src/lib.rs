@@ -26,8 +26,10 @@
 mod alg;
 #[cfg(test)]
 mod algs_tests;
+mod b64;
 mod date;
 mod ec;
+mod error;
 pub mod json;
 mod jwk;
 mod jws;
@@ -36,24 +38,16 @@ mod limits;
 mod rsa;
 mod sign;
 
-pub use alg::Algorithm;
+pub use alg::{is_ed25519_alg, Algorithm};
+pub use b64::B64;
 pub use date::{in_date_range, numeric_date, DateError, MAX_NUMERIC_DATE};
 pub use ec::{Curve, EcKey};
+pub use error::KeySetError;
 pub use jwk::{
-    parse_key_set, Ed25519Key, KeyMaterial, KeySet, KeySetError, ParsedKeySet, PublicKey,
-    SkippedKey,
+    parse_key_set, Ed25519Key, KeyMaterial, KeySet, ParsedKeySet, PublicKey, SkippedKey,
 };
 pub use jws::{classify_typ, decode, decode_header, Header, JwsError, TokenClass, UnverifiedJws};
 pub use keystore::{DomainKeys, KeyStore};
 pub use limits::Limits;
 pub use rsa::{RsaKey, RSA_MAX_BITS, RSA_MIN_BITS};
 pub use sign::{sign, sign_with_header, SigningKey};
-
-/// base64url without padding, refusing padding and non-canonical trailing bits.
-pub const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-
-/// Whether `alg` names Ed25519 (`EdDSA`, the polymorphic name, or RFC 9864's `Ed25519`); the
-/// list itself is [`Algorithm::from_name`].
-pub fn is_ed25519_alg(alg: &str) -> bool {
-    Algorithm::from_name(alg).is_some_and(Algorithm::is_ed25519)
-}

@@ -11,7 +11,9 @@ use std::fmt;
 use aws_lc_rs::signature::{self as aws, ParsedPublicKey, RsaPublicKeyComponents};
 use base64::Engine as _;
 
-use crate::{Algorithm, KeySetError, B64};
+use crate::b64::B64;
+use crate::error::KeySetError;
+use crate::Algorithm;
 
 /// The smallest modulus accepted, in bits (DESIGN.md; RFC 7518 §3.3 requires 2048).
 pub const RSA_MIN_BITS: usize = 2048;

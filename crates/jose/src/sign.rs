@@ -14,10 +14,12 @@ use base64::Engine as _;
 use ed25519_dalek::Signer as _;
 use serde_json::{Map, Value};
 
+use crate::b64::B64;
 use crate::ec::{Curve, EcKey};
+use crate::error::KeySetError;
 use crate::jwk::{KeyMaterial, PublicKey};
 use crate::rsa::RsaKey;
-use crate::{json, Algorithm, KeySetError, B64};
+use crate::{json, Algorithm};
 
 /// A private key with its `kid` and the algorithm it signs with. Deliberately neither `Debug`
 /// (a hand-written one names the key, never shows it) nor `PartialEq`.

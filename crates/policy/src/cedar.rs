@@ -12,7 +12,7 @@ use miette::Diagnostic;
 
 use crate::error::{LineIndex, LoadError, LoadErrorKind, Location, Warning, WarningKind};
 use crate::files::{utf8, FileLog};
-use crate::pack::CedarPack;
+use crate::model::CedarPack;
 
 /// The Cedar files found at the top of a pack directory, each list sorted by path.
 #[derive(Default)]

@@ -55,6 +55,7 @@ mod error;
 mod files;
 mod keys;
 mod merge;
+mod model;
 mod pack;
 mod syntax;
 
@@ -65,10 +66,8 @@ use custody_jose::Limits;
 pub use ast::{ChainBlock, DomainDecl, FederateDecl, Item, Setting, Span, Spanned, TrustFile};
 pub use cedar_schema::{context_mismatch, custody_context_mismatch, schema_actions};
 pub use error::{LoadError, LoadErrorKind, Location, Warning, WarningKind};
-pub use pack::{
-    CedarPack, ChainSettings, DomainConfig, FederationRule, Loaded, PackEntry, PolicyPack,
-    ScopeRule,
-};
+pub use model::{CedarPack, ChainSettings, DomainConfig, FederationRule, PolicyPack, ScopeRule};
+pub use pack::{Loaded, PackEntry};
 
 /// Parses one trust file's text: the grammar, names, numbers, and the checks one file allows
 /// (duplicates, repeats, incomplete domains). Checks that need the whole pack (`local` present

@@ -9,7 +9,7 @@ use custody_id::TrustDomain;
 
 use crate::ast::{ChainBlock, DomainDecl, FederateDecl, Item, Setting, Span, Spanned, TrustFile};
 use crate::error::{LoadError, LoadErrorKind, Location, Warning, WarningKind};
-use crate::pack::{ChainSettings, FederationRule, ScopeRule};
+use crate::model::{ChainSettings, FederationRule, ScopeRule};
 
 /// A position in some trust file, for messages that point back at an earlier item.
 #[derive(Clone, Debug)]

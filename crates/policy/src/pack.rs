@@ -1,125 +1,17 @@
-//! The policy pack: a directory of trust files, key files and Cedar files, loaded once.
+//! Loading a policy pack: a directory of trust files, key files and Cedar files, read once into
+//! the model (`model.rs`).
 
 use std::path::{Path, PathBuf};
 
-use custody_id::TrustDomain;
-use custody_jose::{KeySet, Limits};
+use custody_jose::Limits;
 
 use crate::cedar::{self, CedarFiles, CedarReport};
 use crate::error::{LoadError, LoadErrorKind, Warning};
 use crate::files::{describe_io, utf8, FileLog};
 use crate::keys::{load_domain_keys, KeyReport};
 use crate::merge::{Draft, Merger};
+use crate::model::{DomainConfig, PolicyPack};
 use crate::syntax;
-
-/// A loaded, checked policy pack. Build it with [`PolicyPack::load`]; share it across threads.
-#[derive(Clone, Debug)]
-pub struct PolicyPack {
-    /// This service's trust domain (`local`), always one of `domains`.
-    pub local: TrustDomain,
-    /// The declared domains, in declaration order.
-    pub domains: Vec<DomainConfig>,
-    /// The `federate` rules, in declaration order; edges are unique.
-    pub federation: Vec<FederationRule>,
-    /// The `chain` settings (defaults where unset).
-    pub chain: ChainSettings,
-    /// The Cedar side; `None` when the pack has no `*.cedar` file.
-    pub cedar: Option<CedarPack>,
-    /// Lowercase hex SHA-256 over every file read (relative path and contents, sorted by path).
-    pub version: String,
-    /// The pack directory, as given.
-    pub dir: PathBuf,
-}
-
-/// One trust domain: the issuers it signs as and its keys.
-#[derive(Clone, Debug)]
-pub struct DomainConfig {
-    /// The trust domain.
-    pub name: TrustDomain,
-    /// The exact `iss` values of its tokens (at least one; unique across the pack).
-    pub issuers: Vec<String>,
-    /// Its usable Ed25519 keys, from all its key files.
-    pub keys: KeySet,
-    /// Its key files, resolved against the trust file's directory.
-    pub key_files: Vec<PathBuf>,
-    /// Its Biscuit keys (`biscuit_keys`): roots of the Biscuit tokens it issues and the keys
-    /// of the third-party blocks with which it attests a hop. Empty when none are declared.
-    pub biscuit_keys: KeySet,
-    /// Its `biscuit_keys` files, resolved against the trust file's directory.
-    pub biscuit_key_files: Vec<PathBuf>,
-}
-
-/// `federate from -> to { scopes [...] }`: actors of `from` may delegate to `to` for `scopes`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FederationRule {
-    /// The delegating domain.
-    pub from: TrustDomain,
-    /// The domain delegated to.
-    pub to: TrustDomain,
-    /// The actions the edge carries.
-    pub scopes: ScopeRule,
-}
-
-/// The actions a federation edge carries.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ScopeRule {
-    /// `["*"]` (a `"*"` anywhere in the list): any action.
-    Any,
-    /// Exactly these actions (possibly none).
-    List(Vec<String>),
-}
-
-impl ScopeRule {
-    /// Whether `action` may cross the edge: exact, case-sensitive string match.
-    pub fn allows(&self, action: &str) -> bool {
-        match self {
-            ScopeRule::Any => true,
-            ScopeRule::List(scopes) => scopes.iter().any(|s| s == action),
-        }
-    }
-}
-
-/// The `chain` block's settings.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ChainSettings {
-    /// Most actors in a chain (1 to 64). Default 5: DESIGN.md; AuthPlane caps `act` at 5.
-    pub max_depth: usize,
-    /// Most distinct trust domains on the federation path (1 to 64). Default 3: DESIGN.md.
-    pub max_domains: usize,
-    /// Clock skew allowed on `exp`, `nbf`, `iat`, in seconds (at most 120). Default 30:
-    /// standards digest §2.
-    pub clock_skew: u64,
-    /// Longest `exp - iat` accepted, in seconds. Default 3600 (1h): DESIGN.md.
-    pub max_lifetime: u64,
-    /// Whether a missing `peer` denies. Default false: DESIGN.md (a warning says so).
-    pub require_sender_binding: bool,
-}
-
-impl Default for ChainSettings {
-    fn default() -> Self {
-        ChainSettings {
-            max_depth: 5,
-            max_domains: 3,
-            clock_skew: 30,
-            max_lifetime: 3600,
-            require_sender_binding: false,
-        }
-    }
-}
-
-/// The pack's Cedar policies, schema and entities.
-#[derive(Clone, Debug)]
-pub struct CedarPack {
-    /// Every static policy, each with its stable id (`@id("…")`, else `<file stem>.<n>`).
-    pub policies: cedar_policy::PolicySet,
-    /// The `*.cedarschema` schema, if the pack has one (policies are then strictly validated).
-    pub schema: Option<cedar_policy::Schema>,
-    /// The same schema in Cedar's JSON schema form, to say which attribute of a refused
-    /// request does not fit it (Cedar's own message does not name it).
-    pub schema_json: Option<serde_json::Value>,
-    /// `entities.json`, if present (with the schema's action entities when there is a schema).
-    pub entities: cedar_policy::Entities,
-}
 
 /// A loaded pack and the warnings `custody check` should show.
 #[derive(Clone, Debug)]
@@ -188,25 +80,6 @@ impl PolicyPack {
         };
         warnings.sort_by(|a, b| (&a.path, a.location).cmp(&(&b.path, b.location)));
         Ok(Loaded { pack, warnings })
-    }
-
-    /// The declared domain named `td` (exact match).
-    pub fn domain(&self, td: &str) -> Option<&DomainConfig> {
-        self.domains.iter().find(|d| d.name.as_str() == td)
-    }
-
-    /// The domain that declares issuer `iss` (exact string match).
-    pub fn domain_for_issuer(&self, iss: &str) -> Option<&DomainConfig> {
-        self.domains
-            .iter()
-            .find(|d| d.issuers.iter().any(|i| i == iss))
-    }
-
-    /// The `federate from -> to` rule, if declared. Federation is not transitive.
-    pub fn federation_rule(&self, from: &str, to: &str) -> Option<&FederationRule> {
-        self.federation
-            .iter()
-            .find(|r| r.from.as_str() == from && r.to.as_str() == to)
     }
 }
 

@@ -280,6 +280,34 @@ pub struct Checked {
     pub response: CheckResponse,
 }
 
+/// The Check handler without a server: custody's fuzz oracles (`crates/oracles`, the
+/// `check_request` and `check_structured` targets) drive [`answer`] through it, on settings
+/// built from `ServeArgs` exactly as the server builds its own. Not part of the sidecar's API.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Harness {
+    settings: Settings,
+}
+
+#[doc(hidden)]
+impl Harness {
+    /// The handler under the settings `args` give, or why the server would refuse them.
+    pub fn new(args: &crate::ServeArgs) -> Result<Harness, String> {
+        Settings::from_args(args).map(|settings| Harness { settings })
+    }
+
+    /// The handler's answer to `check`, `decide` standing for the decision cache and verifier.
+    pub fn answer(
+        &self,
+        check: &CheckRequest,
+        limits: &Limits,
+        pack: &str,
+        decide: impl FnOnce(&Request) -> Arc<Decision>,
+    ) -> Checked {
+        answer(check, &self.settings, limits, pack, decide)
+    }
+}
+
 /// The Check handler but the verifier: maps `check` to a custody request, has `decide` decide
 /// it (the server: its decision cache, then the verifier), and builds Envoy's answer. A request
 /// that does not map is denied with `invalid_request` without calling `decide`.

@@ -69,7 +69,7 @@
 //! entries, `custody_pack_info{version}`).
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), String> {
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let args = custody_sidecar::ServeArgs {
 //!     policies: "policies/demo".into(),
 //!     listen: "127.0.0.1:0".parse().map_err(|_| "addr")?,
@@ -86,8 +86,9 @@
 mod cache;
 pub mod check;
 mod config;
-#[cfg(feature = "fuzzing")]
-pub mod fuzzing;
+mod error;
+#[cfg(test)]
+mod held;
 mod log;
 mod metrics;
 mod native;
@@ -95,8 +96,11 @@ mod reload;
 mod server;
 mod shed;
 mod state;
-#[cfg(feature = "test-hooks")]
-pub mod testing;
+#[cfg(test)]
+mod testing;
+// The tests in `held` share the integration tests' helpers, which name this crate.
+#[cfg(test)]
+extern crate self as custody_sidecar;
 
 /// The generated `custody.v1` messages, client and server.
 #[allow(
@@ -115,6 +119,7 @@ pub mod pb {
 }
 
 pub use config::ServeArgs;
+pub use error::ServeError;
 pub use server::{run, start, Running};
-#[cfg(feature = "test-hooks")]
+#[cfg(test)]
 pub use state::Stall;

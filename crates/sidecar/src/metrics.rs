@@ -233,10 +233,14 @@ fn escape_label(v: &str) -> String {
 }
 
 /// Binds the metrics endpoint.
-pub(crate) async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
+pub(crate) async fn bind(addr: SocketAddr) -> Result<TcpListener, crate::ServeError> {
     TcpListener::bind(addr)
         .await
-        .map_err(|e| format!("cannot listen on `{addr}` for metrics: {e}"))
+        .map_err(|source| crate::ServeError::Listen {
+            addr,
+            metrics: true,
+            source,
+        })
 }
 
 /// What the verifier in force reports at scrape time (its caches are its own: a reload

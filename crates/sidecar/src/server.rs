@@ -19,6 +19,7 @@ use tonic::{Response, Status};
 use crate::cache::{Bounds, DecisionCache};
 use crate::check;
 use crate::config::{ServeArgs, Settings};
+use crate::error::ServeError;
 use crate::log::{DecisionLine, Logger};
 use crate::metrics::{self, Metrics, Rpc};
 use crate::native;
@@ -34,17 +35,17 @@ use crate::state::{self, State};
 /// `--max-message-bytes`.
 const MAX_HEADER_LIST_BYTES: u32 = 64 * 1024;
 
-/// Every way serving fails, mapped to a gRPC status in one place.
+/// Every way an RPC fails (as opposed to being denied), mapped to a gRPC status in one place.
 #[derive(Debug)]
-enum ServeError {
+enum RpcError {
     /// A batch larger than `--max-batch`.
     BatchTooLarge(usize),
 }
 
-impl From<ServeError> for Status {
-    fn from(e: ServeError) -> Status {
+impl From<RpcError> for Status {
+    fn from(e: RpcError) -> Status {
         match e {
-            ServeError::BatchTooLarge(max) => {
+            RpcError::BatchTooLarge(max) => {
                 Status::invalid_argument(format!("a batch holds at most {max} requests"))
             }
         }
@@ -154,7 +155,7 @@ impl Service {
     /// end, whatever reloads happen meanwhile.
     async fn snapshot(&self) -> Arc<Verifier> {
         let verifier = self.state.verifier.load_full();
-        #[cfg(feature = "test-hooks")]
+        #[cfg(test)]
         self.state.gate.pass().await;
         verifier
     }
@@ -281,7 +282,7 @@ impl Service {
         started: Instant,
         claim: &Claim,
     ) -> Option<CheckResponse> {
-        #[cfg(feature = "test-hooks")]
+        #[cfg(test)]
         self.state.stall.pass();
         let st = &self.state;
         let pack = verifier.pack().version.as_str();
@@ -313,7 +314,7 @@ impl Service {
         started: Instant,
         claim: &Claim,
     ) -> Option<pb::Decision> {
-        #[cfg(feature = "test-hooks")]
+        #[cfg(test)]
         self.state.stall.pass();
         let pack = verifier.pack().version.as_str();
         let (req, d) = match native::convert(
@@ -342,7 +343,7 @@ impl Service {
         started: Instant,
         claim: &Claim,
     ) -> Option<pb::VerifyBatchResponse> {
-        #[cfg(feature = "test-hooks")]
+        #[cfg(test)]
         self.state.stall.pass();
         let pack = verifier.pack().version.as_str();
         let allow_time = self.state.settings.allow_request_time;
@@ -449,7 +450,7 @@ impl VerifierService for Service {
         let reqs = request.into_inner().requests;
         let max = self.state.settings.max_batch;
         if reqs.len() > max {
-            return Err(ServeError::BatchTooLarge(max).into());
+            return Err(RpcError::BatchTooLarge(max).into());
         }
         let n = reqs.len();
         let verifier = self.snapshot().await;
@@ -485,27 +486,33 @@ pub struct Running {
     pub metrics_addr: Option<SocketAddr>,
     state: Arc<State>,
     shutdown: Option<oneshot::Sender<()>>,
-    server: JoinHandle<Result<(), String>>,
+    server: JoinHandle<Result<(), ServeError>>,
     tasks: Vec<JoinHandle<()>>,
     drain_timeout: Duration,
 }
 
 impl Running {
     /// Reloads the pack now (what SIGHUP does); `Ok(true)` when a new pack was swapped in.
-    pub async fn reload(&self) -> Result<bool, String> {
+    pub async fn reload(&self) -> Result<bool, ServeError> {
         self.state.reload("api").await
     }
 
-    /// The gate that holds RPCs after their pack snapshot (feature `test-hooks`, tests only).
-    #[cfg(feature = "test-hooks")]
+    /// The gate that holds RPCs after their pack snapshot (`cfg(test)`: the crate's own tests only).
+    #[cfg(test)]
     pub fn gate(&self) -> &crate::testing::Gate {
         &self.state.gate
     }
 
-    /// The hook that blocks decisions on their thread (feature `test-hooks`, tests only).
-    #[cfg(feature = "test-hooks")]
+    /// The hook that blocks decisions on their thread (`cfg(test)`: the crate's own tests only).
+    #[cfg(test)]
     pub fn stall(&self) -> &crate::state::Stall {
         &self.state.stall
+    }
+
+    /// The server's state, which outlives `shutdown` (`cfg(test)`: the crate's own tests only).
+    #[cfg(test)]
+    pub(crate) fn state_for_tests(&self) -> Arc<State> {
+        Arc::clone(&self.state)
     }
 
     /// The version of the pack in force.
@@ -515,7 +522,7 @@ impl Running {
 
     /// Stops accepting connections, lets RPCs in flight finish (at most the drain timeout) and
     /// returns `Ok(true)` when everything drained in time.
-    pub async fn shutdown(mut self) -> Result<bool, String> {
+    pub async fn shutdown(mut self) -> Result<bool, ServeError> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -526,7 +533,10 @@ impl Running {
         }
         match drained {
             Ok(Ok(r)) => r.map(|()| true),
-            Ok(Err(e)) => Err(format!("server task failed: {e}")),
+            Ok(Err(e)) => Err(ServeError::Task {
+                task: "server task",
+                message: e.to_string(),
+            }),
             Err(_) => {
                 self.server.abort();
                 self.state.log.event("warn", "drain_timeout", json!({}));
@@ -537,8 +547,8 @@ impl Running {
 }
 
 /// Loads the pack, binds the listeners and starts serving on the current tokio runtime.
-pub async fn start(args: ServeArgs) -> Result<Running, String> {
-    let settings = Settings::from_args(&args)?;
+pub async fn start(args: ServeArgs) -> Result<Running, ServeError> {
+    let settings = Settings::from_args(&args).map_err(ServeError::Options)?;
     let metrics = Arc::new(Metrics::default());
     let log = Logger::start(Arc::clone(&metrics), settings.decision_log);
     let limits = custody_verifier::Limits::default();
@@ -557,9 +567,14 @@ pub async fn start(args: ServeArgs) -> Result<Running, String> {
         (loaded, watcher)
     })
     .await
-    .map_err(|e| format!("pack loader failed: {e}"))?;
-    let loaded =
-        loaded.map_err(|e| format!("cannot load the pack `{}`: {e}", args.policies.display()))?;
+    .map_err(|e| ServeError::Task {
+        task: "pack loader",
+        message: e.to_string(),
+    })?;
+    let loaded = loaded.map_err(|errors| ServeError::Pack {
+        dir: args.policies.clone(),
+        errors,
+    })?;
     for w in &loaded.warnings {
         log.event("warn", "pack_warning", json!({"warning": w}));
     }
@@ -580,13 +595,17 @@ pub async fn start(args: ServeArgs) -> Result<Running, String> {
     ));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
-        .map_err(|e| format!("cannot listen on `{}`: {e}", args.listen))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        .map_err(|source| ServeError::Listen {
+            addr: args.listen,
+            metrics: false,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(ServeError::Io)?;
     let mut tasks = Vec::new();
     let metrics_addr = match args.metrics_listen {
         Some(m) => {
             let l = metrics::bind(m).await?;
-            let bound = l.local_addr().map_err(|e| e.to_string())?;
+            let bound = l.local_addr().map_err(ServeError::Io)?;
             let st = Arc::clone(&state);
             let stats: metrics::VerifierStats =
                 Arc::new(move || metrics::token_cache_text(&st.verifier.load()));
@@ -655,7 +674,7 @@ async fn serve(
     listener: tokio::net::TcpListener,
     max_message: usize,
     shutdown: oneshot::Receiver<()>,
-) -> Result<(), String> {
+) -> Result<(), ServeError> {
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<AuthorizationServer<Service>>().await;
     health.set_serving::<VerifierServer<Service>>().await;
@@ -689,12 +708,12 @@ async fn serve(
                 .await;
         })
         .await
-        .map_err(|e| format!("gRPC server failed: {e}"))
+        .map_err(ServeError::Server)
 }
 
 /// `custody serve`: runs the sidecar until SIGTERM or SIGINT, then drains. Exit status 0 after
 /// a clean drain, 1 when the drain timed out.
-pub fn run(args: ServeArgs) -> Result<u8, String> {
+pub fn run(args: ServeArgs) -> Result<u8, ServeError> {
     // decisions run on the blocking pool: a thread for each RPC `--max-concurrency` admits
     // (and a few for reloads), so an admitted decision never waits behind slow ones
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -702,7 +721,7 @@ pub fn run(args: ServeArgs) -> Result<u8, String> {
         .max_blocking_threads(args.max_concurrency.saturating_add(8))
         .thread_name("custody-serve")
         .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+        .map_err(ServeError::Runtime)?;
     if args.audience.is_none() {
         eprintln!(
             "custody: warning: no `--audience ID`: every ext_authz Check will be denied with \

@@ -13,6 +13,7 @@ use serde_json::json;
 
 use crate::cache::DecisionCache;
 use crate::config::Settings;
+use crate::error::ServeError;
 use crate::log::Logger;
 use crate::metrics::Metrics;
 
@@ -26,11 +27,11 @@ pub(crate) struct State {
     pub metrics: Arc<Metrics>,
     pub log: Logger,
     pub cache: Option<DecisionCache>,
-    /// Holds RPCs after their pack snapshot when a test asks (feature `test-hooks`).
-    #[cfg(feature = "test-hooks")]
+    /// Holds RPCs after their pack snapshot when a test asks (`cfg(test)` only).
+    #[cfg(test)]
     pub gate: crate::testing::Gate,
-    /// Holds decisions on the thread that decides them when a test asks (feature `test-hooks`).
-    #[cfg(feature = "test-hooks")]
+    /// Holds decisions on the thread that decides them when a test asks (`cfg(test)` only).
+    #[cfg(test)]
     pub stall: Stall,
     reloading: tokio::sync::Mutex<()>,
 }
@@ -42,7 +43,11 @@ pub(crate) struct Loaded {
 }
 
 /// Loads a pack and builds a verifier on it (blocking: file reads, Cedar parsing).
-pub(crate) fn load(dir: &Path, limits: &Limits, settings: &Settings) -> Result<Loaded, String> {
+pub(crate) fn load(
+    dir: &Path,
+    limits: &Limits,
+    settings: &Settings,
+) -> Result<Loaded, Vec<custody_policy::LoadError>> {
     match PolicyPack::load(dir, limits) {
         Ok(l) => Ok(Loaded {
             verifier: Verifier::with_options(
@@ -56,11 +61,7 @@ pub(crate) fn load(dir: &Path, limits: &Limits, settings: &Settings) -> Result<L
             ),
             warnings: l.warnings.iter().map(ToString::to_string).collect(),
         }),
-        Err(errors) => Err(errors
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; ")),
+        Err(errors) => Err(errors),
     }
 }
 
@@ -82,9 +83,9 @@ impl State {
             metrics,
             log,
             cache,
-            #[cfg(feature = "test-hooks")]
+            #[cfg(test)]
             gate: crate::testing::Gate::default(),
-            #[cfg(feature = "test-hooks")]
+            #[cfg(test)]
             stall: Stall::default(),
             reloading: tokio::sync::Mutex::new(()),
         }
@@ -92,15 +93,19 @@ impl State {
 
     /// Loads the pack again off the request path and swaps it in; a pack that fails to load is
     /// logged and the old one keeps serving. RPCs in flight keep the verifier they started with.
-    pub(crate) async fn reload(&self, trigger: &str) -> Result<bool, String> {
+    pub(crate) async fn reload(&self, trigger: &str) -> Result<bool, ServeError> {
         let _one_at_a_time = self.reloading.lock().await;
         let dir = self.policies.clone();
         let limits = self.limits.clone();
         let settings = self.settings.clone();
-        let loaded = tokio::task::spawn_blocking(move || load(&dir, &limits, &settings))
-            .await
-            .map_err(|e| format!("pack loader failed: {e}"))
-            .and_then(|r| r);
+        let loaded = match tokio::task::spawn_blocking(move || load(&dir, &limits, &settings)).await
+        {
+            Ok(r) => r.map_err(ServeError::Reload),
+            Err(e) => Err(ServeError::Task {
+                task: "pack loader",
+                message: e.to_string(),
+            }),
+        };
         let loaded = match loaded {
             Ok(l) => l,
             Err(e) => {
@@ -109,7 +114,7 @@ impl State {
                 self.log.event(
                     "error",
                     "reload_failed",
-                    json!({"trigger": trigger, "error": e, "serving": current}),
+                    json!({"trigger": trigger, "error": e.to_string(), "serving": current}),
                 );
                 return Err(e);
             }
@@ -145,11 +150,11 @@ impl State {
     }
 }
 
-/// A test hook (feature `test-hooks`): holds the next decisions on the thread that decides
+/// A test hook (`cfg(test)` only): holds the next decisions on the thread that decides
 /// them, blocking it as a slow decision (a Biscuit with heavy checks, a huge pack) would, until
 /// released. Unlike [`Gate`](crate::testing::Gate), which waits asynchronously before the
 /// decision, this one blocks the deciding thread itself.
-#[cfg(feature = "test-hooks")]
+#[cfg(test)]
 #[derive(Debug)]
 pub struct Stall {
     /// (decisions still to hold, whether held decisions may go on)
@@ -159,7 +164,7 @@ pub struct Stall {
     held: tokio::sync::watch::Sender<usize>,
 }
 
-#[cfg(feature = "test-hooks")]
+#[cfg(test)]
 impl Default for Stall {
     fn default() -> Self {
         Stall {
@@ -170,7 +175,7 @@ impl Default for Stall {
     }
 }
 
-#[cfg(feature = "test-hooks")]
+#[cfg(test)]
 impl Stall {
     fn lock(&self) -> std::sync::MutexGuard<'_, (usize, bool)> {
         self.inner

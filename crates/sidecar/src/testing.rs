@@ -1,5 +1,5 @@
-//! Test hooks, compiled only with the `test-hooks` feature, which only this crate's own tests
-//! enable (a dev-dependency on itself): release builds do not contain them.
+//! Test hooks, compiled only for this crate's own tests (`cfg(test)`, the tests in `held`): no
+//! build of the library that anything else links contains them.
 //!
 //! The [`Gate`] holds RPCs at one point of their life: after they took their concurrency permit
 //! and their pack snapshot, before anything is decided. Tests use it to make "an RPC in

@@ -735,6 +735,7 @@ async fn no_audience_denies_check_and_bad_pack_refuses_start() {
     })
     .await
     .unwrap_err();
+    let err = err.to_string();
     assert!(err.contains("cannot load the pack"), "{err}");
 }
 

@@ -37,11 +37,6 @@ use crate::verified::VerifiedToken as Token;
 use crate::{Reason, ReasonCode, Request};
 use read::{BlockView, ExternalKey, Fact, ReadError, Value};
 
-#[cfg(feature = "fuzzing")]
-pub use budget::fuzz::{
-    biscuit_time, costly_biscuit, costly_input, datalog, decide_costly, FuzzCostly,
-    FuzzCostlyCheck, FuzzOp, TIME_FACTOR,
-};
 pub use budget::{
     EVAL_BUDGET, EVAL_TIME_LIMIT, MAX_EXPRESSION_OPS, MAX_QUERY_BYTES, MAX_VALUE_BYTES,
 };
@@ -138,6 +133,14 @@ fn b64(raw: &str) -> Option<Vec<u8>> {
     B64.decode(body).ok()
 }
 
+/// A token that does not decode as a Biscuit of the profile.
+fn read_error(e: ReadError) -> Reason {
+    match e {
+        ReadError::Malformed(m) => at0(ReasonCode::MalformedToken, m),
+        ReadError::TooLarge(m) => at0(ReasonCode::TokenTooLarge, m),
+    }
+}
+
 fn at0(code: ReasonCode, message: impl Into<String>) -> Reason {
     Reason::new(code, Some(0), message)
 }
@@ -163,10 +166,7 @@ pub(crate) fn check(
             "neither a compact JWS nor a base64url Biscuit",
         )
     })?;
-    let blocks = read::decode(&bytes, limits).map_err(|e| match e {
-        ReadError::Malformed(m) => at0(ReasonCode::MalformedToken, m),
-        ReadError::TooLarge(m) => at0(ReasonCode::TokenTooLarge, m),
-    })?;
+    let blocks = read::decode(&bytes, limits).map_err(read_error)?;
     check_budget(&blocks, req, now)?;
     let authority = blocks
         .first()
@@ -377,12 +377,13 @@ fn actor_id(text: &str, limits: &Limits, hop: usize) -> Result<SpiffeId, Reason>
 /// The domains whose Biscuit keys (their current set in `keys`) hold `key`, by index.
 fn key_domains(keys: &KeyStore, key: &[u8; 32]) -> Vec<usize> {
     let holds = |i: &usize| {
-        keys.domain(*i).is_some_and(|d| {
+        keys.with_domain(*i, |d| {
             d.biscuit()
                 .keys()
                 .iter()
                 .any(|k| k.ed25519().is_some_and(|e| &e.to_bytes() == key))
         })
+        .unwrap_or(false)
     };
     (0..keys.len()).filter(holds).collect()
 }
@@ -563,14 +564,13 @@ fn check_budget(blocks: &[BlockView], req: &Request, now: i64) -> Result<u64, Re
     })
 }
 
-/// The budget's estimate of the work a token's checks may take for `req`, in work units, or why
-/// the budget refuses them (fuzzing and measurements: the decision itself uses the same model).
-#[cfg(feature = "fuzzing")]
-pub fn work_estimate(raw: &str, req: &Request, limits: &Limits) -> Result<u64, String> {
-    let bytes = b64(raw).ok_or("not base64url")?;
-    let blocks = read::decode(&bytes, limits).map_err(|e| format!("{e:?}"))?;
-    let facts = request_facts(req, req.now.unwrap_or_default());
-    budget::check(&blocks, &fact_sizes(&facts)).map_err(|e| format!("{e:?}"))
+/// The budget's estimate of the work a token's checks may take for `req`, in work units, or the
+/// denial the decision gives when the budget refuses them: the model the decision itself applies, for measurements and the fuzz
+/// oracles (`crates/oracles`) that hold decisions to it.
+pub fn work_estimate(raw: &str, req: &Request, limits: &Limits) -> Result<u64, Reason> {
+    let bytes = b64(raw).ok_or_else(|| at0(ReasonCode::MalformedToken, "not base64url"))?;
+    let blocks = read::decode(&bytes, limits).map_err(read_error)?;
+    check_budget(&blocks, req, req.now.unwrap_or_default())
 }
 
 /// After the checks passed: every `check if` query with expressions is evaluated again on every

@@ -107,9 +107,10 @@ impl KeyBinding {
     /// Whether the key is still in its domain's current set and still allows `alg`: the same
     /// snapshot (one comparison), or else a key under the same `kid` with the same thumbprint.
     pub fn holds(&self, keys: &KeyStore, alg: &str) -> bool {
-        keys.domain(self.domain).is_some_and(|d| {
+        keys.with_domain(self.domain, |d| {
             d.epoch() == self.epoch || d.still_holds(&self.kid, &self.thumbprint, alg)
         })
+        .unwrap_or(false)
     }
 }
 

@@ -86,8 +86,6 @@ mod cedar;
 mod chain;
 mod decision;
 mod fifo;
-#[cfg(feature = "fuzzing")]
-pub mod fuzzing;
 mod index;
 mod reason;
 mod request;

@@ -1,11 +1,14 @@
 //! One token's checks, in DESIGN.md's order: size, decoding, header, issuer and key, signature,
-//! claims, times, identifiers. What comes out is a [`Token`] only this module can build.
+//! claims, times, identifiers. What comes out is a `VerifiedToken` (`verified.rs`), which
+//! only the verifier builds.
 //!
-//! A token seen before comes from the token cache (`cache.rs`) as a `Verified` record: its
-//! decoding, signature, claims and identifiers are the ones computed the first time (they
-//! depend on its bytes, the pack and the limits only, all fixed for one verifier); its class
-//! for this position, its issuer and key binding to the pack, and its times are checked
-//! again, in the same order as for a new token.
+//! Keys come from the verifier's `KeyStore`: the issuer's domain's current snapshot, taken
+//! once per token. A token seen before comes from the token cache (`cache.rs`) as a
+//! `Verified` record: its decoding, signature, claims and identifiers are the ones computed the
+//! first time (they depend on its bytes, the pack, the key and the limits only); its class for
+//! this position, its issuer's domain, whether its key is still in that domain's set
+//! (`KeyBinding::holds`), and its times are checked again, in the same order as for a new
+//! token.
 
 use std::sync::Arc;
 
@@ -50,7 +53,7 @@ pub(crate) struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    pub fn fail(&self, code: ReasonCode, message: impl Into<String>) -> Reason {
+    fn fail(&self, code: ReasonCode, message: impl Into<String>) -> Reason {
         Reason::new(code, self.hop, message)
     }
 

@@ -32,12 +32,12 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use custody_jose::B64;
-use custody_sidecar::fuzzing::{check_bytes, FuzzCheckRequest, HeaderName};
-use custody_tests::{Fixture, PackBuilder};
-use custody_verifier::fuzzing::{
+use custody_oracles::check::{check_bytes, FuzzCheckRequest, HeaderName};
+use custody_oracles::{
     biscuit_bytes, FuzzAttenuation, FuzzBiscuit, FuzzBlock, FuzzCheck, FuzzHop, FuzzRequest,
     FuzzToken, Ident,
 };
+use custody_tests::{Fixture, PackBuilder};
 use serde_json::Value;
 
 /// Seeds larger than this are left out (the oversized cases are in the conformance suite).

@@ -2,10 +2,11 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use custody_jose::SigningKey;
+use custody_jose::{KeySet, SigningKey};
 
 use super::*;
 use crate::error::WarningKind;
+use crate::model::{ChainSettings, ScopeRule};
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 

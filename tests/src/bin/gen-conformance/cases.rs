@@ -10,8 +10,8 @@ pub mod algorithms;
 
 use base64::Engine as _;
 use custody_jose::{sign_with_header, KeySet, SigningKey, B64};
+use custody_oracles::tamper;
 use custody_tests::{act, issuer, Fixture, ALICE, AUD, BOB, MALLORY, NOW};
-use custody_verifier::fuzzing::tamper;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 

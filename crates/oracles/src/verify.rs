@@ -1,16 +1,6 @@
-//! Entry points for the fuzz targets (`fuzz/`) and the corpus replay test (`tests/`).
-//!
-//! Every function takes the fuzzer's raw bytes, runs one of custody's parsers (or the whole
-//! verifier) on them and then checks an oracle: a property that must hold whatever the input.
-//! They never panic themselves; an `Err` is a broken property, which the fuzz target turns into
-//! a crash and the replay test into a failure. Only built with the `fuzzing` feature.
-//!
-//! [`verify_structured`] reads the bytes as a [`FuzzRequest`] (through `arbitrary`) and mints
-//! its tokens with fixed test keys of an in-memory four-domain pack, so the fuzzer gets past the
-//! signature into the chain rules. An all-zero input is the standard allowed three-domain chain
-//! and every field mutates one thing about it. [`biscuit`] and [`biscuit_structured`] do the same
-//! for the Biscuit path (module `biscuit` below). The sidecar's `fuzzing` module reuses the
-//! in-memory pack, [`mint_input`] and [`bearer_verifies`] for its Check entry point.
+//! The verifier's oracles: identifiers, strict JSON, JWS decoding, key sets, the trust
+//! language, pack loading, request documents and structured requests, on an in-memory
+//! four-domain pack (`world`) shared with the other modules.
 
 use std::path::{Component, Path};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -24,17 +14,7 @@ use custody_policy::{
 };
 use serde_json::{json, Map, Value};
 
-use crate::{Decision, Request, Verifier};
-
-mod biscuit;
-mod ed25519;
-
-pub use biscuit::{
-    biscuit, biscuit_bytes, biscuit_input, biscuit_signed_by_pack, biscuit_structured,
-    biscuit_text, decide_biscuit, FuzzAttenuation, FuzzAuthority, FuzzBiscuit, FuzzBlock,
-    FuzzCheck, FuzzFact, FuzzHop, FuzzTerm, DOMAIN_NAMES, FACT_NAMES,
-};
-pub use ed25519::{ed25519_reference, ed25519_strict};
+use custody_verifier::{Decision, Request, Verifier};
 
 /// The time structured requests are decided at: 2026-01-01T00:00:00Z.
 pub const FUZZ_NOW: i64 = 1_767_225_600;
@@ -43,7 +23,7 @@ pub const FUZZ_AUD: &str = "spiffe://c.example/orders";
 /// The in-memory pack's domains; `c.example` is `local`.
 pub const FUZZ_DOMAINS: [&str; 4] = ["a.example", "b.example", "c.example", "d.example"];
 /// Clock skew of the in-memory pack (the default).
-const SKEW: i64 = 30;
+pub(crate) const SKEW: i64 = 30;
 
 /// A broken property: what the oracle saw.
 pub type Oracle = Result<(), String>;
@@ -70,7 +50,7 @@ pub fn same_decision(a: &Decision, b: &Decision) -> bool {
         })
 }
 
-fn ensure(ok: bool, what: impl FnOnce() -> String) -> Oracle {
+pub(crate) fn ensure(ok: bool, what: impl FnOnce() -> String) -> Oracle {
     if ok {
         Ok(())
     } else {
@@ -348,15 +328,15 @@ fn minted_standard_token() -> String {
 // ---------------------------------------------------------------------------------------------
 // The verifier
 
-struct World {
-    verifier: Verifier,
+pub(crate) struct World {
+    pub(crate) verifier: Verifier,
     /// The same pack with Cedar policies that read the chain summary and `context.request`.
-    cedar: Verifier,
-    keys: Vec<SigningKey>,
+    pub(crate) cedar: Verifier,
+    pub(crate) keys: Vec<SigningKey>,
     rogue: SigningKey,
 }
 
-fn world() -> Option<&'static World> {
+pub(crate) fn world() -> Option<&'static World> {
     static WORLD: OnceLock<Option<World>> = OnceLock::new();
     WORLD.get_or_init(build_world).as_ref()
 }
@@ -472,7 +452,7 @@ fn has_float(v: &Value) -> bool {
     }
 }
 
-fn decision_invariants(d: &Decision) -> Oracle {
+pub(crate) fn decision_invariants(d: &Decision) -> Oracle {
     ensure(d.is_allowed() == d.reasons.is_empty(), || format!("{d:?}"))?;
     let j = d.to_json();
     let want = if d.is_allowed() { "allow" } else { "deny" };
@@ -511,14 +491,14 @@ const IDS: [&str; 16] = [
 ];
 
 /// The agent each domain's tokens add by default.
-const DEFAULT_ACTOR: [&str; 4] = [
+pub(crate) const DEFAULT_ACTOR: [&str; 4] = [
     "spiffe://a.example/agent/bob",
     "spiffe://b.example/agent/alice",
     "spiffe://c.example/gateway",
     "spiffe://d.example/agent/mallory",
 ];
 
-const SCOPES: [&str; 6] = [
+pub(crate) const SCOPES: [&str; 6] = [
     "orders:read",
     "orders:write",
     "orders:delete",
@@ -537,7 +517,7 @@ impl Ident {
     }
 }
 
-fn pick<'a>(table: &[&'a str], i: u8) -> &'a str {
+pub(crate) fn pick<'a>(table: &[&'a str], i: u8) -> &'a str {
     table
         .get(usize::from(i) % table.len().max(1))
         .copied()
@@ -665,35 +645,6 @@ pub fn decide_input(input: &FuzzRequest) -> Option<(Request, Decision)> {
 pub fn mint_input(input: &FuzzRequest) -> Option<Request> {
     let w = world()?;
     Some(build_request(w, input).0)
-}
-
-/// Whether `token` is one a verifier of the in-memory pack could honestly accept for
-/// `audience`: a compact JWS whose `kid` names a pack key under which its signature verifies
-/// (`verify_strict`) and whose `aud` holds `audience`, or a Biscuit whose signatures verify under
-/// a pack root key (biscuit-auth's own reading).
-pub fn bearer_verifies(token: &str, audience: &str) -> bool {
-    if !token.contains('.') {
-        return biscuit_signed_by_pack(token);
-    }
-    let Some(w) = world() else {
-        return false;
-    };
-    let Ok(jws) = custody_jose::decode(token, &Limits::default()) else {
-        return false;
-    };
-    let Some(kid) = jws.header.kid.as_deref() else {
-        return false;
-    };
-    let signed = w
-        .keys
-        .iter()
-        .any(|k| k.kid() == kid && k.public().verify_strict(jws.signing_input, &jws.signature));
-    let aud = match jws.claims.get("aud") {
-        Some(Value::String(a)) => a == audience,
-        Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(audience)),
-        _ => false,
-    };
-    signed && aud
 }
 
 fn build_request(w: &World, input: &FuzzRequest) -> (Request, Vec<Minted>, Option<Minted>) {

@@ -1,9 +1,9 @@
 //! Entry points for the fuzz targets `check_request` and `check_structured` (`fuzz/`) and the
-//! corpus replay test (`tests/`). Only built with the `fuzzing` feature.
+//! corpus replay test (`tests/`).
 //!
-//! Both run the Check handler's own code, [`check::answer`] (mapping, decision, Envoy's answer;
-//! the server adds only its decision cache, metrics and log), on the verifier's in-memory
-//! fuzzing pack, with `--audience spiffe://c.example/orders` and the clock fixed at
+//! Both run the Check handler's own code through its hidden harness,
+//! `custody_sidecar::check::Harness` (mapping, decision, Envoy's answer; the server adds only
+//! its decision cache, metrics and log), on the in-memory fuzzing pack, with `--audience spiffe://c.example/orders` and the clock fixed at
 //! [`FUZZ_NOW`], and then check an oracle (`check_oracle`, documented there). They never panic
 //! themselves; an `Err` is a broken property.
 //!
@@ -19,9 +19,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use arbitrary::{Arbitrary, Unstructured};
-use custody_verifier::fuzzing::{
-    self, same_decision, FuzzBiscuit, FuzzRequest, Ident, Oracle, FUZZ_AUD, FUZZ_NOW,
+use custody_sidecar::check::{
+    Checked, Harness, ACTOR_HEADER, CHAIN_HEADER, DEPTH_HEADER, NOW_HEADER, ORIGIN_HEADER,
+    TXN_HEADER,
 };
+use custody_sidecar::ServeArgs;
 use custody_verifier::{Decision, ReasonCode, Request, Verifier};
 use envoy_types::ext_authz::v3::pb::{
     CheckRequest, CheckResponse, HeaderAppendAction, HeaderValue, HttpResponse,
@@ -34,10 +36,9 @@ use envoy_types::pb::envoy::service::auth::v3::AttributeContext;
 use envoy_types::pb::google::protobuf::{value::Kind, Value};
 use prost::Message as _;
 
-use crate::check::{
-    self, Checked, ACTOR_HEADER, CHAIN_HEADER, DEPTH_HEADER, NOW_HEADER, ORIGIN_HEADER, TXN_HEADER,
+use crate::{
+    fuzz_verifiers, same_decision, FuzzBiscuit, FuzzRequest, Ident, Oracle, FUZZ_AUD, FUZZ_NOW,
 };
-use crate::config::{ServeArgs, Settings};
 
 /// The action header of the second setting (`--action-header`).
 pub const ACTION_HEADER: &str = "x-custody-action";
@@ -70,8 +71,8 @@ fn ensure(ok: bool, what: impl FnOnce() -> String) -> Oracle {
 
 /// The two settings: `METHOD:path` actions, and actions from [`ACTION_HEADER`]. Neither allows a
 /// request-supplied time.
-fn settings() -> Option<&'static [Settings; 2]> {
-    static SETTINGS: OnceLock<Option<[Settings; 2]>> = OnceLock::new();
+fn settings() -> Option<&'static [Harness; 2]> {
+    static SETTINGS: OnceLock<Option<[Harness; 2]>> = OnceLock::new();
     SETTINGS
         .get_or_init(|| {
             let args = ServeArgs {
@@ -82,17 +83,14 @@ fn settings() -> Option<&'static [Settings; 2]> {
                 action_header: Some(ACTION_HEADER.into()),
                 ..args.clone()
             };
-            let both = [
-                Settings::from_args(&args).ok()?,
-                Settings::from_args(&header).ok()?,
-            ];
+            let both = [Harness::new(&args).ok()?, Harness::new(&header).ok()?];
             Some(both)
         })
         .as_ref()
 }
 
 fn verifier() -> Result<&'static Verifier, String> {
-    fuzzing::fuzz_verifiers()
+    fuzz_verifiers()
         .map(|(plain, _)| plain)
         .ok_or_else(|| "no fuzzing pack".to_owned())
 }
@@ -109,10 +107,10 @@ pub fn check_request(data: &[u8]) -> Oracle {
 }
 
 /// Runs the Check handler: the custody request it decided (if any) and its answer.
-fn run(check: &CheckRequest, settings: &Settings) -> Result<(Checked, Option<Request>), String> {
+fn run(check: &CheckRequest, settings: &Harness) -> Result<(Checked, Option<Request>), String> {
     let v = verifier()?;
     let mut decided = None;
-    let out = check::answer(check, settings, v.limits(), &v.pack().version, |req| {
+    let out = settings.answer(check, v.limits(), &v.pack().version, |req| {
         decided = Some(req.clone());
         // The server decides on its clock (`now` unset): here the clock is fixed instead.
         let mut at = req.clone();
@@ -131,7 +129,7 @@ fn run(check: &CheckRequest, settings: &Settings) -> Result<(Checked, Option<Req
 /// least one reason, `PERMISSION_DENIED` with the first code, a JSON body with the same codes,
 /// and 401 exactly for DESIGN.md's credential failures and a missing bearer token (403
 /// otherwise); no answer contains a token the request carried.
-fn check_oracle(check: &CheckRequest, settings: &Settings) -> Oracle {
+fn check_oracle(check: &CheckRequest, settings: &Harness) -> Oracle {
     let (out, decided) = run(check, settings)?;
     let (again, _) = run(check, settings)?;
     // Equal answers; where a Biscuit's Datalog failure is worded differently (see
@@ -269,7 +267,7 @@ fn allowed(seen: &Seen, out: &Checked, req: Option<&Request>) -> Oracle {
     ensure(seen.bearers.contains(presented), || {
         "the presented token is not the bearer token".into()
     })?;
-    ensure(fuzzing::bearer_verifies(presented, FUZZ_AUD), || {
+    ensure(bearer_verifies(presented, FUZZ_AUD), || {
         "allowed a bearer token that does not verify for the audience".into()
     })?;
     let r = &out.response;
@@ -550,7 +548,7 @@ pub fn answer_input(input: &FuzzCheckRequest) -> Option<(CheckRequest, Checked)>
     Some((check, out))
 }
 
-fn setting(input: &FuzzCheckRequest) -> Option<&'static Settings> {
+fn setting(input: &FuzzCheckRequest) -> Option<&'static Harness> {
     let [path, header] = settings()?;
     Some(if input.method_path { path } else { header })
 }
@@ -591,9 +589,9 @@ pub fn check_bytes(input: &FuzzCheckRequest) -> Option<Vec<u8>> {
 }
 
 fn build_check(input: &FuzzCheckRequest) -> Option<CheckRequest> {
-    let minted = fuzzing::mint_input(&input.chain)?;
+    let minted = crate::mint_input(&input.chain)?;
     let tokens = match &input.biscuit {
-        Some(b) => vec![fuzzing::biscuit_text(b)?],
+        Some(b) => vec![crate::biscuit_text(b)?],
         None => minted.tokens.clone(),
     };
     let (presented, upstream) = tokens.split_last()?;
@@ -713,4 +711,33 @@ fn chain_value(form: u8, upstream: &[String]) -> Option<String> {
             all.join(",")
         }
     })
+}
+
+/// Whether `token` is one a verifier of the in-memory pack could honestly accept for
+/// `audience`: a compact JWS whose `kid` names a pack key under which its signature verifies
+/// (`verify_strict`) and whose `aud` holds `audience`, or a Biscuit whose signatures verify under
+/// a pack root key (biscuit-auth's own reading).
+pub fn bearer_verifies(token: &str, audience: &str) -> bool {
+    if !token.contains('.') {
+        return crate::biscuit::biscuit_signed_by_pack(token);
+    }
+    let Some(w) = crate::verify::world() else {
+        return false;
+    };
+    let Ok(jws) = custody_jose::decode(token, &custody_jose::Limits::default()) else {
+        return false;
+    };
+    let Some(kid) = jws.header.kid.as_deref() else {
+        return false;
+    };
+    let signed = w
+        .keys
+        .iter()
+        .any(|k| k.kid() == kid && k.public().verify_strict(jws.signing_input, &jws.signature));
+    let aud = match jws.claims.get("aud") {
+        Some(serde_json::Value::String(a)) => a == audience,
+        Some(serde_json::Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(audience)),
+        _ => false,
+    };
+    signed && aud
 }

@@ -1,4 +1,4 @@
-//! The Biscuit path (README "Biscuit profile"), through [`Verifier::verify`](crate::Verifier::verify)
+//! The Biscuit path (README "Biscuit profile"), through [`Verifier::verify`](custody_verifier::Verifier::verify)
 //! with a Biscuit as the sole token, on the in-memory pack (whose domains use their JWT key as
 //! their one `biscuit_keys` key).
 //!
@@ -24,11 +24,11 @@ use custody_id::SpiffeId;
 use custody_jose::B64;
 use prost_biscuit::Message as _;
 
-use super::{
+use crate::verify::{
     decision_invariants, ensure, pick, world, Ident, Oracle, DEFAULT_ACTOR, FUZZ_AUD, FUZZ_DOMAINS,
     FUZZ_NOW, SCOPES, SKEW,
 };
-use crate::{Decision, Request};
+use custody_verifier::{Decision, Request};
 
 /// The pack's `local` domain.
 const LOCAL: &str = "c.example";
@@ -792,7 +792,7 @@ fn extra_facts(facts: &[FuzzFact], model: &mut Model) -> Vec<(String, FuzzTerm)>
         .collect();
     model.profile_facts |= out
         .iter()
-        .any(|(n, _)| crate::biscuit::PROFILE_PREDICATES.contains(&n.as_str()));
+        .any(|(n, _)| custody_verifier::biscuit::PROFILE_PREDICATES.contains(&n.as_str()));
     out
 }
 

@@ -4,7 +4,7 @@
 //!
 //! The server runs on a runtime of its own (2 workers, like `custody serve` on a 2-core
 //! machine), so a worker blocked by a decision shows as a stalled server, not as a stalled
-//! test. Slow decisions are the `test-hooks` stall: it blocks the thread that decides, as a
+//! test. Slow decisions are the `cfg(test)` stall (`state::Stall`): it blocks the thread that decides, as a
 //! Biscuit with heavy checks would, until the test releases it.
 #![allow(
     clippy::cloned_ref_to_slice_refs,
@@ -15,12 +15,10 @@
     reason = "test code: a panic is how a broken expectation is reported"
 )]
 
-mod common;
-
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use common::*;
+use super::common::*;
 use custody_sidecar::{pb, Running, ServeArgs};
 use custody_tests::Fixture;
 use tonic::Code;

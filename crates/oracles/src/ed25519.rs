@@ -10,7 +10,7 @@ use custody_jose::PublicKey;
 use ed25519_dalek::{Signature, VerifyingKey};
 use sha2::{Digest, Sha512};
 
-use super::{ensure, Oracle};
+use crate::verify::{ensure, Oracle};
 
 /// The group order L, little-endian (RFC 8032, section 5.1).
 const L: [u8; 32] = [
