@@ -48,6 +48,7 @@ pub struct PackBuilder {
     entities: Option<String>,
     extra_trust: String,
     biscuit_keys: bool,
+    keys: BTreeMap<String, SigningKey>,
 }
 
 impl Default for PackBuilder {
@@ -64,6 +65,7 @@ impl Default for PackBuilder {
             entities: None,
             extra_trust: String::new(),
             biscuit_keys: false,
+            keys: BTreeMap::new(),
         }
     }
 }
@@ -118,6 +120,12 @@ impl PackBuilder {
         self
     }
 
+    /// Signs for `domain` with `key` (any algorithm) instead of its standard Ed25519 key.
+    pub fn key(mut self, domain: &str, key: SigningKey) -> Self {
+        self.keys.insert(domain.into(), key);
+        self
+    }
+
     /// Writes the pack and builds a verifier on it.
     pub fn build(self) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
@@ -125,7 +133,10 @@ impl PackBuilder {
         let mut keys = BTreeMap::new();
         let mut trust = String::from("# test pack\nlocal \"c.example\"\n");
         for (n, d) in DOMAINS.iter().enumerate() {
-            let key = SigningKey::from_seed(&format!("{d}-k1"), [n as u8 + 1; 32]);
+            let key =
+                self.keys.get(*d).cloned().unwrap_or_else(|| {
+                    SigningKey::from_seed(&format!("{d}-k1"), [n as u8 + 1; 32])
+                });
             let mut set = KeySet::new();
             set.insert(key.public()).unwrap();
             let file = format!("keys/{d}.jwks");

@@ -4,7 +4,7 @@ use std::io::Write as _;
 use std::path::PathBuf;
 
 use clap::Args;
-use custody_jose::{KeySet, SigningKey};
+use custody_jose::{Algorithm, KeySet, SigningKey};
 
 #[derive(Args)]
 pub(crate) struct KeygenArgs {
@@ -17,12 +17,30 @@ pub(crate) struct KeygenArgs {
     /// Where to write the public JWKS (replaced).
     #[arg(long)]
     public: PathBuf,
+    /// The algorithm: `EdDSA` (Ed25519, the default), `ES256` (P-256), `ES384` (P-384), or an
+    /// RSA one (`RS256`, `PS256`, …: a 2048-bit key). The public JWK of an EC or RSA key
+    /// pins this `alg`.
+    #[arg(long, default_value = "EdDSA", value_parser = parse_alg)]
+    alg: Algorithm,
+}
+
+/// An algorithm of custody's list, by its JOSE name.
+pub(crate) fn parse_alg(name: &str) -> Result<Algorithm, String> {
+    Algorithm::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = Algorithm::ALL.iter().map(|a| a.name()).collect();
+        format!("`{name}` is not one of {}", names.join(", "))
+    })
 }
 
 pub(crate) fn keygen(args: &KeygenArgs) -> Result<u8, String> {
-    let mut seed = [0u8; 32];
-    getrandom::getrandom(&mut seed).map_err(|e| format!("no randomness: {e}"))?;
-    let key = SigningKey::from_seed(&args.kid, seed);
+    let key = if args.alg.is_ed25519() {
+        let mut seed = [0u8; 32];
+        getrandom::getrandom(&mut seed).map_err(|e| format!("no randomness: {e}"))?;
+        let key = SigningKey::from_seed(&args.kid, seed);
+        key.with_alg(args.alg).unwrap_or(key)
+    } else {
+        SigningKey::generate(&args.kid, args.alg).map_err(|e| e.to_string())?
+    };
     let private = serde_json::to_string_pretty(&key.to_private_jwk()).map_err(|e| e.to_string())?;
     write_private(&args.private, private.as_bytes())
         .map_err(|e| format!("{}: {e}", args.private.display()))?;

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use custody_jose::{sign, SigningKey};
+use custody_jose::{sign, Algorithm, SigningKey};
 use serde_json::{json, Map, Value};
 
 #[derive(Args)]
@@ -11,6 +11,10 @@ pub(crate) struct MintArgs {
     /// The private JWK to sign with (its `kid` goes in the header).
     #[arg(long)]
     key: PathBuf,
+    /// The `alg` to sign with; default: the key's own (its JWK's `alg`, else `EdDSA`, the
+    /// curve's, or `RS256`). An RSA key signs any RSA algorithm; other keys only their own.
+    #[arg(long, value_parser = crate::keys::parse_alg)]
+    alg: Option<Algorithm>,
     /// A JSON object of claims to start from; the flags below override its members.
     #[arg(long)]
     claims: Option<PathBuf>,
@@ -77,7 +81,24 @@ pub(crate) fn mint(args: &MintArgs) -> Result<u8, String> {
         Some(kid) => key.with_kid(kid),
         None => key,
     };
+    let key = match args.alg {
+        Some(alg) => key.with_alg(alg).ok_or_else(|| {
+            format!(
+                "{}: the key cannot sign `{alg}` (it signs `{}`)",
+                args.key.display(),
+                key.alg()
+            )
+        })?,
+        None => key,
+    };
     if args.biscuit {
+        if !key.alg().is_ed25519() {
+            return Err(format!(
+                "{}: Biscuit keys are Ed25519; this key signs `{}`",
+                args.key.display(),
+                key.alg()
+            ));
+        }
         return mint_biscuit(args, &key);
     }
     let mut claims = base_claims(args)?;

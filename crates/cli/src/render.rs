@@ -135,7 +135,7 @@ pub(crate) fn hint(code: ReasonCode) -> &'static str {
         C::MalformedToken => "send a strict compact JWS whose header has only `alg`, `kid`, `typ` and whose claims have the documented JSON types",
         C::TokenTooLarge => "issue a smaller token (at most 8 KiB): fewer claims, a shorter `act` chain",
         C::WrongTokenType => "use `typ` `at+jwt` (or `JWT`) for access tokens and `txntoken+jwt` for Txn-Tokens, each in its place",
-        C::AlgNotAllowed => "sign with Ed25519 (`alg` `EdDSA` or `Ed25519`)",
+        C::AlgNotAllowed => "sign with an algorithm the `kid`'s key verifies: `EdDSA`/`Ed25519` for OKP Ed25519, `ES256` for P-256, `ES384` for P-384, `RS*`/`PS*` for RSA, and its JWK's own `alg` when it has one",
         C::UnknownIssuer => "declare the issuer in a `domain` block of the trust file, or have a declared domain issue the token",
         C::UnknownKey => "add the signing key (its `kid`) to the issuer domain's key file, or sign with a key that is there",
         C::BadSignature => "the token was not signed by the key its `kid` names in the issuer's domain: re-issue it from the real issuer",

@@ -1,10 +1,14 @@
-//! Verification keys from JWKS documents and SPIFFE trust bundles (Ed25519 today).
+//! Verification keys from JWKS documents and SPIFFE trust bundles.
 //!
-//! A key set belongs to one trust domain and is never merged with another's. Only OKP Ed25519
-//! keys are used; other keys (RSA, EC, X.509 bundle entries, keys bound to another `use`, `alg`
-//! or `key_ops`) are skipped and reported, so `custody check` can say so. Some faults make the
-//! whole file unusable: a private part (`d`) on any key, an Ed25519 key without `kid`, two
-//! usable keys with one `kid`, an `x` that is not a valid, full-order Ed25519 point.
+//! A key set belongs to one trust domain and is never merged with another's. Keys of the kinds
+//! custody verifies (OKP Ed25519, EC P-256 and P-384, RSA) are used; other kinds (`oct`, OKP
+//! X25519, EC P-521, …) and keys bound to another `use`, to `key_ops` without `verify` or to
+//! an `alg` their material does not fit are skipped and reported, so `custody check` can say
+//! so. Some faults make the whole file unusable: a private part (`d`, `p`, `q`, `dp`, `dq`,
+//! `qi`, `oth`) on any key, a usable key without `kid`, two usable keys with one `kid`, key
+//! material that is not a valid key of its kind (an Ed25519 `x` not a full-order point, an EC
+//! point off its curve or with short coordinates, an RSA modulus outside 2048 to 8192 bits or
+//! an exponent other than 65537).
 
 use std::fmt;
 
@@ -16,47 +20,69 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256, Sha512};
 
 use crate::b64::B64;
-use crate::{json, Limits};
-
-/// Whether `alg` names Ed25519 (`EdDSA`, the polymorphic name, or RFC 9864's `Ed25519`).
-pub fn is_ed25519_alg(alg: &str) -> bool {
-    alg == "EdDSA" || alg == "Ed25519"
-}
+use crate::ec::{Curve, EcKey};
+use crate::error::KeySetError;
+use crate::rsa::RsaKey;
+use crate::{json, Algorithm, Limits};
 
 /// One usable verification key of a trust domain: its `kid`, the `alg` its JWK pinned, and
 /// its key material. The type is algorithm-neutral: what a key can verify is in its
-/// [`KeyMaterial`]; Ed25519 is the only algorithm implemented today.
+/// [`KeyMaterial`], narrowed by the pinned `alg`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PublicKey {
     kid: String,
-    alg: Option<String>,
+    alg: Option<Algorithm>,
     material: KeyMaterial,
     /// The RFC 7638 JWK thumbprint (SHA-256 over the required members): the key's identity,
     /// whatever its algorithm and whatever `kid` it is published under.
     thumbprint: [u8; 32],
 }
 
-/// A verification key's material, one variant per signature algorithm custody verifies.
+/// A verification key's material, one variant per kind of key custody verifies. The key
+/// decides: each kind verifies only its own algorithms ([`fits`](Self::fits)).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "Ed25519 is the hot path: its precomputed `-A` stays inline, no pointer to chase"
+)]
 pub enum KeyMaterial {
     /// An Ed25519 public key (`kty` `OKP`, `crv` `Ed25519`): `EdDSA` and `Ed25519`.
     Ed25519(Ed25519Key),
+    /// An EC public key (`kty` `EC`): P-256 verifies `ES256` only, P-384 `ES384` only.
+    Ec(EcKey),
+    /// An RSA public key (`kty` `RSA`, 2048 to 8192 bits, e = 65537): `RS256`, `RS384`,
+    /// `RS512`, `PS256`, `PS384`, `PS512`.
+    Rsa(RsaKey),
 }
 
 impl KeyMaterial {
-    /// Whether header `alg` names an algorithm of this material.
-    pub fn fits_alg(&self, alg: &str) -> bool {
+    /// Whether `alg` is an algorithm of this material.
+    pub fn fits(&self, alg: Algorithm) -> bool {
         match self {
-            KeyMaterial::Ed25519(_) => is_ed25519_alg(alg),
+            KeyMaterial::Ed25519(_) => alg.is_ed25519(),
+            KeyMaterial::Ec(k) => alg == k.curve().algorithm(),
+            KeyMaterial::Rsa(_) => alg.is_rsa(),
         }
     }
 
-    /// Verifies `signature` over `message` by the rule of this material's algorithm (Ed25519:
-    /// exactly `verify_strict`'s acceptance).
-    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+    /// Whether header `alg` names an algorithm of this material (an unlisted name fits none).
+    pub fn fits_alg(&self, alg: &str) -> bool {
+        Algorithm::from_name(alg).is_some_and(|a| self.fits(a))
+    }
+
+    /// Verifies `signature` over `message` with `alg`, by the rule of this material (Ed25519:
+    /// exactly `verify_strict`'s acceptance; ECDSA: fixed-length `r‖s` with `0 < r, s < n`;
+    /// RSA: PKCS#1 v1.5 or PSS with the salt as long as the hash). `false` when `alg` does not
+    /// fit the material.
+    pub fn verify(&self, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
+        if !self.fits(alg) {
+            return false;
+        }
         match self {
             KeyMaterial::Ed25519(k) => k.verify_strict(message, signature),
+            KeyMaterial::Ec(k) => k.verify(message, signature),
+            KeyMaterial::Rsa(k) => k.verify(alg, message, signature),
         }
     }
 
@@ -68,6 +94,8 @@ impl KeyMaterial {
                 "{{\"crv\":\"Ed25519\",\"kty\":\"OKP\",\"x\":\"{}\"}}",
                 B64.encode(k.key.as_bytes())
             ),
+            KeyMaterial::Ec(k) => k.thumbprint_input(),
+            KeyMaterial::Rsa(k) => k.thumbprint_input(),
         }
     }
 }
@@ -161,6 +189,15 @@ impl PublicKey {
         }
     }
 
+    /// The same key pinned to `alg` (a JWK's own `alg`); `None` when `alg` does not fit the
+    /// material, since such a key could verify nothing.
+    pub fn pinned(mut self, alg: Algorithm) -> Option<Self> {
+        self.material.fits(alg).then(|| {
+            self.alg = Some(alg);
+            self
+        })
+    }
+
     /// An Ed25519 key from its raw 32 bytes; refuses invalid and small-order points.
     pub fn from_bytes(kid: &str, bytes: &[u8; 32]) -> Result<Self, KeySetError> {
         let key = Ed25519Key::from_bytes(kid, bytes)?;
@@ -174,7 +211,7 @@ impl PublicKey {
 
     /// The `alg` the JWK pinned, if any.
     pub fn alg(&self) -> Option<&str> {
-        self.alg.as_deref()
+        self.alg.map(Algorithm::name)
     }
 
     /// The key material.
@@ -186,6 +223,7 @@ impl PublicKey {
     pub fn ed25519(&self) -> Option<&Ed25519Key> {
         match &self.material {
             KeyMaterial::Ed25519(k) => Some(k),
+            _ => None,
         }
     }
 
@@ -194,17 +232,42 @@ impl PublicKey {
         &self.thumbprint
     }
 
-    /// Whether header `alg` may be used with this key: an algorithm of its material, and the
-    /// JWK's own `alg` if it pinned one.
-    pub fn allows_alg(&self, alg: &str) -> bool {
-        self.material.fits_alg(alg) && self.alg.as_deref().is_none_or(|pinned| pinned == alg)
+    /// The algorithm header `alg` names, when this key may verify it: on the list, an
+    /// algorithm of the key's material, and the JWK's own `alg` if it pinned one.
+    pub fn algorithm_for(&self, alg: &str) -> Option<Algorithm> {
+        let a = Algorithm::from_name(alg)?;
+        (self.material.fits(a) && self.alg.is_none_or(|pinned| pinned == a)).then_some(a)
     }
 
-    /// Verifies `signature` over `message` by the rule of the key's algorithm (Ed25519:
-    /// exactly `verify_strict`'s acceptance). Whether the token's `alg` fits the key is
-    /// [`allows_alg`](Self::allows_alg), asked first.
+    /// Whether header `alg` may be used with this key ([`algorithm_for`](Self::algorithm_for)).
+    pub fn allows_alg(&self, alg: &str) -> bool {
+        self.algorithm_for(alg).is_some()
+    }
+
+    /// Verifies `signature` over `message` under header `alg` by the rule of that algorithm
+    /// (Ed25519: exactly `verify_strict`'s acceptance). `false` when the key does not allow
+    /// `alg`; callers ask [`allows_alg`](Self::allows_alg) first to tell the two apart.
+    pub fn verify_with(&self, alg: &str, message: &[u8], signature: &[u8]) -> bool {
+        self.algorithm_for(alg)
+            .is_some_and(|a| self.material.verify(a, message, signature))
+    }
+
+    /// The one algorithm this key verifies, when it has one: its pinned `alg`, else Ed25519's
+    /// or its curve's; `None` for an RSA key without a pinned `alg` (six algorithms fit it).
+    pub fn sole_algorithm(&self) -> Option<Algorithm> {
+        self.alg.or(match &self.material {
+            KeyMaterial::Ed25519(_) => Some(Algorithm::EdDsa),
+            KeyMaterial::Ec(k) => Some(k.curve().algorithm()),
+            KeyMaterial::Rsa(_) => None,
+        })
+    }
+
+    /// Verifies `signature` over `message` by the key's [sole algorithm](Self::sole_algorithm)
+    /// (Ed25519: exactly `verify_strict`'s acceptance); `false` for a key without one. A token's
+    /// signature is checked with [`verify_with`](Self::verify_with) under its header `alg`.
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
-        self.material.verify(message, signature)
+        self.sole_algorithm()
+            .is_some_and(|a| self.material.verify(a, message, signature))
     }
 
     /// [`Ed25519Key::verify_strict`] for an Ed25519 key; `false` for a key of any other
@@ -224,9 +287,22 @@ impl PublicKey {
                 m.insert("kid".into(), self.kid.clone().into());
                 m.insert("x".into(), B64.encode(k.key.as_bytes()).into());
             }
+            KeyMaterial::Ec(k) => {
+                m.insert("kty".into(), "EC".into());
+                m.insert("crv".into(), k.curve().crv().into());
+                m.insert("kid".into(), self.kid.clone().into());
+                m.insert("x".into(), B64.encode(k.x()).into());
+                m.insert("y".into(), B64.encode(k.y()).into());
+            }
+            KeyMaterial::Rsa(k) => {
+                m.insert("kty".into(), "RSA".into());
+                m.insert("kid".into(), self.kid.clone().into());
+                m.insert("n".into(), B64.encode(k.n()).into());
+                m.insert("e".into(), "AQAB".into());
+            }
         }
-        if let Some(alg) = &self.alg {
-            m.insert("alg".into(), alg.clone().into());
+        if let Some(alg) = self.alg {
+            m.insert("alg".into(), alg.name().into());
         }
         Value::Object(m)
     }
@@ -340,50 +416,6 @@ pub struct ParsedKeySet {
     pub skipped: Vec<SkippedKey>,
 }
 
-/// Why a JWKS or bundle document is unusable.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum KeySetError {
-    /// Larger than the limit.
-    TooLarge(usize),
-    /// Not strict JSON.
-    Json(json::JsonError),
-    /// Not `{"keys": [...]}` or a member of the wrong type; the text says which.
-    Shape(String),
-    /// More keys than the limit.
-    TooManyKeys(usize),
-    /// A key carries a private part (`d`).
-    PrivateKey(usize),
-    /// An Ed25519 key without a string `kid`.
-    MissingKid(usize),
-    /// Two usable keys share a `kid`.
-    DuplicateKid(String),
-    /// An Ed25519 key whose `x` is unusable.
-    BadKey(String, &'static str),
-}
-
-impl fmt::Display for KeySetError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            KeySetError::TooLarge(n) => write!(f, "key set larger than {n} bytes"),
-            KeySetError::Json(e) => write!(f, "{e}"),
-            KeySetError::Shape(m) => f.write_str(m),
-            KeySetError::TooManyKeys(n) => write!(f, "more than {n} keys"),
-            KeySetError::PrivateKey(i) => {
-                write!(
-                    f,
-                    "key {i} has a private part `d`: publish public keys only"
-                )
-            }
-            KeySetError::MissingKid(i) => write!(f, "Ed25519 key {i} has no string `kid`"),
-            KeySetError::DuplicateKid(k) => write!(f, "two keys with `kid` `{k}`"),
-            KeySetError::BadKey(k, why) => write!(f, "key `{k}`: {why}"),
-        }
-    }
-}
-
-impl std::error::Error for KeySetError {}
-
 /// Parses a JWKS (RFC 7517) or SPIFFE trust bundle document.
 pub fn parse_key_set(bytes: &[u8], limits: &Limits) -> Result<ParsedKeySet, KeySetError> {
     if bytes.len() > limits.pack_file_bytes {
@@ -437,12 +469,42 @@ fn str_member<'a>(
     }
 }
 
+/// The members of a JWK that belong to a private key (RFC 7518 §6.2.2, §6.3.2; RFC 8037 §2).
+const PRIVATE_MEMBERS: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "oth"];
+
+/// The `use` values of a key that signs tokens: `sig` (RFC 7517 §4.2), and in a SPIFFE bundle
+/// `jwt-svid` and `wit-svid` (a bundle's `x509-svid` authorities sign certificates, not tokens).
+const TOKEN_USES: [&str; 3] = ["sig", "jwt-svid", "wit-svid"];
+
+/// The kinds of key custody verifies, told apart by `kty` and `crv`.
+#[derive(Clone, Copy)]
+enum Kind {
+    Ed25519,
+    Ec(Curve),
+    Rsa,
+}
+
+fn kind(kty: &str, crv: &str) -> Option<Kind> {
+    match kty {
+        "OKP" if crv == "Ed25519" => Some(Kind::Ed25519),
+        "EC" => Curve::from_crv(crv).map(Kind::Ec),
+        "RSA" => Some(Kind::Rsa),
+        _ => None,
+    }
+}
+
 /// Either a usable key, a skipped one, or an error that spoils the whole set.
+///
+/// In order: a private part anywhere spoils the set; a kind custody does not verify is
+/// skipped; the material of every key of a kind it does verify must be valid (else the set is
+/// spoiled, whatever the key's `use`); then a key not for token signatures (`use`, `key_ops`)
+/// is skipped; a usable key needs a `kid`; a pinned `alg` must be one its material fits, else
+/// the key is skipped (it could verify nothing).
 fn classify(
     index: usize,
     jwk: &Map<String, Value>,
 ) -> Result<Result<PublicKey, SkippedKey>, KeySetError> {
-    if jwk.contains_key("d") {
+    if PRIVATE_MEMBERS.iter().any(|m| jwk.contains_key(*m)) {
         return Err(KeySetError::PrivateKey(index));
     }
     let kid = str_member(jwk, "kid", index)?;
@@ -455,16 +517,15 @@ fn classify(
     };
     let kty = str_member(jwk, "kty", index)?.unwrap_or("");
     let crv = str_member(jwk, "crv", index)?.unwrap_or("");
-    if kty != "OKP" || crv != "Ed25519" {
+    let Some(kind) = kind(kty, crv) else {
         return skip(format!(
-            "only OKP Ed25519 keys are used (`kty` `{kty}`, `crv` `{crv}`)"
+            "only OKP Ed25519, EC P-256, EC P-384 and RSA keys are used (`kty` `{kty}`, `crv` `{crv}`)"
         ));
-    }
-    let Some(kid) = kid.filter(|k| !k.is_empty()) else {
-        return Err(KeySetError::MissingKid(index));
     };
+    let name = kid.map_or_else(|| format!("#{index}"), str::to_owned);
+    let material = material(kind, &name, jwk, index)?;
     if let Some(use_) = str_member(jwk, "use", index)? {
-        if use_ != "sig" && use_ != "jwt-svid" {
+        if !TOKEN_USES.contains(&use_) {
             return skip(format!("`use` `{use_}` is not for token signatures"));
         }
     }
@@ -476,22 +537,53 @@ fn classify(
             return skip("`key_ops` does not allow `verify`".into());
         }
     }
-    let alg = str_member(jwk, "alg", index)?;
-    if let Some(alg) = alg {
-        if !is_ed25519_alg(alg) {
-            return skip(format!("`alg` `{alg}` is not an Ed25519 algorithm"));
-        }
+    let Some(kid) = kid.filter(|k| !k.is_empty()) else {
+        return Err(KeySetError::MissingKid(index));
+    };
+    let key = PublicKey::new(kid, material);
+    let Some(alg) = str_member(jwk, "alg", index)? else {
+        return Ok(Ok(key));
+    };
+    match Algorithm::from_name(alg).and_then(|a| key.clone().pinned(a)) {
+        Some(key) => Ok(Ok(key)),
+        None => skip(format!(
+            "`alg` `{alg}` is not an algorithm this key verifies"
+        )),
     }
-    let x = str_member(jwk, "x", index)?
-        .ok_or_else(|| KeySetError::BadKey(kid.to_owned(), "missing `x`"))?;
-    let raw = B64
-        .decode(x)
-        .map_err(|_| KeySetError::BadKey(kid.to_owned(), "`x` is not base64url"))?;
-    let raw = <[u8; 32]>::try_from(raw.as_slice())
-        .map_err(|_| KeySetError::BadKey(kid.to_owned(), "`x` is not 32 bytes"))?;
-    let mut key = PublicKey::from_bytes(kid, &raw)?;
-    key.alg = alg.map(str::to_owned);
-    Ok(Ok(key))
+}
+
+/// The key material of a JWK of `kind`, checked (`kid` names the key in errors; it may be
+/// `#index` for a key without one).
+fn material(
+    kind: Kind,
+    kid: &str,
+    jwk: &Map<String, Value>,
+    index: usize,
+) -> Result<KeyMaterial, KeySetError> {
+    let bytes = |name: &'static str, missing: &'static str, not_b64: &'static str| {
+        let text = str_member(jwk, name, index)?
+            .ok_or_else(|| KeySetError::BadKey(kid.to_owned(), missing))?;
+        B64.decode(text)
+            .map_err(|_| KeySetError::BadKey(kid.to_owned(), not_b64))
+    };
+    Ok(match kind {
+        Kind::Ed25519 => {
+            let x = bytes("x", "missing `x`", "`x` is not base64url")?;
+            let raw = <[u8; 32]>::try_from(x.as_slice())
+                .map_err(|_| KeySetError::BadKey(kid.to_owned(), "`x` is not 32 bytes"))?;
+            KeyMaterial::Ed25519(Ed25519Key::from_bytes(kid, &raw)?)
+        }
+        Kind::Ec(curve) => {
+            let x = bytes("x", "missing `x`", "`x` is not base64url")?;
+            let y = bytes("y", "missing `y`", "`y` is not base64url")?;
+            KeyMaterial::Ec(EcKey::from_coordinates(kid, curve, &x, &y)?)
+        }
+        Kind::Rsa => {
+            let n = bytes("n", "missing `n`", "`n` is not base64url")?;
+            let e = bytes("e", "missing `e`", "`e` is not base64url")?;
+            KeyMaterial::Rsa(RsaKey::from_components(kid, &n, &e)?)
+        }
+    })
 }
 
 impl PublicKey {

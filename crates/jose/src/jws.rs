@@ -7,7 +7,6 @@ use base64::Engine as _;
 use serde_json::{Map, Value};
 
 use crate::b64::B64;
-use crate::jwk::is_ed25519_alg;
 use crate::{json, Limits};
 
 /// Header members custody understands. Everything else is refused: `crit`, `jku`, `x5u`,
@@ -19,7 +18,8 @@ const KEY_SMUGGLING_HEADERS: [&str; 5] = ["crit", "jku", "x5u", "jwk", "x5c"];
 /// The protected header of a decoded token.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Header {
-    /// `alg`, already known to be `EdDSA` or `Ed25519`.
+    /// `alg`, already known to be on custody's list ([`Algorithm::from_name`](crate::Algorithm::from_name));
+    /// whether it fits the key is the key's to say.
     pub alg: String,
     /// `kid`, if present.
     pub kid: Option<String>,
@@ -36,7 +36,8 @@ pub struct UnverifiedJws<'a> {
     pub claims: Map<String, Value>,
     /// `base64url(header) "." base64url(payload)`, the bytes the signature covers.
     pub signing_input: &'a [u8],
-    /// The decoded signature (any length; verification refuses all but 64 bytes).
+    /// The decoded signature (any length; verification refuses every length but the
+    /// algorithm's).
     pub signature: Vec<u8>,
 }
 
@@ -48,7 +49,7 @@ pub enum JwsError {
     TooLarge(usize),
     /// Not a strict compact JWS; the text says what is wrong.
     Malformed(String),
-    /// `alg` absent or not an Ed25519 algorithm.
+    /// `alg` absent or not on custody's list of algorithms.
     AlgNotAllowed(String),
 }
 
@@ -143,9 +144,9 @@ fn check_header(h: &Map<String, Value>) -> Result<Header, JwsError> {
         Some(Value::String(a)) => a,
         Some(_) => return Err(malformed("header `alg` must be a string")),
     };
-    if !is_ed25519_alg(alg) {
+    if crate::Algorithm::from_name(alg).is_none() {
         return Err(JwsError::AlgNotAllowed(format!(
-            "`alg` `{alg}` is not allowed: only `EdDSA` and `Ed25519`"
+            "`alg` `{alg}` is not allowed: only `EdDSA`, `Ed25519`, `ES256`, `ES384`, `RS256`, `RS384`, `RS512`, `PS256`, `PS384` and `PS512`"
         )));
     }
     for name in h.keys() {

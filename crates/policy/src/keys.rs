@@ -44,7 +44,7 @@ pub(crate) fn load_domain_keys(
     let clean = report.errors.len() == errors_before;
     if let Some(first) = refs.first().filter(|_| clean && keys.is_empty()) {
         let msg = format!(
-            "domain `{}` has no usable Ed25519 key: every token it issues fails with `unknown_key`",
+            "domain `{}` has no usable key: every token it issues fails with `unknown_key`",
             domain.name
         );
         let (path, at) = (&first.at.path, Some(first.at.location));

@@ -99,7 +99,7 @@ fn loads_the_good_pack() {
         .chars()
         .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
 
-    // the only warning: the skipped RSA key, located at its `keys` line
+    // the only warning: the skipped RSA key (an encryption key), located at its `keys` line
     assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
     let w = &loaded.warnings[0];
     assert_eq!(w.kind, WarningKind::SkippedKey);

@@ -218,11 +218,15 @@ fn check_signature(ctx: &Ctx<'_>, jws: &UnverifiedJws<'_>) -> Result<KeyBinding,
     if !key.allows_alg(&jws.header.alg) {
         return Err(ctx.fail(
             ReasonCode::AlgNotAllowed,
-            format!("key `{}` is pinned to another `alg`", clip(kid)),
+            format!(
+                "`alg` `{}` is not an algorithm key `{}` verifies",
+                clip(&jws.header.alg),
+                clip(kid)
+            ),
         ));
     }
     ctx.cache.note_miss();
-    if !key.verify(jws.signing_input, &jws.signature) {
+    if !key.verify_with(&jws.header.alg, jws.signing_input, &jws.signature) {
         return Err(ctx.fail(
             ReasonCode::BadSignature,
             format!(

@@ -410,12 +410,12 @@ fn key_files_that_fail_to_parse() {
         (
             r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k","x":"iojj3XQJ8ZX9UtstPLpdcspnCb8dlBIb83SIAbQPb1w","d":"AQ"}]}"#,
             LoadErrorKind::KeySet,
-            "key file `keys/c.jwks`: key 0 has a private part `d`: publish public keys only",
+            "key file `keys/c.jwks`: key 0 has a private part (`d`, `p`, `q`, `dp`, `dq`, `qi` or `oth`): publish public keys only",
         ),
         (
             r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"iojj3XQJ8ZX9UtstPLpdcspnCb8dlBIb83SIAbQPb1w"}]}"#,
             LoadErrorKind::KeySet,
-            "key file `keys/c.jwks`: Ed25519 key 0 has no string `kid`",
+            "key file `keys/c.jwks`: key 0 has no string `kid`",
         ),
         (
             r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k","x":"iojj3XQJ8ZX9UtstPLpdcspnCb8dlBIb83SIAbQPb1w"},{"kty":"OKP","crv":"Ed25519","kid":"k","x":"gTl3Dqh9F19Wo1Rmw0x-zMuNipG07jeiXfYPW4_Js5Q"}]}"#,
@@ -474,8 +474,8 @@ fn the_same_kid_twice_in_one_domain() {
 fn skipped_keys_are_warnings() {
     let pack = TempPack::minimal();
     let mixed = r#"{"keys":[
-        {"kty":"RSA","kid":"r1","n":"AQAB","e":"AQAB"},
-        {"kty":"EC","crv":"P-256","kid":"e1","x":"AA","y":"AA"},
+        {"kty":"oct","kid":"h1","k":"c2VjcmV0"},
+        {"kty":"EC","crv":"P-521","kid":"e1","x":"AA","y":"AA"},
         {"kty":"OKP","crv":"Ed25519","kid":"c1","x":"iojj3XQJ8ZX9UtstPLpdcspnCb8dlBIb83SIAbQPb1w"}
     ]}"#;
     pack.file("keys/c.jwks", mixed);
@@ -492,20 +492,49 @@ fn skipped_keys_are_warnings() {
     );
     assert_eq!(
         skipped[0].message,
-        "key file `keys/c.jwks`: key 0 (`r1`) skipped: only OKP Ed25519 keys are used (`kty` `RSA`, `crv` ``)"
+        "key file `keys/c.jwks`: key 0 (`h1`) skipped: only OKP Ed25519, EC P-256, EC P-384 and RSA keys are used (`kty` `oct`, `crv` ``)"
     );
     assert_eq!(loaded.pack.domain("c.example").unwrap().keys.len(), 1);
 
     // nothing usable at all: a warning says every token will fail
     pack.file(
         "keys/c.jwks",
-        r#"{"keys":[{"kty":"RSA","kid":"r1","n":"AQAB","e":"AQAB"}]}"#,
+        r#"{"keys":[{"kty":"oct","kid":"h1","k":"c2VjcmV0"}]}"#,
     );
     let loaded = pack.loaded();
     assert!(loaded
         .warnings
         .iter()
         .any(|w| w.kind == WarningKind::NoUsableKeys));
+}
+
+/// An RSA or EC key custody verifies but whose material is unusable spoils its file (DESIGN.md,
+/// "Algorithms"), located at the `keys` line that names the file.
+#[test]
+fn unusable_rsa_and_ec_keys_are_load_errors() {
+    let pack = TempPack::minimal();
+    pack.file(
+        "keys/c.jwks",
+        r#"{"keys":[{"kty":"RSA","kid":"r1","n":"AQAB","e":"AQAB"}]}"#,
+    );
+    assert_eq!(
+        pack.one_error(),
+        (
+            LoadErrorKind::KeySet,
+            "c.trust:4:8: key file `keys/c.jwks`: key `r1`: RSA modulus of 17 bits, outside 2048 to 8192".into()
+        )
+    );
+    pack.file(
+        "keys/c.jwks",
+        r#"{"keys":[{"kty":"EC","crv":"P-256","kid":"e1","x":"AA","y":"AA"}]}"#,
+    );
+    assert_eq!(
+        pack.one_error(),
+        (
+            LoadErrorKind::KeySet,
+            "c.trust:4:8: key file `keys/c.jwks`: key `e1`: `x` and `y` of a P-256 key are 32 bytes each".into()
+        )
+    );
 }
 
 #[test]

@@ -5,6 +5,9 @@
 //! Ed25519 signatures are deterministic and `serde_json` prints object members sorted, so the
 //! output is byte-identical on every run.
 
+#[path = "algorithms.rs"]
+pub mod algorithms;
+
 use base64::Engine as _;
 use custody_jose::{sign_with_header, KeySet, SigningKey, B64};
 use custody_oracles::tamper;
@@ -48,6 +51,7 @@ pub fn all() -> Vec<Case> {
     };
     baselines(&mut g);
     algorithms(&mut g);
+    algorithms::cases(&mut g);
     key_selection(&mut g);
     duplicates(&mut g);
     signatures(&mut g);

@@ -47,5 +47,10 @@ fn main() {
         )
         .expect("write a case");
     }
+    std::fs::write(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(cases::algorithms::MEMO_FILE),
+        cases::algorithms::memo_text(),
+    )
+    .expect("write the signature memo");
     println!("{} cases written to {}", cases.len(), dir.display());
 }
