@@ -113,6 +113,12 @@ fn list_cases(dir: &Path) -> Result<Vec<PathBuf>, String> {
 /// names them).
 fn unreachable_codes(pack: &custody_policy::PolicyPack) -> Vec<(ReasonCode, &'static str)> {
     let mut out = vec![(ReasonCode::DecisionTimeout, "the sidecar's deadline")];
+    if pack.domains.iter().all(|d| d.sources.is_empty()) {
+        out.push((
+            ReasonCode::KeysUnavailable,
+            "no domain of this pack has remote key sources",
+        ));
+    }
     if crate::cedar_errors::warnings(pack).is_empty() {
         out.push((
             ReasonCode::PolicyError,

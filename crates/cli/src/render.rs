@@ -163,6 +163,7 @@ pub(crate) fn hint(code: ReasonCode) -> &'static str {
         C::PolicyDenied => "change the request to one a Cedar `permit` covers, or change the Cedar policies named above",
         C::PolicyError => "fix the Cedar policy named above so it cannot fail to evaluate (guard optional attributes with `has`, declare the context in the schema), or send the attributes it reads with the types it expects",
         C::DecisionTimeout => "retry; if it recurs, find what makes this request slow (a Biscuit's checks, the pack) or raise `--request-timeout-ms`",
+        C::KeysUnavailable => "the domain's remote key sources have not delivered a key set yet: check that custody can reach them (`custody check` fetches and reports each source), then retry",
         _ => "see the reason codes in the README",
     }
 }

@@ -313,12 +313,47 @@ fn a_pinned_alg_narrows_the_key_and_an_unfit_one_skips_it() {
 
 #[test]
 fn use_and_key_ops_decide_whether_a_key_signs_tokens() {
-    for use_ in ["sig", "jwt-svid", "wit-svid"] {
-        one(public_jwk(A3_JWK, json!({ "use": use_ })));
+    // a plain JWK Set: `use` absent or `sig`
+    for extra in [json!({}), json!({"use": "sig"})] {
+        one(public_jwk(A3_JWK, extra));
     }
-    for use_ in ["enc", "x509-svid", "SIG", ""] {
+    for use_ in ["enc", "SIG", ""] {
         let reason = skipped(public_jwk(A3_JWK, json!({ "use": use_ })));
         assert!(reason.contains("`use`"), "{reason}");
+    }
+    // a SPIFFE bundle (a key with a SPIFFE `use` makes it one): `jwt-svid` signs tokens
+    let jwt_svid = one(public_jwk(A3_JWK, json!({"use": "jwt-svid"})));
+    assert_eq!(jwt_svid.kid(), "rfc7515-a3");
+    let x509 = skipped(public_jwk(A3_JWK, json!({"use": "x509-svid"})));
+    assert!(x509.contains("certificates"), "{x509}");
+    // `wit-svid` keys verify WITs only: they are kept apart from the token keys
+    let wit = load(&json!({"keys": [public_jwk(A3_JWK, json!({"use": "wit-svid"}))]})).unwrap();
+    assert!(wit.bundle && wit.keys.is_empty() && wit.skipped.is_empty());
+    assert_eq!(wit.wit_keys.len(), 1);
+    // in a bundle (`spiffe_sequence`), `sig` and a missing `use` sign nothing
+    for extra in [json!({"use": "sig"}), json!({})] {
+        let doc = json!({"spiffe_sequence": 3, "keys": [public_jwk(A3_JWK, extra)]});
+        let set = load(&doc).unwrap();
+        assert!(set.bundle && set.keys.is_empty(), "{set:?}");
+        assert_eq!(set.sequence, Some(3));
+        assert!(
+            set.skipped[0].reason.contains("bundle"),
+            "{:?}",
+            set.skipped
+        );
+    }
+    // one `kid` names one key, whether it verifies tokens or WITs
+    let both = json!({"keys": [
+        public_jwk(A3_JWK, json!({"use": "jwt-svid"})),
+        public_jwk(A2_JWK, json!({"use": "wit-svid", "kid": "rfc7515-a3"})),
+    ]});
+    assert_eq!(
+        load(&both).unwrap_err(),
+        KeySetError::DuplicateKid("rfc7515-a3".into())
+    );
+    for bad in [json!(-1), json!(1.5), json!("1")] {
+        let doc = json!({"spiffe_sequence": bad, "keys": []});
+        assert!(matches!(load(&doc), Err(KeySetError::Shape(_))), "{doc}");
     }
     one(public_jwk(A2_JWK, json!({"key_ops": ["sign", "verify"]})));
     skipped(public_jwk(A2_JWK, json!({"key_ops": ["encrypt"]})));

@@ -410,10 +410,20 @@ impl fmt::Display for SkippedKey {
 /// A parsed key set and the keys it passed over.
 #[derive(Clone, Debug, Default)]
 pub struct ParsedKeySet {
-    /// The usable keys.
+    /// The keys that verify tokens: `use` absent or `sig` in a plain JWKS, `jwt-svid` in a
+    /// SPIFFE bundle.
     pub keys: KeySet,
+    /// A SPIFFE bundle's `wit-svid` keys: they verify WIMSE workload identity tokens only.
+    pub wit_keys: KeySet,
     /// The keys passed over.
     pub skipped: Vec<SkippedKey>,
+    /// Whether the document is a SPIFFE bundle (it has `spiffe_sequence` or
+    /// `spiffe_refresh_hint`, or a key whose `use` is `x509-svid`, `jwt-svid` or `wit-svid`).
+    pub bundle: bool,
+    /// A bundle's `spiffe_sequence`.
+    pub sequence: Option<u64>,
+    /// A bundle's `spiffe_refresh_hint`, in seconds.
+    pub refresh_hint: Option<u64>,
 }
 
 /// Parses a JWKS (RFC 7517) or SPIFFE trust bundle document.
@@ -422,7 +432,6 @@ pub fn parse_key_set(bytes: &[u8], limits: &Limits) -> Result<ParsedKeySet, KeyS
         return Err(KeySetError::TooLarge(limits.pack_file_bytes));
     }
     let doc = json::parse_object(bytes, limits.json_depth).map_err(KeySetError::Json)?;
-    check_bundle_members(&doc)?;
     let keys = match doc.get("keys") {
         Some(Value::Array(keys)) => keys,
         Some(_) => return Err(KeySetError::Shape("`keys` must be an array".into())),
@@ -431,28 +440,49 @@ pub fn parse_key_set(bytes: &[u8], limits: &Limits) -> Result<ParsedKeySet, KeyS
     if keys.len() > limits.keys_per_set {
         return Err(KeySetError::TooManyKeys(limits.keys_per_set));
     }
-    let mut out = ParsedKeySet::default();
+    let mut out = ParsedKeySet {
+        sequence: bundle_member(&doc, "spiffe_sequence")?,
+        refresh_hint: bundle_member(&doc, "spiffe_refresh_hint")?,
+        ..ParsedKeySet::default()
+    };
+    out.bundle = out.sequence.is_some()
+        || out.refresh_hint.is_some()
+        || keys.iter().any(|k| {
+            k.get("use")
+                .and_then(Value::as_str)
+                .is_some_and(|u| BUNDLE_USES.contains(&u))
+        });
     for (index, jwk) in keys.iter().enumerate() {
         let Value::Object(jwk) = jwk else {
             return Err(KeySetError::Shape(format!("key {index} is not an object")));
         };
-        match classify(index, jwk)? {
-            Ok(key) => out.keys.insert(key)?,
-            Err(skip) => out.skipped.push(skip),
+        match classify(index, jwk, out.bundle)? {
+            Classified::Token(key) => out.keys.insert(key)?,
+            Classified::Wit(key) => out.wit_keys.insert(key)?,
+            Classified::Skipped(skip) => out.skipped.push(skip),
         }
+    }
+    // One `kid` names one key of the document, whatever it verifies.
+    if let Some(key) = out
+        .wit_keys
+        .keys()
+        .iter()
+        .find(|k| out.keys.get(&k.kid).is_some())
+    {
+        return Err(KeySetError::DuplicateKid(key.kid.clone()));
     }
     Ok(out)
 }
 
-fn check_bundle_members(doc: &Map<String, Value>) -> Result<(), KeySetError> {
-    for name in ["spiffe_sequence", "spiffe_refresh_hint"] {
-        if let Some(v) = doc.get(name) {
-            if !v.is_u64() && !v.is_i64() {
-                return Err(KeySetError::Shape(format!("`{name}` must be an integer")));
-            }
-        }
+/// A SPIFFE bundle member (`spiffe_sequence`, `spiffe_refresh_hint`): a non-negative integer.
+fn bundle_member(doc: &Map<String, Value>, name: &str) -> Result<Option<u64>, KeySetError> {
+    match doc.get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| KeySetError::Shape(format!("`{name}` must be a non-negative integer"))),
     }
-    Ok(())
 }
 
 fn str_member<'a>(
@@ -472,9 +502,18 @@ fn str_member<'a>(
 /// The members of a JWK that belong to a private key (RFC 7518 §6.2.2, §6.3.2; RFC 8037 §2).
 const PRIVATE_MEMBERS: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "oth"];
 
-/// The `use` values of a key that signs tokens: `sig` (RFC 7517 §4.2), and in a SPIFFE bundle
-/// `jwt-svid` and `wit-svid` (a bundle's `x509-svid` authorities sign certificates, not tokens).
-const TOKEN_USES: [&str; 3] = ["sig", "jwt-svid", "wit-svid"];
+/// The `use` values that make a document a SPIFFE bundle (SPIFFE Trust Domain and Bundle §4.2).
+const BUNDLE_USES: [&str; 3] = ["x509-svid", "jwt-svid", "wit-svid"];
+
+/// What one JWK of a set is for.
+enum Classified {
+    /// It verifies tokens.
+    Token(PublicKey),
+    /// It verifies WIMSE workload identity tokens only (`wit-svid` in a bundle).
+    Wit(PublicKey),
+    /// It verifies nothing here.
+    Skipped(SkippedKey),
+}
 
 /// The kinds of key custody verifies, told apart by `kty` and `crv`.
 #[derive(Clone, Copy)]
@@ -503,13 +542,14 @@ fn kind(kty: &str, crv: &str) -> Option<Kind> {
 fn classify(
     index: usize,
     jwk: &Map<String, Value>,
-) -> Result<Result<PublicKey, SkippedKey>, KeySetError> {
+    bundle: bool,
+) -> Result<Classified, KeySetError> {
     if PRIVATE_MEMBERS.iter().any(|m| jwk.contains_key(*m)) {
         return Err(KeySetError::PrivateKey(index));
     }
     let kid = str_member(jwk, "kid", index)?;
     let skip = |reason: String| {
-        Ok(Err(SkippedKey {
+        Ok(Classified::Skipped(SkippedKey {
             index,
             kid: kid.map(str::to_owned),
             reason,
@@ -524,11 +564,25 @@ fn classify(
     };
     let name = kid.map_or_else(|| format!("#{index}"), str::to_owned);
     let material = material(kind, &name, jwk, index)?;
-    if let Some(use_) = str_member(jwk, "use", index)? {
-        if !TOKEN_USES.contains(&use_) {
-            return skip(format!("`use` `{use_}` is not for token signatures"));
+    let use_ = str_member(jwk, "use", index)?;
+    let wit = match (bundle, use_) {
+        (false, None | Some("sig")) | (true, Some("jwt-svid")) => false,
+        (true, Some("wit-svid")) => true,
+        (true, Some("x509-svid")) => {
+            return skip("an `x509-svid` authority verifies certificates, not tokens".into())
         }
-    }
+        (true, None) => return skip("a SPIFFE bundle key without `use` verifies nothing".into()),
+        (false, Some(other)) => {
+            return skip(format!(
+                "`use` `{other}` is not for token signatures (a JWK Set key needs `sig`)"
+            ))
+        }
+        (true, Some(other)) => {
+            return skip(format!(
+                "`use` `{other}` is not for token signatures (a SPIFFE bundle key needs `jwt-svid` or `wit-svid`)"
+            ))
+        }
+    };
     if let Some(ops) = jwk.get("key_ops") {
         let verify = ops
             .as_array()
@@ -541,11 +595,18 @@ fn classify(
         return Err(KeySetError::MissingKid(index));
     };
     let key = PublicKey::new(kid, material);
+    let found = |key| {
+        Ok(if wit {
+            Classified::Wit(key)
+        } else {
+            Classified::Token(key)
+        })
+    };
     let Some(alg) = str_member(jwk, "alg", index)? else {
-        return Ok(Ok(key));
+        return found(key);
     };
     match Algorithm::from_name(alg).and_then(|a| key.clone().pinned(a)) {
-        Some(key) => Ok(Ok(key)),
+        Some(key) => found(key),
         None => skip(format!(
             "`alg` `{alg}` is not an algorithm this key verifies"
         )),

@@ -32,6 +32,20 @@ pub struct DomainKeys {
     epoch: u64,
     tokens: KeySet,
     biscuit: KeySet,
+    remote: Remote,
+}
+
+/// Whether a domain's keys come (partly) from remote sources, and whether any has delivered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Remote {
+    /// Key files only.
+    #[default]
+    None,
+    /// Remote sources that have never delivered a set: a `kid` absent from the files is
+    /// `keys_unavailable`, not `unknown_key`.
+    Awaiting,
+    /// Remote sources, at least one of which has delivered a set.
+    Delivered,
 }
 
 impl DomainKeys {
@@ -48,6 +62,11 @@ impl DomainKeys {
     /// The domain's Biscuit keys: roots of its Biscuits and the keys of the hops it attests.
     pub fn biscuit(&self) -> &KeySet {
         &self.biscuit
+    }
+
+    /// Whether the domain has remote key sources, and whether one has delivered.
+    pub fn remote(&self) -> Remote {
+        self.remote
     }
 
     /// The token key under `kid`.
@@ -71,11 +90,29 @@ struct Slot {
     current: ArcSwap<DomainKeys>,
 }
 
+/// Called with a domain's position when a token names a `kid` its current keys lack and the
+/// domain has remote sources (a key source uses it to refetch; see [`KeyStore::on_miss`]).
+pub type MissHook = Box<dyn Fn(usize) + Send + Sync>;
+
 /// Every trust domain's current keys, by position (the pack's declaration order) and by name.
 /// Shared across threads; replacing a domain's keys is atomic and never blocks readers.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct KeyStore {
     slots: Vec<Slot>,
+    /// Bumped on every replacement: a reader that saw generation `g` and sees another knows
+    /// some domain's keys changed in between.
+    generation: AtomicU64,
+    miss: std::sync::OnceLock<MissHook>,
+}
+
+impl std::fmt::Debug for KeyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyStore")
+            .field("slots", &self.slots)
+            .field("generation", &self.generation)
+            .field("miss_hook", &self.miss.get().is_some())
+            .finish()
+    }
 }
 
 impl KeyStore {
@@ -87,15 +124,50 @@ impl KeyStore {
     /// Adds a domain with its first keys; returns its position. A name added twice keeps
     /// both positions (the pack refuses a domain declared twice before it gets here).
     pub fn add_domain(&mut self, name: TrustDomain, tokens: KeySet, biscuit: KeySet) -> usize {
+        self.add_domain_with(name, tokens, biscuit, Remote::None)
+    }
+
+    /// [`KeyStore::add_domain`] for a domain with remote key sources (`remote` says whether
+    /// one has delivered yet).
+    pub fn add_domain_with(
+        &mut self,
+        name: TrustDomain,
+        tokens: KeySet,
+        biscuit: KeySet,
+        remote: Remote,
+    ) -> usize {
         self.slots.push(Slot {
             name,
             current: ArcSwap::from_pointee(DomainKeys {
                 epoch: next_epoch(),
                 tokens,
                 biscuit,
+                remote,
             }),
         });
         self.slots.len() - 1
+    }
+
+    /// Installs the hook called on a `kid` miss in a domain with remote sources; only the
+    /// first installed hook is kept (returns whether this one was).
+    pub fn on_miss(&self, hook: MissHook) -> bool {
+        self.miss.set(hook).is_ok()
+    }
+
+    /// Reports that a token of the domain at `index` named a `kid` its keys lack. Calls the
+    /// miss hook when the domain has remote sources; never blocks on a fetch.
+    pub fn note_miss(&self, index: usize) {
+        let remote = self.with_domain(index, |d| d.remote != Remote::None);
+        if remote == Some(true) {
+            if let Some(hook) = self.miss.get() {
+                hook(index);
+            }
+        }
+    }
+
+    /// The count of replacements so far (see [`KeyStore::replace`]).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// How many domains the store holds.
@@ -134,13 +206,27 @@ impl KeyStore {
     /// snapshot's epoch, or `None` when there is no domain at `index`. Checks that began
     /// before keep the snapshot they took; later ones see the new keys.
     pub fn replace(&self, index: usize, tokens: KeySet, biscuit: KeySet) -> Option<u64> {
+        let remote = self.with_domain(index, |d| d.remote)?;
+        self.replace_with(index, tokens, biscuit, remote)
+    }
+
+    /// [`KeyStore::replace`], also setting whether the domain's remote sources have delivered.
+    pub fn replace_with(
+        &self,
+        index: usize,
+        tokens: KeySet,
+        biscuit: KeySet,
+        remote: Remote,
+    ) -> Option<u64> {
         let slot = self.slots.get(index)?;
         let epoch = next_epoch();
         slot.current.store(Arc::new(DomainKeys {
             epoch,
             tokens,
             biscuit,
+            remote,
         }));
+        self.generation.fetch_add(1, Ordering::AcqRel);
         Some(epoch)
     }
 }

@@ -47,7 +47,7 @@ pub use jwk::{
     parse_key_set, Ed25519Key, KeyMaterial, KeySet, ParsedKeySet, PublicKey, SkippedKey,
 };
 pub use jws::{classify_typ, decode, decode_header, Header, JwsError, TokenClass, UnverifiedJws};
-pub use keystore::{DomainKeys, KeyStore};
+pub use keystore::{DomainKeys, KeyStore, MissHook, Remote};
 pub use limits::Limits;
 pub use rsa::{RsaKey, RSA_MAX_BITS, RSA_MIN_BITS};
 pub use sign::{sign, sign_with_header, SigningKey};

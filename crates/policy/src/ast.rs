@@ -83,6 +83,21 @@ pub struct DomainDecl {
     /// The Biscuit key file paths (`biscuit_keys`), as written, in order: the domain's Biscuit
     /// root keys and the keys its third-party (attestation) blocks are signed with.
     pub biscuit_keys: Vec<Spanned<String>>,
+    /// The remote key sources (`jwks_uri`, `discovery`, `spiffe_bundle`), as written, in order.
+    pub sources: Vec<Spanned<SourceDecl>>,
+    /// Each `refresh` given (more than one is a load error), in seconds.
+    pub refresh: Vec<Spanned<u64>>,
+    /// Each `ca` file given (more than one is a load error), as written.
+    pub ca: Vec<Spanned<String>>,
+}
+
+/// A remote key source of a `domain` block: its kind and its URL as written.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SourceDecl {
+    /// Which keyword named it.
+    pub kind: crate::model::SourceKind,
+    /// The URL, as written (checked when the pack is merged).
+    pub url: String,
 }
 
 /// A `federate` rule.
@@ -119,6 +134,8 @@ pub enum Setting {
     MaxLifetime(u64),
     /// `require_sender_binding true|false`.
     RequireSenderBinding(bool),
+    /// `max_key_age D`, in seconds: a remote source's set older than this is dropped.
+    MaxKeyAge(u64),
 }
 
 impl Setting {
@@ -130,6 +147,7 @@ impl Setting {
             Setting::ClockSkew(_) => "clock_skew",
             Setting::MaxLifetime(_) => "max_lifetime",
             Setting::RequireSenderBinding(_) => "require_sender_binding",
+            Setting::MaxKeyAge(_) => "max_key_age",
         }
     }
 }
@@ -139,7 +157,7 @@ impl fmt::Display for Setting {
         let kw = self.keyword();
         match self {
             Setting::MaxDepth(n) | Setting::MaxDomains(n) => write!(f, "{kw} {n}"),
-            Setting::ClockSkew(s) | Setting::MaxLifetime(s) => {
+            Setting::ClockSkew(s) | Setting::MaxLifetime(s) | Setting::MaxKeyAge(s) => {
                 write!(f, "{kw} {}", Duration(*s))
             }
             Setting::RequireSenderBinding(b) => write!(f, "{kw} {b}"),
@@ -189,6 +207,16 @@ impl fmt::Display for Item {
                 }
                 for keys in &d.biscuit_keys {
                     writeln!(f, "  biscuit_keys \"{}\"", keys.node)?;
+                }
+                for source in &d.sources {
+                    let kw = source.node.kind.keyword();
+                    writeln!(f, "  {kw} \"{}\"", source.node.url)?;
+                }
+                for refresh in &d.refresh {
+                    writeln!(f, "  refresh {}", Duration(refresh.node))?;
+                }
+                for ca in &d.ca {
+                    writeln!(f, "  ca \"{}\"", ca.node)?;
                 }
                 writeln!(f, "}}")
             }

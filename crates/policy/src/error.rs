@@ -62,6 +62,10 @@ pub enum LoadErrorKind {
     KeySet,
     /// Two keys of one domain share a `kid`, across its key files.
     DuplicateKid,
+    /// A remote key source that cannot be used: a URL that is not `https` (or `http` to a
+    /// loopback address), a `discovery` URL that is not an issuer of its domain, a source
+    /// listed twice, `refresh` or `ca` repeated or without a source, an unreadable `ca` file.
+    KeySource,
     /// A Cedar policy file does not parse.
     CedarSyntax,
     /// A Cedar policy template (policies with slots are not supported).

@@ -81,6 +81,19 @@ fn load_file(
                     msg,
                 ));
             }
+            if !parsed.wit_keys.is_empty() {
+                let kids: Vec<&str> = parsed.wit_keys.keys().iter().map(|k| k.kid()).collect();
+                let msg = format!(
+                    "{what}: `wit-svid` key(s) {} verify WIMSE workload identity tokens only, not access tokens",
+                    kids.join(", ")
+                );
+                report.warnings.push(Warning::new(
+                    WarningKind::SkippedKey,
+                    &key_ref.at.path,
+                    Some(key_ref.at.location),
+                    msg,
+                ));
+            }
             Some(parsed.keys)
         }
         Err(e) => {

@@ -58,15 +58,21 @@ mod merge;
 mod model;
 mod pack;
 mod syntax;
+mod url;
 
 use std::path::Path;
 
 use custody_jose::Limits;
 
-pub use ast::{ChainBlock, DomainDecl, FederateDecl, Item, Setting, Span, Spanned, TrustFile};
+pub use ast::{
+    ChainBlock, DomainDecl, FederateDecl, Item, Setting, SourceDecl, Span, Spanned, TrustFile,
+};
 pub use cedar_schema::{context_mismatch, custody_context_mismatch, schema_actions};
 pub use error::{LoadError, LoadErrorKind, Location, Warning, WarningKind};
-pub use model::{CedarPack, ChainSettings, DomainConfig, FederationRule, PolicyPack, ScopeRule};
+pub use model::{
+    CaFile, CedarPack, ChainSettings, DomainConfig, FederationRule, KeySource, PolicyPack,
+    ScopeRule, SourceKind, DEFAULT_REFRESH, MAX_REFRESH, MIN_REFRESH,
+};
 pub use pack::{Loaded, PackEntry};
 
 /// Parses one trust file's text: the grammar, names, numbers, and the checks one file allows

@@ -9,7 +9,9 @@ use custody_id::TrustDomain;
 
 use crate::ast::{ChainBlock, DomainDecl, FederateDecl, Item, Setting, Span, Spanned, TrustFile};
 use crate::error::{LoadError, LoadErrorKind, Location, Warning, WarningKind};
-use crate::model::{ChainSettings, FederationRule, ScopeRule};
+use crate::model::{
+    ChainSettings, FederationRule, KeySource, ScopeRule, SourceKind, DEFAULT_REFRESH,
+};
 
 /// A position in some trust file, for messages that point back at an earlier item.
 #[derive(Clone, Debug)]
@@ -40,6 +42,12 @@ pub(crate) struct DraftDomain {
     pub(crate) keys: Vec<KeyRef>,
     /// `biscuit_keys` files (the Biscuit profile).
     pub(crate) biscuit_keys: Vec<KeyRef>,
+    /// Remote key sources, their URLs checked.
+    pub(crate) sources: Vec<KeySource>,
+    /// `refresh`, in seconds.
+    pub(crate) refresh: u64,
+    /// The `ca` file, not read yet.
+    pub(crate) ca: Option<KeyRef>,
 }
 
 /// The merged configuration, before key files are read.
@@ -167,11 +175,14 @@ impl Merger {
             return;
         }
         for (missing, what) in [
-            (d.issuers.is_empty(), "issuer"),
-            (d.keys.is_empty(), "keys"),
+            (d.issuers.is_empty(), "no `issuer`"),
+            (
+                d.keys.is_empty() && d.sources.is_empty(),
+                "no `keys` and no remote key source (`jwks_uri`, `discovery`, `spiffe_bundle`)",
+            ),
         ] {
             if missing {
-                let msg = format!("domain `{name}` has no `{what}`");
+                let msg = format!("domain `{name}` has {what}");
                 self.errors
                     .push(error_at(LoadErrorKind::IncompleteDomain, &name_at, msg));
             }
@@ -181,6 +192,9 @@ impl Merger {
             issuers: Vec::new(),
             keys: Vec::new(),
             biscuit_keys: Vec::new(),
+            sources: Vec::new(),
+            refresh: DEFAULT_REFRESH,
+            ca: None,
         };
         for issuer in &d.issuers {
             self.issuer(file, &mut draft, issuer);
@@ -191,8 +205,82 @@ impl Merger {
         for keys in &d.biscuit_keys {
             self.keys(file, &mut draft, keys, true);
         }
+        self.sources(file, &mut draft, d);
         self.domain_at.insert(name.clone(), name_at);
         self.domains.push(draft);
+    }
+
+    /// The remote key sources of `d`, with its `refresh` and `ca`.
+    fn sources(&mut self, file: &TrustFile, draft: &mut DraftDomain, d: &DomainDecl) {
+        for source in &d.sources {
+            let here = at(file, source.span);
+            let kw = source.node.kind.keyword();
+            let url = &source.node.url;
+            if let Err(why) = crate::url::check(url) {
+                let msg = format!("`{kw}` `{url}`: {why}");
+                self.errors
+                    .push(error_at(LoadErrorKind::KeySource, &here, msg));
+                continue;
+            }
+            if source.node.kind == SourceKind::Discovery && !draft.issuers.contains(url) {
+                let msg = format!(
+                    "`discovery` `{url}` is not an `issuer` of domain `{}`: the discovery URL is the issuer whose document is read",
+                    draft.name
+                );
+                self.errors
+                    .push(error_at(LoadErrorKind::KeySource, &here, msg));
+                continue;
+            }
+            let key = KeySource {
+                kind: source.node.kind,
+                url: url.clone(),
+            };
+            if draft.sources.contains(&key) {
+                let msg = format!("`{kw}` `{url}` is listed twice in domain `{}`", draft.name);
+                self.errors
+                    .push(error_at(LoadErrorKind::KeySource, &here, msg));
+                continue;
+            }
+            draft.sources.push(key);
+        }
+        let name_at = at(file, d.name.span);
+        for (kw, spans) in [
+            (
+                "refresh",
+                d.refresh.iter().map(|r| r.span).collect::<Vec<_>>(),
+            ),
+            ("ca", d.ca.iter().map(|c| c.span).collect()),
+        ] {
+            if let Some(second) = spans.get(1) {
+                let msg = format!("`{kw}` is set twice in domain `{}`", draft.name);
+                self.errors
+                    .push(error_at(LoadErrorKind::KeySource, &at(file, *second), msg));
+            }
+            if !spans.is_empty() && d.sources.is_empty() {
+                let msg = format!(
+                    "`{kw}` applies to remote key sources, and domain `{}` has none",
+                    draft.name
+                );
+                self.errors
+                    .push(error_at(LoadErrorKind::KeySource, &name_at, msg));
+            }
+        }
+        if let Some(refresh) = d.refresh.first() {
+            draft.refresh = refresh.node;
+        }
+        if let Some(ca) = d.ca.first() {
+            let here = at(file, ca.span);
+            if ca.node.is_empty() {
+                self.errors.push(empty(&here, "ca"));
+                return;
+            }
+            let base = file.path.parent().unwrap_or(Path::new(""));
+            draft.ca = Some(KeyRef {
+                written: ca.node.clone(),
+                resolved: base.join(&ca.node),
+                at: here,
+            });
+        }
     }
 
     fn issuer(&mut self, file: &TrustFile, draft: &mut DraftDomain, issuer: &Spanned<String>) {
@@ -347,6 +435,7 @@ impl Merger {
             Setting::MaxDomains(n) => chain.max_domains = n,
             Setting::ClockSkew(s) => chain.clock_skew = s,
             Setting::MaxLifetime(s) => chain.max_lifetime = s,
+            Setting::MaxKeyAge(s) => chain.max_key_age = s,
             Setting::RequireSenderBinding(b) => {
                 chain.require_sender_binding = b;
                 self.sender_binding_at = Some(here.clone());

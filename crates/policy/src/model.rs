@@ -41,7 +41,62 @@ pub struct DomainConfig {
     pub biscuit_keys: KeySet,
     /// Its `biscuit_keys` files, resolved against the trust file's directory.
     pub biscuit_key_files: Vec<PathBuf>,
+    /// Its remote key sources, in declaration order (each URL checked: `https`, or `http` to
+    /// a loopback address; a `discovery` URL is one of `issuers`).
+    pub sources: Vec<KeySource>,
+    /// How often its remote sources are refetched, in seconds (30 s to 24 h; default 5 min).
+    pub refresh: u64,
+    /// The CA certificates (PEM) its remote sources' TLS is checked against instead of the
+    /// system roots (`ca "FILE"`).
+    pub ca: Option<CaFile>,
 }
+
+/// Where a domain fetches keys from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SourceKind {
+    /// `jwks_uri "URL"`: a JWK Set (RFC 7517).
+    JwksUri,
+    /// `discovery "ISSUER"`: OpenID Connect discovery, then RFC 8414 metadata; its `jwks_uri`.
+    Discovery,
+    /// `spiffe_bundle "URL"`: a SPIFFE bundle endpoint (`https_web` profile).
+    SpiffeBundle,
+}
+
+impl SourceKind {
+    /// The trust-language keyword.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            SourceKind::JwksUri => "jwks_uri",
+            SourceKind::Discovery => "discovery",
+            SourceKind::SpiffeBundle => "spiffe_bundle",
+        }
+    }
+}
+
+/// A remote key source of a domain.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct KeySource {
+    /// What the URL serves.
+    pub kind: SourceKind,
+    /// The URL, exactly as declared.
+    pub url: String,
+}
+
+/// A `ca` file: its path and contents, read when the pack loads.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CaFile {
+    /// The file, resolved against the trust file's directory.
+    pub path: PathBuf,
+    /// Its contents (PEM certificates).
+    pub pem: Vec<u8>,
+}
+
+/// The default `refresh`: five minutes (DESIGN.md).
+pub const DEFAULT_REFRESH: u64 = 300;
+/// The shortest `refresh`: 30 s.
+pub const MIN_REFRESH: u64 = 30;
+/// The longest `refresh`: 24 h.
+pub const MAX_REFRESH: u64 = 86_400;
 
 /// `federate from -> to { scopes [...] }`: actors of `from` may delegate to `to` for `scopes`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -76,9 +131,9 @@ impl ScopeRule {
 /// The `chain` block's settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ChainSettings {
-    /// Most actors in a chain (1 to 64). Default 5: DESIGN.md; AuthPlane caps `act` at 5.
+    /// Most actors in a chain (1 to 8). Default 5: DESIGN.md; AuthPlane caps `act` at 5.
     pub max_depth: usize,
-    /// Most distinct trust domains on the federation path (1 to 64). Default 3: DESIGN.md.
+    /// Most distinct trust domains on the federation path (1 to 16). Default 3: DESIGN.md.
     pub max_domains: usize,
     /// Clock skew allowed on `exp`, `nbf`, `iat`, in seconds (at most 120). Default 30:
     /// standards digest §2.
@@ -87,6 +142,9 @@ pub struct ChainSettings {
     pub max_lifetime: u64,
     /// Whether a missing `peer` denies. Default false: DESIGN.md (a warning says so).
     pub require_sender_binding: bool,
+    /// Age, in seconds, past which a remote source's last good key set is dropped. Default
+    /// 86400 (24 h): DESIGN.md.
+    pub max_key_age: u64,
 }
 
 impl Default for ChainSettings {
@@ -97,6 +155,7 @@ impl Default for ChainSettings {
             clock_skew: 30,
             max_lifetime: 3600,
             require_sender_binding: false,
+            max_key_age: 86_400,
         }
     }
 }

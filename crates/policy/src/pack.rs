@@ -10,7 +10,7 @@ use crate::error::{LoadError, LoadErrorKind, Warning};
 use crate::files::{describe_io, utf8, FileLog};
 use crate::keys::{load_domain_keys, KeyReport};
 use crate::merge::{Draft, Merger};
-use crate::model::{DomainConfig, PolicyPack};
+use crate::model::{CaFile, DomainConfig, PolicyPack};
 use crate::syntax;
 
 /// A loaded pack and the warnings `custody check` should show.
@@ -52,6 +52,12 @@ impl PolicyPack {
                 key_files: d.keys.iter().map(|k| k.resolved.clone()).collect(),
                 biscuit_keys: load_domain_keys(d, &d.biscuit_keys, limits, &mut log, &mut keys),
                 biscuit_key_files: d.biscuit_keys.iter().map(|k| k.resolved.clone()).collect(),
+                sources: d.sources.clone(),
+                refresh: d.refresh,
+                ca: d
+                    .ca
+                    .as_ref()
+                    .and_then(|ca| read_ca(ca, limits, &mut log, &mut keys)),
             })
             .collect();
         let mut cedar = CedarReport::default();
@@ -81,6 +87,39 @@ impl PolicyPack {
         warnings.sort_by(|a, b| (&a.path, a.location).cmp(&(&b.path, b.location)));
         Ok(Loaded { pack, warnings })
     }
+}
+
+/// Reads a domain's `ca` file: PEM text holding at least one certificate.
+fn read_ca(
+    ca: &crate::merge::KeyRef,
+    limits: &Limits,
+    log: &mut FileLog,
+    report: &mut KeyReport,
+) -> Option<CaFile> {
+    let what = format!("ca file `{}`", ca.written);
+    let pem = match log.read(&ca.resolved, limits.pack_file_bytes) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            let e = e.into_load_error(&ca.at.path, Some(ca.at.location), &what);
+            report.errors.push(e);
+            return None;
+        }
+    };
+    if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+        let msg = format!("{what} holds no PEM certificate (`-----BEGIN CERTIFICATE-----`)");
+        let e = LoadError::new(
+            LoadErrorKind::KeySource,
+            &ca.at.path,
+            Some(ca.at.location),
+            msg,
+        );
+        report.errors.push(e);
+        return None;
+    }
+    Some(CaFile {
+        path: ca.resolved.clone(),
+        pem,
+    })
 }
 
 /// Reads, parses and merges the trust files.

@@ -11,8 +11,11 @@ use pest::error::{ErrorVariant, InputLocation};
 use pest::iterators::Pair;
 use pest::Parser as _;
 
-use crate::ast::{ChainBlock, DomainDecl, FederateDecl, Item, Setting, Span, Spanned, TrustFile};
+use crate::ast::{
+    ChainBlock, DomainDecl, FederateDecl, Item, Setting, SourceDecl, Span, Spanned, TrustFile,
+};
 use crate::error::{LineIndex, LoadError, LoadErrorKind};
+use crate::model::{SourceKind, MAX_REFRESH, MIN_REFRESH};
 
 #[derive(pest_derive::Parser)]
 #[grammar = "trust.pest"]
@@ -36,7 +39,10 @@ const DEPTH_RANGE: std::ops::RangeInclusive<usize> = 1..=8;
 /// Clarifications).
 const DOMAINS_RANGE: std::ops::RangeInclusive<usize> = 1..=16;
 
-const KEYWORDS: [&str; 13] = [
+/// The range of `max_key_age`: from one refresh at the shortest (30 s) to a week.
+const KEY_AGE_RANGE: std::ops::RangeInclusive<u64> = 30..=604_800;
+
+const KEYWORDS: [&str; 19] = [
     "local",
     "domain",
     "issuer",
@@ -50,6 +56,12 @@ const KEYWORDS: [&str; 13] = [
     "clock_skew",
     "max_lifetime",
     "require_sender_binding",
+    "max_key_age",
+    "jwks_uri",
+    "discovery",
+    "spiffe_bundle",
+    "refresh",
+    "ca",
 ];
 const TOP_LEVEL: [&str; 4] = ["local", "domain", "federate", "chain"];
 
@@ -269,12 +281,30 @@ impl Converter<'_> {
         let mut issuers = Vec::new();
         let mut keys = Vec::new();
         let mut biscuit_keys = Vec::new();
+        let (mut sources, mut refresh, mut ca) = (Vec::new(), Vec::new(), Vec::new());
         for inner in pair.into_inner() {
+            let kind = match inner.as_rule() {
+                Rule::jwks_uri => Some(SourceKind::JwksUri),
+                Rule::discovery => Some(SourceKind::Discovery),
+                Rule::spiffe_bundle => Some(SourceKind::SpiffeBundle),
+                _ => None,
+            };
             match inner.as_rule() {
                 Rule::string => name = Some(self.string(inner)),
                 Rule::issuer => issuers.extend(self.strings(inner).next()),
                 Rule::keys => keys.extend(self.strings(inner).next()),
                 Rule::biscuit_keys => biscuit_keys.extend(self.strings(inner).next()),
+                Rule::jwks_uri | Rule::discovery | Rule::spiffe_bundle => {
+                    if let (Some(kind), Some(url)) = (kind, self.strings(inner).next()) {
+                        let decl = SourceDecl {
+                            kind,
+                            url: url.node,
+                        };
+                        sources.push(Spanned::new(decl, url.span));
+                    }
+                }
+                Rule::refresh => refresh.extend(self.refresh(inner)),
+                Rule::ca => ca.extend(self.strings(inner).next()),
                 _ => {}
             }
         }
@@ -284,7 +314,23 @@ impl Converter<'_> {
             issuers,
             keys,
             biscuit_keys,
+            sources,
+            refresh,
+            ca,
         }))
+    }
+
+    /// A `refresh` duration, 30 s to 24 h.
+    fn refresh(&mut self, pair: Pair<'_, Rule>) -> Option<Spanned<u64>> {
+        let value = pair.into_inner().find(|p| p.as_rule() == Rule::duration)?;
+        let span = self.span(&value);
+        let seconds = self.duration("refresh", &value)?;
+        if !(MIN_REFRESH..=MAX_REFRESH).contains(&seconds) {
+            let msg = format!("`refresh` must be 30s to 24h, not `{}`", value.as_str());
+            self.error(LoadErrorKind::OutOfRange, span, msg);
+            return None;
+        }
+        Some(Spanned::new(seconds, span))
     }
 
     fn federate(&mut self, pair: Pair<'_, Rule>) -> Option<Item> {
@@ -330,6 +376,18 @@ impl Converter<'_> {
             Rule::clock_skew => Setting::ClockSkew(self.clock_skew(&value)?),
             Rule::max_lifetime => Setting::MaxLifetime(self.duration("max_lifetime", &value)?),
             Rule::sender_binding => Setting::RequireSenderBinding(value.as_str() == "true"),
+            Rule::max_key_age => {
+                let seconds = self.duration("max_key_age", &value)?;
+                if !KEY_AGE_RANGE.contains(&seconds) {
+                    let msg = format!(
+                        "`max_key_age` must be 30s to 168h, not `{}`",
+                        value.as_str()
+                    );
+                    self.error(LoadErrorKind::OutOfRange, self.span(&value), msg);
+                    return None;
+                }
+                Setting::MaxKeyAge(seconds)
+            }
             _ => return None,
         };
         Some(Spanned::new(setting, span))
@@ -536,6 +594,18 @@ fn is_keyword_position(rule: Rule) -> bool {
             | Rule::clock_skew
             | Rule::max_lifetime
             | Rule::sender_binding
+            | Rule::max_key_age
+            | Rule::jwks_uri
+            | Rule::discovery
+            | Rule::spiffe_bundle
+            | Rule::refresh
+            | Rule::ca
+            | Rule::kw_max_key_age
+            | Rule::kw_jwks_uri
+            | Rule::kw_discovery
+            | Rule::kw_spiffe_bundle
+            | Rule::kw_refresh
+            | Rule::kw_ca
             | Rule::kw_local
             | Rule::kw_domain
             | Rule::kw_federate
@@ -569,6 +639,12 @@ fn expected_words(rule: Rule) -> &'static str {
         Rule::clock_skew | Rule::kw_clock_skew => "`clock_skew`",
         Rule::max_lifetime | Rule::kw_max_lifetime => "`max_lifetime`",
         Rule::sender_binding | Rule::kw_require_sender_binding => "`require_sender_binding`",
+        Rule::max_key_age | Rule::kw_max_key_age => "`max_key_age`",
+        Rule::jwks_uri | Rule::kw_jwks_uri => "`jwks_uri`",
+        Rule::discovery | Rule::kw_discovery => "`discovery`",
+        Rule::spiffe_bundle | Rule::kw_spiffe_bundle => "`spiffe_bundle`",
+        Rule::refresh | Rule::kw_refresh => "`refresh`",
+        Rule::ca | Rule::kw_ca => "`ca`",
         Rule::string | Rule::text => "a quoted string",
         Rule::string_end => "`\"`",
         Rule::integer => "a whole number",

@@ -43,6 +43,7 @@ fn loads_the_good_pack() {
             clock_skew: 60,
             max_lifetime: 7200,
             require_sender_binding: true,
+            max_key_age: 86_400,
         }
     );
 

@@ -417,8 +417,12 @@ fn allow(decision: &Decision, pack: &str) -> CheckResponse {
 
 fn deny(decision: &Decision, no_token: bool, pack: &str) -> CheckResponse {
     let first = decision.code().unwrap_or(ReasonCode::InvalidRequest);
-    // a decision that did not finish says nothing of the credential: the caller may retry
-    let status = if first == ReasonCode::DecisionTimeout {
+    // a decision that did not finish, or keys not fetched yet, say nothing of the credential:
+    // the caller may retry
+    let status = if matches!(
+        first,
+        ReasonCode::DecisionTimeout | ReasonCode::KeysUnavailable
+    ) {
         HttpStatusCode::ServiceUnavailable
     } else if no_token || unauthenticated(first) {
         HttpStatusCode::Unauthorized

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 
-use custody_jose::KeyStore;
+use custody_jose::{KeyStore, Remote};
 use custody_policy::{DomainConfig, PolicyPack};
 
 use crate::fifo::Prehashed;
@@ -44,7 +44,18 @@ impl PackIndex {
 pub fn key_store(pack: &PolicyPack) -> KeyStore {
     let mut store = KeyStore::new();
     for d in &pack.domains {
-        store.add_domain(d.name.clone(), d.keys.clone(), d.biscuit_keys.clone());
+        // a domain with remote sources awaits their first set (`keys_unavailable` until then)
+        let remote = if d.sources.is_empty() {
+            Remote::None
+        } else {
+            Remote::Awaiting
+        };
+        store.add_domain_with(
+            d.name.clone(),
+            d.keys.clone(),
+            d.biscuit_keys.clone(),
+            remote,
+        );
     }
     store
 }

@@ -73,11 +73,14 @@ pub enum ReasonCode {
     /// The decision did not finish within its deadline (the sidecar's `--request-timeout-ms`):
     /// denied, never let through.
     DecisionTimeout,
+    /// The token's domain takes keys from remote sources, none of which has delivered a set
+    /// yet, and its `kid` is not in the domain's key files (the sidecar answers 503).
+    KeysUnavailable,
 }
 
 impl ReasonCode {
     /// Every code, in the order DESIGN.md lists them.
-    pub const ALL: [ReasonCode; 32] = [
+    pub const ALL: [ReasonCode; 33] = [
         ReasonCode::InvalidRequest,
         ReasonCode::MalformedToken,
         ReasonCode::TokenTooLarge,
@@ -110,6 +113,7 @@ impl ReasonCode {
         ReasonCode::PolicyDenied,
         ReasonCode::PolicyError,
         ReasonCode::DecisionTimeout,
+        ReasonCode::KeysUnavailable,
     ];
 
     /// The stable snake_case name.
@@ -122,6 +126,7 @@ impl ReasonCode {
             ReasonCode::AlgNotAllowed => "alg_not_allowed",
             ReasonCode::UnknownIssuer => "unknown_issuer",
             ReasonCode::UnknownKey => "unknown_key",
+            ReasonCode::KeysUnavailable => "keys_unavailable",
             ReasonCode::BadSignature => "bad_signature",
             ReasonCode::MissingClaim => "missing_claim",
             ReasonCode::Expired => "expired",

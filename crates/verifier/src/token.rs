@@ -14,7 +14,8 @@ use std::sync::Arc;
 
 use custody_id::{looks_like_spiffe, IdError, SpiffeId};
 use custody_jose::{
-    classify_typ, decode, numeric_date, JwsError, KeyStore, Limits, TokenClass, UnverifiedJws,
+    classify_typ, decode, numeric_date, JwsError, KeyStore, Limits, Remote, TokenClass,
+    UnverifiedJws,
 };
 use custody_policy::PolicyPack;
 use serde_json::{Map, Value};
@@ -202,19 +203,27 @@ fn check_signature(ctx: &Ctx<'_>, jws: &UnverifiedJws<'_>) -> Result<KeyBinding,
         .as_deref()
         .ok_or_else(|| ctx.fail(ReasonCode::UnknownKey, "header has no `kid`"))?;
     let keys = ctx.keys.domain(index);
-    let key = keys
-        .as_ref()
-        .and_then(|k| k.token_key(kid))
-        .ok_or_else(|| {
-            ctx.fail(
-                ReasonCode::UnknownKey,
+    let key = keys.as_ref().and_then(|k| k.token_key(kid)).ok_or_else(|| {
+        ctx.keys.note_miss(index);
+        if keys.as_ref().map(|k| k.remote()) == Some(Remote::Awaiting) {
+            return ctx.fail(
+                ReasonCode::KeysUnavailable,
                 format!(
-                    "`kid` `{}` is not a key of domain `{}`",
+                    "`kid` `{}` is not in the key files of domain `{}`, and its remote key sources have not delivered a key set yet",
                     clip(kid),
                     domain.name
                 ),
-            )
-        })?;
+            );
+        }
+        ctx.fail(
+            ReasonCode::UnknownKey,
+            format!(
+                "`kid` `{}` is not a key of domain `{}`",
+                clip(kid),
+                domain.name
+            ),
+        )
+    })?;
     if !key.allows_alg(&jws.header.alg) {
         return Err(ctx.fail(
             ReasonCode::AlgNotAllowed,

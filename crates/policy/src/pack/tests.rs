@@ -126,6 +126,7 @@ fn minimal_pack_has_defaults_and_warns_about_bearer_tokens() {
             clock_skew: 30,
             max_lifetime: 3600,
             require_sender_binding: false,
+            max_key_age: 86_400,
         }
     );
     assert!(loaded.pack.cedar.is_none());

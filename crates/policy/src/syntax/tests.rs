@@ -3,7 +3,8 @@ use std::time::{Duration as StdDuration, Instant};
 use proptest::prelude::*;
 
 use super::*;
-use crate::ast::{Item, Setting};
+use crate::ast::{Item, Setting, SourceDecl};
+use crate::model::SourceKind;
 use crate::{parse_trust, LoadError};
 
 const OK_DOMAIN: &str =
@@ -227,7 +228,7 @@ fn unknown_keywords_say_what_was_expected() {
         one_error("domain \"a.example\" {\n  isuer \"x\"\n}"),
         (
             LoadErrorKind::UnknownKeyword,
-            "2:3: unknown keyword `isuer`: expected `}`, `issuer`, `keys` or `biscuit_keys`".into()
+            "2:3: unknown keyword `isuer`: expected `}`, `issuer`, `keys`, `biscuit_keys`, `jwks_uri`, `discovery`, `spiffe_bundle`, `refresh` or `ca`".into()
         )
     );
     assert_eq!(
@@ -246,7 +247,7 @@ fn unknown_keywords_say_what_was_expected() {
         one_error("domain \"a.example\" { local \"x\" }"),
         (
             LoadErrorKind::Syntax,
-            "1:22: expected `}`, `issuer`, `keys` or `biscuit_keys`, found `local`".into()
+            "1:22: expected `}`, `issuer`, `keys`, `biscuit_keys`, `jwks_uri`, `discovery`, `spiffe_bundle`, `refresh` or `ca`, found `local`".into()
         )
     );
 }
@@ -272,7 +273,7 @@ fn syntax_errors_are_located_and_worded() {
         ("chain { clock_skew 1d }", "1:21: a duration needs a unit right after the number: `s`, `m` or `h`, not `d`"),
         ("chain { require_sender_binding yes }", "1:32: expected `true` or `false`, found `yes`"),
         ("chain { require_sender_binding True }", "1:32: expected `true` or `false`, found `True`"),
-        ("chain { max_depth 5", "1:20: expected `}`, `max_depth`, `max_domains`, `clock_skew`, `max_lifetime` or `require_sender_binding`, found end of file"),
+        ("chain { max_depth 5", "1:20: expected `}`, `max_depth`, `max_domains`, `clock_skew`, `max_lifetime`, `require_sender_binding` or `max_key_age`, found end of file"),
         ("domain \"a.example\" { issuer \"x\n\" }", "1:31: unterminated string: the closing `\"` must be on the same line"),
         ("domain \"a.example\" { issuer \"x", "1:31: unterminated string: the closing `\"` must be on the same line"),
         ("domain \"a.example\" { issuer \"x\\\"y\" }", "1:31: strings have no escapes: `\\` is not allowed in a string"),
@@ -431,7 +432,7 @@ fn duplicates_and_repeats_in_one_file() {
         (
             "domain \"a.example\" { issuer \"i\" }",
             LoadErrorKind::IncompleteDomain,
-            "1:8: domain `a.example` has no `keys`",
+            "1:8: domain `a.example` has no `keys` and no remote key source (`jwks_uri`, `discovery`, `spiffe_bundle`)",
         ),
         (
             "domain \"a.example\" { issuer \"\" issuer \"i\" keys \"k\" }",
@@ -621,6 +622,7 @@ fn setting_strategy() -> impl Strategy<Value = Setting> {
         (0u64..=120).prop_map(Setting::ClockSkew),
         (0u64..=MAX_SECONDS).prop_map(Setting::MaxLifetime),
         any::<bool>().prop_map(Setting::RequireSenderBinding),
+        (30u64..=604_800).prop_map(Setting::MaxKeyAge),
     ]
 }
 
@@ -632,6 +634,9 @@ fn file_strategy() -> impl Strategy<Value = TrustFile> {
             prop::collection::btree_set(text_strategy(), 1..3),
             prop::collection::btree_set(text_strategy(), 1..3),
             prop::collection::btree_set(text_strategy(), 0..3),
+            prop::collection::btree_set("https://[a-z]{1,10}\\.example/[a-z]{0,5}", 0..3),
+            prop::option::of(MIN_REFRESH..=MAX_REFRESH),
+            prop::option::of(text_strategy()),
         ),
         0..4,
     );
@@ -650,7 +655,7 @@ fn file_strategy() -> impl Strategy<Value = TrustFile> {
             let mut items = Vec::new();
             let mut issuers_seen = std::collections::BTreeSet::new();
             items.extend(local.map(|td| spanned(Item::Local(spanned(td)))));
-            for (name, (issuers, keys, biscuit_keys)) in domains {
+            for (name, (issuers, keys, biscuit_keys, sources, refresh, ca)) in domains {
                 // an issuer belongs to one domain only
                 let issuers: Vec<_> = issuers
                     .into_iter()
@@ -664,6 +669,29 @@ fn file_strategy() -> impl Strategy<Value = TrustFile> {
                     issuers: issuers.into_iter().map(spanned).collect(),
                     keys: keys.into_iter().map(spanned).collect(),
                     biscuit_keys: biscuit_keys.into_iter().map(spanned).collect(),
+                    // `refresh` and `ca` need a source; a `discovery` URL must be an issuer
+                    refresh: refresh
+                        .filter(|_| !sources.is_empty())
+                        .into_iter()
+                        .map(spanned)
+                        .collect(),
+                    ca: ca
+                        .filter(|_| !sources.is_empty())
+                        .into_iter()
+                        .map(spanned)
+                        .collect(),
+                    sources: sources
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, url)| {
+                            let kind = if i % 2 == 0 {
+                                SourceKind::JwksUri
+                            } else {
+                                SourceKind::SpiffeBundle
+                            };
+                            spanned(SourceDecl { kind, url })
+                        })
+                        .collect(),
                 })));
             }
             for ((from, to), scopes) in edges {
