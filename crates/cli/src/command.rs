@@ -29,6 +29,33 @@ pub(crate) fn load_pack(dir: &Path, quiet: bool) -> Result<PolicyPack, String> {
     }
 }
 
+/// Fetches every remote key source of the verifier's pack once, synchronously, into its key
+/// store; returns each source's state (empty when the pack names none).
+pub(crate) fn fetch_sources(
+    verifier: &custody_verifier::Verifier,
+) -> Vec<custody_sources::SourceStatus> {
+    let sources = custody_sources::KeySources::new(
+        verifier.pack(),
+        std::sync::Arc::clone(verifier.key_store()),
+        None,
+    );
+    if sources.is_empty() {
+        return Vec::new();
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("custody: warning: cannot start the runtime that fetches key sources: {e}");
+            return sources.status();
+        }
+    };
+    runtime.block_on(sources.refresh_all());
+    sources.status()
+}
+
 pub(crate) fn read_input(path: &str, limit: usize) -> Result<Vec<u8>, String> {
     let mut bytes = Vec::new();
     let taken = if path == "-" {

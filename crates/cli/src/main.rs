@@ -108,6 +108,14 @@ fn main() -> ExitCode {
 fn verify(policies: &Path, request: &str, compact: bool) -> Result<u8, String> {
     let pack = load_pack(policies, true)?;
     let verifier = Verifier::new(pack);
+    for s in command::fetch_sources(&verifier) {
+        if let Some(e) = &s.last_error {
+            eprintln!(
+                "custody: warning: key source `{}` of `{}`: {e}",
+                s.url, s.domain
+            );
+        }
+    }
     let bytes = read_input(request, verifier.limits().request_bytes)?;
     let decision = verifier
         .verify_json(&bytes)
@@ -121,6 +129,48 @@ fn verify(policies: &Path, request: &str, compact: bool) -> Result<u8, String> {
     .map_err(|e| e.to_string())?;
     println!("{text}");
     Ok(if decision.is_allowed() { 0 } else { EXIT_DENY })
+}
+
+/// Each domain's key sources and key counts, after fetching the remote ones once.
+fn key_counts(pack: &custody_policy::PolicyPack) {
+    let verifier = Verifier::new(pack.clone());
+    let status = command::fetch_sources(&verifier);
+    for (i, d) in pack.domains.iter().enumerate() {
+        let total = verifier
+            .key_store()
+            .domain(i)
+            .map_or(0, |k| k.tokens().len());
+        println!(
+            "keys: domain `{}`: {total} token key(s): {} from {} key file(s)",
+            d.name,
+            d.keys.len(),
+            d.key_files.len()
+        );
+        for s in status.iter().filter(|s| s.domain == d.name.as_str()) {
+            let via = s
+                .jwks_uri
+                .as_ref()
+                .map_or_else(String::new, |u| format!(" (jwks_uri `{u}`)"));
+            let seq = s
+                .sequence
+                .map_or_else(String::new, |n| format!(", spiffe_sequence {n}"));
+            match (&s.keys, &s.last_error) {
+                (Some(n), None) => println!(
+                    "keys:   {} `{}`{via}: {n} key(s){seq}, refresh every {}s",
+                    s.kind.keyword(),
+                    s.url,
+                    d.refresh
+                ),
+                (_, Some(e)) => println!(
+                    "warning: {} `{}` of domain `{}` failed: {e}",
+                    s.kind.keyword(),
+                    s.url,
+                    d.name
+                ),
+                (None, None) => {}
+            }
+        }
+    }
 }
 
 fn check(policies: &Path) -> Result<u8, String> {
@@ -137,6 +187,7 @@ fn check(policies: &Path) -> Result<u8, String> {
             for w in &analysis.warnings {
                 println!("warning: {w}");
             }
+            key_counts(pack);
             println!(
                 "ok: {} domains, {} federation rules, {} Cedar policies, local `{}`",
                 pack.domains.len(),

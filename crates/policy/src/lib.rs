@@ -75,6 +75,13 @@ pub use model::{
 };
 pub use pack::{Loaded, PackEntry};
 
+/// Whether `url` may be fetched as a remote key source (or followed in a redirect from one):
+/// `https`, or `http` to a loopback address, with a host and without credentials or fragment.
+/// The error says why not.
+pub fn check_source_url(url: &str) -> Result<(), String> {
+    url::check(url)
+}
+
 /// Parses one trust file's text: the grammar, names, numbers, and the checks one file allows
 /// (duplicates, repeats, incomplete domains). Checks that need the whole pack (`local` present
 /// and declared, `federate` naming declared domains) and key files are [`PolicyPack::load`]'s.

@@ -91,7 +91,10 @@ impl DecisionCache {
     }
 
     /// The key for `req` decided on pack `version`.
-    pub(crate) fn key(version: &str, req: &Request) -> Key {
+    /// The key of `req` decided on pack `version` with the key store at `keys` (its
+    /// generation: a remote source that changes a domain's keys makes earlier entries
+    /// unreachable, so no decision outlives the keys it was made with).
+    pub(crate) fn key(version: &str, keys: u64, req: &Request) -> Key {
         let mut h = Sha256::new();
         let mut field = |tag: u8, bytes: &[u8]| {
             h.update([tag]);
@@ -99,6 +102,7 @@ impl DecisionCache {
             h.update(bytes);
         };
         field(b'v', version.as_bytes());
+        field(b'g', &keys.to_be_bytes());
         for t in &req.tokens {
             field(b't', t.as_bytes());
         }
@@ -358,18 +362,19 @@ mod tests {
     #[test]
     fn keys_cover_every_attribute() {
         let base = req(&["a"]);
-        let k = DecisionCache::key("v1", &base);
-        assert_ne!(k, DecisionCache::key("v2", &base));
+        let k = DecisionCache::key("v1", 0, &base);
+        assert_ne!(k, DecisionCache::key("v2", 0, &base));
+        assert_ne!(k, DecisionCache::key("v1", 1, &base), "keys changed since");
         let mut other = base.clone();
         other.peer = Some("spiffe://b.example/x".into());
-        assert_ne!(k, DecisionCache::key("v1", &other));
+        assert_ne!(k, DecisionCache::key("v1", 0, &other));
         let mut other = base.clone();
         other.action = "orders:write".into();
-        assert_ne!(k, DecisionCache::key("v1", &other));
+        assert_ne!(k, DecisionCache::key("v1", 0, &other));
         // field boundaries matter: ["ab"] differs from ["a", "b"]
         assert_ne!(
-            DecisionCache::key("v1", &req(&["ab"])),
-            DecisionCache::key("v1", &req(&["a", "b"]))
+            DecisionCache::key("v1", 0, &req(&["ab"])),
+            DecisionCache::key("v1", 0, &req(&["a", "b"]))
         );
     }
 

@@ -277,6 +277,74 @@ pub(crate) fn token_cache_text(v: &custody_verifier::Verifier) -> String {
     out
 }
 
+/// Each remote key source's state (labels `domain`, `source` (its keyword) and `url`).
+pub(crate) fn key_sources_text(status: &[custody_sources::SourceStatus]) -> String {
+    if status.is_empty() {
+        return String::new();
+    }
+    let labels = |s: &custody_sources::SourceStatus| {
+        format!(
+            "domain=\"{}\",source=\"{}\",url=\"{}\"",
+            escape_label(&s.domain),
+            s.kind.keyword(),
+            escape_label(&s.url)
+        )
+    };
+    let mut out = String::new();
+    type Value = fn(&custody_sources::SourceStatus) -> Option<u64>;
+    let families: [(&str, &str, &str, Value); 6] = [
+        (
+            "custody_key_source_up",
+            "gauge",
+            "1 while the source's last good key set is served, else 0.",
+            |s| Some(u64::from(s.keys.is_some())),
+        ),
+        (
+            "custody_key_source_keys",
+            "gauge",
+            "Token keys in the source's last good set.",
+            |s| Some(s.keys.unwrap_or(0) as u64),
+        ),
+        (
+            "custody_key_source_last_success_timestamp_seconds",
+            "gauge",
+            "Unix time of the source's last successful fetch.",
+            |s| {
+                s.last_success
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map(|d| d.as_secs())
+            },
+        ),
+        (
+            "custody_key_source_failures_total",
+            "counter",
+            "Failed or refused fetches of the source.",
+            |s| Some(s.failures),
+        ),
+        (
+            "custody_key_source_fetches_total",
+            "counter",
+            "Fetches of the source.",
+            |s| Some(s.fetches),
+        ),
+        (
+            "custody_key_source_sequence",
+            "gauge",
+            "The spiffe_sequence of the source's last good bundle.",
+            |s| s.sequence,
+        ),
+    ];
+    for (name, kind, help, value) in families {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for s in status {
+            if let Some(v) = value(s) {
+                let _ = writeln!(out, "{name}{{{}}} {v}", labels(s));
+            }
+        }
+    }
+    out
+}
+
 /// Serves `GET /metrics` (HTTP/1.x, one request per connection) until the task is dropped.
 pub(crate) async fn serve(listener: TcpListener, metrics: Arc<Metrics>, verifier: VerifierStats) {
     loop {

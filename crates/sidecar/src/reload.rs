@@ -53,7 +53,10 @@ pub(crate) fn pack_files(pack: &PolicyPack) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = pack
         .domains
         .iter()
-        .flat_map(|d| d.key_files.iter().chain(&d.biscuit_key_files))
+        .flat_map(|d| {
+            let ca = d.ca.as_ref().map(|c| &c.path);
+            d.key_files.iter().chain(&d.biscuit_key_files).chain(ca)
+        })
         .cloned()
         .collect();
     files.sort();

@@ -244,6 +244,7 @@ impl Service {
         &self,
         check: &CheckRequest,
         pack: &str,
+        keys: u64,
         started: Instant,
     ) -> Result<CheckResponse, Box<Request>> {
         let st = &self.state;
@@ -252,7 +253,7 @@ impl Service {
             if let Some(d) = st
                 .cache
                 .as_ref()
-                .and_then(|c| c.get(&DecisionCache::key(pack, req)))
+                .and_then(|c| c.get(&DecisionCache::key(pack, keys, req)))
             {
                 st.metrics.cache_hits.fetch_add(1, Ordering::Relaxed);
                 return d;
@@ -286,11 +287,11 @@ impl Service {
         self.state.stall.pass();
         let st = &self.state;
         let pack = verifier.pack().version.as_str();
-        let d = verifier.verify(req);
+        let (d, keys) = self.verify_settled(verifier, req);
         if let Some(cache) = &st.cache {
             st.metrics.cache_misses.fetch_add(1, Ordering::Relaxed);
             let now = req.now.unwrap_or_else(custody_verifier::system_now);
-            let key = DecisionCache::key(pack, req);
+            let key = DecisionCache::key(pack, keys, req);
             if let Some(u) = cache.put(key, req, &d, now, &st.limits) {
                 let m = &st.metrics;
                 m.cache_entries.store(u.entries as u64, Ordering::Relaxed);
@@ -305,6 +306,32 @@ impl Service {
         }
         self.record(Rpc::Check, Some(req), &d, started, false, pack);
         Some(check::response(&d, false, pack))
+    }
+
+    /// Decides `req`; a denial for a `kid` its domain lacks (`unknown_key`, `keys_unavailable`)
+    /// in a domain with remote key sources waits for the refetch it triggered (shared by every
+    /// request waiting on it) and is decided again if the keys changed. Also returns the key
+    /// store's generation the decision was made at (for the decision cache). Runs on a
+    /// blocking thread.
+    fn verify_settled(&self, verifier: &Verifier, req: &Request) -> (Decision, u64) {
+        let keys = verifier.key_store().generation();
+        let d = verifier.verify(req);
+        if !awaits_keys(&d) {
+            return (d, keys);
+        }
+        let sources = self.state.sources.load_full();
+        if sources.is_empty() || !Arc::ptr_eq(sources.store(), verifier.key_store()) {
+            return (d, keys);
+        }
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return (d, keys);
+        };
+        handle.block_on(sources.settle());
+        let now = verifier.key_store().generation();
+        if now == keys {
+            return (d, keys);
+        }
+        (verifier.verify(req), now)
     }
 
     fn decide_one(
@@ -323,7 +350,7 @@ impl Service {
             &self.state.limits,
         ) {
             Ok(req) => {
-                let d = verifier.verify(&req);
+                let (d, _) = self.verify_settled(verifier, &req);
                 (Some(req), d)
             }
             Err(m) => (None, Decision::invalid_request(m)),
@@ -355,7 +382,14 @@ impl Service {
             .iter()
             .filter_map(|r| r.as_ref().ok().cloned())
             .collect();
-        let mut decided = verifier.verify_batch(&valid).into_iter();
+        let mut decided = verifier.verify_batch(&valid);
+        // a request denied for a `kid` its domain lacks waits for the refetch, then again
+        for (req, d) in valid.iter().zip(decided.iter_mut()) {
+            if awaits_keys(d) {
+                *d = self.verify_settled(verifier, req).0;
+            }
+        }
+        let mut decided = decided.into_iter();
         if !claim.take() {
             self.abandoned(Rpc::VerifyBatch, started);
             return None;
@@ -392,7 +426,8 @@ impl Authorization for Service {
         let permit = InFlight::of(request.extensions());
         let verifier = self.snapshot().await;
         let pack = verifier.pack().version.clone();
-        let req = match self.check_inline(request.get_ref(), &pack, started) {
+        let keys = verifier.key_store().generation();
+        let req = match self.check_inline(request.get_ref(), &pack, keys, started) {
             Ok(answered) => return Ok(Response::new(answered)),
             Err(req) => req,
         };
@@ -475,6 +510,14 @@ impl VerifierService for Service {
             }
         }))
     }
+}
+
+/// Whether a denial is for a `kid` the token's domain lacks, which a refetch may cure.
+fn awaits_keys(d: &Decision) -> bool {
+    matches!(
+        d.code(),
+        Some(ReasonCode::UnknownKey | ReasonCode::KeysUnavailable)
+    )
 }
 
 /// A running sidecar (see [`start`]).
@@ -607,8 +650,11 @@ pub async fn start(args: ServeArgs) -> Result<Running, ServeError> {
             let l = metrics::bind(m).await?;
             let bound = l.local_addr().map_err(ServeError::Io)?;
             let st = Arc::clone(&state);
-            let stats: metrics::VerifierStats =
-                Arc::new(move || metrics::token_cache_text(&st.verifier.load()));
+            let stats: metrics::VerifierStats = Arc::new(move || {
+                let mut text = metrics::token_cache_text(&st.verifier.load());
+                text.push_str(&metrics::key_sources_text(&st.sources.load().status()));
+                text
+            });
             tasks.push(tokio::spawn(metrics::serve(
                 l,
                 Arc::clone(&state.metrics),
@@ -626,6 +672,12 @@ pub async fn start(args: ServeArgs) -> Result<Running, ServeError> {
         )));
     }
     tasks.push(tokio::spawn(reload::on_sighup(Arc::clone(&state))));
+    // the first key sets before serving (each fetch is bounded), then in the background
+    let sources = state.sources.load_full();
+    if !sources.is_empty() {
+        sources.refresh_all().await;
+        tasks.push(tokio::spawn(state::refresh_sources(Arc::clone(&state))));
+    }
     let (tx, rx) = oneshot::channel();
     let server = tokio::spawn(serve(
         Arc::clone(&state),

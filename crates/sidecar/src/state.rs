@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use custody_policy::PolicyPack;
+use custody_sources::{KeySources, SourceEvent};
 use custody_verifier::{Limits, Verifier, VerifierOptions};
 use serde_json::json;
 
@@ -21,6 +22,10 @@ use crate::metrics::Metrics;
 #[derive(Debug)]
 pub(crate) struct State {
     pub verifier: ArcSwap<Verifier>,
+    /// The remote key sources of the pack in force, feeding its verifier's key store.
+    pub sources: ArcSwap<KeySources>,
+    /// Woken when `sources` is swapped, so the background refresh moves to the new ones.
+    pub sources_changed: tokio::sync::Notify,
     pub settings: Settings,
     pub policies: PathBuf,
     pub limits: Limits,
@@ -75,9 +80,13 @@ impl State {
         log: Logger,
     ) -> State {
         metrics.set_pack_version(&verifier.pack().version);
+        let sources = KeySources::new(verifier.pack(), Arc::clone(verifier.key_store()), None);
+        sources.on_event(source_logger(log.clone()));
         State {
             limits: verifier.limits().clone(),
             verifier: ArcSwap::from_pointee(verifier),
+            sources: ArcSwap::from_pointee(sources),
+            sources_changed: tokio::sync::Notify::new(),
             settings,
             policies,
             metrics,
@@ -134,7 +143,17 @@ impl State {
             );
             return Ok(false);
         }
+        // the sources the new pack still names keep their last good sets
+        let previous = self.sources.load_full();
+        let sources = KeySources::new(
+            loaded.verifier.pack(),
+            Arc::clone(loaded.verifier.key_store()),
+            Some(&previous),
+        );
+        sources.on_event(source_logger(self.log.clone()));
         self.verifier.store(Arc::new(loaded.verifier));
+        self.sources.store(Arc::new(sources));
+        self.sources_changed.notify_one();
         self.metrics.set_pack_version(&new);
         if let Some(c) = &self.cache {
             c.clear();
@@ -147,6 +166,40 @@ impl State {
             json!({"trigger": trigger, "pack": new, "previous": old}),
         );
         Ok(true)
+    }
+}
+
+/// Logs each key source fetch: a success at `info`, a failure at `warn` (with whether the
+/// last good set keeps serving).
+fn source_logger(log: Logger) -> custody_sources::EventSink {
+    Arc::new(move |e: &SourceEvent| {
+        let next = e.next_in.as_secs();
+        match &e.outcome {
+            Ok(keys) => log.event(
+                "info",
+                "key_source_fetched",
+                json!({"domain": e.domain, "source": e.kind.keyword(), "url": e.url,
+                       "keys": keys, "sequence": e.sequence, "next_in_s": next}),
+            ),
+            Err(error) => log.event(
+                "warn",
+                "key_source_failed",
+                json!({"domain": e.domain, "source": e.kind.keyword(), "url": e.url,
+                       "error": error, "kept_last_good": e.kept_last_good, "retry_in_s": next}),
+            ),
+        }
+    })
+}
+
+/// Refreshes the key sources in force in the background, moving to the new ones when a
+/// reload swaps them.
+pub(crate) async fn refresh_sources(state: Arc<State>) {
+    loop {
+        let sources = state.sources.load_full();
+        tokio::select! {
+            () = (*sources).clone().run() => {}
+            () = state.sources_changed.notified() => {}
+        }
     }
 }
 
