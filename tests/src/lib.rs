@@ -49,6 +49,7 @@ pub struct PackBuilder {
     extra_trust: String,
     biscuit_keys: bool,
     keys: BTreeMap<String, SigningKey>,
+    remote: BTreeMap<String, String>,
 }
 
 impl Default for PackBuilder {
@@ -66,6 +67,7 @@ impl Default for PackBuilder {
             extra_trust: String::new(),
             biscuit_keys: false,
             keys: BTreeMap::new(),
+            remote: BTreeMap::new(),
         }
     }
 }
@@ -126,6 +128,13 @@ impl PackBuilder {
         self
     }
 
+    /// Gives `domain` these trust-file lines (remote key sources, say) instead of its key
+    /// file.
+    pub fn remote(mut self, domain: &str, lines: &str) -> Self {
+        self.remote.insert(domain.into(), lines.into());
+        self
+    }
+
     /// Writes the pack and builds a verifier on it.
     pub fn build(self) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
@@ -146,9 +155,13 @@ impl PackBuilder {
             } else {
                 String::new()
             };
+            let keys_line = match self.remote.get(*d) {
+                Some(lines) => lines.clone(),
+                None => format!("  keys \"{file}\""),
+            };
             writeln!(
                 trust,
-                "domain \"{d}\" {{\n  issuer \"{}\"\n  keys \"{file}\"\n{biscuit}}}",
+                "domain \"{d}\" {{\n  issuer \"{}\"\n{keys_line}\n{biscuit}}}",
                 issuer(d)
             )
             .unwrap();
@@ -301,4 +314,134 @@ pub fn outcome(d: &Decision) -> String {
 /// The first reason's hop.
 pub fn hop(d: &Decision) -> Option<usize> {
     d.reasons.first().and_then(|r| r.hop)
+}
+
+/// A loopback HTTP/1.1 server of fixed documents, for remote key source tests: each path
+/// answers what [`DocServer::set`] last gave it (status, body, headers, delay) and counts its
+/// hits. One request per connection.
+pub mod docserver {
+    use std::collections::HashMap;
+    use std::net::SocketAddr;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// What a path answers.
+    #[derive(Clone, Debug)]
+    pub struct Doc {
+        /// HTTP status.
+        pub status: u16,
+        /// Body.
+        pub body: Vec<u8>,
+        /// Extra headers.
+        pub headers: Vec<(String, String)>,
+        /// Wait this long before answering.
+        pub delay: Duration,
+    }
+
+    impl Doc {
+        /// 200 with `body`.
+        pub fn ok(body: impl Into<Vec<u8>>) -> Doc {
+            Doc {
+                status: 200,
+                body: body.into(),
+                headers: Vec::new(),
+                delay: Duration::ZERO,
+            }
+        }
+
+        /// `status` with an empty body.
+        pub fn status(status: u16) -> Doc {
+            Doc {
+                status,
+                ..Doc::ok("")
+            }
+        }
+    }
+
+    type Routes = Arc<Mutex<HashMap<String, Doc>>>;
+    type Hits = Arc<Mutex<HashMap<String, u64>>>;
+
+    /// The server; it stops when the runtime it was started on does.
+    #[derive(Clone, Debug)]
+    pub struct DocServer {
+        /// Where it listens.
+        pub addr: SocketAddr,
+        routes: Routes,
+        hits: Hits,
+    }
+
+    impl DocServer {
+        /// Starts listening on 127.0.0.1 on the given runtime.
+        pub fn start(rt: &tokio::runtime::Runtime) -> DocServer {
+            let listener = rt
+                .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+                .unwrap();
+            let addr = listener.local_addr().unwrap();
+            let server = DocServer {
+                addr,
+                routes: Arc::default(),
+                hits: Arc::default(),
+            };
+            let (routes, hits) = (Arc::clone(&server.routes), Arc::clone(&server.hits));
+            rt.spawn(async move {
+                loop {
+                    let Ok((conn, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    tokio::spawn(answer(conn, Arc::clone(&routes), Arc::clone(&hits)));
+                }
+            });
+            server
+        }
+
+        /// `http://127.0.0.1:PORT{path}`.
+        pub fn url(&self, path: &str) -> String {
+            format!("http://{}{path}", self.addr)
+        }
+
+        /// Makes `path` answer `doc`.
+        pub fn set(&self, path: &str, doc: Doc) {
+            self.routes.lock().unwrap().insert(path.to_owned(), doc);
+        }
+
+        /// Requests for `path` so far.
+        pub fn hits(&self, path: &str) -> u64 {
+            self.hits.lock().unwrap().get(path).copied().unwrap_or(0)
+        }
+    }
+
+    async fn answer(mut conn: tokio::net::TcpStream, routes: Routes, hits: Hits) {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 1024];
+        while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 16_384 {
+            match conn.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        let head = String::from_utf8_lossy(&buf).into_owned();
+        let path = head.split(' ').nth(1).unwrap_or("/").to_owned();
+        *hits.lock().unwrap().entry(path.clone()).or_default() += 1;
+        let doc = routes
+            .lock()
+            .unwrap()
+            .get(&path)
+            .cloned()
+            .unwrap_or_else(|| Doc::status(404));
+        tokio::time::sleep(doc.delay).await;
+        let mut out = format!(
+            "HTTP/1.1 {} X\r\ncontent-length: {}\r\nconnection: close\r\n",
+            doc.status,
+            doc.body.len()
+        );
+        for (k, v) in &doc.headers {
+            out.push_str(&format!("{k}: {v}\r\n"));
+        }
+        out.push_str("\r\n");
+        let _ = conn.write_all(out.as_bytes()).await;
+        let _ = conn.write_all(&doc.body).await;
+        let _ = conn.shutdown().await;
+    }
 }
