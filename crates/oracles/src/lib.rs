@@ -24,12 +24,14 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod algorithms;
 mod biscuit;
 mod biscuit_time;
 pub mod check;
 mod ed25519;
 mod verify;
 
+pub use algorithms::{jwk_set_algorithms, signature_algorithms};
 pub use biscuit::{
     biscuit, biscuit_bytes, biscuit_input, biscuit_signed_by_pack, biscuit_structured,
     biscuit_text, decide_biscuit, FuzzAttenuation, FuzzAuthority, FuzzBiscuit, FuzzBlock,

@@ -80,6 +80,7 @@ fn main() {
     structured(&mut seeds);
     check_requests(&mut seeds);
     biscuits(&mut seeds);
+    algorithms(&mut seeds, &root);
     let out = root.join("fuzz/seeds");
     for (target, files) in &seeds {
         write_target(&out.join(target), files);
@@ -208,6 +209,61 @@ fn from_pack(seeds: &mut Seeds, name: &str, dir: &Path) {
         }
     }
     add(seeds, "pack_load", &format!("seed-{name}"), &all);
+}
+
+/// The EC/RSA key-set target starts from every key set seed and the RFC example keys (public
+/// parts); the signature target from each (key, `alg`) pair with a genuine and a raw
+/// signature.
+fn algorithms(seeds: &mut Seeds, root: &Path) {
+    let sets: Vec<(String, Vec<u8>)> = seeds
+        .get("key_set")
+        .map(|m| m.iter().map(|(n, b)| (n.clone(), b.clone())).collect())
+        .unwrap_or_default();
+    for (name, bytes) in sets {
+        add(seeds, "jwk_set_algorithms", &name, &bytes);
+    }
+    let mut public = Vec::new();
+    for file in ["rfc7515-a2.key.jwk", "rfc7515-a3.key.jwk"] {
+        let text = std::fs::read(root.join("crates/jose/testdata").join(file)).unwrap();
+        let mut jwk: Value = serde_json::from_slice(&text).unwrap();
+        for p in ["d", "p", "q", "dp", "dq", "qi"] {
+            jwk.as_object_mut().unwrap().remove(p);
+        }
+        public.push(jwk);
+    }
+    let doc = serde_json::json!({ "keys": public }).to_string();
+    add(
+        seeds,
+        "jwk_set_algorithms",
+        "seed-rfc7515-a2-a3",
+        doc.as_bytes(),
+    );
+    let bundle = serde_json::json!({"spiffe_sequence": 1, "keys": public.iter().map(|k| {
+        let mut k = k.clone();
+        k["use"] = "jwt-svid".into();
+        k
+    }).collect::<Vec<_>>()})
+    .to_string();
+    add(
+        seeds,
+        "jwk_set_algorithms",
+        "seed-rfc7515-bundle",
+        bundle.as_bytes(),
+    );
+    for pick in 0u8..4 {
+        for alg in 0u8..12 {
+            for shape in [0x40u8, 0x41] {
+                let mut input = vec![pick, alg, shape];
+                input.extend_from_slice(b"eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJqb2UifQ and some more");
+                add(
+                    seeds,
+                    "signature_algorithms",
+                    &format!("seed-key{pick}-alg{alg}-shape{shape:02x}"),
+                    &input,
+                );
+            }
+        }
+    }
 }
 
 fn spiffe_ids(seeds: &mut Seeds) {

@@ -156,6 +156,29 @@ pub(super) fn cases(g: &mut Gen) {
     ecdsa_signatures(g);
     key_sets(g);
     rfc_examples(g);
+    remote_sources(g);
+}
+
+/// b.example (its trust lines `b_lines`) and c.example (local), federated for `orders:read`.
+fn remote_pack(g: &Gen, b_lines: &str) -> Value {
+    let mut c = KeySet::new();
+    c.insert(g.f.key("c.example").public()).unwrap();
+    let trust = format!(
+        "local \"c.example\"\n\
+        domain \"b.example\" {{\n  issuer \"https://as.b.example\"\n{b_lines}}}\n\
+        domain \"c.example\" {{\n  issuer \"https://as.c.example\"\n  keys \"keys/c.jwks\"\n}}\n\
+        federate \"b.example\" -> \"c.example\" {{ scopes [\"orders:read\"] }}\n"
+    );
+    json!({"files": {"pack.trust": trust, "keys/c.jwks": c.to_jwks().to_string()}})
+}
+
+/// Remote key sources as far as a pack alone decides them: which URLs load, and a domain whose
+/// sources have not delivered yet (the conformance runner fetches nothing).
+fn remote_sources(g: &mut Gen) {
+    let t = g.single(json!({}));
+    g.case("source-http-to-another-host", "key substitution", "b.example fetches its keys over plain `http` from a host that is not loopback: anyone on the path could substitute keys, so the pack does not load.", remote_pack(g, "  jwks_uri \"http://keys.b.example/jwks\"\n"), request(std::slice::from_ref(&t)), Expect::LoadError("`http` is allowed only to a loopback address"));
+    g.case("source-discovery-not-an-issuer", "key substitution", "b.example's `discovery` URL is not one of its issuers: the metadata of another issuer must not name b.example's keys, so the pack does not load.", remote_pack(g, "  discovery \"https://as.evil.example\"\n"), request(std::slice::from_ref(&t)), Expect::LoadError("is not an `issuer` of domain `b.example`"));
+    g.case("source-keys-unavailable-before-first-fetch", "resource exhaustion", "b.example takes its keys only from a JWKS URL that has not delivered a set: its token is neither accepted nor called forged, but `keys_unavailable` (the sidecar answers 503).", remote_pack(g, "  jwks_uri \"https://keys.b.example/jwks\"\n"), request(&[t]), Expect::Deny("keys_unavailable", Some(0)));
 }
 
 fn baselines(g: &mut Gen) {
