@@ -148,7 +148,10 @@ pub fn signature_algorithms(data: &[u8]) -> Oracle {
         2 => &k.es384,
         _ => &k.rsa,
     };
-    let alg = ALGS[usize::from(*alg_at) % ALGS.len()];
+    let alg = ALGS
+        .get(usize::from(*alg_at) % ALGS.len())
+        .copied()
+        .unwrap_or("none");
     let split = rest.len().min(usize::from(shape >> 2));
     let (msg, tail) = rest.split_at(split);
     let sig = if shape & 1 == 0 {
