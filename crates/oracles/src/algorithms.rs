@@ -132,7 +132,8 @@ fn raw_verify(material: &KeyMaterial, alg: &str, msg: &[u8], sig: &[u8]) -> bool
 }
 
 /// Signature verification across algorithms: custody accepts (key, header `alg`, message,
-/// signature) exactly when the chosen library's raw verify does. The input picks the key
+/// signature) exactly when the key allows `alg` (its kind's, and only its pinned `alg` when it
+/// has one) and the chosen library's raw verify accepts. The input picks the key
 /// (Ed25519, P-256, P-384, RSA 2048), the header `alg`, a message, and either a genuine
 /// signature of it under the key's matching algorithm with bytes flipped, or raw bytes.
 pub fn signature_algorithms(data: &[u8]) -> Oracle {
@@ -177,7 +178,8 @@ pub fn signature_algorithms(data: &[u8]) -> Oracle {
     };
     let public = signer.public();
     let custody = public.verify_with(alg, msg, &sig);
-    let raw = raw_verify(public.material(), alg, msg, &sig);
+    // the key decides: a pinned `alg` (or its kind) first, then the library's verdict
+    let raw = public.allows_alg(alg) && raw_verify(public.material(), alg, msg, &sig);
     ensure(custody == raw, || {
         format!(
             "custody says {custody}, the raw verify {raw}: key `{}`, alg `{alg}`, {} byte signature",
