@@ -56,6 +56,18 @@ pub(crate) fn fetch_sources(
     sources.status()
 }
 
+/// Prints a warning for each source whose fetch failed.
+pub(crate) fn warn_sources(status: &[custody_sources::SourceStatus]) {
+    for s in status {
+        if let Some(e) = &s.last_error {
+            eprintln!(
+                "custody: warning: key source `{}` of `{}`: {e}",
+                s.url, s.domain
+            );
+        }
+    }
+}
+
 pub(crate) fn read_input(path: &str, limit: usize) -> Result<Vec<u8>, String> {
     let mut bytes = Vec::new();
     let taken = if path == "-" {

@@ -42,6 +42,7 @@ pub(crate) struct ExplainArgs {
 pub(crate) fn run(args: &ExplainArgs) -> Result<u8, String> {
     let pack = crate::command::load_pack(&args.policies, true)?;
     let verifier = Verifier::new(pack);
+    crate::command::warn_sources(&crate::command::fetch_sources(&verifier));
     let bytes = crate::command::read_input(&args.request, verifier.limits().request_bytes)?;
     let (request, decision, verified) = match Request::from_json(&bytes, verifier.limits()) {
         Ok(r) => {

@@ -108,14 +108,7 @@ fn main() -> ExitCode {
 fn verify(policies: &Path, request: &str, compact: bool) -> Result<u8, String> {
     let pack = load_pack(policies, true)?;
     let verifier = Verifier::new(pack);
-    for s in command::fetch_sources(&verifier) {
-        if let Some(e) = &s.last_error {
-            eprintln!(
-                "custody: warning: key source `{}` of `{}`: {e}",
-                s.url, s.domain
-            );
-        }
-    }
+    command::warn_sources(&command::fetch_sources(&verifier));
     let bytes = read_input(request, verifier.limits().request_bytes)?;
     let decision = verifier
         .verify_json(&bytes)
