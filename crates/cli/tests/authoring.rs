@@ -483,9 +483,11 @@ fn check_on_the_demo_pack_keeps_its_lines() {
         .last()
         .unwrap()
         .starts_with("ok: 5 domains, 3 federation rules, 3 Cedar policies"));
+    assert!(text.contains("keys: domain `a.example`: 1 token key(s): 1 from 1 key file(s)"));
     assert!(text.lines().all(|l| l.starts_with("warning: ")
         || l.starts_with("ok: ")
         || l.starts_with("trust graph: ")
+        || l.starts_with("keys: ")
         || l.starts_with("  ")));
 }
 
