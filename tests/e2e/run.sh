@@ -11,4 +11,6 @@ if [ "${CUSTODY_E2E_NO_SETUP:-0}" != "1" ]; then
   tests/e2e/setup.sh
 fi
 export CUSTODY_ENVOY="${CUSTODY_ENVOY:-$venv/bin/envoy}"
+# node/npm from the virtual environment when the machine has none (setup.sh)
+export PATH="$PATH:$venv/bin"
 exec "$venv/bin/python" -m pytest -v -p no:cacheprovider "$@" tests/e2e

