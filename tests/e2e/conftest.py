@@ -384,19 +384,3 @@ def envoy_default_action(envoy_bin, custody_default_action, upstream, workdir):
     with run_envoy(envoy_bin, workdir, "envoy-default-action", config, admin, os.getpid() % 10000 + 10000) as proc:
         wait_port(plain, proc, "envoy")
         yield {"plain": plain, "admin": admin}
-
-
-# -----------------------------------------------------------------------------------------------
-# A real OpenID provider: tests/e2e/oidc/provider.mjs (oidc-provider from npm) driven by
-# tests/e2e/oidc_harness.py. Skipped without node or the npm packages, a failure under CI=true.
-# -----------------------------------------------------------------------------------------------
-
-@pytest.fixture(scope="session")
-def oidc(workdir):
-    """One provider for the session, on `oidc_harness.default_keys()` (RS256 `rs-1`, ES256
-    `es-1`). A test that rotates keys or changes modes calls `oidc.reset()` when done (or before
-    it starts, for a module that relies on the initial state)."""
-    import oidc_harness
-
-    with oidc_harness.OidcProvider(workdir, oidc_harness.default_keys()) as provider:
-        yield provider
