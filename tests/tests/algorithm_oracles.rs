@@ -3,7 +3,8 @@
 //! - JWK/JWKS parsing across EC and RSA never panics, and what it accepts is a key custody can
 //!   use: its material re-serializes to a JWK that parses back to the same key, with the same
 //!   thumbprint, and no key with a private member or an out-of-bounds RSA modulus is accepted.
-//! - Signature verification across algorithms agrees with aws-lc-rs's raw verify under the
+//! - Signature verification across algorithms agrees with `custody_oracles::raw_verify`
+//!   (aws-lc-rs's raw verify, the fuzz oracle's own) under the
 //!   same key and algorithm (custody adds only the fixed-length and `0 < r, s < n` rules for
 //!   ECDSA, which a mutated signature can only make stricter).
 #![allow(
@@ -16,7 +17,6 @@
 
 use std::sync::OnceLock;
 
-use aws_lc_rs::signature::{self as aws, UnparsedPublicKey};
 use base64::Engine as _;
 use custody_jose::{parse_key_set, Algorithm, KeyMaterial, Limits, SigningKey, B64};
 use proptest::prelude::*;
@@ -146,40 +146,6 @@ fn keys() -> &'static Keys {
     })
 }
 
-/// aws-lc-rs's own verdict on (key, alg, message, signature), from the key's public bytes.
-fn raw_verify(material: &KeyMaterial, alg: Algorithm, msg: &[u8], sig: &[u8]) -> bool {
-    match material {
-        KeyMaterial::Ec(k) => {
-            let point = [&[4u8][..], k.x(), k.y()].concat();
-            let a: &'static dyn aws::VerificationAlgorithm = match alg {
-                Algorithm::Es256 => &aws::ECDSA_P256_SHA256_FIXED,
-                Algorithm::Es384 => &aws::ECDSA_P384_SHA384_FIXED,
-                _ => return false,
-            };
-            (alg == Algorithm::Es256) == (k.x().len() == 32)
-                && UnparsedPublicKey::new(a, point).verify(msg, sig).is_ok()
-        }
-        KeyMaterial::Rsa(k) => {
-            let p: &'static aws::RsaParameters = match alg {
-                Algorithm::Rs256 => &aws::RSA_PKCS1_2048_8192_SHA256,
-                Algorithm::Rs384 => &aws::RSA_PKCS1_2048_8192_SHA384,
-                Algorithm::Rs512 => &aws::RSA_PKCS1_2048_8192_SHA512,
-                Algorithm::Ps256 => &aws::RSA_PSS_2048_8192_SHA256,
-                Algorithm::Ps384 => &aws::RSA_PSS_2048_8192_SHA384,
-                Algorithm::Ps512 => &aws::RSA_PSS_2048_8192_SHA512,
-                _ => return false,
-            };
-            aws::RsaPublicKeyComponents {
-                n: k.n(),
-                e: &[1u8, 0, 1][..],
-            }
-            .verify(p, msg, sig)
-            .is_ok()
-        }
-        _ => false,
-    }
-}
-
 fn signing_case(
 ) -> impl Strategy<Value = (usize, usize, Vec<u8>, Option<(prop::sample::Index, u8)>, u8)> {
     (
@@ -213,7 +179,7 @@ proptest! {
         let public = signer.public();
         let material = public.material();
         let custody = material.verify(alg, &msg, &sig);
-        let raw = raw_verify(material, alg, &msg, &sig);
+        let raw = custody_oracles::raw_verify(material, alg.name(), &msg, &sig);
         prop_assert_eq!(custody, raw, "{} under {:?}", alg, material);
         // an untouched signature of the key's own algorithm always verifies
         if flip.is_none() && shape == 0 && sign_as.alg() == alg {

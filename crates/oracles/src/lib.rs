@@ -31,7 +31,7 @@ pub mod check;
 mod ed25519;
 mod verify;
 
-pub use algorithms::{jwk_set_algorithms, signature_algorithms};
+pub use algorithms::{jwk_set_algorithms, raw_verify, signature_algorithms};
 pub use biscuit::{
     biscuit, biscuit_bytes, biscuit_input, biscuit_signed_by_pack, biscuit_structured,
     biscuit_text, decide_biscuit, FuzzAttenuation, FuzzAuthority, FuzzBiscuit, FuzzBlock,
