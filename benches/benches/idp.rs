@@ -22,18 +22,20 @@
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_lc_rs::signature::{self as aws, ParsedPublicKey};
 use criterion::{criterion_group, criterion_main, Criterion};
 use custody_jose::{decode, Algorithm, KeyMaterial, Limits, SigningKey};
 use custody_tests::{request, t0_claims, t1_claims, PackBuilder, ALICE, AUD, NOW};
-use custody_verifier::{Request, Verifier};
+use custody_verifier::Request;
 use serde_json::json;
 
 const POOL: usize = 512;
 
-type Group<'a> = criterion::BenchmarkGroup<'a, criterion::measurement::WallTime>;
+#[path = "shared/cold.rs"]
+mod cold;
+use cold::cold_one_by_one as cold;
 
 /// aws-lc-rs's parsed public key for `key` under `alg`.
 fn parsed(key: &SigningKey, alg: Algorithm) -> ParsedPublicKey {
@@ -74,27 +76,6 @@ fn der_len(tag: u8, len: usize) -> Vec<u8> {
 fn rsa_public_der(n: &[u8], e: &[u8]) -> Vec<u8> {
     let body = [der_int(n), der_int(e)].concat();
     [der_len(0x30, body.len()), body].concat()
-}
-
-/// Cold decisions cycling through `reqs` (caches cleared at each wrap, untimed).
-fn cold(g: &mut Group<'_>, id: &str, v: &Verifier, reqs: &[Request]) {
-    g.bench_function(id, |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            let mut left = iters;
-            while left > 0 {
-                v.clear_caches();
-                let n = left.min(reqs.len() as u64) as usize;
-                let start = Instant::now();
-                for r in &reqs[..n] {
-                    assert!(black_box(v.verify(r)).is_allowed());
-                }
-                total += start.elapsed();
-                left -= n as u64;
-            }
-            total
-        })
-    });
 }
 
 /// (signing input, signature) of each token.

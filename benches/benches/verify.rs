@@ -49,31 +49,9 @@ fn pool(threads: usize) -> rayon::ThreadPool {
 
 type Group<'a> = BenchmarkGroup<'a, criterion::measurement::WallTime>;
 
-/// One decision per iteration, each on a request not seen before (the cache is cleared each
-/// time the pool of distinct requests wraps around, outside the timed region).
-fn cold_one_by_one(g: &mut Group<'_>, id: &str, v: &Verifier, reqs: &[Request]) {
-    g.throughput(Throughput::Elements(1));
-    g.bench_function(id, |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            let mut i = 0usize;
-            let mut left = iters;
-            while left > 0 {
-                v.clear_caches();
-                let n = left.min(reqs.len() as u64) as usize;
-                let start = Instant::now();
-                for r in &reqs[..n] {
-                    assert!(black_box(v.verify(r)).is_allowed());
-                }
-                total += start.elapsed();
-                left -= n as u64;
-                i += n;
-            }
-            black_box(i);
-            total
-        })
-    });
-}
+#[path = "shared/cold.rs"]
+mod cold;
+use cold::cold_one_by_one;
 
 /// `BATCH` decisions per iteration through `verify_batch`, cold (cache cleared, untimed).
 fn cold_batches(g: &mut Group<'_>, id: &str, v: &Verifier, reqs: &[Request]) {
