@@ -121,19 +121,29 @@ fn jwk(key: &SigningKey, pin: bool, extra: Value) -> Value {
 /// b.example (its key file `b_keys`, issuer `b_issuer`) and c.example (local, its standard
 /// Ed25519 key), federated for `orders:read`.
 fn pack(g: &Gen, b_keys: Value, b_issuer: &str) -> Value {
+    let lines = format!("  issuer \"{b_issuer}\"\n  keys \"keys/b.jwks\"\n");
+    let p = b_and_c(g, &lines);
+    let f = &p["files"];
+    // the files in the order the committed cases have them
+    json!({"files": {
+        "pack.trust": f["pack.trust"],
+        "keys/b.jwks": b_keys.to_string(),
+        "keys/c.jwks": f["keys/c.jwks"],
+    }})
+}
+
+/// b.example (its block's lines `b_lines`) and c.example (local, its standard Ed25519 key),
+/// federated for `orders:read`.
+fn b_and_c(g: &Gen, b_lines: &str) -> Value {
     let mut c = KeySet::new();
     c.insert(g.f.key("c.example").public()).unwrap();
     let trust = format!(
         "local \"c.example\"\n\
-        domain \"b.example\" {{\n  issuer \"{b_issuer}\"\n  keys \"keys/b.jwks\"\n}}\n\
+        domain \"b.example\" {{\n{b_lines}}}\n\
         domain \"c.example\" {{\n  issuer \"https://as.c.example\"\n  keys \"keys/c.jwks\"\n}}\n\
         federate \"b.example\" -> \"c.example\" {{ scopes [\"orders:read\"] }}\n"
     );
-    json!({"files": {
-        "pack.trust": trust,
-        "keys/b.jwks": b_keys.to_string(),
-        "keys/c.jwks": c.to_jwks().to_string(),
-    }})
+    json!({"files": {"pack.trust": trust, "keys/c.jwks": c.to_jwks().to_string()}})
 }
 
 fn keys(list: &[Value]) -> Value {
@@ -159,17 +169,9 @@ pub(super) fn cases(g: &mut Gen) {
     remote_sources(g);
 }
 
-/// b.example (its trust lines `b_lines`) and c.example (local), federated for `orders:read`.
+/// b.example (issuer `https://as.b.example`, then `b_lines`) and c.example, as [`b_and_c`].
 fn remote_pack(g: &Gen, b_lines: &str) -> Value {
-    let mut c = KeySet::new();
-    c.insert(g.f.key("c.example").public()).unwrap();
-    let trust = format!(
-        "local \"c.example\"\n\
-        domain \"b.example\" {{\n  issuer \"https://as.b.example\"\n{b_lines}}}\n\
-        domain \"c.example\" {{\n  issuer \"https://as.c.example\"\n  keys \"keys/c.jwks\"\n}}\n\
-        federate \"b.example\" -> \"c.example\" {{ scopes [\"orders:read\"] }}\n"
-    );
-    json!({"files": {"pack.trust": trust, "keys/c.jwks": c.to_jwks().to_string()}})
+    b_and_c(g, &format!("  issuer \"https://as.b.example\"\n{b_lines}"))
 }
 
 /// Remote key sources as far as a pack alone decides them: which URLs load, and a domain whose
