@@ -13,6 +13,7 @@ mod graph;
 mod keys;
 mod mint;
 mod packtest;
+mod proofs;
 mod render;
 mod routes;
 
@@ -60,6 +61,12 @@ enum Command {
     Keygen(keys::KeygenArgs),
     /// Sign a development token.
     Mint(mint::MintArgs),
+    /// Sign a development WIMSE workload identity token (WIT) binding a workload's key.
+    MintWit(proofs::MintWitArgs),
+    /// Sign a development WIMSE workload proof token (WPT) with the key a WIT binds.
+    MintWpt(proofs::MintWptArgs),
+    /// Sign a development DPoP proof (RFC 9449), or print a key's `jkt`.
+    MintDpop(proofs::MintDpopArgs),
     /// Append a hop to a Biscuit: a third-party block signed with the new actor's domain key.
     Attest(biscuit_cmds::AttestArgs),
     /// Append a first-party block of checks to a Biscuit (anyone holding it may restrict it).
@@ -88,6 +95,9 @@ fn main() -> ExitCode {
         Command::Check { policies } => check(&policies),
         Command::Keygen(args) => keys::keygen(&args),
         Command::Mint(args) => mint::mint(&args),
+        Command::MintWit(args) => proofs::mint_wit(&args),
+        Command::MintWpt(args) => proofs::mint_wpt(&args),
+        Command::MintDpop(args) => proofs::mint_dpop(&args),
         Command::Attest(args) => biscuit_cmds::attest(&args),
         Command::Attenuate(args) => biscuit_cmds::attenuate(&args),
         Command::Demo(args) => demo::run(&args),

@@ -112,7 +112,17 @@ fn list_cases(dir: &Path) -> Result<Vec<PathBuf>, String> {
 /// sidecar's, and `policy_error` needs a policy that can fail to evaluate (`custody check`
 /// names them).
 fn unreachable_codes(pack: &custody_policy::PolicyPack) -> Vec<(ReasonCode, &'static str)> {
-    let mut out = vec![(ReasonCode::DecisionTimeout, "the sidecar's deadline")];
+    let mut out = vec![
+        (ReasonCode::DecisionTimeout, "the sidecar's deadline"),
+        (
+            ReasonCode::Replayed,
+            "a replay takes the same proof in two requests to one verifier",
+        ),
+        (
+            ReasonCode::StoreUnavailable,
+            "a replay store that cannot take another proof",
+        ),
+    ];
     if pack.domains.iter().all(|d| d.sources.is_empty()) {
         out.push((
             ReasonCode::KeysUnavailable,

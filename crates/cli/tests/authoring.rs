@@ -213,7 +213,7 @@ fn the_demo_pack_tests_pass_and_cover_every_rule() {
         cases
     );
     // The demo pack produces every reason code (too_many_domains through e -> a -> b -> c).
-    assert!(text.contains("reason codes exercised: all 30"), "{text}");
+    assert!(text.contains("reason codes exercised: all 31"), "{text}");
     assert!(
         text.contains("pass  demo-5-too-many-domains: deny too_many_domains"),
         "{text}"

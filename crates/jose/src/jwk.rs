@@ -415,6 +415,8 @@ pub struct ParsedKeySet {
     pub keys: KeySet,
     /// A SPIFFE bundle's `wit-svid` keys: they verify WIMSE workload identity tokens only.
     pub wit_keys: KeySet,
+    /// A bundle's `x509-svid` authorities: the first certificate (DER) of each entry's `x5c`.
+    pub x509: Vec<Vec<u8>>,
     /// The keys passed over.
     pub skipped: Vec<SkippedKey>,
     /// Whether the document is a SPIFFE bundle (it has `spiffe_sequence` or
@@ -456,6 +458,12 @@ pub fn parse_key_set(bytes: &[u8], limits: &Limits) -> Result<ParsedKeySet, KeyS
         let Value::Object(jwk) = jwk else {
             return Err(KeySetError::Shape(format!("key {index} is not an object")));
         };
+        if out.bundle && jwk.get("use").and_then(Value::as_str) == Some("x509-svid") {
+            if let Some(der) = x509_authority(index, jwk)? {
+                out.x509.push(der);
+                continue;
+            }
+        }
         match classify(index, jwk, out.bundle)? {
             Classified::Token(key) => out.keys.insert(key)?,
             Classified::Wit(key) => out.wit_keys.insert(key)?,
@@ -472,6 +480,71 @@ pub fn parse_key_set(bytes: &[u8], limits: &Limits) -> Result<ParsedKeySet, KeyS
         return Err(KeySetError::DuplicateKid(key.kid.clone()));
     }
     Ok(out)
+}
+
+/// One public JWK carried in a token rather than a key set: a WIT's `cnf.jwk`, a DPoP proof's
+/// `jwk` header. The same material rules as a key set's keys (key types, curves, RSA bounds,
+/// points on their curve), and: no private part, `kid` optional (the key is named `""`), an
+/// `alg` member read as the key's pinned algorithm and required when `require_alg`. Nothing is
+/// skipped here: a key that could verify nothing is an error.
+pub fn parse_jwk(jwk: &Map<String, Value>, require_alg: bool) -> Result<PublicKey, KeySetError> {
+    if PRIVATE_MEMBERS.iter().any(|m| jwk.contains_key(*m)) {
+        return Err(KeySetError::PrivateKey(0));
+    }
+    let kty = str_member(jwk, "kty", 0)?.unwrap_or("");
+    let crv = str_member(jwk, "crv", 0)?.unwrap_or("");
+    let kind = kind(kty, crv).ok_or_else(|| {
+        KeySetError::Shape(format!(
+            "only OKP Ed25519, EC P-256, EC P-384 and RSA keys are used (`kty` `{kty}`, `crv` `{crv}`)"
+        ))
+    })?;
+    let material = material(kind, "jwk", jwk, 0)?;
+    let key = PublicKey::new("", material);
+    match str_member(jwk, "alg", 0)? {
+        None if require_alg => Err(KeySetError::Shape("the key has no `alg`".into())),
+        None => Ok(key),
+        Some(alg) => Algorithm::from_name(alg)
+            .and_then(|a| key.pinned(a))
+            .ok_or_else(|| {
+                KeySetError::Shape(format!(
+                    "`alg` `{alg}` is not an algorithm this key verifies"
+                ))
+            }),
+    }
+}
+
+/// A bundle's `x509-svid` entry: its `x5c` holds exactly one certificate (standard base64 of
+/// its DER, RFC 7517 §4.7), the authority; no private part. Whether the bytes are a usable
+/// CA certificate is for the certificate validator to say when it loads them. An entry
+/// without `x5c` is no authority (`None`: it is skipped as a key that verifies no token).
+fn x509_authority(index: usize, jwk: &Map<String, Value>) -> Result<Option<Vec<u8>>, KeySetError> {
+    if PRIVATE_MEMBERS.iter().any(|m| jwk.contains_key(*m)) {
+        return Err(KeySetError::PrivateKey(index));
+    }
+    let certs = match jwk.get("x5c") {
+        None => return Ok(None),
+        Some(Value::Array(a)) => a,
+        Some(_) => {
+            return Err(KeySetError::Shape(format!(
+                "key {index}: `x5c` must be a list of one certificate"
+            )))
+        }
+    };
+    let [Value::String(cert)] = certs.as_slice() else {
+        return Err(KeySetError::Shape(format!(
+            "key {index}: an `x509-svid` entry's `x5c` must hold exactly one certificate"
+        )));
+    };
+    base64::engine::general_purpose::STANDARD
+        .decode(cert)
+        .ok()
+        .filter(|der| !der.is_empty())
+        .map(Some)
+        .ok_or_else(|| {
+            KeySetError::Shape(format!(
+                "key {index}: `x5c` is not standard base64 of a certificate"
+            ))
+        })
 }
 
 /// A SPIFFE bundle member (`spiffe_sequence`, `spiffe_refresh_hint`): a non-negative integer.

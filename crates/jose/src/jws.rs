@@ -70,6 +70,26 @@ fn malformed(msg: impl Into<String>) -> JwsError {
 
 /// Decodes a compact JWS and checks its header; does not verify the signature.
 pub fn decode<'a>(token: &'a str, limits: &Limits) -> Result<UnverifiedJws<'a>, JwsError> {
+    decode_inner(token, limits, false).map(|(jws, _)| jws)
+}
+
+/// [`decode`] for the one token whose header carries its own key: a DPoP proof (RFC 9449
+/// §4.2). The `jwk` header member is required and returned as the object it is; every other
+/// header rule is [`decode`]'s. Whether the key may be trusted is the caller's to say.
+pub fn decode_with_jwk<'a>(
+    token: &'a str,
+    limits: &Limits,
+) -> Result<(UnverifiedJws<'a>, Map<String, Value>), JwsError> {
+    let (jws, jwk) = decode_inner(token, limits, true)?;
+    let jwk = jwk.ok_or_else(|| malformed("header has no `jwk`"))?;
+    Ok((jws, jwk))
+}
+
+fn decode_inner<'a>(
+    token: &'a str,
+    limits: &Limits,
+    with_jwk: bool,
+) -> Result<(UnverifiedJws<'a>, Option<Map<String, Value>>), JwsError> {
     if token.len() > limits.token_bytes {
         return Err(JwsError::TooLarge(limits.token_bytes));
     }
@@ -81,22 +101,32 @@ pub fn decode<'a>(token: &'a str, limits: &Limits) -> Result<UnverifiedJws<'a>, 
             "a compact JWS has exactly three dot-separated parts",
         ));
     };
-    let header = decode_object(h, "header", limits)?;
+    let mut header = decode_object(h, "header", limits)?;
     let claims = decode_object(p, "payload", limits)?;
     let signature = B64
         .decode(s)
         .map_err(|_| malformed("signature is not unpadded base64url"))?;
+    // Only a DPoP proof's `jwk` is taken out before the header rules; anywhere else
+    // `check_header` refuses it in its usual order.
+    let jwk = match with_jwk.then(|| header.remove("jwk")).flatten() {
+        Some(Value::Object(jwk)) => Some(jwk),
+        Some(_) => return Err(malformed("header `jwk` must be an object")),
+        None => None,
+    };
     let header = check_header(&header)?;
     let signing_input = token
         .as_bytes()
         .get(..h.len() + 1 + p.len())
         .ok_or_else(|| malformed("truncated"))?;
-    Ok(UnverifiedJws {
-        header,
-        claims,
-        signing_input,
-        signature,
-    })
+    Ok((
+        UnverifiedJws {
+            header,
+            claims,
+            signing_input,
+            signature,
+        },
+        jwk,
+    ))
 }
 
 /// Decodes and checks a compact JWS's protected header alone, as [`decode`] does, without

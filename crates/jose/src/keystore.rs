@@ -32,7 +32,25 @@ pub struct DomainKeys {
     epoch: u64,
     tokens: KeySet,
     biscuit: KeySet,
+    wit: KeySet,
+    x509: Arc<[Vec<u8>]>,
     remote: Remote,
+}
+
+/// Everything a domain verifies with, as a key source hands it over: token keys, Biscuit keys,
+/// WIT keys and X.509 authorities.
+#[derive(Clone, Debug, Default)]
+pub struct DomainMaterial {
+    /// Keys of its JWS tokens (access tokens, Txn-Tokens, JWT-SVIDs).
+    pub tokens: KeySet,
+    /// Its Biscuit keys.
+    pub biscuit: KeySet,
+    /// Keys of its WIMSE workload identity tokens: a bundle's `wit-svid` keys and a plain JWK
+    /// Set's keys (never a bundle's `jwt-svid` keys).
+    pub wit: KeySet,
+    /// Its X.509-SVID authorities: CA certificates (DER) from a bundle's `x509-svid` entries
+    /// or a `x509_authorities` PEM file. Parsed where certificates are validated.
+    pub x509: Vec<Vec<u8>>,
 }
 
 /// Whether a domain's keys come (partly) from remote sources, and whether any has delivered.
@@ -72,6 +90,16 @@ impl DomainKeys {
     /// The token key under `kid`.
     pub fn token_key(&self, kid: &str) -> Option<&PublicKey> {
         self.tokens.get(kid)
+    }
+
+    /// The domain's WIT keys.
+    pub fn wit(&self) -> &KeySet {
+        &self.wit
+    }
+
+    /// The domain's X.509-SVID authorities (DER certificates).
+    pub fn x509(&self) -> &[Vec<u8>] {
+        &self.x509
     }
 
     /// Whether the token key remembered as (`kid`, `thumbprint`) is still one of this
@@ -136,14 +164,24 @@ impl KeyStore {
         biscuit: KeySet,
         remote: Remote,
     ) -> usize {
+        let material = DomainMaterial {
+            tokens,
+            biscuit,
+            ..DomainMaterial::default()
+        };
+        self.add_domain_material(name, material, remote)
+    }
+
+    /// Adds a domain with all it verifies with; returns its position.
+    pub fn add_domain_material(
+        &mut self,
+        name: TrustDomain,
+        material: DomainMaterial,
+        remote: Remote,
+    ) -> usize {
         self.slots.push(Slot {
             name,
-            current: ArcSwap::from_pointee(DomainKeys {
-                epoch: next_epoch(),
-                tokens,
-                biscuit,
-                remote,
-            }),
+            current: ArcSwap::from_pointee(snapshot(material, remote)),
         });
         self.slots.len() - 1
     }
@@ -211,6 +249,7 @@ impl KeyStore {
     }
 
     /// [`KeyStore::replace`], also setting whether the domain's remote sources have delivered.
+    /// The domain's WIT keys and X.509 authorities stay as they are.
     pub fn replace_with(
         &self,
         index: usize,
@@ -218,16 +257,40 @@ impl KeyStore {
         biscuit: KeySet,
         remote: Remote,
     ) -> Option<u64> {
-        let slot = self.slots.get(index)?;
-        let epoch = next_epoch();
-        slot.current.store(Arc::new(DomainKeys {
-            epoch,
+        let current = self.domain(index)?;
+        let material = DomainMaterial {
             tokens,
             biscuit,
-            remote,
-        }));
+            wit: current.wit.clone(),
+            x509: current.x509.to_vec(),
+        };
+        self.replace_material(index, material, remote)
+    }
+
+    /// Replaces all the domain verifies with; returns the new snapshot's epoch.
+    pub fn replace_material(
+        &self,
+        index: usize,
+        material: DomainMaterial,
+        remote: Remote,
+    ) -> Option<u64> {
+        let slot = self.slots.get(index)?;
+        let next = snapshot(material, remote);
+        let epoch = next.epoch;
+        slot.current.store(Arc::new(next));
         self.generation.fetch_add(1, Ordering::AcqRel);
         Some(epoch)
+    }
+}
+
+fn snapshot(m: DomainMaterial, remote: Remote) -> DomainKeys {
+    DomainKeys {
+        epoch: next_epoch(),
+        tokens: m.tokens,
+        biscuit: m.biscuit,
+        wit: m.wit,
+        x509: m.x509.into(),
+        remote,
     }
 }
 

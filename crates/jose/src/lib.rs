@@ -44,10 +44,13 @@ pub use date::{in_date_range, numeric_date, DateError, MAX_NUMERIC_DATE};
 pub use ec::{Curve, EcKey};
 pub use error::KeySetError;
 pub use jwk::{
-    parse_key_set, Ed25519Key, KeyMaterial, KeySet, ParsedKeySet, PublicKey, SkippedKey,
+    parse_jwk, parse_key_set, Ed25519Key, KeyMaterial, KeySet, ParsedKeySet, PublicKey, SkippedKey,
 };
-pub use jws::{classify_typ, decode, decode_header, Header, JwsError, TokenClass, UnverifiedJws};
-pub use keystore::{DomainKeys, KeyStore, MissHook, Remote};
+pub use jws::{
+    classify_typ, decode, decode_header, decode_with_jwk, Header, JwsError, TokenClass,
+    UnverifiedJws,
+};
+pub use keystore::{DomainKeys, DomainMaterial, KeyStore, MissHook, Remote};
 pub use limits::Limits;
 pub use rsa::{RsaKey, RSA_MAX_BITS, RSA_MIN_BITS};
 pub use sign::{sign, sign_with_header, SigningKey};

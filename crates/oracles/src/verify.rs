@@ -356,6 +356,8 @@ fn build_world() -> Option<World> {
             name: TrustDomain::parse(d).ok()?,
             issuers: vec![format!("https://as.{d}")],
             keys: set.clone(),
+            wit_keys: KeySet::new(),
+            x509_authorities: Vec::new(),
             key_files: Vec::new(),
             // the same key serves the Biscuit profile, so fuzzing reaches it too
             biscuit_keys: set,
@@ -699,7 +701,7 @@ fn build_request(w: &World, input: &FuzzRequest) -> (Request, Vec<Minted>, Optio
         resource: None,
         peer: input.peer.as_ref().map(Ident::text),
         now: Some(FUZZ_NOW + i64::from(input.now)),
-        context: None,
+        ..Request::default()
     };
     (req, minted, txn.map(|(_, m)| m))
 }

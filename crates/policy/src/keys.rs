@@ -1,6 +1,6 @@
 //! Each domain's key files, read and merged into the domain's one key set.
 
-use custody_jose::{parse_key_set, KeySet, KeySetError, Limits};
+use custody_jose::{parse_key_set, KeySet, KeySetError, Limits, ParsedKeySet};
 
 use crate::error::{LoadError, LoadErrorKind, Warning, WarningKind};
 use crate::files::FileLog;
@@ -13,6 +13,14 @@ pub(crate) struct KeyReport {
     pub(crate) warnings: Vec<Warning>,
 }
 
+/// What a domain's key files hold: token keys, WIT keys, X.509 authorities.
+#[derive(Default)]
+pub(crate) struct LoadedKeys {
+    pub(crate) tokens: KeySet,
+    pub(crate) wit: KeySet,
+    pub(crate) x509: Vec<Vec<u8>>,
+}
+
 /// Reads the key files `refs` of `domain` (its `keys` or its `biscuit_keys`) and merges their
 /// keys; problems go to `report`.
 pub(crate) fn load_domain_keys(
@@ -22,13 +30,34 @@ pub(crate) fn load_domain_keys(
     log: &mut FileLog,
     report: &mut KeyReport,
 ) -> KeySet {
+    load_domain_material(domain, refs, limits, log, report).tokens
+}
+
+/// [`load_domain_keys`], with the WIT keys (a bundle's `wit-svid` keys and a plain JWK Set's
+/// keys) and the X.509 authorities (a bundle's `x509-svid` entries) as well.
+pub(crate) fn load_domain_material(
+    domain: &DraftDomain,
+    refs: &[KeyRef],
+    limits: &Limits,
+    log: &mut FileLog,
+    report: &mut KeyReport,
+) -> LoadedKeys {
     let mut keys = KeySet::new();
+    let mut wit = KeySet::new();
+    let mut x509 = Vec::new();
     let errors_before = report.errors.len();
     for key_ref in refs {
-        let Some(set) = load_file(key_ref, limits, log, report) else {
+        let Some(parsed) = load_file(key_ref, limits, log, report) else {
             continue;
         };
-        if let Err(e) = keys.merge(set) {
+        let wit_part = match parsed.bundle {
+            true => parsed.wit_keys,
+            false => parsed.keys.clone(),
+        };
+        x509.extend(parsed.x509);
+        let set = parsed.keys;
+        // a plain JWK Set's keys are its WIT keys too: a clash is reported once
+        if let Err(e) = keys.merge(set).and_then(|()| wit.merge(wit_part)) {
             let msg = match e {
                 KeySetError::DuplicateKid(kid) => format!(
                     "kid `{kid}` appears twice in domain `{}`: key file `{}` repeats a kid of an earlier key file",
@@ -42,7 +71,8 @@ pub(crate) fn load_domain_keys(
         }
     }
     let clean = report.errors.len() == errors_before;
-    if let Some(first) = refs.first().filter(|_| clean && keys.is_empty()) {
+    let empty = keys.is_empty() && wit.is_empty() && x509.is_empty();
+    if let Some(first) = refs.first().filter(|_| clean && empty) {
         let msg = format!(
             "domain `{}` has no usable key: every token it issues fails with `unknown_key`",
             domain.name
@@ -52,7 +82,11 @@ pub(crate) fn load_domain_keys(
             .warnings
             .push(Warning::new(WarningKind::NoUsableKeys, path, at, msg));
     }
-    keys
+    LoadedKeys {
+        tokens: keys,
+        wit,
+        x509,
+    }
 }
 
 fn load_file(
@@ -60,7 +94,7 @@ fn load_file(
     limits: &Limits,
     log: &mut FileLog,
     report: &mut KeyReport,
-) -> Option<KeySet> {
+) -> Option<ParsedKeySet> {
     let what = format!("key file `{}`", key_ref.written);
     let bytes = match log.read(&key_ref.resolved, limits.pack_file_bytes) {
         Ok(bytes) => bytes,
@@ -72,7 +106,7 @@ fn load_file(
     };
     match parse_key_set(&bytes, limits) {
         Ok(parsed) => {
-            for skipped in parsed.skipped {
+            for skipped in &parsed.skipped {
                 let msg = format!("{what}: {skipped}");
                 report.warnings.push(Warning::new(
                     WarningKind::SkippedKey,
@@ -81,20 +115,7 @@ fn load_file(
                     msg,
                 ));
             }
-            if !parsed.wit_keys.is_empty() {
-                let kids: Vec<&str> = parsed.wit_keys.keys().iter().map(|k| k.kid()).collect();
-                let msg = format!(
-                    "{what}: `wit-svid` key(s) {} verify WIMSE workload identity tokens only, not access tokens",
-                    kids.join(", ")
-                );
-                report.warnings.push(Warning::new(
-                    WarningKind::SkippedKey,
-                    &key_ref.at.path,
-                    Some(key_ref.at.location),
-                    msg,
-                ));
-            }
-            Some(parsed.keys)
+            Some(parsed)
         }
         Err(e) => {
             let kind = match e {

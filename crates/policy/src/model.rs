@@ -34,6 +34,12 @@ pub struct DomainConfig {
     pub issuers: Vec<String>,
     /// Its usable Ed25519 keys, from all its key files.
     pub keys: KeySet,
+    /// Its WIT keys, from its key files: SPIFFE bundles' `wit-svid` keys and plain JWK Sets'
+    /// keys (a bundle's `jwt-svid` keys never verify a WIT).
+    pub wit_keys: KeySet,
+    /// Its X.509-SVID authorities (DER certificates), from its SPIFFE bundles' `x509-svid`
+    /// entries.
+    pub x509_authorities: Vec<Vec<u8>>,
     /// Its key files, resolved against the trust file's directory.
     pub key_files: Vec<PathBuf>,
     /// Its Biscuit keys (`biscuit_keys`): roots of the Biscuit tokens it issues and the keys

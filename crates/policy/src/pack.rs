@@ -8,7 +8,7 @@ use custody_jose::Limits;
 use crate::cedar::{self, CedarFiles, CedarReport};
 use crate::error::{LoadError, LoadErrorKind, Warning};
 use crate::files::{describe_io, utf8, FileLog};
-use crate::keys::{load_domain_keys, KeyReport};
+use crate::keys::{load_domain_keys, load_domain_material, KeyReport};
 use crate::merge::{Draft, Merger};
 use crate::model::{CaFile, DomainConfig, PolicyPack};
 use crate::syntax;
@@ -45,10 +45,20 @@ impl PolicyPack {
         let domains = draft
             .domains
             .iter()
-            .map(|d| DomainConfig {
+            .map(|d| {
+                (
+                    d,
+                    load_domain_material(d, &d.keys, limits, &mut log, &mut keys),
+                )
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|(d, material)| DomainConfig {
                 name: d.name.clone(),
                 issuers: d.issuers.clone(),
-                keys: load_domain_keys(d, &d.keys, limits, &mut log, &mut keys),
+                keys: material.tokens,
+                wit_keys: material.wit,
+                x509_authorities: material.x509,
                 key_files: d.keys.iter().map(|k| k.resolved.clone()).collect(),
                 biscuit_keys: load_domain_keys(d, &d.biscuit_keys, limits, &mut log, &mut keys),
                 biscuit_key_files: d.biscuit_keys.iter().map(|k| k.resolved.clone()).collect(),

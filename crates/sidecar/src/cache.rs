@@ -2,7 +2,9 @@
 //!
 //! The key is a SHA-256 digest of the pack version and every request attribute the decision
 //! used: the tokens (the whole chain, origin first), the Txn-Token, the audience, the action,
-//! the peer and, only under `--allow-request-time`, the request-supplied time. An allow lives
+//! the peer, the caller's proofs (certificates, WIT, target URI, method, proof headers) and,
+//! only under `--allow-request-time`, the request-supplied time. A request with a one-time
+//! proof (a WPT or a DPoP proof) is never answered from the cache nor put in it. An allow lives
 //! at most until the earliest `exp` of its chain (skew not added) and at most the configured
 //! TTL; a denial lives at most the TTL and is not cached when time alone could turn it into an
 //! allow (`not_yet_valid`, `issued_in_future`). A cached entry holds the digest and the
@@ -124,7 +126,34 @@ impl DecisionCache {
         if let Some(c) = &req.context {
             field(b'c', c.to_string().as_bytes());
         }
+        for c in &req.peer_certificates {
+            field(b'C', c.as_bytes());
+        }
+        for (tag, v) in [
+            (b'W', &req.wit),
+            (b'P', &req.wpt),
+            (b'D', &req.dpop),
+            (b'U', &req.target_uri),
+            (b'M', &req.http_method),
+        ] {
+            if let Some(v) = v {
+                field(tag, v.as_bytes());
+            }
+        }
+        if let Some(hs) = &req.proof_headers {
+            for (k, v) in hs {
+                field(b'H', k.as_bytes());
+                field(b'h', v.as_bytes());
+            }
+        }
         h.finalize().into()
+    }
+
+    /// Whether a decision on `req` may be remembered and served again: never for a request
+    /// carrying a one-time proof (a WPT, a DPoP proof), which the verifier must see every time
+    /// to refuse its reuse.
+    pub(crate) fn cacheable(req: &Request) -> bool {
+        req.wpt.is_none() && req.dpop.is_none()
     }
 
     pub(crate) fn get(&self, key: &Key) -> Option<Arc<Decision>> {

@@ -5,7 +5,12 @@
 //! |---|---|
 //! | `tokens` | the `custody-chain` header (upstream tokens, origin first, comma-separated), then the `authorization: Bearer` token (the presented one, last) |
 //! | `txn_token` | the `txn-token` header (the only place a Txn-Token is accepted) |
-//! | `peer` | `attributes.source.principal` (Envoy: the client certificate's URI SAN); empty = none |
+//! | `peer` | `attributes.source.principal` (Envoy: the client certificate's URI SAN); empty = none. Under `--peer-from certificate` (and by default when Envoy forwards one) the client certificate instead |
+//! | `peer_certificates` | `attributes.source.certificate` (URL-encoded PEM; the listener needs `include_peer_certificate: true`), validated by custody |
+//! | `wit`, `wpt`, `dpop` | the `workload-identity-token`, `workload-proof-token` and `dpop` headers, each at most once |
+//! | `target_uri` | `--target-authority` and the path without query, when a WPT or DPoP proof is present (never `Host`) |
+//! | `http_method` | the request's method, when a DPoP proof is present |
+//! | `proof_headers` | the request's other headers, when a WPT or DPoP proof is present (what a WPT's `oth` may cover) |
 //! | `action` | `METHOD:path` (e.g. `GET:/orders/7`: the method as Envoy gives it, a colon, the path without query string or fragment), or the value of the `--action-header` header |
 //! | `audience` | `--audience`, never `Host`/`:authority` |
 //! | `now` | the system clock; the `custody-now` header only under `--allow-request-time` |
@@ -38,12 +43,18 @@ use envoy_types::pb::google::protobuf::{value::Kind, ListValue, Struct, Value};
 use envoy_types::pb::google::rpc;
 use serde_json::json;
 
-use crate::config::Settings;
+use crate::config::{PeerFrom, Settings};
 
 /// The header carrying the upstream tokens.
 pub const CHAIN_HEADER: &str = "custody-chain";
 /// The header carrying a Txn-Token.
 pub const TXN_HEADER: &str = "txn-token";
+/// The WIMSE workload identity token.
+pub const WIT_HEADER: &str = "workload-identity-token";
+/// The WIMSE workload proof token.
+pub const WPT_HEADER: &str = "workload-proof-token";
+/// A DPoP proof (RFC 9449).
+pub const DPOP_HEADER: &str = "dpop";
 /// The header carrying a request-supplied time (only under `--allow-request-time`).
 pub const NOW_HEADER: &str = "custody-now";
 /// Headers set on allowed requests.
@@ -148,11 +159,34 @@ pub(crate) fn map_request(
         },
         None => method_path(&http.method, &http.path)?,
     };
-    let peer = attrs
-        .and_then(|a| a.source.as_ref())
+    let source = attrs.and_then(|a| a.source.as_ref());
+    let certificate = source
+        .map(|s| s.certificate.as_str())
+        .filter(|c| !c.is_empty());
+    let principal = source
         .map(|s| s.principal.as_str())
         .filter(|p| !p.is_empty())
         .map(str::to_owned);
+    let (peer, peer_certificates) = match (settings.peer_from, certificate) {
+        (Some(PeerFrom::None), _) => (None, Vec::new()),
+        (Some(PeerFrom::Principal), _) => (principal, Vec::new()),
+        (Some(PeerFrom::Certificate), None) => (None, Vec::new()),
+        (None, None) => (principal, Vec::new()),
+        (Some(PeerFrom::Certificate) | None, Some(c)) => (None, envoy_certificate(c)?),
+    };
+    let wit = one_proof(&headers, WIT_HEADER)?;
+    let wpt = one_proof(&headers, WPT_HEADER)?;
+    let dpop = one_proof(&headers, DPOP_HEADER)?;
+    let (target_uri, proof_headers) = match (&wpt, &dpop) {
+        (None, None) => (None, None),
+        _ => (
+            settings
+                .target_authority
+                .as_ref()
+                .map(|a| format!("{a}{}", without_query(&http.path))),
+            Some(proof_headers(&http.headers)),
+        ),
+    };
     let now = match headers.get(NOW_HEADER)? {
         None => None,
         Some(_) if !settings.allow_request_time => {
@@ -181,7 +215,98 @@ pub(crate) fn map_request(
         peer,
         now,
         context: None,
+        peer_certificates,
+        wit,
+        http_method: dpop.as_ref().map(|_| http.method.clone()),
+        wpt,
+        dpop,
+        target_uri,
+        proof_headers,
     })
+}
+
+/// The path without query and fragment.
+fn without_query(path: &str) -> &str {
+    let end = path.find(['?', '#']).unwrap_or(path.len());
+    path.get(..end).unwrap_or(path)
+}
+
+/// A proof header (`workload-identity-token`, `workload-proof-token`, `dpop`): at most one,
+/// one compact JWS. Envoy joins repeated headers with commas, which no JWS holds, so a comma
+/// is a second header (draft-ietf-wimse-wpt: exactly one `Workload-Proof-Token`; RFC 9449:
+/// one `DPoP`).
+fn one_proof(headers: &Headers<'_>, name: &str) -> Result<Option<String>, MapError> {
+    match headers.get(name)? {
+        None => Ok(None),
+        Some(v) if v.contains(',') => {
+            Err(MapError::Invalid(format!("more than one `{name}` header")))
+        }
+        Some(v) => Ok(Some(v.trim().to_owned()).filter(|v| !v.is_empty())),
+    }
+}
+
+/// The headers a WPT's `oth` may cover: every request header but pseudo-headers and the ones
+/// with a hash claim of their own (or none: the credentials and proofs themselves).
+fn proof_headers(headers: &HashMap<String, String>) -> std::collections::BTreeMap<String, String> {
+    const OWN: [&str; 6] = [
+        "authorization",
+        CHAIN_HEADER,
+        TXN_HEADER,
+        WIT_HEADER,
+        WPT_HEADER,
+        DPOP_HEADER,
+    ];
+    headers
+        .iter()
+        .filter(|(k, _)| !k.starts_with(':') && !OWN.contains(&k.as_str()))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+        .collect()
+}
+
+/// `attributes.source.certificate`: the client's certificate chain as Envoy forwards it
+/// (URL-encoded PEM), one PEM certificate per element.
+fn envoy_certificate(encoded: &str) -> Result<Vec<String>, MapError> {
+    let pem = percent_decode(encoded).ok_or_else(|| {
+        MapError::Invalid("the forwarded client certificate is not URL-encoded UTF-8".into())
+    })?;
+    const END: &str = "-----END CERTIFICATE-----";
+    let mut out = Vec::new();
+    let mut rest = pem.as_str();
+    while let Some(at) = rest.find(END) {
+        let (cert, tail) = rest.split_at(at + END.len());
+        out.push(cert.trim().to_owned());
+        rest = tail;
+    }
+    if !rest.trim().is_empty() || out.is_empty() {
+        // whatever the rest is, the verifier says what is wrong with it
+        out.push(rest.trim().to_owned());
+        out.retain(|c| !c.is_empty());
+    }
+    if out.is_empty() {
+        return Err(MapError::Invalid(
+            "the forwarded client certificate is empty".into(),
+        ));
+    }
+    Ok(out)
+}
+
+/// `%XX` decoding (and `+` kept as is, as Envoy's encoding never writes it for a space).
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        if c == b'%' {
+            let hex = b.get(i + 1..i + 3)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(c);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// A Txn-Token is no bearer credential (draft-ietf-oauth-transaction-tokens): it comes only in
@@ -221,7 +346,7 @@ fn bearer(value: Option<&str>) -> Result<String, MapError> {
     let missing = || MapError::NoToken("no `authorization: Bearer` token".into());
     let value = value.ok_or_else(missing)?.trim();
     let (scheme, token) = value.split_once(' ').ok_or_else(missing)?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    if !scheme.eq_ignore_ascii_case("bearer") && !scheme.eq_ignore_ascii_case("dpop") {
         return Err(missing());
     }
     let token = token.trim();
@@ -359,6 +484,8 @@ fn unauthenticated(code: ReasonCode) -> bool {
             | ReasonCode::IssuedInFuture
             | ReasonCode::LifetimeTooLong
             | ReasonCode::AudienceMismatch
+            | ReasonCode::PeerInvalid
+            | ReasonCode::Replayed
     )
 }
 
@@ -421,7 +548,7 @@ fn deny(decision: &Decision, no_token: bool, pack: &str) -> CheckResponse {
     // the caller may retry
     let status = if matches!(
         first,
-        ReasonCode::DecisionTimeout | ReasonCode::KeysUnavailable
+        ReasonCode::DecisionTimeout | ReasonCode::KeysUnavailable | ReasonCode::StoreUnavailable
     ) {
         HttpStatusCode::ServiceUnavailable
     } else if no_token || unauthenticated(first) {

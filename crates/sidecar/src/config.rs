@@ -91,6 +91,31 @@ pub struct ServeArgs {
     /// Do not write one log line per decision (start, reload and shutdown are still logged).
     #[arg(long)]
     pub no_decision_log: bool,
+    /// Where Check takes the caller's identity from: `certificate` validates the client
+    /// certificate Envoy forwards (`attributes.source.certificate`, with the listener's
+    /// `include_peer_certificate: true`) against the pack's X.509-SVID authorities; `principal`
+    /// trusts `attributes.source.principal`, that is Envoy's own validation of the client
+    /// certificate; `none` takes neither. Default: the certificate when Envoy sends one, else
+    /// the principal.
+    #[arg(long, value_enum, value_name = "FROM")]
+    pub peer_from: Option<PeerFrom>,
+    /// The scheme and authority clients address this service by (e.g.
+    /// `https://orders.c.example`): with the request's path (without query) it is the target
+    /// URI a WPT's `aud` and a DPoP proof's `htu` must name. Never taken from `Host`. Without
+    /// it, requests with a WPT or DPoP proof are denied `peer_invalid`.
+    #[arg(long, value_name = "URL")]
+    pub target_authority: Option<String>,
+}
+
+/// Where Check takes the caller's identity from (`--peer-from`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PeerFrom {
+    /// The client certificate Envoy forwards, validated by custody.
+    Certificate,
+    /// Envoy's `source.principal`, trusting Envoy's validation.
+    Principal,
+    /// Neither.
+    None,
 }
 
 impl Default for ServeArgs {
@@ -115,6 +140,8 @@ impl Default for ServeArgs {
             reload_interval_ms: 1000,
             allow_request_time: false,
             no_decision_log: false,
+            peer_from: None,
+            target_authority: None,
         }
     }
 }
@@ -137,6 +164,10 @@ pub(crate) struct Settings {
     /// `--cedar-memo-entries`).
     pub token_cache_entries: usize,
     pub cedar_memo_entries: usize,
+    /// `--peer-from`; `None`: the certificate when present, else the principal.
+    pub peer_from: Option<PeerFrom>,
+    /// `--target-authority`, without a trailing `/`.
+    pub target_authority: Option<String>,
 }
 
 impl Settings {
@@ -169,6 +200,10 @@ impl Settings {
         if args.request_timeout_ms == 0 {
             return Err("`--request-timeout-ms` must be positive".into());
         }
+        let target_authority = match &args.target_authority {
+            None => None,
+            Some(t) => Some(check_authority(t)?),
+        };
         Ok(Settings {
             audience,
             action_header,
@@ -182,7 +217,28 @@ impl Settings {
             decision_log: !args.no_decision_log,
             token_cache_entries: args.token_cache_entries,
             cedar_memo_entries: args.cedar_memo_entries,
+            peer_from: args.peer_from,
+            target_authority,
         })
+    }
+}
+
+/// `--target-authority`: `http` or `https`, a host, an optional port, nothing else.
+fn check_authority(t: &str) -> Result<String, String> {
+    let bad = || format!("`--target-authority` `{t}` is not `https://HOST[:PORT]` (or `http://`)");
+    let t = t.trim_end_matches('/');
+    let rest = t
+        .strip_prefix("https://")
+        .or_else(|| t.strip_prefix("http://"))
+        .ok_or_else(bad)?;
+    let ok = !rest.is_empty()
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._:[]".contains(&b));
+    if ok {
+        Ok(t.to_owned())
+    } else {
+        Err(bad())
     }
 }
 

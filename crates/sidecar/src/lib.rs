@@ -118,7 +118,7 @@ pub mod pb {
     tonic::include_proto!("custody.v1");
 }
 
-pub use config::ServeArgs;
+pub use config::{PeerFrom, ServeArgs};
 pub use error::ServeError;
 pub use server::{run, start, Running};
 #[cfg(test)]

@@ -47,6 +47,13 @@ pub(crate) fn convert(
         peer: r.peer,
         now: r.now,
         context,
+        peer_certificates: r.peer_certificates,
+        wit: r.wit,
+        wpt: r.wpt,
+        dpop: r.dpop,
+        target_uri: r.target_uri,
+        http_method: r.http_method,
+        proof_headers: (!r.proof_headers.is_empty()).then(|| r.proof_headers.into_iter().collect()),
     })
 }
 

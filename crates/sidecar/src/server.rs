@@ -253,6 +253,7 @@ impl Service {
             if let Some(d) = st
                 .cache
                 .as_ref()
+                .filter(|_| DecisionCache::cacheable(req))
                 .and_then(|c| c.get(&DecisionCache::key(pack, keys, req)))
             {
                 st.metrics.cache_hits.fetch_add(1, Ordering::Relaxed);
@@ -288,7 +289,7 @@ impl Service {
         let st = &self.state;
         let pack = verifier.pack().version.as_str();
         let (d, keys) = self.verify_settled(verifier, req);
-        if let Some(cache) = &st.cache {
+        if let Some(cache) = st.cache.as_ref().filter(|_| DecisionCache::cacheable(req)) {
             st.metrics.cache_misses.fetch_add(1, Ordering::Relaxed);
             let now = req.now.unwrap_or_else(custody_verifier::system_now);
             let key = DecisionCache::key(pack, keys, req);

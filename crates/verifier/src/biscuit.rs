@@ -358,6 +358,9 @@ fn authority_token(limits: &Limits, block: &BlockView, domain: usize) -> Result<
         txn,
         actors,
         tctx: None,
+        svid: false,
+        iat_claimed: true,
+        cnf: None,
     })
 }
 
@@ -472,6 +475,9 @@ fn hop_token(
         txn: single_str(block, "txn", at)?.or_else(|| prev.txn.clone()),
         actors,
         tctx: None,
+        svid: false,
+        iat_claimed: true,
+        cnf: None,
     })
 }
 

@@ -23,6 +23,9 @@ pub(crate) struct Chain<'a> {
     pub txn_chain: bool,
     /// The federation path, as the steps its domains come from.
     pub path: Vec<Step>,
+    /// A token of the chain is bound to a key its presenter proved (`proof.rs`): sender
+    /// binding holds without a `peer`.
+    pub key_bound: bool,
 }
 
 /// Where a domain on the federation path comes from.
@@ -63,6 +66,7 @@ impl<'a> Chain<'a> {
             peer,
             txn_chain: verified.replacement,
             path,
+            key_bound: false,
         })
     }
 
@@ -151,9 +155,16 @@ impl<'a> Chain<'a> {
             .unwrap_or_default()
     }
 
-    /// Every cross-token check, in order.
-    pub fn check(&self) -> Check {
+    /// Every cross-token check, in order, the caller's proofs (`prove`, which sets the
+    /// proven peer) run after the audience and before sender binding.
+    pub fn check(
+        &mut self,
+        prove: impl FnOnce(&Self) -> Result<crate::proof::Proven, Reason>,
+    ) -> Check {
         self.audience()?;
+        let proven = prove(self)?;
+        self.peer = proven.peer;
+        self.key_bound = proven.key_bound;
         self.sender_binding()?;
         self.links()?;
         self.actors()?;
@@ -227,6 +238,8 @@ impl<'a> Chain<'a> {
                 hop,
                 format!("peer `{peer}` presented a token that names no actor"),
             )),
+            // a token bound to a key its presenter proved is no bearer token
+            (None, _) if self.key_bound && !self.txn_chain => Ok(()),
             (None, _) if self.pack.chain.require_sender_binding || self.txn_chain => {
                 Err(Reason::new(
                     ReasonCode::SenderBindingRequired,
@@ -331,7 +344,8 @@ impl<'a> Chain<'a> {
 
     fn scope(&self) -> Check {
         let action = &self.req.action;
-        if let Some(p) = self.presented() {
+        // a JWT-SVID carries no scope: Cedar alone decides what it may do
+        if let Some(p) = self.presented().filter(|p| !p.svid) {
             if !p.scope.iter().any(|s| s == action) {
                 return Err(Reason::new(
                     ReasonCode::ScopeMissing,

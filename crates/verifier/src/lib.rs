@@ -87,13 +87,16 @@ mod chain;
 mod decision;
 mod fifo;
 mod index;
+mod proof;
 mod reason;
+mod replay;
 mod request;
 mod slice;
 mod time;
 mod token;
 mod txn;
 mod verified;
+mod x509;
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -103,10 +106,15 @@ pub use cedar::{MEMO_BYTES, MEMO_ENTRIES};
 pub use custody_jose::{KeyStore, Limits};
 pub use custody_policy::PolicyPack;
 pub use decision::{ChainSummary, Decision};
+pub use proof::{CallerProof, ProofMethod, WPT_MAX_REMAINING};
 pub use reason::{Reason, ReasonCode};
-pub use request::{InvalidRequest, Request, RequestError, ResourceRef, DEFAULT_RESOURCE_TYPE};
+pub use replay::REPLAY_ENTRIES;
+pub use request::{
+    InvalidRequest, Request, RequestError, ResourceRef, DEFAULT_RESOURCE_TYPE,
+    MAX_PEER_CERTIFICATES, MAX_PEER_CERTIFICATE_BYTES,
+};
 pub use slice::{SlicedPolicySet, MAX_SLICES};
-pub use verified::{VerifiedChain, VerifiedToken};
+pub use verified::{Confirmation, VerifiedChain, VerifiedToken};
 
 use chain::Chain;
 use index::PackIndex;
@@ -137,6 +145,11 @@ pub struct VerifierOptions {
     /// Evaluate each request against only the Cedar policies whose scope can match it
     /// ([`SlicedPolicySet`]); same decisions and policy ids, fewer policies evaluated.
     pub cedar_slicing: bool,
+    /// One-time proofs (WPT and DPoP `jti`s) remembered within their lifetimes; a node with
+    /// this many live proofs denies new ones (`store_unavailable`) rather than forget one.
+    pub replay_entries: usize,
+    /// Validated X.509-SVID chains remembered by their exact bytes (0 turns it off).
+    pub x509_cache_entries: usize,
 }
 
 impl Default for VerifierOptions {
@@ -149,6 +162,8 @@ impl Default for VerifierOptions {
             cedar_memo_bytes: MEMO_BYTES,
             batch_threads: None,
             cedar_slicing: true,
+            replay_entries: REPLAY_ENTRIES,
+            x509_cache_entries: x509::CACHE_ENTRIES,
         }
     }
 }
@@ -167,6 +182,10 @@ pub struct Verifier {
     cedar: Option<cedar::Engine>,
     /// `verify_batch`'s own pool, when one was asked for.
     pool: Option<rayon::ThreadPool>,
+    /// One-time proofs seen on this node.
+    replay: replay::ReplayCache,
+    /// Each domain's X.509 authorities, parsed, and the chains validated against them.
+    x509: x509::X509State,
 }
 
 impl Verifier {
@@ -211,12 +230,14 @@ impl Verifier {
         });
         Verifier {
             index: PackIndex::new(&pack),
+            x509: x509::X509State::new(pack.domains.len(), options.x509_cache_entries),
             keys,
             pack,
             limits: options.limits,
             cache: TokenCache::with_bound(options.sig_cache_entries, options.sig_cache_bytes),
             cedar,
             pool,
+            replay: replay::ReplayCache::new(options.replay_entries),
         }
     }
 
@@ -243,6 +264,12 @@ impl Verifier {
     /// The token cache (verified tokens, by their exact bytes).
     pub fn token_cache(&self) -> &TokenCache {
         &self.cache
+    }
+
+    /// One-time proofs (WPT and DPoP `jti`s) remembered now, expired ones not yet swept
+    /// included.
+    pub fn replay_cache_len(&self) -> usize {
+        self.replay.len()
     }
 
     /// Cedar requests remembered now (0 without Cedar).
@@ -325,15 +352,58 @@ impl Verifier {
             }
         }
         verified.complete = true;
-        let verified = &*verified;
-        let Some(chain) = Chain::new(&self.pack, req, verified, peer) else {
+        let mut caller = None;
+        let decision = self.decide_chain(req, verified, peer, now, biscuit.as_ref(), &mut caller);
+        verified.caller = caller;
+        decision
+    }
+
+    /// The chain rules (with the caller's proofs), a Biscuit's own checks and Cedar, on tokens
+    /// that each passed their own checks.
+    fn decide_chain(
+        &self,
+        req: &Request,
+        verified: &VerifiedChain,
+        peer: Option<custody_id::SpiffeId>,
+        now: i64,
+        biscuit: Option<&biscuit_auth::Biscuit>,
+        caller: &mut Option<CallerProof>,
+    ) -> Decision {
+        let Some(mut chain) = Chain::new(&self.pack, req, verified, peer.clone()) else {
             return Decision::invalid_request("`tokens` must hold at least one token");
         };
         let summary = chain.summary();
-        if let Err(r) = chain.check() {
+        let prove = |_: &Chain<'_>| {
+            let mut out = CallerProof::default();
+            let tokens = verified.tokens.as_slice();
+            let txn = verified.txn_token.as_deref();
+            if !proof::Prover::needed(req, tokens, txn) {
+                if peer.is_some() {
+                    out.methods.push(ProofMethod::TrustedPeer);
+                    out.peer = peer.clone();
+                }
+                *caller = Some(out);
+                return Ok(proof::Proven {
+                    peer: peer.clone(),
+                    key_bound: false,
+                });
+            }
+            let prover = proof::Prover {
+                pack: &self.pack,
+                index: &self.index,
+                keys: &self.keys,
+                limits: &self.limits,
+                replay: &self.replay,
+                x509: &self.x509,
+            };
+            let proven = prover.prove(req, peer.clone(), tokens, txn, now, &mut out);
+            *caller = Some(out);
+            proven
+        };
+        if let Err(r) = chain.check(prove) {
             return Decision::deny(r, Some(summary));
         }
-        if let Some(b) = &biscuit {
+        if let Some(b) = biscuit {
             if let Err(r) = biscuit::authorize(b, req, now) {
                 return Decision::deny(r, Some(summary));
             }
@@ -402,6 +472,17 @@ impl Verifier {
 
     fn cedar(&self, req: &Request, chain: &Chain<'_>, summary: ChainSummary) -> Decision {
         let (Some(pack), Some(engine)) = (&self.pack.cedar, &self.cedar) else {
+            if chain.tokens.last().is_some_and(|t| t.svid) {
+                // a JWT-SVID carries no scope: only a Cedar policy can permit it
+                return Decision::deny(
+                    Reason::new(
+                        ReasonCode::ScopeMissing,
+                        Some(0),
+                        "a JWT-SVID carries no scope, and the pack has no Cedar policy to permit it",
+                    ),
+                    Some(summary),
+                );
+            }
             return Decision::allow(summary, Vec::new());
         };
         let input = cedar::Input {
@@ -412,7 +493,7 @@ impl Verifier {
             resource: req.resource.as_ref(),
             audience: &req.audience,
             txn: chain.local_txn(),
-            peer: req.peer.as_deref().unwrap_or(""),
+            peer: chain.peer.as_ref().map_or("", custody_id::SpiffeId::as_str),
             request: req.context.as_ref(),
         };
         match engine.evaluate(pack, &input) {

@@ -76,11 +76,19 @@ pub enum ReasonCode {
     /// The token's domain takes keys from remote sources, none of which has delivered a set
     /// yet, and its `kid` is not in the domain's key files (the sidecar answers 503).
     KeysUnavailable,
+    /// The caller's proof of identity failed: an X.509-SVID chain, a WIT or its WPT, or a
+    /// DPoP proof that does not hold (DESIGN.md, "Proving the caller").
+    PeerInvalid,
+    /// A one-time proof (a WPT's or DPoP proof's `jti`) was seen before within its lifetime.
+    Replayed,
+    /// A check needed the replay store and could not have it (the per-node cache full of
+    /// live proofs): denied, never let through; the sidecar answers 503.
+    StoreUnavailable,
 }
 
 impl ReasonCode {
     /// Every code, in the order DESIGN.md lists them.
-    pub const ALL: [ReasonCode; 33] = [
+    pub const ALL: [ReasonCode; 36] = [
         ReasonCode::InvalidRequest,
         ReasonCode::MalformedToken,
         ReasonCode::TokenTooLarge,
@@ -114,6 +122,9 @@ impl ReasonCode {
         ReasonCode::PolicyError,
         ReasonCode::DecisionTimeout,
         ReasonCode::KeysUnavailable,
+        ReasonCode::PeerInvalid,
+        ReasonCode::Replayed,
+        ReasonCode::StoreUnavailable,
     ];
 
     /// The stable snake_case name.
@@ -152,6 +163,9 @@ impl ReasonCode {
             ReasonCode::PolicyDenied => "policy_denied",
             ReasonCode::PolicyError => "policy_error",
             ReasonCode::DecisionTimeout => "decision_timeout",
+            ReasonCode::PeerInvalid => "peer_invalid",
+            ReasonCode::Replayed => "replayed",
+            ReasonCode::StoreUnavailable => "store_unavailable",
         }
     }
 

@@ -40,6 +40,31 @@ pub struct Request {
     pub now: Option<i64>,
     /// A JSON object passed to Cedar as `context.request`.
     pub context: Option<Value>,
+    /// The caller's X.509-SVID chain, leaf first, one PEM certificate per string (empty: none).
+    pub peer_certificates: Vec<String>,
+    /// A WIMSE workload identity token (the `Workload-Identity-Token` header).
+    pub wit: Option<String>,
+    /// A WIMSE workload proof token (the `Workload-Proof-Token` header).
+    pub wpt: Option<String>,
+    /// A DPoP proof (RFC 9449; the `DPoP` header).
+    pub dpop: Option<String>,
+    /// The URI this call was made to, as the gateway knows it (never from `Host`): a WPT's
+    /// `aud` and a DPoP proof's `htu` must equal it without query and fragment.
+    pub target_uri: Option<String>,
+    /// The call's HTTP method; a DPoP proof's `htm` must equal it.
+    pub http_method: Option<String>,
+    /// Headers a WPT's `oth` may cover: lower-case names to values.
+    pub proof_headers: Option<std::collections::BTreeMap<String, String>>,
+}
+
+impl Request {
+    /// Whether the request carries any proof of the caller besides `peer`.
+    pub fn has_caller_proof(&self) -> bool {
+        !self.peer_certificates.is_empty()
+            || self.wit.is_some()
+            || self.wpt.is_some()
+            || self.dpop.is_some()
+    }
 }
 
 /// Why a request document could not become a [`Request`].
@@ -87,7 +112,7 @@ impl From<String> for InvalidRequest {
     }
 }
 
-const FIELDS: [&str; 8] = [
+const FIELDS: [&str; 15] = [
     "tokens",
     "txn_token",
     "audience",
@@ -96,6 +121,13 @@ const FIELDS: [&str; 8] = [
     "peer",
     "now",
     "context",
+    "peer_certificates",
+    "wit",
+    "wpt",
+    "dpop",
+    "target_uri",
+    "http_method",
+    "proof_headers",
 ];
 
 impl Request {
@@ -151,6 +183,27 @@ impl Request {
                 ),
             },
             context: m.remove("context"),
+            peer_certificates: match m.remove("peer_certificates") {
+                None => Vec::new(),
+                Some(Value::Array(items)) if !items.is_empty() => items
+                    .into_iter()
+                    .map(|t| match t {
+                        Value::String(s) => Ok(s),
+                        _ => Err("`peer_certificates` must be a list of PEM strings".to_owned()),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+                Some(_) => {
+                    return Err(
+                        "`peer_certificates` must be a non-empty list of PEM strings".into(),
+                    )
+                }
+            },
+            wit: opt_str(&mut m, "wit")?,
+            wpt: opt_str(&mut m, "wpt")?,
+            dpop: opt_str(&mut m, "dpop")?,
+            target_uri: opt_str(&mut m, "target_uri")?,
+            http_method: opt_str(&mut m, "http_method")?,
+            proof_headers: proof_headers(m.remove("proof_headers"))?,
         })
     }
 
@@ -187,6 +240,30 @@ impl Request {
         if let Some(c) = &self.context {
             m.insert("context".into(), c.clone());
         }
+        if !self.peer_certificates.is_empty() {
+            m.insert(
+                "peer_certificates".into(),
+                self.peer_certificates.clone().into(),
+            );
+        }
+        for (name, v) in [
+            ("wit", &self.wit),
+            ("wpt", &self.wpt),
+            ("dpop", &self.dpop),
+            ("target_uri", &self.target_uri),
+            ("http_method", &self.http_method),
+        ] {
+            if let Some(v) = v {
+                m.insert(name.into(), v.clone().into());
+            }
+        }
+        if let Some(h) = &self.proof_headers {
+            let h: Map<String, Value> = h
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect();
+            m.insert("proof_headers".into(), Value::Object(h));
+        }
         Value::Object(m)
     }
 
@@ -220,6 +297,7 @@ impl Request {
         if let Some(c) = &self.context {
             check_context(c, limits).map_err(invalid)?;
         }
+        check_proof_fields(self, limits).map_err(invalid)?;
         match &self.peer {
             None => Ok(None),
             Some(p) => limits.workload_id(p).map(Some).map_err(|e| {
@@ -240,6 +318,97 @@ fn opt_str(m: &mut Map<String, Value>, name: &str) -> Result<Option<String>, Str
         Some(_) => Err(format!("`{name}` must be a string")),
     }
 }
+
+/// `proof_headers`: an object of lower-case header names to string values.
+fn proof_headers(
+    v: Option<Value>,
+) -> Result<Option<std::collections::BTreeMap<String, String>>, String> {
+    let Some(v) = v else { return Ok(None) };
+    let Value::Object(m) = v else {
+        return Err("`proof_headers` must be an object of header names to strings".into());
+    };
+    m.into_iter()
+        .map(|(k, v)| match v {
+            Value::String(s) => Ok((k, s)),
+            _ => Err(format!("`proof_headers.{k}` must be a string")),
+        })
+        .collect::<Result<_, _>>()
+        .map(Some)
+}
+
+/// The caller-proof fields' shape: bounded sizes, a method that is an HTTP token, header
+/// names in lower case. Whether the proofs hold is the proof step's to say (`peer_invalid`).
+fn check_proof_fields(r: &Request, limits: &Limits) -> Result<(), String> {
+    let max = limits.token_bytes;
+    if r.peer_certificates.len() > MAX_PEER_CERTIFICATES {
+        return Err(format!(
+            "`peer_certificates` holds more than {MAX_PEER_CERTIFICATES} certificates"
+        ));
+    }
+    if r.peer_certificates.iter().any(String::is_empty) {
+        return Err("`peer_certificates` holds an empty string".into());
+    }
+    let pem_bytes: usize = r.peer_certificates.iter().map(String::len).sum();
+    if pem_bytes > MAX_PEER_CERTIFICATE_BYTES {
+        return Err(format!(
+            "`peer_certificates` larger than {MAX_PEER_CERTIFICATE_BYTES} bytes"
+        ));
+    }
+    for (name, v) in [
+        ("wit", &r.wit),
+        ("wpt", &r.wpt),
+        ("dpop", &r.dpop),
+        ("target_uri", &r.target_uri),
+    ] {
+        match v {
+            Some(s) if s.is_empty() => return Err(format!("`{name}` is empty")),
+            Some(s) if s.len() > max => return Err(format!("`{name}` longer than {max} bytes")),
+            _ => {}
+        }
+    }
+    if let Some(m) = &r.http_method {
+        let token = !m.is_empty()
+            && m.len() <= 32
+            && m.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        if !token {
+            return Err(format!(
+                "`http_method` `{}` is not an HTTP method",
+                crate::reason::clip(m)
+            ));
+        }
+    }
+    if let Some(h) = &r.proof_headers {
+        if h.len() > limits.claims_per_object {
+            return Err(format!(
+                "`proof_headers` has more than {} headers",
+                limits.claims_per_object
+            ));
+        }
+        for (k, v) in h {
+            let name = !k.is_empty()
+                && k.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&b)
+                });
+            if !name {
+                return Err(format!(
+                    "`proof_headers` key `{}` is not a lower-case header name",
+                    crate::reason::clip(k)
+                ));
+            }
+            if v.len() > max {
+                return Err(format!("`proof_headers.{k}` longer than {max} bytes"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The most certificates `peer_certificates` may hold (a leaf, intermediates, a root).
+pub const MAX_PEER_CERTIFICATES: usize = 8;
+
+/// The most bytes of PEM `peer_certificates` may hold in all.
+pub const MAX_PEER_CERTIFICATE_BYTES: usize = 64 << 10;
 
 fn resource(v: Option<Value>) -> Result<Option<ResourceRef>, String> {
     let Some(v) = v else { return Ok(None) };

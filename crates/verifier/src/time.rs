@@ -41,7 +41,7 @@ pub(crate) fn time_rule(
                 let m = format!("not valid before {nbf} (now {now}, skew {s}s)");
                 return Err((ReasonCode::NotYetValid, m));
             }
-            if t.iat > now.saturating_add(s) {
+            if t.iat_claimed && t.iat > now.saturating_add(s) {
                 let m = format!("issued at {} after now {now} (skew {s}s)", t.iat);
                 return Err((ReasonCode::IssuedInFuture, m));
             }
@@ -56,7 +56,14 @@ pub(crate) fn time_rule(
         DatedAt::Replaced(_) | DatedAt::ReplacementUnreadable => {}
     }
     let max = i64::try_from(pack.chain.max_lifetime).unwrap_or(i64::MAX);
-    let lifetime = t.exp.saturating_sub(t.iat);
+    // Without `iat` (a JWT-SVID may leave it out) the lifetime is what is left of it at the
+    // request's time: a token good for longer than `max_lifetime` from now is too long either
+    // way.
+    let start = match at {
+        DatedAt::Now(now) if !t.iat_claimed => now,
+        _ => t.iat,
+    };
+    let lifetime = t.exp.saturating_sub(start);
     if lifetime > max {
         return Err((
             ReasonCode::LifetimeTooLong,

@@ -25,7 +25,7 @@ use crate::index::PackIndex;
 use crate::reason::clip;
 use crate::time::time_rule;
 use crate::txn::{self, Expect};
-use crate::verified::VerifiedToken as Token;
+use crate::verified::{Confirmation, VerifiedToken as Token};
 use crate::{Reason, ReasonCode};
 
 /// The time a token is checked against.
@@ -90,15 +90,24 @@ fn check_cached(
     expect: Expect,
     clock: Clock<'_>,
 ) -> Option<Result<Arc<Token>, Reason>> {
-    if let Err(r) = check_class(ctx, v.token.class, v.typ.as_deref(), expect) {
+    let class = match v.token.svid {
+        true => check_svid_position(ctx, v.typ.as_deref(), expect),
+        false => check_class(ctx, v.token.class, v.typ.as_deref(), expect),
+    };
+    if let Err(r) = class {
         return Some(Err(r));
     }
-    let bound = ctx
-        .index
-        .domain_for_issuer(ctx.pack, &v.iss)
-        .is_some_and(|(i, _)| {
-            i == v.token.domain && i == v.key.domain && v.key.holds(ctx.keys, &v.alg)
-        });
+    let domain = match v.token.svid {
+        true => v
+            .token
+            .actors
+            .first()
+            .and_then(|a| ctx.index.domain_named(ctx.pack, a.trust_domain_str())),
+        false => ctx.index.domain_for_issuer(ctx.pack, &v.iss),
+    };
+    let bound = domain.is_some_and(|(i, _)| {
+        i == v.token.domain && i == v.key.domain && v.key.holds(ctx.keys, &v.alg)
+    });
     if !bound {
         return None;
     }
@@ -119,9 +128,13 @@ fn check_fresh(
         _ => ctx.fail(ReasonCode::MalformedToken, e.to_string()),
     })?;
     let typ = jws.header.typ.as_deref();
-    let class = check_class(ctx, classify_typ(typ), typ, expect)?;
-    let key = check_signature(ctx, &jws)?;
-    let mut token = read_claims(ctx, &jws.claims, class, key.domain)?;
+    let svid = is_jwt_svid(&jws.claims);
+    let class = match svid {
+        true => check_svid_position(ctx, typ, expect)?,
+        false => check_class(ctx, classify_typ(typ), typ, expect)?,
+    };
+    let key = check_signature(ctx, &jws, svid)?;
+    let mut token = read_claims(ctx, &jws.claims, class, key.domain, svid)?;
     // Identifiers do not depend on the clock: read them now, report them after the times.
     match identifiers(ctx, &jws.claims, &token) {
         Ok(actors) => token.actors = actors,
@@ -183,20 +196,98 @@ fn check_class(
     ))
 }
 
-/// Issuer, key and signature, the key looked up in the issuer's current key set (the
-/// `KeyStore` snapshot taken here); returns the key the signature verified under.
-fn check_signature(ctx: &Ctx<'_>, jws: &UnverifiedJws<'_>) -> Result<KeyBinding, Reason> {
-    let iss = match jws.claims.get("iss") {
+/// Whether a token is a JWT-SVID (DESIGN.md, "JWT-SVIDs"): no `iss`, and a `sub` that is
+/// a SPIFFE ID.
+fn is_jwt_svid(c: &Map<String, Value>) -> bool {
+    !c.contains_key("iss")
+        && c.get("sub")
+            .and_then(Value::as_str)
+            .is_some_and(looks_like_spiffe)
+}
+
+/// A JWT-SVID's `typ` (absent, `JWT` or `JOSE`) and position: it is a chain of its own, never
+/// one token of several nor a `txn_token`.
+fn check_svid_position(
+    ctx: &Ctx<'_>,
+    typ: Option<&str>,
+    expect: Expect,
+) -> Result<TokenClass, Reason> {
+    let fits = typ.is_none_or(|t| media_type_is(t, "jwt") || media_type_is(t, "jose"));
+    if !fits {
+        return Err(ctx.fail(
+            ReasonCode::WrongTokenType,
+            format!(
+                "`typ` `{}` where a JWT-SVID (no `typ`, `JWT` or `JOSE`) is expected",
+                clip(typ.unwrap_or(""))
+            ),
+        ));
+    }
+    if expect != Expect::First || !ctx.single {
+        return Err(ctx.fail(
+            ReasonCode::WrongTokenType,
+            "a JWT-SVID (no `iss`, a SPIFFE ID as `sub`) is a chain of its own: it cannot be one token of several or a `txn_token`",
+        ));
+    }
+    Ok(TokenClass::Access)
+}
+
+/// `typ` compared as a media type: ASCII case-insensitive, `application/` optional.
+pub(crate) fn media_type_is(typ: &str, name: &str) -> bool {
+    const PREFIX: &str = "application/";
+    let bare = match typ.get(..PREFIX.len()) {
+        Some(p) if p.eq_ignore_ascii_case(PREFIX) => typ.get(PREFIX.len()..).unwrap_or(""),
+        _ => typ,
+    };
+    bare.eq_ignore_ascii_case(name)
+}
+
+/// The domain whose keys verify a token: its `iss`'s, or for a JWT-SVID its `sub`'s trust
+/// domain.
+fn issuing_domain<'p>(
+    ctx: &Ctx<'p>,
+    c: &Map<String, Value>,
+    svid: bool,
+) -> Result<(usize, &'p custody_policy::DomainConfig), Reason> {
+    if svid {
+        let sub = c.get("sub").and_then(Value::as_str).unwrap_or("");
+        let id = ctx.limits.workload_id(sub).map_err(|e| {
+            ctx.fail(
+                ReasonCode::InvalidSpiffeId,
+                format!(
+                    "JWT-SVID `sub` `{}` is not a valid workload SPIFFE ID: {e}",
+                    clip(sub)
+                ),
+            )
+        })?;
+        let td = id.trust_domain_str();
+        return ctx.index.domain_named(ctx.pack, td).ok_or_else(|| {
+            ctx.fail(
+                ReasonCode::UnknownIssuer,
+                format!("JWT-SVID trust domain `{}` is not declared", clip(td)),
+            )
+        });
+    }
+    let iss = match c.get("iss") {
         None => return Err(ctx.fail(ReasonCode::MissingClaim, "missing claim `iss`")),
         Some(Value::String(s)) => s,
         Some(_) => return Err(ctx.fail(ReasonCode::MalformedToken, "claim `iss` must be a string")),
     };
-    let (index, domain) = ctx.index.domain_for_issuer(ctx.pack, iss).ok_or_else(|| {
+    ctx.index.domain_for_issuer(ctx.pack, iss).ok_or_else(|| {
         ctx.fail(
             ReasonCode::UnknownIssuer,
             format!("issuer `{}` is not declared by any domain", clip(iss)),
         )
-    })?;
+    })
+}
+
+/// Issuer, key and signature, the key looked up in the issuer's current key set (the
+/// `KeyStore` snapshot taken here); returns the key the signature verified under.
+fn check_signature(
+    ctx: &Ctx<'_>,
+    jws: &UnverifiedJws<'_>,
+    svid: bool,
+) -> Result<KeyBinding, Reason> {
+    let (index, domain) = issuing_domain(ctx, &jws.claims, svid)?;
     let kid = jws
         .header
         .kid
@@ -258,10 +349,18 @@ fn read_claims(
     c: &Map<String, Value>,
     class: TokenClass,
     domain: usize,
+    svid: bool,
 ) -> Result<Token, Reason> {
     let txn_class = class == TokenClass::TxnToken;
     let sub = req_string(ctx, c, "sub")?;
-    let iat = req_date(ctx, c, "iat")?;
+    let (iat, iat_claimed) = match svid {
+        // a JWT-SVID need not carry `iat`
+        true => match opt_date(ctx, c, "iat")? {
+            Some(iat) => (iat, true),
+            None => (0, false),
+        },
+        false => (req_date(ctx, c, "iat")?, true),
+    };
     let exp = req_date(ctx, c, "exp")?;
     let nbf = opt_date(ctx, c, "nbf")?;
     let aud = match c.get("aud") {
@@ -291,6 +390,7 @@ fn read_claims(
     if let Some(act) = c.get("act") {
         check_act_shape(ctx, act, 1)?;
     }
+    let cnf = confirmation(ctx, c.get("cnf"))?;
     Ok(Token {
         class,
         domain,
@@ -303,7 +403,33 @@ fn read_claims(
         txn,
         actors: Vec::new(),
         tctx,
+        svid,
+        iat_claimed,
+        cnf,
     })
+}
+
+/// `cnf` (RFC 7800): an object; `jkt` (RFC 9449) and `x5t#S256` (RFC 8705) strings are what
+/// custody can check, any other member makes the token unusable (never a bearer token).
+fn confirmation(ctx: &Ctx<'_>, v: Option<&Value>) -> Result<Option<Confirmation>, Reason> {
+    let Some(v) = v else { return Ok(None) };
+    let Value::Object(m) = v else {
+        return Err(wrong_type(ctx, "cnf", "an object"));
+    };
+    let text = |name: &str| match m.get(name) {
+        Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+        _ => Err(wrong_type(
+            ctx,
+            &format!("cnf.{name}"),
+            "a non-empty string",
+        )),
+    };
+    let names: Vec<&str> = m.keys().map(String::as_str).collect();
+    Ok(Some(match names.as_slice() {
+        ["jkt"] => Confirmation::Jkt(text("jkt")?),
+        ["x5t#S256"] => Confirmation::X5t(text("x5t#S256")?),
+        _ => Confirmation::Unsupported(clip(&names.join(", "))),
+    }))
 }
 
 /// Space-separated scope items, empty items ignored, duplicates removed, order kept.
@@ -428,6 +554,15 @@ fn identifiers(ctx: &Ctx<'_>, c: &Map<String, Value>, t: &Token) -> Result<Vec<S
             _ => Ok(None),
         }
     };
+    if t.svid {
+        // a JWT-SVID's one actor is its `sub` (already read as a workload ID for its keys)
+        let sub = c.get("sub").and_then(Value::as_str).unwrap_or("");
+        return ctx
+            .limits
+            .workload_id(sub)
+            .map(|id| vec![id])
+            .map_err(|e| ctx.fail(ReasonCode::InvalidSpiffeId, bad_id("sub", sub, e)));
+    }
     let sub_id = spiffe_claim("sub")?;
     let client_id = spiffe_claim("client_id")?;
     if t.class == TokenClass::TxnToken {

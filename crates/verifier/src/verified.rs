@@ -30,6 +30,27 @@ pub struct VerifiedToken {
     /// Earliest first: the `act` chain for access tokens, `req_wl` for Txn-Tokens.
     pub(crate) actors: Vec<SpiffeId>,
     pub(crate) tctx: Option<Map<String, Value>>,
+    /// A JWT-SVID (no `iss`, a SPIFFE ID as `sub`): a chain of its own, its `sub` the actor.
+    pub(crate) svid: bool,
+    /// Whether `iat` was in the token (a JWT-SVID may leave it out; `iat` is then `exp`'s
+    /// lower bound for nothing and the lifetime is counted from the request's time).
+    pub(crate) iat_claimed: bool,
+    /// `cnf`: what the token is bound to (RFC 7800), when it is bound.
+    pub(crate) cnf: Option<Confirmation>,
+}
+
+/// A token's confirmation claim (`cnf`, RFC 7800): the proof its presenter must give.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Confirmation {
+    /// `jkt` (RFC 9449): a DPoP proof signed by the key with this RFC 7638 thumbprint
+    /// (base64url).
+    Jkt(String),
+    /// `x5t#S256` (RFC 8705): the caller's certificate, by the base64url SHA-256 of its DER.
+    X5t(String),
+    /// A confirmation method custody cannot check (its member names): such a token is never
+    /// usable as a bearer token.
+    Unsupported(String),
 }
 
 impl VerifiedToken {
@@ -94,6 +115,16 @@ impl VerifiedToken {
         self.tctx.as_ref()
     }
 
+    /// Whether the token is a JWT-SVID.
+    pub fn is_jwt_svid(&self) -> bool {
+        self.svid
+    }
+
+    /// What the token is bound to (`cnf`), if anything.
+    pub fn confirmation(&self) -> Option<&Confirmation> {
+        self.cnf.as_ref()
+    }
+
     /// An upper estimate of the heap this token owns (allocator rounding included).
     pub(crate) fn heap_bytes(&self) -> usize {
         let strings = |v: &[String]| v.iter().map(|s| alloc_cost(s.capacity())).sum::<usize>();
@@ -110,6 +141,12 @@ impl VerifiedToken {
                 .map(|a| alloc_cost(a.as_str().len()))
                 .sum::<usize>()
             + self.tctx.as_ref().map_or(0, map_bytes)
+            + match &self.cnf {
+                Some(
+                    Confirmation::Jkt(s) | Confirmation::X5t(s) | Confirmation::Unsupported(s),
+                ) => alloc_cost(s.capacity()),
+                None => 0,
+            }
     }
 }
 
@@ -147,6 +184,8 @@ pub struct VerifiedChain {
     /// `t0` is a Txn-Token: `tokens` are a replacement chain (`txn::is_replacement_chain`).
     pub(crate) replacement: bool,
     pub(crate) complete: bool,
+    /// How the caller was proven, once the proof step ran.
+    pub(crate) caller: Option<crate::proof::CallerProof>,
 }
 
 impl VerifiedChain {
@@ -174,5 +213,10 @@ impl VerifiedChain {
     /// ran on all of them.
     pub fn is_complete(&self) -> bool {
         self.complete
+    }
+
+    /// How the caller was proven (or why its proof failed), when the proof step ran.
+    pub fn caller(&self) -> Option<&crate::proof::CallerProof> {
+        self.caller.as_ref()
     }
 }
