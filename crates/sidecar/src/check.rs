@@ -729,6 +729,122 @@ mod tests {
         assert_eq!(r.now, None);
     }
 
+    fn with_certificate(mut c: CheckRequest, cert: &str) -> CheckRequest {
+        if let Some(src) = c.attributes.as_mut().and_then(|a| a.source.as_mut()) {
+            src.certificate = cert.into();
+        }
+        c
+    }
+
+    fn settings_with(f: impl FnOnce(&mut crate::ServeArgs)) -> Settings {
+        let mut args = crate::ServeArgs {
+            audience: Some("spiffe://c.example/orders".into()),
+            ..crate::ServeArgs::default()
+        };
+        f(&mut args);
+        crate::config::Settings::from_args(&args).unwrap()
+    }
+
+    const PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+
+    #[test]
+    fn the_peer_comes_from_the_certificate_the_principal_or_nowhere() {
+        let encoded = PEM.replace('\n', "%0A").replace(' ', "%20");
+        let c = with_certificate(check(&[("authorization", "Bearer t")], ALICE), &encoded);
+        let map = |s: &Settings| map_request(&c, s, &Limits::default()).unwrap();
+        // by default the certificate wins, and the principal is not taken on trust beside it
+        let r = map(&settings());
+        assert_eq!(r.peer, None);
+        assert_eq!(r.peer_certificates, vec![PEM.trim().to_owned()]);
+        let r = map(&settings_with(|a| a.peer_from = Some(PeerFrom::Principal)));
+        assert_eq!(
+            (r.peer.as_deref(), r.peer_certificates.len()),
+            (Some(ALICE), 0)
+        );
+        let r = map(&settings_with(|a| a.peer_from = Some(PeerFrom::None)));
+        assert_eq!((r.peer, r.peer_certificates.len()), (None, 0));
+        // without a certificate: the principal by default, nothing under `certificate`
+        let bare = check(&[("authorization", "Bearer t")], ALICE);
+        let r = map_request(&bare, &settings(), &Limits::default()).unwrap();
+        assert_eq!(r.peer.as_deref(), Some(ALICE));
+        let s = settings_with(|a| a.peer_from = Some(PeerFrom::Certificate));
+        let r = map_request(&bare, &s, &Limits::default()).unwrap();
+        assert_eq!((r.peer, r.peer_certificates.len()), (None, 0));
+        // two certificates in one forwarded chain are two elements, leaf first
+        let two = format!("{encoded}{}", encoded.replace("MIIB", "MIIC"));
+        let c2 = with_certificate(check(&[("authorization", "Bearer t")], ""), &two);
+        let r = map_request(&c2, &settings(), &Limits::default()).unwrap();
+        assert_eq!(r.peer_certificates.len(), 2);
+        assert!(r.peer_certificates[1].contains("MIIC"));
+        // a broken URL encoding is refused
+        let bad = with_certificate(check(&[("authorization", "Bearer t")], ""), "%ZZ");
+        assert!(map_request(&bad, &settings(), &Limits::default()).is_err());
+    }
+
+    #[test]
+    fn proof_headers_and_the_target_uri_map_once() {
+        let s = settings_with(|a| a.target_authority = Some("https://orders.c.example/".into()));
+        let c = check(
+            &[
+                ("authorization", "DPoP t"),
+                ("workload-identity-token", "w"),
+                ("workload-proof-token", "p"),
+                ("dpop", "d"),
+                ("x-request-id", "abc"),
+                ("host", "evil.example"),
+            ],
+            "",
+        );
+        let r = map_request(&c, &s, &Limits::default()).unwrap();
+        assert_eq!(r.tokens, vec!["t".to_owned()]);
+        assert_eq!((r.wit.as_deref(), r.wpt.as_deref()), (Some("w"), Some("p")));
+        assert_eq!(r.dpop.as_deref(), Some("d"));
+        // the configured authority and the path without query: never `Host`
+        assert_eq!(
+            r.target_uri.as_deref(),
+            Some("https://orders.c.example/orders/7")
+        );
+        assert_eq!(r.http_method.as_deref(), Some("GET"));
+        let h = r.proof_headers.unwrap();
+        assert_eq!(h.get("x-request-id").map(String::as_str), Some("abc"));
+        for own in ["authorization", "workload-proof-token", "dpop"] {
+            assert!(!h.contains_key(own), "{own}");
+        }
+        // two WPT (or DPoP) headers, which Envoy joins with a comma, are refused
+        for name in ["workload-proof-token", "dpop", "workload-identity-token"] {
+            let c = check(&[("authorization", "Bearer t"), (name, "a, b")], "");
+            assert!(map_request(&c, &s, &Limits::default()).is_err(), "{name}");
+        }
+        // without a proof header nothing of the kind is set
+        let c = check(&[("authorization", "Bearer t")], "");
+        let r = map_request(&c, &s, &Limits::default()).unwrap();
+        assert_eq!(
+            (r.target_uri, r.http_method, r.proof_headers),
+            (None, None, None)
+        );
+        // without `--target-authority` a proof has nothing to be checked against
+        let c = check(&[("authorization", "Bearer t"), ("dpop", "d")], "");
+        let r = map_request(&c, &settings(), &Limits::default()).unwrap();
+        assert_eq!(r.target_uri, None);
+    }
+
+    #[test]
+    fn target_authority_is_checked_at_start() {
+        for bad in [
+            "orders.c.example",
+            "https://",
+            "https://a/b",
+            "ftp://a",
+            "https://a?b",
+        ] {
+            let args = crate::ServeArgs {
+                target_authority: Some(bad.into()),
+                ..crate::ServeArgs::default()
+            };
+            assert!(crate::config::Settings::from_args(&args).is_err(), "{bad}");
+        }
+    }
+
     #[test]
     fn missing_or_foreign_scheme_is_no_token() {
         for h in [
