@@ -13,7 +13,9 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use custody_jose::{decode, Limits};
 use custody_policy::PolicyPack;
-use custody_verifier::{Decision, Request, RequestError, VerifiedChain, VerifiedToken, Verifier};
+use custody_verifier::{
+    Decision, ProofMethod, Request, RequestError, VerifiedChain, VerifiedToken, Verifier,
+};
 use serde_json::{Map, Value};
 
 use crate::render::{self, chain_path, hint, relative, service_name, short_id, utc, Style};
@@ -90,6 +92,8 @@ pub(crate) struct View<'a> {
     request: Option<&'a Request>,
     decision: &'a Decision,
     tokens: Vec<Result<Shown, String>>,
+    /// How the caller was proven, as the verifier established it.
+    caller: Vec<String>,
     now: i64,
 }
 
@@ -117,6 +121,7 @@ impl<'a> View<'a> {
             request,
             decision,
             tokens,
+            caller: caller_lines(request, verified),
             now: request
                 .and_then(|r| r.now)
                 .unwrap_or_else(render::system_now),
@@ -233,11 +238,15 @@ impl<'a> View<'a> {
             r.audience,
             utc(self.now)
         );
-        let peer = r
-            .peer
-            .as_deref()
-            .unwrap_or("(none: the caller is not authenticated)");
+        let peer = r.peer.as_deref().unwrap_or(if self.caller.is_empty() {
+            "(none: the caller is not authenticated)"
+        } else {
+            "(none given)"
+        });
         let _ = writeln!(out, "  peer    {peer}");
+        for line in &self.caller {
+            let _ = writeln!(out, "  caller  {line}");
+        }
         let _ = writeln!(out, "  chain   {}", style.accent(&self.path()));
     }
 
@@ -558,6 +567,46 @@ fn write_hop(out: &mut String, a: &Shown, b: &Shown) {
         _ => "expiry unknown",
     };
     let _ = writeln!(out, "        {change}; {txn}; {expiry}");
+}
+
+/// How the caller was proven: each method that held with the ID it proves, the one that
+/// failed and why, or a bearer credential that proves nothing of its presenter.
+fn caller_lines(request: Option<&Request>, verified: &VerifiedChain) -> Vec<String> {
+    let mut out = Vec::new();
+    let Some(r) = request else { return out };
+    if let Some(c) = verified.caller() {
+        for m in c.methods() {
+            let who = match (m, c.peer(), c.dpop_jkt()) {
+                (ProofMethod::Dpop, _, Some(jkt)) => format!(": key `{jkt}`"),
+                (_, Some(p), _) => format!(": `{p}`"),
+                _ => String::new(),
+            };
+            let how = match m {
+                ProofMethod::TrustedPeer => "given as",
+                _ => "proven by",
+            };
+            out.push(format!("{how} {}{who}", m.describe()));
+        }
+        if let Some((m, why)) = c.failure() {
+            out.push(format!("NOT proven by {}: {why}", m.describe()));
+        }
+    } else if r.has_caller_proof() {
+        out.push("its proofs were not reached: an earlier check failed".to_owned());
+    }
+    let svid = verified
+        .tokens()
+        .last()
+        .is_some_and(|t| t.is_jwt_svid());
+    if svid {
+        out.push(
+            "the presented token is a JWT-SVID: a bearer token that names the caller but does not prove who presents it"
+                .to_owned(),
+        );
+    }
+    if r.peer.is_none() && out.is_empty() {
+        return out;
+    }
+    out
 }
 
 fn aud_list(aud: &Value) -> Vec<&str> {

@@ -204,23 +204,29 @@ impl Prover<'_> {
                 return Err(fail(out, ProofMethod::WitWpt, r));
             }
         };
+        let method = match wit_id {
+            Some(_) => ProofMethod::WitWpt,
+            None => ProofMethod::Certificate,
+        };
         let proven = match (cert_id, wit_id) {
             (Some(c), Some(w)) if c != w => {
-                return Err(Reason::new(
+                let r = Reason::new(
                     ReasonCode::SenderMismatch,
                     None,
                     format!("the certificate proves `{c}` but the WIT proves `{w}`"),
-                ));
+                );
+                return Err(fail(out, method, r));
             }
             (c, w) => c.or(w),
         };
         if let (Some(given), Some(proven)) = (&peer, &proven) {
             if given != proven {
-                return Err(Reason::new(
+                let r = Reason::new(
                     ReasonCode::SenderMismatch,
                     None,
                     format!("`peer` `{given}` is not the proven caller `{proven}`"),
-                ));
+                );
+                return Err(fail(out, method, r));
             }
         }
         out.peer = proven.clone().or_else(|| peer.clone());
