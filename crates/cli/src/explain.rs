@@ -593,10 +593,7 @@ fn caller_lines(request: Option<&Request>, verified: &VerifiedChain) -> Vec<Stri
     } else if r.has_caller_proof() {
         out.push("its proofs were not reached: an earlier check failed".to_owned());
     }
-    let svid = verified
-        .tokens()
-        .last()
-        .is_some_and(|t| t.is_jwt_svid());
+    let svid = verified.tokens().last().is_some_and(|t| t.is_jwt_svid());
     if svid {
         out.push(
             "the presented token is a JWT-SVID: a bearer token that names the caller but does not prove who presents it"

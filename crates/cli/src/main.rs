@@ -135,9 +135,30 @@ fn verify(policies: &Path, request: &str, compact: bool) -> Result<u8, String> {
 }
 
 /// Each domain's key sources and key counts, after fetching the remote ones once.
+/// With `require_sender_binding` on, a pack whose domains have no X.509-SVID authority gives
+/// the sidecar no way to check a client certificate itself: the caller is then whatever
+/// Envoy's principal says (or what a WIT+WPT or DPoP proof shows).
+fn caller_proof_warning(pack: &custody_policy::PolicyPack, verifier: &Verifier) {
+    if !pack.chain.require_sender_binding {
+        return;
+    }
+    let authorities = (0..pack.domains.len()).any(|i| {
+        verifier
+            .key_store()
+            .domain(i)
+            .is_some_and(|k| !k.x509().is_empty())
+    });
+    if !authorities {
+        println!(
+            "warning: require_sender_binding is on but no domain has an X.509-SVID authority (`x509-svid` in a SPIFFE bundle): the sidecar cannot validate a client certificate itself, and proves a caller only by a WIT with its WPT or a DPoP proof, or takes `peer` on trust from Envoy's `source.principal`"
+        );
+    }
+}
+
 fn key_counts(pack: &custody_policy::PolicyPack) {
     let verifier = Verifier::new(pack.clone());
     let status = command::fetch_sources(&verifier);
+    caller_proof_warning(pack, &verifier);
     for (i, d) in pack.domains.iter().enumerate() {
         let total = verifier
             .key_store()
@@ -149,6 +170,13 @@ fn key_counts(pack: &custody_policy::PolicyPack) {
             d.keys.len(),
             d.key_files.len()
         );
+        let (wit, x509) = verifier
+            .key_store()
+            .domain(i)
+            .map_or((0, 0), |k| (k.wit().len(), k.x509().len()));
+        if wit > 0 || x509 > 0 {
+            println!("keys:   proving callers: {wit} WIT key(s), {x509} X.509-SVID authority(ies)");
+        }
         for s in status.iter().filter(|s| s.domain == d.name.as_str()) {
             let via = s
                 .jwks_uri

@@ -29,6 +29,7 @@ mod biscuit;
 mod biscuit_time;
 pub mod check;
 mod ed25519;
+mod proofs;
 mod verify;
 
 pub use algorithms::{jwk_set_algorithms, raw_verify, signature_algorithms};
@@ -42,4 +43,5 @@ pub use biscuit_time::{
     FuzzCostlyCheck, FuzzOp, TIME_FACTOR,
 };
 pub use ed25519::{ed25519_reference, ed25519_strict};
+pub use proofs::{caller_proofs, proof_input, proof_request, Edit, FuzzProof, FuzzValue};
 pub use verify::*;

@@ -331,6 +331,8 @@ fn minted_standard_token() -> String {
 
 pub(crate) struct World {
     pub(crate) verifier: Verifier,
+    /// The pack without Cedar, for caller proofs (its own replay cache).
+    pub(crate) proofs: Verifier,
     /// The same pack with Cedar policies that read the chain summary and `context.request`.
     pub(crate) cedar: Verifier,
     pub(crate) keys: Vec<SigningKey>,
@@ -356,7 +358,8 @@ fn build_world() -> Option<World> {
             name: TrustDomain::parse(d).ok()?,
             issuers: vec![format!("https://as.{d}")],
             keys: set.clone(),
-            wit_keys: KeySet::new(),
+            // a plain key set's keys verify WITs too
+            wit_keys: set.clone(),
             x509_authorities: Vec::new(),
             key_files: Vec::new(),
             // the same key serves the Biscuit profile, so fuzzing reaches it too
@@ -396,6 +399,7 @@ fn build_world() -> Option<World> {
         entities: cedar_policy::Entities::empty(),
     });
     Some(World {
+        proofs: Verifier::new(plain.clone()),
         verifier: Verifier::new(plain),
         cedar: Verifier::new(pack),
         keys,
