@@ -7,6 +7,8 @@
 
 #[path = "algorithms.rs"]
 pub mod algorithms;
+#[path = "proofs.rs"]
+pub mod proofs;
 
 use base64::Engine as _;
 use custody_jose::{sign_with_header, KeySet, SigningKey, B64};
@@ -65,6 +67,7 @@ pub fn all() -> Vec<Case> {
     txn_tokens(&mut g);
     identifiers(&mut g);
     oversized(&mut g);
+    proofs::cases(&mut g);
     g.out
 }
 
