@@ -605,3 +605,39 @@ fn proof_fields_are_read_strictly() {
     let back = Request::from_json(req.to_json().to_string().as_bytes(), &Default::default());
     assert_eq!(back.unwrap(), req);
 }
+
+#[test]
+fn a_remembered_wit_holds_only_while_its_key_and_its_time_do() {
+    let f = Fixture::standard();
+    let wl = workload_key("wl");
+    let token = alice_token(&f, json!({"exp": NOW + 2000}));
+    let w = wit(&f, "b.example", ALICE, &wl, json!({"exp": NOW + 1000}));
+    let first = with_wimse(&token, &w, &wpt(&wl, &w, &token, "c1", json!({})));
+    assert_eq!(code(&f, &first), "allow");
+    // the same WIT again (remembered), with a new proof
+    let second = with_wimse(&token, &w, &wpt(&wl, &w, &token, "c2", json!({})));
+    assert_eq!(code(&f, &second), "allow");
+    // past its `exp` (plus skew) the remembered WIT is expired
+    let mut late = with_wimse(
+        &token,
+        &w,
+        &wpt(&wl, &w, &token, "c3", json!({"exp": NOW + 1100})),
+    );
+    late.now = Some(NOW + 1040);
+    assert_eq!(code(&f, &late), "peer_invalid");
+    // its key leaves b.example's WIT keys: the remembered WIT verifies nothing any more
+    let store = f.verifier.key_store();
+    let b = store.index_of("b.example").unwrap();
+    let current = store.domain(b).unwrap();
+    let material = custody_jose::DomainMaterial {
+        tokens: current.tokens().clone(),
+        biscuit: current.biscuit().clone(),
+        wit: custody_jose::KeySet::new(),
+        x509: Vec::new(),
+    };
+    store.replace_material(b, material, custody_jose::Remote::None);
+    let after = with_wimse(&token, &w, &wpt(&wl, &w, &token, "c4", json!({})));
+    let d = f.verify(&after);
+    assert_eq!(outcome(&d), "peer_invalid");
+    assert!(d.reasons[0].message.contains("not a WIT key"), "{d:?}");
+}

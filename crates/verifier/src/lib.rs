@@ -85,6 +85,7 @@ mod cache;
 mod cedar;
 mod chain;
 mod decision;
+mod exact;
 mod fifo;
 mod index;
 mod proof;
@@ -106,7 +107,7 @@ pub use cedar::{MEMO_BYTES, MEMO_ENTRIES};
 pub use custody_jose::{KeyStore, Limits};
 pub use custody_policy::PolicyPack;
 pub use decision::{ChainSummary, Decision};
-pub use proof::{CallerProof, ProofMethod, WPT_MAX_REMAINING};
+pub use proof::{CallerProof, ProofMethod, WIT_CACHE_BYTES, WIT_CACHE_ENTRIES, WPT_MAX_REMAINING};
 pub use reason::{Reason, ReasonCode};
 pub use replay::REPLAY_ENTRIES;
 pub use request::{
@@ -150,6 +151,9 @@ pub struct VerifierOptions {
     pub replay_entries: usize,
     /// Validated X.509-SVID chains remembered by their exact bytes (0 turns it off).
     pub x509_cache_entries: usize,
+    /// Verified WITs remembered by their exact bytes (0 turns it off); a WPT is never
+    /// remembered.
+    pub wit_cache_entries: usize,
 }
 
 impl Default for VerifierOptions {
@@ -164,6 +168,7 @@ impl Default for VerifierOptions {
             cedar_slicing: true,
             replay_entries: REPLAY_ENTRIES,
             x509_cache_entries: x509::CACHE_ENTRIES,
+            wit_cache_entries: proof::WIT_CACHE_ENTRIES,
         }
     }
 }
@@ -186,6 +191,8 @@ pub struct Verifier {
     replay: replay::ReplayCache,
     /// Each domain's X.509 authorities, parsed, and the chains validated against them.
     x509: x509::X509State,
+    /// WITs verified before, by their exact bytes.
+    wits: exact::ExactCache<proof::KnownWit>,
 }
 
 impl Verifier {
@@ -238,6 +245,7 @@ impl Verifier {
             cedar,
             pool,
             replay: replay::ReplayCache::new(options.replay_entries),
+            wits: exact::ExactCache::new(options.wit_cache_entries, proof::WIT_CACHE_BYTES),
         }
     }
 
@@ -395,6 +403,7 @@ impl Verifier {
                 limits: &self.limits,
                 replay: &self.replay,
                 x509: &self.x509,
+                wits: &self.wits,
             };
             let proven = prover.prove(req, peer.clone(), tokens, txn, now, &mut out);
             *caller = Some(out);

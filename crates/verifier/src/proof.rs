@@ -21,6 +21,7 @@ use custody_policy::PolicyPack;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::exact::{ExactCache, Weigh};
 use crate::index::PackIndex;
 use crate::reason::clip;
 use crate::replay::{ProofKind, ReplayCache, Seen};
@@ -101,6 +102,33 @@ pub(crate) struct Proven {
     pub key_bound: bool,
 }
 
+/// A WIT that passed every check but its times, as the WIT cache keeps it.
+#[derive(Clone, Debug)]
+pub(crate) struct KnownWit {
+    id: SpiffeId,
+    /// Its `cnf.jwk`.
+    key: PublicKey,
+    /// The domain whose key verified it, and that key set's epoch.
+    domain: usize,
+    epoch: u64,
+    exp: i64,
+    nbf: Option<i64>,
+    iat: Option<i64>,
+}
+
+impl Weigh for KnownWit {
+    fn weight(&self) -> usize {
+        // the ID, the key (an RSA modulus at most 1 KiB) and the fixed parts, generously
+        self.id.as_str().len() + 1024 + 256
+    }
+}
+
+/// The default bound on remembered WITs.
+pub const WIT_CACHE_ENTRIES: usize = 4_096;
+
+/// The most bytes of remembered WITs (their text and what is kept of them).
+pub const WIT_CACHE_BYTES: usize = 8 << 20;
+
 /// A one-time proof to record once everything else held.
 struct OneTime {
     kind: ProofKind,
@@ -117,6 +145,7 @@ pub(crate) struct Prover<'a> {
     pub limits: &'a Limits,
     pub replay: &'a ReplayCache,
     pub x509: &'a X509State,
+    pub wits: &'a ExactCache<KnownWit>,
 }
 
 fn invalid(message: impl Into<String>) -> Reason {
@@ -248,101 +277,127 @@ impl Prover<'_> {
     }
 
     /// The WIT: `typ` `wit+jwt`; keys of its `sub`'s trust domain (`wit-svid` in bundles);
-    /// `sub`, `exp` and `cnf.jwk` (with `alg`) required; no `aud`; times with the skew.
+    /// `sub`, `exp` and `cnf.jwk` (with `alg`) required; no `aud`; times with the skew. A WIT
+    /// verified before (its exact bytes) is taken from the cache while its domain's keys are
+    /// the ones it verified under; its times are checked again.
     fn wit(&self, raw: &str, now: i64) -> Result<(SpiffeId, PublicKey), Reason> {
         let bad = |m: String| invalid(format!("WIT: {m}"));
-        let jws = decode(raw, self.limits).map_err(|e| bad(e.to_string()))?;
-        match jws.header.typ.as_deref() {
-            Some(t) if media_type_is(t, "wit+jwt") => {}
-            t => {
-                return Err(bad(format!(
-                    "`typ` `{}` is not `wit+jwt`",
-                    clip(t.unwrap_or(""))
-                )))
+        let known = match self.wits.get(raw.as_bytes()) {
+            Some(k) if self.keys.with_domain(k.domain, |d| d.epoch()) == Some(k.epoch) => k,
+            _ => {
+                let k = Arc::new(self.wit_fresh(raw).map_err(&bad)?);
+                self.wits.insert(raw.as_bytes(), KnownWit::clone(&k));
+                k
             }
-        }
-        let c = &jws.claims;
-        let sub = match c.get("sub") {
-            Some(Value::String(s)) => s,
-            Some(_) => return Err(bad("`sub` must be a string".into())),
-            None => return Err(bad("missing claim `sub`".into())),
         };
-        let id = self.limits.workload_id(sub).map_err(|e| {
-            bad(format!(
-                "`sub` `{}` is not a workload SPIFFE ID: {e}",
-                clip(sub)
-            ))
-        })?;
-        let td = id.trust_domain_str();
-        let (index, _) = self
-            .index
-            .domain_named(self.pack, td)
-            .ok_or_else(|| bad(format!("trust domain `{}` is not declared", clip(td))))?;
-        let kid = jws
-            .header
-            .kid
-            .as_deref()
-            .ok_or_else(|| bad("header has no `kid`".into()))?;
-        let keys = self.keys.domain(index);
-        let Some(key) = keys.as_ref().and_then(|k| k.wit().get(kid)) else {
-            self.keys.note_miss(index);
-            return Err(bad(format!(
-                "`kid` `{}` is not a WIT key of domain `{td}`",
-                clip(kid)
-            )));
-        };
-        if !key.allows_alg(&jws.header.alg) {
-            return Err(bad(format!(
-                "`alg` `{}` is not an algorithm key `{}` verifies",
-                clip(&jws.header.alg),
-                clip(kid)
-            )));
-        }
-        if !key.verify_with(&jws.header.alg, jws.signing_input, &jws.signature) {
-            return Err(bad(format!(
-                "signature does not verify with key `{}` of `{td}`",
-                clip(kid)
-            )));
-        }
-        if c.contains_key("aud") {
-            return Err(bad("a WIT must not carry `aud`".into()));
-        }
-        let exp = date(c, "exp")
-            .map_err(&bad)?
-            .ok_or_else(|| bad("missing claim `exp`".into()))?;
         let s = self.skew();
-        if now >= exp.saturating_add(s) {
-            return Err(bad(format!("expired at {exp} (now {now}, skew {s}s)")));
+        if now >= known.exp.saturating_add(s) {
+            return Err(bad(format!(
+                "expired at {} (now {now}, skew {s}s)",
+                known.exp
+            )));
         }
-        if let Some(nbf) = date(c, "nbf").map_err(&bad)? {
+        if let Some(nbf) = known.nbf {
             if now.saturating_add(s) < nbf {
                 return Err(bad(format!(
                     "not valid before {nbf} (now {now}, skew {s}s)"
                 )));
             }
         }
-        if let Some(iat) = date(c, "iat").map_err(&bad)? {
+        if let Some(iat) = known.iat {
             if iat > now.saturating_add(s) {
                 return Err(bad(format!("issued at {iat} after now {now} (skew {s}s)")));
             }
+        }
+        Ok((known.id.clone(), known.key.clone()))
+    }
+
+    /// Every check of a WIT that does not depend on the time: what the cache keeps.
+    fn wit_fresh(&self, raw: &str) -> Result<KnownWit, String> {
+        let jws = decode(raw, self.limits).map_err(|e| e.to_string())?;
+        match jws.header.typ.as_deref() {
+            Some(t) if media_type_is(t, "wit+jwt") => {}
+            t => {
+                return Err(format!(
+                    "`typ` `{}` is not `wit+jwt`",
+                    clip(t.unwrap_or(""))
+                ))
+            }
+        }
+        let c = &jws.claims;
+        let sub = match c.get("sub") {
+            Some(Value::String(s)) => s,
+            Some(_) => return Err("`sub` must be a string".into()),
+            None => return Err("missing claim `sub`".into()),
+        };
+        let id = self
+            .limits
+            .workload_id(sub)
+            .map_err(|e| format!("`sub` `{}` is not a workload SPIFFE ID: {e}", clip(sub)))?;
+        let td = id.trust_domain_str();
+        let (index, _) = self
+            .index
+            .domain_named(self.pack, td)
+            .ok_or_else(|| format!("trust domain `{}` is not declared", clip(td)))?;
+        let kid = jws
+            .header
+            .kid
+            .as_deref()
+            .ok_or_else(|| "header has no `kid`".to_owned())?;
+        let keys = self.keys.domain(index);
+        let Some(key) = keys.as_ref().and_then(|k| k.wit().get(kid)) else {
+            self.keys.note_miss(index);
+            return Err(format!(
+                "`kid` `{}` is not a WIT key of domain `{td}`",
+                clip(kid)
+            ));
+        };
+        if !key.allows_alg(&jws.header.alg) {
+            return Err(format!(
+                "`alg` `{}` is not an algorithm key `{}` verifies",
+                clip(&jws.header.alg),
+                clip(kid)
+            ));
+        }
+        if !key.verify_with(&jws.header.alg, jws.signing_input, &jws.signature) {
+            return Err(format!(
+                "signature does not verify with key `{}` of `{td}`",
+                clip(kid)
+            ));
+        }
+        if c.contains_key("aud") {
+            return Err("a WIT must not carry `aud`".into());
+        }
+        let exp = date(c, "exp")?.ok_or_else(|| "missing claim `exp`".to_owned())?;
+        let nbf = date(c, "nbf")?;
+        let iat = date(c, "iat")?;
+        if let Some(iat) = iat {
             let max = i64::try_from(self.pack.chain.max_lifetime).unwrap_or(i64::MAX);
             if exp.saturating_sub(iat) > max {
-                return Err(bad(format!(
+                return Err(format!(
                     "lifetime {}s exceeds {max}s",
                     exp.saturating_sub(iat)
-                )));
+                ));
             }
         }
         let jwk = match c.get("cnf") {
             Some(Value::Object(cnf)) => match cnf.get("jwk") {
                 Some(Value::Object(jwk)) => jwk,
-                _ => return Err(bad("`cnf` has no `jwk` object".into())),
+                _ => return Err("`cnf` has no `jwk` object".into()),
             },
-            Some(_) => return Err(bad("`cnf` must be an object".into())),
-            None => return Err(bad("missing claim `cnf`".into())),
+            Some(_) => return Err("`cnf` must be an object".into()),
+            None => return Err("missing claim `cnf`".into()),
         };
-        let key = parse_jwk(jwk, true).map_err(|e| bad(format!("`cnf.jwk`: {e}")))?;
-        Ok((id, key))
+        let cnf = parse_jwk(jwk, true).map_err(|e| format!("`cnf.jwk`: {e}"))?;
+        Ok(KnownWit {
+            id,
+            key: cnf,
+            domain: index,
+            epoch: keys.map_or(0, |k| k.epoch()),
+            exp,
+            nbf,
+            iat,
+        })
     }
 
     /// The WPT (draft-ietf-wimse-wpt-02): `typ` `wpt+jwt`, signed by the WIT's `cnf.jwk` with
