@@ -50,6 +50,7 @@ pub struct PackBuilder {
     biscuit_keys: bool,
     keys: BTreeMap<String, SigningKey>,
     remote: BTreeMap<String, String>,
+    bundles: BTreeMap<String, Vec<Value>>,
 }
 
 impl Default for PackBuilder {
@@ -68,6 +69,7 @@ impl Default for PackBuilder {
             biscuit_keys: false,
             keys: BTreeMap::new(),
             remote: BTreeMap::new(),
+            bundles: BTreeMap::new(),
         }
     }
 }
@@ -128,6 +130,13 @@ impl PackBuilder {
         self
     }
 
+    /// Writes `domain`'s key file as a SPIFFE bundle: its signing key with `use` `jwt-svid`,
+    /// then `entries` (`x509-svid` authorities, `wit-svid` keys).
+    pub fn bundle(mut self, domain: &str, entries: Vec<Value>) -> Self {
+        self.bundles.insert(domain.into(), entries);
+        self
+    }
+
     /// Gives `domain` these trust-file lines (remote key sources, say) instead of its key
     /// file.
     pub fn remote(mut self, domain: &str, lines: &str) -> Self {
@@ -149,7 +158,17 @@ impl PackBuilder {
             let mut set = KeySet::new();
             set.insert(key.public()).unwrap();
             let file = format!("keys/{d}.jwks");
-            std::fs::write(dir.path().join(&file), set.to_jwks().to_string()).unwrap();
+            let doc = match self.bundles.get(*d) {
+                None => set.to_jwks(),
+                Some(entries) => {
+                    let mut jwk = key.public().to_jwk();
+                    jwk["use"] = "jwt-svid".into();
+                    let mut keys = vec![jwk];
+                    keys.extend(entries.iter().cloned());
+                    json!({"spiffe_sequence": 1, "keys": keys})
+                }
+            };
+            std::fs::write(dir.path().join(&file), doc.to_string()).unwrap();
             let biscuit = if self.biscuit_keys {
                 format!("  biscuit_keys \"{file}\"\n")
             } else {

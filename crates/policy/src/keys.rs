@@ -54,6 +54,15 @@ pub(crate) fn load_domain_material(
             true => parsed.wit_keys,
             false => parsed.keys.clone(),
         };
+        if let Err(e) = custody_svid::X509Authorities::from_der(parsed.x509.clone()) {
+            let msg = format!(
+                "key file `{}`: an `x509-svid` authority: {e}",
+                key_ref.written
+            );
+            report
+                .errors
+                .push(error(LoadErrorKind::KeySet, key_ref, msg));
+        }
         x509.extend(parsed.x509);
         let set = parsed.keys;
         // a plain JWK Set's keys are its WIT keys too: a clash is reported once

@@ -40,7 +40,7 @@ mod status;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
-use custody_jose::{KeySet, KeyStore, ParsedKeySet, Remote};
+use custody_jose::{DomainMaterial, KeySet, KeyStore, ParsedKeySet, Remote};
 use custody_policy::{PolicyPack, SourceKind, MAX_REFRESH, MIN_REFRESH};
 use reqwest::Client;
 
@@ -83,6 +83,9 @@ struct Domain {
     name: String,
     file_tokens: KeySet,
     file_biscuit: KeySet,
+    /// The WIT keys and X.509 authorities of its key files.
+    file_wit: KeySet,
+    file_x509: Vec<Vec<u8>>,
     refresh: Duration,
     ca: Option<Vec<u8>>,
     client: Result<Client, FetchError>,
@@ -125,6 +128,10 @@ struct State {
 #[derive(Clone)]
 struct Good {
     keys: KeySet,
+    /// Its WIT keys (a bundle's `wit-svid` keys; a plain JWK Set's keys) and X.509
+    /// authorities (a bundle's `x509-svid` entries).
+    wit: KeySet,
+    x509: Vec<Vec<u8>>,
     taken: Instant,
     sequence: Option<u64>,
 }
@@ -187,6 +194,8 @@ impl KeySources {
                     name: d.name.as_str().to_owned(),
                     file_tokens: d.keys.clone(),
                     file_biscuit: d.biscuit_keys.clone(),
+                    file_wit: d.wit_keys.clone(),
+                    file_x509: d.x509_authorities.clone(),
                     refresh: Duration::from_secs(d.refresh),
                     client: fetch::client(ca.as_deref()),
                     ca,
@@ -386,8 +395,14 @@ impl Inner {
                 Ok((keys, parsed, max_age, resolved)) => {
                     let interval = interval(d.refresh, parsed.refresh_hint, max_age);
                     let count = keys.len();
+                    let (wit, x509) = match parsed.bundle {
+                        true => (parsed.wit_keys.clone(), parsed.x509.clone()),
+                        false => (keys.clone(), Vec::new()),
+                    };
                     st.good = Some(Good {
                         keys,
+                        wit,
+                        x509,
                         taken: now,
                         sequence: parsed.sequence,
                     });
@@ -459,6 +474,11 @@ impl Inner {
                 }
             }
         }
+        if let Err(e) = custody_svid::X509Authorities::from_der(parsed.x509.clone()) {
+            return Err(FetchError(format!(
+                "refused bundle: an `x509-svid` authority: {e}"
+            )));
+        }
         Ok(parsed.keys.clone())
     }
 
@@ -466,6 +486,8 @@ impl Inner {
     /// source's last good set younger than `max_key_age` (older ones are dropped here).
     fn publish(&self, d: &Domain) {
         let mut tokens = d.file_tokens.clone();
+        let mut wit = d.file_wit.clone();
+        let mut x509 = d.file_x509.clone();
         let mut delivered = false;
         for s in &d.sources {
             let mut st = lock(&s.state);
@@ -488,6 +510,17 @@ impl Inner {
                     let _ = tokens.insert(key.clone());
                 }
             }
+            for key in good.wit.keys() {
+                // a WIT `kid` another source or file already names keeps the first key
+                if wit.get(key.kid()).is_none() {
+                    let _ = wit.insert(key.clone());
+                }
+            }
+            for der in &good.x509 {
+                if !x509.contains(der) {
+                    x509.push(der.clone());
+                }
+            }
         }
         let remote = if delivered {
             Remote::Delivered
@@ -495,11 +528,19 @@ impl Inner {
             Remote::Awaiting
         };
         let same = self.store.with_domain(d.index, |cur| {
-            cur.tokens() == &tokens && cur.remote() == remote
+            cur.tokens() == &tokens
+                && cur.wit() == &wit
+                && cur.x509() == x509.as_slice()
+                && cur.remote() == remote
         });
         if same == Some(false) {
-            self.store
-                .replace_with(d.index, tokens, d.file_biscuit.clone(), remote);
+            let material = DomainMaterial {
+                tokens,
+                biscuit: d.file_biscuit.clone(),
+                wit,
+                x509,
+            };
+            self.store.replace_material(d.index, material, remote);
         }
     }
 

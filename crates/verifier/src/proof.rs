@@ -272,7 +272,7 @@ impl Prover<'_> {
     /// domain (`x509.rs`). Returns the ID and the leaf's DER.
     fn certificate(&self, pems: &[String], now: i64) -> Result<(SpiffeId, Vec<u8>), Reason> {
         self.x509
-            .validate(self.pack, self.index, self.keys, self.limits, pems, now)
+            .validate(self.pack, self.index, self.keys, pems, now)
             .map_err(|m| invalid(format!("X.509-SVID: {m}")))
     }
 
@@ -516,7 +516,10 @@ impl Prover<'_> {
     /// that token, `cnf.x5t#S256` the caller's certificate; any other `cnf` is unusable. A
     /// `dpop` proof with no bound token is checked against the presented token all the same.
     /// Returns whether a token was bound (so no bearer token).
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the request, its verified tokens, the proven leaf and the outputs: one step's inputs"
+    )]
     fn confirmations(
         &self,
         req: &Request,
