@@ -641,3 +641,56 @@ fn a_remembered_wit_holds_only_while_its_key_and_its_time_do() {
     assert_eq!(outcome(&d), "peer_invalid");
     assert!(d.reasons[0].message.contains("not a WIT key"), "{d:?}");
 }
+
+// ---------------------------------------------------------------------------------------
+// The WIMSE draft's own example WIT and WPT (tests/data/wimse, from
+// ietf-wg-wimse/draft-ietf-wimse-s2s-protocol; see /work/shared/vectors/SOURCES.md §5)
+
+fn wimse_vector(name: &str) -> String {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/data/wimse/");
+    std::fs::read_to_string(format!("{dir}{name}")).unwrap()
+}
+
+#[test]
+fn the_wimse_draft_examples_verify_and_their_wimse_id_is_refused() {
+    use custody_jose::{decode, parse_jwk, Limits};
+    let expected: Value = serde_json::from_str(&wimse_vector("expected.json")).unwrap();
+    let (wit, wpt) = (wimse_vector("wit.txt"), wimse_vector("wpt.txt"));
+    let limits = Limits::default();
+    // the WIT verifies under the draft's Identity Server key, with custody's strict decoder
+    let issuer = expected["keys"]["wit_issuer_june5"]
+        .as_object()
+        .unwrap()
+        .clone();
+    let issuer = parse_jwk(&issuer, false).unwrap();
+    let w = decode(&wit, &limits).unwrap();
+    assert_eq!(w.header.typ.as_deref(), Some("wit+jwt"));
+    assert!(issuer.verify_with(&w.header.alg, w.signing_input, &w.signature));
+    // the WPT verifies under the WIT's `cnf.jwk`, with exactly its `alg`, and binds the WIT
+    let cnf = w.claims["cnf"]["jwk"].as_object().unwrap().clone();
+    let cnf = parse_jwk(&cnf, true).unwrap();
+    let p = decode(&wpt, &limits).unwrap();
+    assert_eq!(Some(p.header.alg.as_str()), cnf.alg());
+    assert!(cnf.verify_with(&p.header.alg, p.signing_input, &p.signature));
+    assert_eq!(p.claims["wth"], hash(&wit));
+    assert_eq!(p.claims["ath"], hash("16_mAd0GiwaZokU26_0902100"));
+    // a changed byte of either signature is refused
+    let mut sig = p.signature.clone();
+    sig[0] ^= 1;
+    assert!(!cnf.verify_with(&p.header.alg, p.signing_input, &sig));
+    // custody's `peer` is a SPIFFE ID: the example's `wimse://` subject proves none, whatever
+    // its signature (DESIGN.md's reading; the README says so)
+    let f = Fixture::standard();
+    let token = alice_token(&f, json!({}));
+    let mut req = with_wimse(&token, &wit, &wpt);
+    req.target_uri = Some("https://workload.example.com/path".into());
+    req.now = Some(1_745_509_800);
+    req.tokens = vec![f.token(
+        "b.example",
+        json!({"sub": "user:carol", "aud": AUD, "iat": 1_745_509_700, "exp": 1_745_509_900,
+            "scope": "orders:read", "act": act(&[ALICE])}),
+    )];
+    let d = f.verify(&req);
+    assert_eq!(outcome(&d), "peer_invalid");
+    assert!(d.reasons[0].message.contains("wimse://"), "{d:?}");
+}
