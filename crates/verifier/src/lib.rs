@@ -151,8 +151,8 @@ pub struct VerifierOptions {
     pub replay_entries: usize,
     /// Validated X.509-SVID chains remembered by their exact bytes (0 turns it off).
     pub x509_cache_entries: usize,
-    /// Verified WITs remembered by their exact bytes (0 turns it off); a WPT is never
-    /// remembered.
+    /// Verified WITs remembered by their exact bytes, and as many DPoP proof keys by their
+    /// header's bytes (0 turns both off); a WPT or DPoP proof is never remembered.
     pub wit_cache_entries: usize,
 }
 
@@ -193,6 +193,9 @@ pub struct Verifier {
     x509: x509::X509State,
     /// WITs verified before, by their exact bytes.
     wits: exact::ExactCache<proof::KnownWit>,
+    /// DPoP proofs' public keys, by their header's exact bytes (the key parsed and its point
+    /// checked once per client key).
+    dpop_keys: exact::ExactCache<custody_jose::PublicKey>,
 }
 
 impl Verifier {
@@ -246,6 +249,7 @@ impl Verifier {
             pool,
             replay: replay::ReplayCache::new(options.replay_entries),
             wits: exact::ExactCache::new(options.wit_cache_entries, proof::WIT_CACHE_BYTES),
+            dpop_keys: exact::ExactCache::new(options.wit_cache_entries, proof::WIT_CACHE_BYTES),
         }
     }
 
@@ -404,6 +408,7 @@ impl Verifier {
                 replay: &self.replay,
                 x509: &self.x509,
                 wits: &self.wits,
+                dpop_keys: &self.dpop_keys,
             };
             let proven = prover.prove(req, peer.clone(), tokens, txn, now, &mut out);
             *caller = Some(out);

@@ -123,6 +123,13 @@ impl Weigh for KnownWit {
     }
 }
 
+impl Weigh for PublicKey {
+    fn weight(&self) -> usize {
+        // an RSA modulus at most 1 KiB, and the fixed parts
+        1024 + 256
+    }
+}
+
 /// The default bound on remembered WITs.
 pub const WIT_CACHE_ENTRIES: usize = 4_096;
 
@@ -146,6 +153,7 @@ pub(crate) struct Prover<'a> {
     pub replay: &'a ReplayCache,
     pub x509: &'a X509State,
     pub wits: &'a ExactCache<KnownWit>,
+    pub dpop_keys: &'a ExactCache<PublicKey>,
 }
 
 fn invalid(message: impl Into<String>) -> Reason {
@@ -629,7 +637,17 @@ impl Prover<'_> {
                 )))
             }
         }
-        let key = parse_jwk(&jwk, false).map_err(|e| bad(format!("header `jwk`: {e}")))?;
+        // a client signs every proof with the same key under the same header: its parsed key
+        // is remembered by the header's exact bytes (a curve point is checked once)
+        let header_b64 = raw.split('.').next().unwrap_or_default().as_bytes();
+        let key = match self.dpop_keys.get(header_b64) {
+            Some(k) => PublicKey::clone(&k),
+            None => {
+                let k = parse_jwk(&jwk, false).map_err(|e| bad(format!("header `jwk`: {e}")))?;
+                self.dpop_keys.insert(header_b64, k.clone());
+                k
+            }
+        };
         if !key.allows_alg(&jws.header.alg) {
             return Err(bad(format!(
                 "`alg` `{}` is not an algorithm of the header's `jwk`",
