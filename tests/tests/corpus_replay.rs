@@ -22,7 +22,7 @@ use envoy_types::ext_authz::v3::pb::HttpResponse;
 type Target = fn(&[u8]) -> Oracle;
 
 /// Every fuzz target, by its name in `fuzz/Cargo.toml`.
-const TARGETS: [(&str, Target); 17] = [
+const TARGETS: [(&str, Target); 18] = [
     ("spiffe_id", fuzzing::spiffe_id),
     ("strict_json", fuzzing::strict_json),
     ("jws_decode", fuzzing::jws_decode),
@@ -40,6 +40,7 @@ const TARGETS: [(&str, Target); 17] = [
     ("jwk_set_algorithms", fuzzing::jwk_set_algorithms),
     ("signature_algorithms", fuzzing::signature_algorithms),
     ("caller_proofs", fuzzing::caller_proofs),
+    ("x509_svid", fuzzing::x509_svid),
 ];
 
 fn fuzz_dir() -> PathBuf {

@@ -31,6 +31,7 @@ pub mod check;
 mod ed25519;
 mod proofs;
 mod verify;
+mod x509;
 
 pub use algorithms::{jwk_set_algorithms, raw_verify, signature_algorithms};
 pub use biscuit::{
@@ -45,3 +46,4 @@ pub use biscuit_time::{
 pub use ed25519::{ed25519_reference, ed25519_strict};
 pub use proofs::{caller_proofs, proof_input, proof_request, Edit, FuzzProof, FuzzValue};
 pub use verify::*;
+pub use x509::x509_svid;
