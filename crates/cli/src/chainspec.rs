@@ -11,9 +11,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use custody_jose::{sign, sign_with_header, SigningKey};
+use base64::Engine as _;
+use custody_jose::{sign, sign_with_header, SigningKey, B64};
 use custody_policy::PolicyPack;
 use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
 
 /// Who signs for each domain in this run.
 pub(crate) struct Keyring {
@@ -127,9 +129,23 @@ fn fresh_key(domain: &str, free: impl Fn(&str) -> bool) -> Result<SigningKey, St
 }
 
 /// The members a chain description may have besides the request's own fields.
-const SPEC_ONLY: [&str; 3] = ["chain", "claims", "txn_token"];
+const SPEC_ONLY: [&str; 4] = ["chain", "claims", "txn_token", "prove"];
 /// The request fields a chain description passes through unchanged.
-const PASS_THROUGH: [&str; 6] = ["audience", "action", "resource", "peer", "now", "context"];
+const PASS_THROUGH: [&str; 13] = [
+    "audience",
+    "action",
+    "resource",
+    "peer",
+    "now",
+    "context",
+    "peer_certificates",
+    "wit",
+    "wpt",
+    "dpop",
+    "target_uri",
+    "http_method",
+    "proof_headers",
+];
 /// The members of one token description.
 const TOKEN_FIELDS: [&str; 9] = [
     "domain",
@@ -196,6 +212,11 @@ pub(crate) fn mint_request(
         }
     }
     request.insert("now".into(), now.into());
+    if let Some(prove) = spec.get("prove") {
+        minter
+            .wimse(prove, &mut request)
+            .map_err(|e| format!("prove: {e}"))?;
+    }
     Ok(Value::Object(request))
 }
 
@@ -212,6 +233,59 @@ struct Minter<'a> {
 }
 
 impl Minter<'_> {
+    /// `prove: {"wit_domain": D, "workload": ID, "target": URI}`: a WIT for the workload signed
+    /// with domain D's key, binding the workload's own key (an Ed25519 key derived from its ID,
+    /// so the same workload always has the same key), and a WPT by that key for the target and
+    /// the request's presented token; sets `wit`, `wpt` and `target_uri`.
+    fn wimse(&self, prove: &Value, request: &mut Map<String, Value>) -> Result<(), String> {
+        let Value::Object(p) = prove else {
+            return Err("must be an object".into());
+        };
+        if let Some(unknown) = p
+            .keys()
+            .find(|k| !["wit_domain", "workload", "target"].contains(&k.as_str()))
+        {
+            return Err(format!("unknown field `{unknown}`"));
+        }
+        let domain = str_field(p, "wit_domain")?.ok_or("missing `wit_domain`")?;
+        let workload = str_field(p, "workload")?.ok_or("missing `workload`")?;
+        let target = str_field(p, "target")?.ok_or("missing `target`")?;
+        let issuer = self.ring.key(domain)?;
+        let seed: [u8; 32] = Sha256::digest(workload.as_bytes()).into();
+        let own = SigningKey::from_seed("workload", seed);
+        let mut jwk = own.public().to_jwk();
+        if let Value::Object(m) = &mut jwk {
+            m.remove("kid");
+            m.insert("alg".into(), own.alg().name().into());
+        }
+        let wit = sign(
+            issuer,
+            Some("wit+jwt"),
+            &json!({"sub": workload, "iat": self.now - 60, "exp": self.now + 3000,
+                "cnf": {"jwk": jwk}}),
+        )
+        .map_err(|e| e.to_string())?;
+        let presented = request
+            .get("tokens")
+            .and_then(Value::as_array)
+            .and_then(|t| t.last())
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let hash = |t: &str| B64.encode(Sha256::digest(t.as_bytes()));
+        let header = json!({"alg": own.alg().name(), "typ": "wpt+jwt"});
+        let wpt = sign_with_header(
+            &own,
+            &header,
+            &json!({"aud": target, "exp": self.now + 60, "jti": format!("wpt-{}", self.now),
+                "wth": hash(&wit), "ath": hash(presented)}),
+        )
+        .map_err(|e| e.to_string())?;
+        request.insert("wit".into(), wit.into());
+        request.insert("wpt".into(), wpt.into());
+        request.insert("target_uri".into(), target.into());
+        Ok(())
+    }
+
     /// A literal token string as is, or a token description minted.
     fn item(&self, item: &Value, default_typ: &str) -> Result<String, String> {
         match item {

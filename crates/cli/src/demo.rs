@@ -175,11 +175,34 @@ pub(crate) fn steps() -> Vec<Step> {
             story: "Three agents deep (within max_depth), every check passes, and the helper asks to write.\n\
                     The pack's Cedar policy `deep-chains-read-only` lets deep chains read but never write.",
             case: case(
-                vec![t0, deep(HELPER, RW, &[]), deep(ORDERS, RW, &[HELPER])],
+                vec![t0.clone(), deep(HELPER, RW, &[]), deep(ORDERS, RW, &[HELPER])],
                 "orders:write",
                 HELPER,
                 json!({"decision": "deny", "codes": ["policy_denied"], "policies": ["deep-chains-read-only"]}),
             ),
+        },
+        Step {
+            slug: "stolen-token-proven-caller",
+            title: "a stolen token replayed by another workload that proves who it is",
+            story: "The helper, another workload of b.example, copies Alice-agent's tokens and calls the orders service with them.
+                    It proves its own identity properly (a WIT from b.example and a fresh WPT for this call), so custody knows the caller is the helper, not Alice-agent: sender binding refuses it.",
+            case: {
+                let mut c = case(
+                    vec![t0, tok("b.example", ORDERS, R, &[BOB, ALICE])],
+                    R,
+                    ALICE,
+                    json!({"decision": "deny", "codes": ["sender_mismatch"], "hop": 1}),
+                );
+                if let Value::Object(m) = &mut c {
+                    m.remove("peer");
+                    m.insert(
+                        "prove".into(),
+                        json!({"wit_domain": "b.example", "workload": HELPER,
+                            "target": "https://orders.c.example/orders"}),
+                    );
+                }
+                c
+            },
         },
     ]
 }
@@ -264,6 +287,11 @@ fn run_step(
         style.accent(&view.path()),
         style.dim(&format!("[{}]", request.action))
     );
+    if request.has_caller_proof() {
+        for line in view.caller_lines() {
+            println!("     {}", style.dim(&format!("caller {line}")));
+        }
+    }
     for line in view.verdict_lines(style) {
         println!("     {line}");
     }

@@ -182,6 +182,11 @@ impl<'a> View<'a> {
     }
 
     /// The decision and its reasons, each with what would have to change.
+    /// How the caller was proven, one line each (empty when nothing proved it).
+    pub(crate) fn caller_lines(&self) -> &[String] {
+        &self.caller
+    }
+
     pub(crate) fn verdict_lines(&self, style: Style) -> Vec<String> {
         let d = self.decision;
         let mut lines = Vec::new();

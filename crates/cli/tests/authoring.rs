@@ -62,9 +62,14 @@ fn demo_walks_through_every_step_plainly_when_piped() {
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(!text.contains('\x1b'), "no colour when piped: {text:?}");
-    for n in 1..=7 {
-        assert!(text.contains(&format!("{n}/7  ")), "step {n}: {text}");
+    for n in 1..=8 {
+        assert!(text.contains(&format!("{n}/8  ")), "step {n}: {text}");
     }
+    // the stolen token, presented by a workload that proved itself
+    assert!(
+        text.contains("caller proven by WIMSE WIT and WPT: `spiffe://b.example/agent/helper`"),
+        "{text}"
+    );
     assert!(text.contains(
         "user:alice → a.example/agent/bob → b.example/agent/alice → c.example orders  [orders:read]"
     ));
@@ -79,6 +84,7 @@ fn demo_walks_through_every_step_plainly_when_piped() {
         "too_many_domains",
         "audience_mismatch",
         "policy_denied",
+        "sender_mismatch",
     ] {
         assert!(text.contains(&format!("deny  {code}")), "{code}: {text}");
     }
