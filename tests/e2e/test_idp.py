@@ -1,13 +1,15 @@
 """A real OpenID provider (oidc-provider from the npm registry, `tests/e2e/idp/provider.mjs`)
 behind which custody sits: the provider's discovery document and JWKS are fetched by
 `custody serve`, client-credentials JWT access tokens signed RS256 and ES256 go through a real
-Envoy, and the provider rotates its keys, stops, restarts and serves a broken JWKS while custody
-keeps serving (DESIGN.md "Remote key sources").
+Envoy, a DPoP-bound token from the provider is usable only with a proof of its key (RFC 9449),
+and the provider rotates its keys, stops, restarts and serves a broken JWKS while custody keeps
+serving (DESIGN.md "Remote key sources", "Proving the caller").
 
 The tests run in file order: each leaves the provider as the next expects it."""
 
 import base64
 import contextlib
+import hashlib
 import http.client
 import json
 import os
@@ -19,7 +21,9 @@ import urllib.parse
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from conftest import (ACTION_HEADER, IN_CI, ROOT, cluster, free_port, hcm, run_envoy, serve,
                       wait_port)
@@ -48,6 +52,27 @@ def ec_jwk(kid):
 
 
 KEYS = {"rs-1": rsa_jwk("rs-1"), "es-1": ec_jwk("es-1"), "rs-2": rsa_jwk("rs-2")}
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def dpop_jwk(key):
+    n = key.public_key().public_numbers()
+    return {"kty": "EC", "crv": "P-256", "x": b64(n.x, 32), "y": b64(n.y, 32)}
+
+
+def dpop_proof(key, htm, htu, token=None):
+    """A DPoP proof (RFC 9449 §4.2) by `key` (EC P-256), ES256, a fresh `jti`."""
+    header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": dpop_jwk(key)}
+    claims = {"htm": htm, "htu": htu, "iat": int(time.time()), "jti": b64url(os.urandom(16))}
+    if token is not None:
+        claims["ath"] = b64url(hashlib.sha256(token.encode()).digest())
+    enc = lambda o: b64url(json.dumps(o, separators=(",", ":")).encode())
+    signing_input = f"{enc(header)}.{enc(claims)}"
+    r, s = decode_dss_signature(key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
+    return f"{signing_input}.{b64url(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
 
 
 def decode(token):
@@ -99,13 +124,17 @@ class Idp:
     def stats(self):
         return self._control("GET", "/stats")
 
-    def token(self, client, resource=ORDERS, scope="orders:read"):
-        """A client-credentials access token, over real HTTP."""
+    def token(self, client, resource=ORDERS, scope="orders:read", dpop_key=None):
+        """A client-credentials access token, over real HTTP; with `dpop_key`, the request
+        carries a DPoP proof of that key and the token is bound to it."""
         body = urllib.parse.urlencode({"grant_type": "client_credentials", "client_id": client,
                                        "client_secret": client.replace("client", "secret"),
                                        "resource": resource, "scope": scope})
+        headers = {"content-type": "application/x-www-form-urlencoded"}
+        if dpop_key is not None:
+            headers["dpop"] = dpop_proof(dpop_key, "POST", f"{self.issuer}/token")
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        conn.request("POST", "/token", body=body, headers={"content-type": "application/x-www-form-urlencoded"})
+        conn.request("POST", "/token", body=body, headers=headers)
         r = conn.getresponse()
         out = json.loads(r.read())
         conn.close()
@@ -148,7 +177,7 @@ federate "idp.example" -> "b.example" {{ scopes ["orders:read", "orders:write"] 
 @pytest.fixture(scope="module")
 def idp_custody(binaries, fx, workdir, idp_pack):
     with serve(binaries, {**fx, "pack": str(idp_pack)}, workdir, "custody-idp",
-               ["--action-header", ACTION_HEADER]) as c:
+               ["--action-header", ACTION_HEADER, "--target-authority", ORDERS]) as c:
         yield c
 
 
@@ -168,10 +197,12 @@ def idp_envoy(envoy_bin, idp_custody, upstream, workdir):
         yield plain
 
 
-def send(port, token, chain=(), method="GET"):
-    headers = {"authorization": f"Bearer {token}"}
+def send(port, token, chain=(), method="GET", dpop=None):
+    headers = {"authorization": f"{'DPoP' if dpop else 'Bearer'} {token}"}
     if chain:
         headers["custody-chain"] = ",".join(chain)
+    if dpop:
+        headers["dpop"] = dpop
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
     conn.request(method, "/orders/42", headers=headers)
     r = conn.getresponse()
@@ -213,6 +244,30 @@ def test_rs256_and_es256_provider_tokens_are_accepted(idp, idp_custody, idp_envo
     assert metric(idp_custody, "custody_key_source_keys") == 2
     assert metric(idp_custody, "custody_key_source_up") == 1
     assert idp.stats()["discovery"] >= 1 and idp.stats()["jwks"] >= 1
+
+
+def test_a_dpop_bound_provider_token_is_usable_only_with_its_proof(idp, idp_envoy):
+    key = ec.generate_private_key(ec.SECP256R1())
+    token = idp.token("es-client", dpop_key=key)
+    jwk = dpop_jwk(key)
+    thumbprint = b64url(hashlib.sha256(json.dumps(
+        {"crv": jwk["crv"], "kty": "EC", "x": jwk["x"], "y": jwk["y"]}, separators=(",", ":")).encode()).digest())
+    # the provider bound the token to the key (RFC 7638 thumbprint in `cnf.jkt`)
+    assert decode(token)[1]["cnf"] == {"jkt": thumbprint}
+    target = f"{ORDERS}/orders/42"
+    proof = dpop_proof(key, "GET", target, token)
+    assert send(idp_envoy, token, dpop=proof) == (200, [])
+    # a proof is good once
+    assert send(idp_envoy, token, dpop=proof) == (401, ["replayed"])
+    # without a proof the bound token is no bearer token
+    assert send(idp_envoy, token) == (401, ["peer_invalid"])
+    # a proof for another method, another URI, or by another key
+    assert send(idp_envoy, token, dpop=dpop_proof(key, "POST", target, token)) == (401, ["peer_invalid"])
+    assert send(idp_envoy, token, dpop=dpop_proof(key, "GET", f"{ORDERS}/orders/43", token)) == (401, ["peer_invalid"])
+    other = ec.generate_private_key(ec.SECP256R1())
+    assert send(idp_envoy, token, dpop=dpop_proof(other, "GET", target, token)) == (401, ["peer_invalid"])
+    # an unbound token from the same provider is still a bearer token
+    assert send(idp_envoy, idp.token("es-client")) == (200, [])
 
 
 def test_an_idp_rs256_origin_and_ed25519_agent_hop_form_one_chain(idp, idp_envoy, mint, fx):

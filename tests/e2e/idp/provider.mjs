@@ -7,6 +7,7 @@
 // loopback) with two confidential clients using the client-credentials grant and resource
 // indicators, whose access tokens are RFC 9068 JWTs (`typ: at+jwt`):
 //   rs-client / rs-secret: signed RS256       es-client / es-secret: signed ES256
+// A token request carrying a `DPoP` proof (RFC 9449) gets an access token bound to its key.
 // Resources: "https://orders.c.example" (audience config.audience.orders) and
 // "https://agents.b.example" (audience config.audience.agents; these tokens carry `txn`, the
 // origin of a delegation chain).
@@ -44,6 +45,8 @@ function build(keys) {
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
+      // a token request with a DPoP proof gets a DPoP-bound access token (`cnf.jkt`)
+      dPoP: { enabled: true },
       resourceIndicators: {
         enabled: true,
         defaultResource: () => ORDERS,
