@@ -15,6 +15,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine as _;
 use custody_jose::{sign, Algorithm, KeySet, SigningKey};
 use custody_sources::KeySources;
 use custody_tests::docserver::{Doc, DocServer};
@@ -386,4 +387,55 @@ fn a_set_older_than_max_key_age_is_dropped() {
     w.refresh();
     assert_eq!(decide(&w, &a1), "unknown_key");
     assert_eq!(w.status().keys, None);
+}
+
+/// A SPIFFE bundle endpoint (as SPIRE serves one) brings the domain's WIT keys and X.509
+/// authorities along with its JWT keys; a bundle whose authority is not a certificate is
+/// refused as a whole and the last good one kept.
+#[test]
+fn a_remote_bundle_brings_wit_keys_and_x509_authorities() {
+    let w = world("  spiffe_bundle \"{url}/bundle\"", "");
+    let a1 = rsa("a-1");
+    let wit_key = SigningKey::generate("wit-1", Algorithm::Es256).unwrap();
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut p = rcgen::CertificateParams::new(vec![]).unwrap();
+    p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = p.self_signed(&ca_key).unwrap();
+    let std_b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let doc = |sequence: u64, x5c: &str| {
+        let mut jwt = a1.public().to_jwk();
+        jwt["use"] = "jwt-svid".into();
+        let mut wit = wit_key.public().to_jwk();
+        wit["use"] = "wit-svid".into();
+        let x509 = json!({"use": "x509-svid", "kty": "EC", "crv": "P-256", "x5c": [x5c]});
+        json!({"spiffe_sequence": sequence, "keys": [jwt, wit, x509]}).to_string()
+    };
+    let counts = |w: &World| {
+        let keys = w.f.verifier.key_store();
+        let a = keys.domain(keys.index_of("a.example").unwrap()).unwrap();
+        (a.tokens().len(), a.wit().len(), a.x509().len())
+    };
+    w.server.set("/bundle", Doc::ok(doc(1, &std_b64(ca.der()))));
+    w.refresh();
+    assert_eq!(decide(&w, &a1), "allow");
+    assert_eq!(counts(&w), (1, 1, 1));
+    // an authority that is no certificate: the whole update is refused
+    w.server
+        .set("/bundle", Doc::ok(doc(2, &std_b64(b"not a certificate"))));
+    w.refresh();
+    assert!(
+        w.status().last_error.unwrap().contains("x509-svid"),
+        "{:?}",
+        w.status()
+    );
+    assert_eq!(counts(&w), (1, 1, 1));
+    // a bundle without them takes them away
+    let mut only_jwt = a1.public().to_jwk();
+    only_jwt["use"] = "jwt-svid".into();
+    w.server.set(
+        "/bundle",
+        Doc::ok(json!({"spiffe_sequence": 3, "keys": [only_jwt]}).to_string()),
+    );
+    w.refresh();
+    assert_eq!(counts(&w), (1, 0, 0));
 }
