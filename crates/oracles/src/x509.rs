@@ -37,11 +37,12 @@ fn honest() -> Option<&'static Honest> {
         let leaf = ders.first()?.clone();
         let anchor_der = ders.get(1)?.clone();
         let authority = custody_svid::X509Authorities::from_der(vec![anchor_der.clone()]).ok()?;
-        let id = custody_svid::validate(&[leaf.clone()], |_| Some(&authority), CLOCK, 0)
-            .ok()?
-            .id
-            .as_str()
-            .to_owned();
+        let id =
+            custody_svid::validate(std::slice::from_ref(&leaf), |_| Some(&authority), CLOCK, 0)
+                .ok()?
+                .id
+                .as_str()
+                .to_owned();
         Some(Honest {
             leaf,
             authority,
