@@ -75,6 +75,10 @@ fn load_pack(pack: &Value) -> Result<(Verifier, Option<tempfile::TempDir>), Stri
     if let Some(cedar) = pack["cedar"].as_str() {
         b = b.cedar(cedar);
     }
+    for (domain, entries) in pack["bundles"].as_object().into_iter().flatten() {
+        let entries = entries.as_array().expect("bundle entries").clone();
+        b = b.bundle(domain, entries);
+    }
     let fixture = b.build();
     Ok((fixture.verifier, Some(fixture.dir)))
 }

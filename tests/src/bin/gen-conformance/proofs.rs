@@ -7,7 +7,7 @@
 
 use base64::Engine as _;
 use custody_jose::{sign_with_header, SigningKey, B64};
-use custody_tests::{act, ALICE, AUD, NOW};
+use custody_tests::{act, ALICE, AUD, BOB, NOW};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -104,6 +104,152 @@ pub(super) fn cases(g: &mut Gen) {
     wimse(g);
     dpop_cases(g);
     svids(g);
+    x509(g);
+}
+
+// ---------------------------------------------------------------------------------------
+// X.509-SVIDs: Ed25519 certificates from fixed seeds with fixed serial numbers, so every
+// certificate (and so every case file) is byte-identical on each run.
+
+/// An Ed25519 key pair for rcgen from a 32-byte seed (PKCS#8 v1, RFC 8410).
+fn cert_key(seed: u8) -> rcgen::KeyPair {
+    let mut der = vec![
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    der.extend_from_slice(&[seed; 32]);
+    let der = rustls_pki_types::PrivatePkcs8KeyDer::from(der);
+    rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&der, &rcgen::PKCS_ED25519)
+        .expect("an Ed25519 PKCS#8 key")
+}
+
+fn date(secs: i64) -> time::OffsetDateTime {
+    time::OffsetDateTime::from_unix_timestamp(secs).expect("a date")
+}
+
+fn cert_params(cn: &str, serial: u64) -> rcgen::CertificateParams {
+    let mut p = rcgen::CertificateParams::new(vec![]).expect("params");
+    let mut dn = rcgen::DistinguishedName::new();
+    dn.push(rcgen::DnType::CommonName, cn);
+    p.distinguished_name = dn;
+    p.serial_number = Some(rcgen::SerialNumber::from(serial));
+    p.not_before = date(NOW - 86_400 * 30);
+    p.not_after = date(NOW + 86_400 * 365);
+    p
+}
+
+struct CertCa {
+    cert: rcgen::Certificate,
+    key: rcgen::KeyPair,
+}
+
+fn cert_ca(td: &str, seed: u8) -> CertCa {
+    let key = cert_key(seed);
+    let mut p = cert_params(&format!("{td} CA"), u64::from(seed));
+    p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    p.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    let cert = p.self_signed(&key).expect("a CA certificate");
+    CertCa { cert, key }
+}
+
+fn leaf(
+    ca: &CertCa,
+    seed: u8,
+    ids: &[&str],
+    tweak: impl FnOnce(&mut rcgen::CertificateParams),
+) -> String {
+    let mut p = cert_params("workload", 1000 + u64::from(seed));
+    p.subject_alt_names = ids
+        .iter()
+        .map(|i| rcgen::SanType::URI((*i).try_into().expect("a URI")))
+        .collect();
+    p.is_ca = rcgen::IsCa::ExplicitNoCa;
+    p.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+    tweak(&mut p);
+    p.signed_by(&cert_key(seed), &ca.cert, &ca.key)
+        .expect("a leaf")
+        .pem()
+}
+
+fn x509(g: &mut Gen) {
+    let (a, b) = (cert_ca("a.example", 61), cert_ca("b.example", 62));
+    let entry = |ca: &CertCa| {
+        json!({"use": "x509-svid", "kty": "OKP", "crv": "Ed25519",
+            "x5c": [base64::engine::general_purpose::STANDARD.encode(ca.cert.der())]})
+    };
+    let pack = json!({"variant": "standard", "chain": "require_sender_binding true",
+        "bundles": {"a.example": [entry(&a)], "b.example": [entry(&b)]}});
+    let token = g.alice(json!({}));
+    let with_cert = |pems: Vec<String>| {
+        let mut r = request(std::slice::from_ref(&token));
+        r["peer_certificates"] = pems.into();
+        r
+    };
+    let alice = leaf(&b, 71, &[ALICE], |_| {});
+    g.case(
+        "x509-baseline",
+        "baseline",
+        "Alice-agent presents her own X.509-SVID from b.example's authority under `require_sender_binding true`: allowed.",
+        pack.clone(),
+        with_cert(vec![alice.clone()]),
+        Expect::Allow,
+    );
+    let mut cases: Vec<(&str, &str, String)> = vec![
+        ("x509-other-domains-authority", "a.example's CA issues a certificate claiming a b.example ID: a domain vouches only for its own workloads.", leaf(&a, 72, &[ALICE], |_| {})),
+        ("x509-expired", "An X.509-SVID that expired a day before the call.", leaf(&b, 73, &[ALICE], |p| p.not_after = date(NOW - 86_400))),
+        ("x509-not-yet-valid", "An X.509-SVID valid only from tomorrow.", leaf(&b, 74, &[ALICE], |p| p.not_before = date(NOW + 86_400))),
+        ("x509-ca-as-leaf", "A CA certificate (cA=true, keyCertSign) with Alice-agent's ID presented as the leaf.", leaf(&b, 75, &[ALICE], |p| {
+            p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            p.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::DigitalSignature];
+        })),
+        ("x509-two-uri-sans", "A leaf with two URI SANs: which one is the caller?", leaf(&b, 76, &[ALICE, CAROL], |_| {})),
+        ("x509-no-uri-san", "A leaf without a URI SAN: no SPIFFE ID at all.", leaf(&b, 77, &[], |_| {})),
+        ("x509-id-without-path", "A leaf whose SPIFFE ID has no path (the trust domain itself).", leaf(&b, 78, &["spiffe://b.example"], |_| {})),
+        ("x509-key-cert-sign-leaf", "A leaf that may also sign certificates (keyCertSign).", leaf(&b, 79, &[ALICE], |p| {
+            p.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature, rcgen::KeyUsagePurpose::KeyCertSign];
+        })),
+        ("x509-no-digital-signature", "A leaf whose key usage lacks digitalSignature.", leaf(&b, 80, &[ALICE], |p| {
+            p.key_usages = vec![rcgen::KeyUsagePurpose::KeyEncipherment];
+        })),
+    ];
+    let rogue = cert_ca("b.example", 63);
+    cases.push((
+        "x509-self-made-authority",
+        "A certificate from a CA the attacker made, named like b.example's.",
+        leaf(&rogue, 81, &[ALICE], |_| {}),
+    ));
+    for (name, description, pem) in cases {
+        g.case(
+            name,
+            ATTACK,
+            description,
+            pack.clone(),
+            with_cert(vec![pem]),
+            Expect::Deny("peer_invalid", None),
+        );
+    }
+    let bob = leaf(&a, 82, &[BOB], |_| {});
+    g.case(
+        "x509-stolen-token",
+        "sender binding",
+        "Bob presents his own valid a.example X.509-SVID with Alice-agent's token: a stolen token replayed over the thief's own mTLS connection.",
+        pack.clone(),
+        with_cert(vec![bob]),
+        Expect::Deny("sender_mismatch", Some(0)),
+    );
+    let mut disagree = with_cert(vec![alice]);
+    disagree["peer"] = CAROL.into();
+    g.case(
+        "x509-peer-disagrees",
+        "sender binding",
+        "The transport says Carol while the certificate proves Alice-agent.",
+        pack,
+        disagree,
+        Expect::Deny("sender_mismatch", None),
+    );
 }
 
 fn wimse(g: &mut Gen) {
