@@ -5,7 +5,8 @@
 //! the peer, the caller's proofs (certificates, WIT, target URI, method, proof headers) and,
 //! only under `--allow-request-time`, the request-supplied time. A request with a one-time
 //! proof (a WPT or a DPoP proof) is never answered from the cache nor put in it. An allow lives
-//! at most until the earliest `exp` of its chain (skew not added) and at most the configured
+//! at most until the earliest `exp` of its chain and `notAfter` of the caller's certificates
+//! (skew not added) and at most the configured
 //! TTL; a denial lives at most the TTL and is not cached when time alone could turn it into an
 //! allow (`not_yet_valid`, `issued_in_future`). A cached entry holds the digest and the
 //! decision, never a token.
@@ -360,14 +361,26 @@ fn strings(v: &Vec<String>) -> usize {
 /// The earliest `exp` among the request's tokens. Only called for an allow, so every token
 /// decoded and verified already; `None` (not cacheable) when one has no readable `exp`.
 fn earliest_exp(req: &Request, limits: &Limits) -> Option<i64> {
-    req.tokens
+    let tokens = req
+        .tokens
         .iter()
         .chain(req.txn_token.as_ref())
         .map(|t| {
             let jws = custody_jose::decode(t, limits).ok()?;
             custody_jose::numeric_date(jws.claims.get("exp")?).ok()
         })
-        .try_fold(i64::MAX, |acc, exp| exp.map(|e| acc.min(e)))
+        .try_fold(i64::MAX, |acc, exp| exp.map(|e| acc.min(e)))?;
+    if req.peer_certificates.is_empty() {
+        return Some(tokens);
+    }
+    // the caller's certificates too: an allow must not outlive the certificate that proved it
+    let ders = custody_svid::parse_pem_chain(
+        &req.peer_certificates,
+        custody_verifier::MAX_PEER_CERTIFICATES,
+        custody_verifier::MAX_PEER_CERTIFICATE_BYTES,
+    )
+    .ok()?;
+    Some(tokens.min(custody_svid::earliest_not_after(&ders)?))
 }
 
 #[cfg(test)]
@@ -405,6 +418,46 @@ mod tests {
             DecisionCache::key("v1", 0, &req(&["ab"])),
             DecisionCache::key("v1", 0, &req(&["a", "b"]))
         );
+    }
+
+    /// An allow made on a client certificate lives no longer than the certificate: its
+    /// `notAfter` bounds the entry as a token's `exp` does; a certificate that cannot be read
+    /// keeps the decision out of the cache.
+    #[test]
+    fn an_allow_does_not_outlive_the_callers_certificate() {
+        let c = cache(10, 1 << 20);
+        let now = 1_800_000_000;
+        let key = custody_jose::SigningKey::from_seed("k", [3; 32]);
+        let token = custody_jose::sign(&key, None, &serde_json::json!({"exp": now + 300})).unwrap();
+        let cert = |not_after: i64| {
+            let k = rcgen::KeyPair::generate().unwrap();
+            let mut p = rcgen::CertificateParams::new(vec![]).unwrap();
+            p.not_before = time::OffsetDateTime::from_unix_timestamp(now - 60).unwrap();
+            p.not_after = time::OffsetDateTime::from_unix_timestamp(not_after).unwrap();
+            p.self_signed(&k).unwrap().pem()
+        };
+        let f = custody_tests::Fixture::standard();
+        let allow = f.verify(&custody_tests::request(custody_tests::chain(&f)));
+        assert!(allow.is_allowed());
+        let limits = Limits::default();
+        let mut r = req(&[token.as_str()]);
+        assert_eq!(
+            c.ttl(&r, &allow, now, &limits),
+            Some(Duration::from_secs(30))
+        );
+        r.peer_certificates = vec![cert(now + 5)];
+        assert_eq!(
+            c.ttl(&r, &allow, now, &limits),
+            Some(Duration::from_secs(5))
+        );
+        r.peer_certificates = vec![cert(now + 3600), cert(now + 7)];
+        assert_eq!(
+            c.ttl(&r, &allow, now, &limits),
+            Some(Duration::from_secs(7))
+        );
+        r.peer_certificates =
+            vec!["-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----".into()];
+        assert_eq!(c.ttl(&r, &allow, now, &limits), None);
     }
 
     fn cache(entries: usize, bytes: usize) -> DecisionCache {

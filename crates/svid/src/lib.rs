@@ -68,4 +68,4 @@ mod validate;
 pub use authorities::X509Authorities;
 pub use error::SvidError;
 pub use pem::parse_pem_chain;
-pub use validate::{validate, ValidatedSvid, MAX_CHAIN_CERTS};
+pub use validate::{earliest_not_after, validate, ValidatedSvid, MAX_CHAIN_CERTS};

@@ -169,6 +169,15 @@ fn without_trusted_root<'c>(rest: &'c [Vec<u8>], authorities: &X509Authorities) 
     }
 }
 
+/// The earliest notAfter (unix seconds) among the certificates of a DER chain; `None` when one
+/// does not parse. For a cache of decisions: a decision made on the chain must not outlive it.
+pub fn earliest_not_after(chain: &[Vec<u8>]) -> Option<i64> {
+    chain
+        .iter()
+        .map(|der| Certificate::from_der(der).ok().map(|c| validity(&c).1))
+        .try_fold(i64::MAX, |acc, t| t.map(|t| acc.min(t)))
+}
+
 /// (notBefore, notAfter) in unix seconds.
 fn validity(cert: &Certificate) -> (i64, i64) {
     let v = &cert.tbs_certificate.validity;
