@@ -168,9 +168,9 @@ def client(world, key=None, cert=None, stem="client"):
     return ctx
 
 
-def send(world, headers, tls):
+def send(world, headers, tls, path=PATH):
     conn = http.client.HTTPSConnection("127.0.0.1", world["port"], timeout=15, context=tls)
-    conn.request("GET", PATH, headers=headers)
+    conn.request("GET", path, headers=headers)
     r = conn.getresponse()
     body = r.read()
     conn.close()
@@ -258,17 +258,52 @@ def test_a_wit_with_its_wpt_proves_the_caller_once(world, wimse):
     assert send(world, headers(proof), client(world)) == (401, ["replayed"])
 
 
+def test_the_target_is_the_configured_authority_and_path_never_host_or_query(world, wimse):
+    wpt, headers = wimse
+    # the WPT names https://orders.c.example/orders/42: a Host of the caller's choosing and a
+    # query string change nothing
+    h = {**headers(wpt()), "host": "evil.example"}
+    assert send(world, h, client(world), path=PATH + "?page=2") == (200, [])
+
+
 def test_every_broken_wpt_is_peer_invalid(world, wimse, fx):
     wpt, headers = wimse
     now = int(time.time())
     for proof in [
         wpt(aud=AUTHORITY + "/orders/43"),   # another URI
         wpt(aud="https://evil.example" + PATH),  # the caller's idea of the host
+        wpt(aud=f"https://127.0.0.1:{world['port']}" + PATH),  # the address it connected to
         wpt(token=fx["t0"]),                 # another access token (`ath`)
         wpt(iat=now - 600, ttl=60),          # expired
         wpt(key="intruder"),                 # not the WIT's `cnf` key
     ]:
         assert send(world, headers(proof), client(world)) == (401, ["peer_invalid"])
+
+
+def test_a_wit_signed_with_the_domains_jwt_svid_key_is_peer_invalid(world, wimse, binaries, fx):
+    # b.example's token key (the kit's seed [2; 32]) sits in its bundle as `jwt-svid`: it
+    # verifies access tokens and JWT-SVIDs, never a WIT
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+    seed = bytes([2] * 32)
+    x = Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    b64url = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+    d = world["dir"]
+    (d / "b-jwt.jwk").write_text(json.dumps({"kty": "OKP", "crv": "Ed25519", "kid": "b.example-k1",
+                                              "x": b64url(x), "d": b64url(seed)}))
+    wit = mint(binaries, "mint-wit", "--key", str(d / "b-jwt.jwk"), "--sub", fx["alice"],
+               "--cnf-key", str(d / "workload.jwk"))
+    wpt = mint(binaries, "mint-wpt", "--key", str(d / "workload.jwk"), "--wit", wit,
+               "--aud", AUTHORITY + PATH, "--token", fx["t1"])
+    h = {**alice_chain(fx), "workload-identity-token": wit, "workload-proof-token": wpt}
+    assert send(world, h, client(world)) == (401, ["peer_invalid"])
+
+
+def test_a_certificate_and_a_wit_proving_different_callers_are_sender_mismatch(world, wimse, fx):
+    wpt, headers = wimse
+    # Bob's valid a.example SVID on the connection, Alice-agent's WIT and WPT in the headers
+    key, cert = world["cas"]["a.example"].issue([uri(fx["bob"])])
+    assert send(world, headers(wpt()), client(world, key, cert, "bob-and-wit")) == (403, ["sender_mismatch"])
 
 
 def test_two_wpt_headers_are_refused(world, wimse):
