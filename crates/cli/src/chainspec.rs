@@ -11,11 +11,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use base64::Engine as _;
-use custody_jose::{sign, sign_with_header, SigningKey, B64};
+use custody_jose::{sign, sign_with_header, SigningKey};
 use custody_policy::PolicyPack;
+use custody_verifier::REQUEST_FIELDS;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
+
+use crate::proofs::{hash, public_jwk};
 
 /// Who signs for each domain in this run.
 pub(crate) struct Keyring {
@@ -130,22 +132,13 @@ fn fresh_key(domain: &str, free: impl Fn(&str) -> bool) -> Result<SigningKey, St
 
 /// The members a chain description may have besides the request's own fields.
 const SPEC_ONLY: [&str; 4] = ["chain", "claims", "txn_token", "prove"];
-/// The request fields a chain description passes through unchanged.
-const PASS_THROUGH: [&str; 13] = [
-    "audience",
-    "action",
-    "resource",
-    "peer",
-    "now",
-    "context",
-    "peer_certificates",
-    "wit",
-    "wpt",
-    "dpop",
-    "target_uri",
-    "http_method",
-    "proof_headers",
-];
+/// The request fields a chain description passes through unchanged: every field of the
+/// request document but the tokens, which it mints.
+fn pass_through() -> impl Iterator<Item = &'static str> {
+    REQUEST_FIELDS
+        .into_iter()
+        .filter(|f| !["tokens", "txn_token"].contains(f))
+}
 /// The members of one token description.
 const TOKEN_FIELDS: [&str; 9] = [
     "domain",
@@ -206,7 +199,7 @@ pub(crate) fn mint_request(
             .map_err(|e| format!("txn_token: {e}"))?;
         request.insert("txn_token".into(), t.into());
     }
-    for name in PASS_THROUGH {
+    for name in pass_through() {
         if let Some(v) = spec.get(name) {
             request.insert(name.into(), v.clone());
         }
@@ -222,7 +215,7 @@ pub(crate) fn mint_request(
 
 /// Whether `name` may appear at the top of a chain description.
 pub(crate) fn is_spec_field(name: &str) -> bool {
-    SPEC_ONLY.contains(&name) || PASS_THROUGH.contains(&name)
+    SPEC_ONLY.contains(&name) || pass_through().any(|f| f == name)
 }
 
 struct Minter<'a> {
@@ -253,11 +246,7 @@ impl Minter<'_> {
         let issuer = self.ring.key(domain)?;
         let seed: [u8; 32] = Sha256::digest(workload.as_bytes()).into();
         let own = SigningKey::from_seed("workload", seed);
-        let mut jwk = own.public().to_jwk();
-        if let Value::Object(m) = &mut jwk {
-            m.remove("kid");
-            m.insert("alg".into(), own.alg().name().into());
-        }
+        let jwk = public_jwk(&own);
         let wit = sign(
             issuer,
             Some("wit+jwt"),
@@ -271,7 +260,6 @@ impl Minter<'_> {
             .and_then(|t| t.last())
             .and_then(Value::as_str)
             .unwrap_or_default();
-        let hash = |t: &str| B64.encode(Sha256::digest(t.as_bytes()));
         let header = json!({"alg": own.alg().name(), "typ": "wpt+jwt"});
         let wpt = sign_with_header(
             &own,

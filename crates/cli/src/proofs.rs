@@ -107,7 +107,8 @@ fn token_arg(v: &str) -> Result<String, String> {
     }
 }
 
-fn hash(text: &str) -> String {
+/// base64url(SHA-256(text)): a WPT's `wth`/`ath`/`tth`/`oth` value, a DPoP `ath`.
+pub(crate) fn hash(text: &str) -> String {
     B64.encode(Sha256::digest(text.as_bytes()))
 }
 
@@ -118,7 +119,7 @@ fn random_jti() -> Result<String, String> {
 }
 
 /// The public JWK of `key` with its `alg` and without `kid` (as `cnf.jwk` and DPoP's `jwk`).
-fn public_jwk(key: &SigningKey) -> Value {
+pub(crate) fn public_jwk(key: &SigningKey) -> Value {
     let mut jwk = key.public().to_jwk();
     if let Value::Object(m) = &mut jwk {
         m.remove("kid");

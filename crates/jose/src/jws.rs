@@ -213,17 +213,24 @@ pub enum TokenClass {
     Other,
 }
 
-/// Classifies `typ` as a media type: ASCII case-insensitive, `application/` optional.
-pub fn classify_typ(typ: Option<&str>) -> TokenClass {
-    let Some(typ) = typ else {
-        return TokenClass::Access;
-    };
+/// Whether `typ` is the media type `name` (lower case, without `application/`): compared ASCII
+/// case-insensitively, the `application/` prefix optional (RFC 7515 §4.1.9). Every `typ`
+/// comparison in custody goes through here.
+pub fn media_type_is(typ: &str, name: &str) -> bool {
     const PREFIX: &str = "application/";
     let bare = match typ.get(..PREFIX.len()) {
         Some(p) if p.eq_ignore_ascii_case(PREFIX) => typ.get(PREFIX.len()..).unwrap_or(""),
         _ => typ,
     };
-    let is = |name: &str| bare.eq_ignore_ascii_case(name);
+    bare.eq_ignore_ascii_case(name)
+}
+
+/// Classifies `typ` as a media type ([`media_type_is`]).
+pub fn classify_typ(typ: Option<&str>) -> TokenClass {
+    let Some(typ) = typ else {
+        return TokenClass::Access;
+    };
+    let is = |name: &str| media_type_is(typ, name);
     if is("at+jwt") || is("jwt") {
         TokenClass::Access
     } else if is("txntoken+jwt") {

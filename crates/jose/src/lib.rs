@@ -47,8 +47,8 @@ pub use jwk::{
     parse_jwk, parse_key_set, Ed25519Key, KeyMaterial, KeySet, ParsedKeySet, PublicKey, SkippedKey,
 };
 pub use jws::{
-    classify_typ, decode, decode_header, decode_with_jwk, Header, JwsError, TokenClass,
-    UnverifiedJws,
+    classify_typ, decode, decode_header, decode_with_jwk, media_type_is, Header, JwsError,
+    TokenClass, UnverifiedJws,
 };
 pub use keystore::{DomainKeys, DomainMaterial, KeyStore, MissHook, Remote};
 pub use limits::Limits;

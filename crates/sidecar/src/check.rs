@@ -34,7 +34,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use custody_jose::{classify_typ, TokenClass};
-use custody_verifier::{Decision, Limits, Reason, ReasonCode, Request};
+use custody_verifier::{without_query, Decision, Limits, Reason, ReasonCode, Request};
 use envoy_types::ext_authz::v3::pb::{
     CheckRequest, CheckResponse, DeniedHttpResponse, HeaderAppendAction, HeaderValue,
     HeaderValueOption, HttpResponse, HttpStatus, HttpStatusCode, OkHttpResponse,
@@ -225,12 +225,6 @@ pub(crate) fn map_request(
     })
 }
 
-/// The path without query and fragment.
-fn without_query(path: &str) -> &str {
-    let end = path.find(['?', '#']).unwrap_or(path.len());
-    path.get(..end).unwrap_or(path)
-}
-
 /// A proof header (`workload-identity-token`, `workload-proof-token`, `dpop`): at most one,
 /// one compact JWS. Envoy joins repeated headers with commas, which no JWS holds, so a comma
 /// is a second header (draft-ietf-wimse-wpt: exactly one `Workload-Proof-Token`; RFC 9449:
@@ -384,7 +378,7 @@ fn split_chain(value: &str, limits: &Limits) -> Result<Vec<String>, MapError> {
 /// `METHOD:path`, the path without its query string or fragment (`GET:/orders/7`): one scope
 /// item, since scopes are space-separated.
 fn method_path(method: &str, path: &str) -> Result<String, MapError> {
-    let path = path.split(['?', '#']).next().unwrap_or_default();
+    let path = without_query(path);
     if method.is_empty() || !path.starts_with('/') {
         return Err(MapError::Invalid(
             "the HTTP request has no method or no absolute path".into(),

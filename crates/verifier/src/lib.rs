@@ -107,12 +107,14 @@ pub use cedar::{MEMO_BYTES, MEMO_ENTRIES};
 pub use custody_jose::{KeyStore, Limits};
 pub use custody_policy::PolicyPack;
 pub use decision::{ChainSummary, Decision};
-pub use proof::{CallerProof, ProofMethod, WIT_CACHE_BYTES, WIT_CACHE_ENTRIES, WPT_MAX_REMAINING};
+pub use proof::{
+    without_query, CallerProof, ProofMethod, WIT_CACHE_BYTES, WIT_CACHE_ENTRIES, WPT_MAX_REMAINING,
+};
 pub use reason::{Reason, ReasonCode};
 pub use replay::REPLAY_ENTRIES;
 pub use request::{
     InvalidRequest, Request, RequestError, ResourceRef, DEFAULT_RESOURCE_TYPE,
-    MAX_PEER_CERTIFICATES, MAX_PEER_CERTIFICATE_BYTES,
+    MAX_PEER_CERTIFICATES, MAX_PEER_CERTIFICATE_BYTES, REQUEST_FIELDS,
 };
 pub use slice::{SlicedPolicySet, MAX_SLICES};
 pub use verified::{Confirmation, VerifiedChain, VerifiedToken};

@@ -15,7 +15,8 @@ use std::sync::Arc;
 use base64::Engine as _;
 use custody_id::SpiffeId;
 use custody_jose::{
-    decode, decode_with_jwk, numeric_date, parse_jwk, KeyStore, Limits, PublicKey, B64,
+    decode, decode_with_jwk, media_type_is, numeric_date, parse_jwk, KeyStore, Limits, PublicKey,
+    B64,
 };
 use custody_policy::PolicyPack;
 use serde_json::{Map, Value};
@@ -25,7 +26,6 @@ use crate::exact::{ExactCache, Weigh};
 use crate::index::PackIndex;
 use crate::reason::clip;
 use crate::replay::{ProofKind, ReplayCache, Seen};
-use crate::token::media_type_is;
 use crate::verified::{Confirmation, VerifiedToken};
 use crate::x509::X509State;
 use crate::{Reason, ReasonCode, Request};
@@ -165,8 +165,9 @@ pub(crate) fn hash_b64(bytes: &[u8]) -> String {
     B64.encode(Sha256::digest(bytes))
 }
 
-/// A URI without its query and fragment (a WPT's `aud` and a DPoP `htu` are compared so).
-pub(crate) fn without_query(uri: &str) -> &str {
+/// A URI (or a request path) without its query and fragment: a WPT's `aud` and a DPoP `htu`
+/// are compared so, and the sidecar builds `target_uri` and its default action from it.
+pub fn without_query(uri: &str) -> &str {
     let end = uri.find(['?', '#']).unwrap_or(uri.len());
     uri.get(..end).unwrap_or(uri)
 }

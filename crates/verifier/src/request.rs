@@ -112,7 +112,8 @@ impl From<String> for InvalidRequest {
     }
 }
 
-const FIELDS: [&str; 15] = [
+/// Every field of a request document (DESIGN.md, "The request", and the caller proofs).
+pub const REQUEST_FIELDS: [&str; 15] = [
     "tokens",
     "txn_token",
     "audience",
@@ -153,7 +154,7 @@ impl Request {
         let Value::Object(mut m) = doc else {
             return Err("request must be a JSON object".into());
         };
-        if let Some(unknown) = m.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+        if let Some(unknown) = m.keys().find(|k| !REQUEST_FIELDS.contains(&k.as_str())) {
             return Err(format!("unknown field `{unknown}`").into());
         }
         let tokens = match m.remove("tokens") {

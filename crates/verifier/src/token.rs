@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use custody_id::{looks_like_spiffe, IdError, SpiffeId};
 use custody_jose::{
-    classify_typ, decode, numeric_date, JwsError, KeyStore, Limits, Remote, TokenClass,
-    UnverifiedJws,
+    classify_typ, decode, media_type_is, numeric_date, JwsError, KeyStore, Limits, Remote,
+    TokenClass, UnverifiedJws,
 };
 use custody_policy::PolicyPack;
 use serde_json::{Map, Value};
@@ -229,16 +229,6 @@ fn check_svid_position(
         ));
     }
     Ok(TokenClass::Access)
-}
-
-/// `typ` compared as a media type: ASCII case-insensitive, `application/` optional.
-pub(crate) fn media_type_is(typ: &str, name: &str) -> bool {
-    const PREFIX: &str = "application/";
-    let bare = match typ.get(..PREFIX.len()) {
-        Some(p) if p.eq_ignore_ascii_case(PREFIX) => typ.get(PREFIX.len()..).unwrap_or(""),
-        _ => typ,
-    };
-    bare.eq_ignore_ascii_case(name)
 }
 
 /// The domain whose keys verify a token: its `iss`'s, or for a JWT-SVID its `sub`'s trust
