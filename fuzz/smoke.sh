@@ -14,7 +14,9 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-cargo fuzz build --sanitizer none
+# One target at a time: `cargo fuzz run` builds only its own binary, which is removed after its
+# run, so the disk holds the shared dependencies and one instrumented binary, not eighteen.
+bin_dir="target/$(rustc -vV | awk '/^host:/ {print $2}')/release"
 failed=()
 for target in $(cargo fuzz list); do
   corpus="$work/$target"
@@ -24,6 +26,7 @@ for target in $(cargo fuzz list); do
       cp -- "$src"/* "$corpus"/ 2>/dev/null || true
     fi
   done
+  cargo fuzz build --sanitizer none "$target"
   echo "== fuzz $target for ${seconds}s ($(ls "$corpus" | wc -l) seeds)"
   if ! cargo fuzz run --sanitizer none "$target" "$corpus" -- \
       -max_total_time="$seconds" -print_final_stats=1 2>"$work/$target.log"; then
@@ -33,6 +36,7 @@ for target in $(cargo fuzz list); do
   else
     grep -E '^(stat::number_of_executed_units|Done )' "$work/$target.log" || true
   fi
+  rm -f -- "$bin_dir/$target"
 done
 
 if [ "${#failed[@]}" -gt 0 ]; then
