@@ -1,106 +1,51 @@
 //! `envoy.service.auth.v3.Authorization/Check`: the HTTP request Envoy describes becomes a
-//! custody [`Request`], and the [`Decision`] becomes Envoy's answer.
+//! custody [`Request`], and the [`Decision`] becomes Envoy's answer. The mapping and the answer
+//! are [`custody_http`]'s, shared with the tower Layer (`custody-tower`); what is Envoy's own is
+//! here:
 //!
 //! | request field | from |
 //! |---|---|
-//! | `tokens` | the `custody-chain` header (upstream tokens, origin first, comma-separated), then the `authorization: Bearer` token (the presented one, last) |
-//! | `txn_token` | the `txn-token` header (the only place a Txn-Token is accepted) |
+//! | headers, method, path | `attributes.request.http` (the merged `headers` map, or the raw `header_map` under `encode_raw_headers`, where a repeated credential header is refused) |
 //! | `peer` | `attributes.source.principal` (Envoy: the client certificate's URI SAN); empty = none. Under `--peer-from certificate` (and by default when Envoy forwards one) the client certificate instead |
 //! | `peer_certificates` | `attributes.source.certificate` (URL-encoded PEM; the listener needs `include_peer_certificate: true`), validated by custody |
-//! | `wit`, `wpt`, `dpop` | the `workload-identity-token`, `workload-proof-token` and `dpop` headers, each at most once |
-//! | `target_uri` | `--target-authority` and the path without query, when a WPT or DPoP proof is present (never `Host`) |
-//! | `http_method` | the request's method, when a DPoP proof is present |
-//! | `proof_headers` | the request's other headers, when a WPT or DPoP proof is present (what a WPT's `oth` may cover) |
-//! | `action` | `METHOD:path` (e.g. `GET:/orders/7`: the method as Envoy gives it, a colon, the path without query string or fragment), or the value of the `--action-header` header |
-//! | `audience` | `--audience`, never `Host`/`:authority` |
-//! | `now` | the system clock; the `custody-now` header only under `--allow-request-time` |
-//!
-//! A Txn-Token (`typ` `txntoken+jwt`) is no bearer credential: in `authorization` or in
-//! `custody-chain` it is `wrong_token_type` (401), `hop` its index in `tokens`. The first token is
-//! checked here, in the mapping (the verifier would take a Txn-Token first as the start of a
-//! Txn-Token replacement chain); a later one the verifier itself refuses at its `typ` check, after
-//! every check of the tokens before it.
+//! | `audience`, `action`, `target_uri` | `--audience`, `--action-header`, `--target-authority` ([`custody_http::MapSettings`]) |
 //!
 //! Allow: gRPC OK, `x-custody-origin`, `x-custody-actor` and `x-custody-depth` set on the
 //! upstream request (replacing any a client sent) and the chain summary in dynamic metadata.
-//! Every `x-custody-*` value is one item no list or parameter syntax can split: each byte
-//! outside `A-Z a-z 0-9 - . _ ~ : / @ |` is written `%XX` (see [`header_safe`]).
-//! Deny: `PERMISSION_DENIED` with an HTTP 403 (or 401 with `www-authenticate` when the bearer
-//! token is missing or a token is invalid, 503 for `decision_timeout`) and a JSON body with the
-//! reason codes.
+//! Deny: `PERMISSION_DENIED` with [`custody_http::denial`]'s HTTP status, challenge and JSON body.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use custody_jose::{classify_typ, TokenClass};
-use custody_verifier::{without_query, Decision, Limits, Reason, ReasonCode, Request};
+use custody_http::Call;
+pub(crate) use custody_http::MapError;
+pub use custody_http::{
+    ACTOR_HEADER, CHAIN_HEADER, DEPTH_HEADER, DPOP_HEADER, NOW_HEADER, ORIGIN_HEADER, TXN_HEADER,
+    WIT_HEADER, WPT_HEADER,
+};
+use custody_verifier::{Decision, Limits, ReasonCode, Request};
 use envoy_types::ext_authz::v3::pb::{
     CheckRequest, CheckResponse, DeniedHttpResponse, HeaderAppendAction, HeaderValue,
-    HeaderValueOption, HttpResponse, HttpStatus, HttpStatusCode, OkHttpResponse,
+    HeaderValueOption, HttpResponse, HttpStatus, OkHttpResponse,
 };
 use envoy_types::pb::google::protobuf::{value::Kind, ListValue, Struct, Value};
 use envoy_types::pb::google::rpc;
-use serde_json::json;
 
 use crate::config::{PeerFrom, Settings};
 
-/// The header carrying the upstream tokens.
-pub const CHAIN_HEADER: &str = "custody-chain";
-/// The header carrying a Txn-Token.
-pub const TXN_HEADER: &str = "txn-token";
-/// The WIMSE workload identity token.
-pub const WIT_HEADER: &str = "workload-identity-token";
-/// The WIMSE workload proof token.
-pub const WPT_HEADER: &str = "workload-proof-token";
-/// A DPoP proof (RFC 9449).
-pub const DPOP_HEADER: &str = "dpop";
-/// The header carrying a request-supplied time (only under `--allow-request-time`).
-pub const NOW_HEADER: &str = "custody-now";
-/// Headers set on allowed requests.
-pub const ORIGIN_HEADER: &str = "x-custody-origin";
-/// The current actor.
-pub const ACTOR_HEADER: &str = "x-custody-actor";
-/// The number of actors.
-pub const DEPTH_HEADER: &str = "x-custody-depth";
-
 const GRPC_OK: i32 = 0;
 const GRPC_PERMISSION_DENIED: i32 = 7;
-const REALM: &str = "Bearer realm=\"custody\"";
-
-/// Why a Check request could not become a custody request.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum MapError {
-    /// No `authorization: Bearer` token: `invalid_request`, 401.
-    NoToken(String),
-    /// A Txn-Token where a bearer credential goes (its index in `tokens`, the message):
-    /// `wrong_token_type`, 401.
-    TxnAsBearer(usize, String),
-    /// Anything else: `invalid_request`, 403.
-    Invalid(String),
-}
-
-impl MapError {
-    pub(crate) fn decision(&self) -> Decision {
-        match self {
-            MapError::NoToken(m) | MapError::Invalid(m) => Decision::invalid_request(m.clone()),
-            MapError::TxnAsBearer(hop, m) => Decision::deny(
-                Reason::new(ReasonCode::WrongTokenType, Some(*hop), m.clone()),
-                None,
-            ),
-        }
-    }
-}
 
 /// The request headers Envoy sent: the merged map, or the raw list under `encode_raw_headers`.
-struct Headers<'a> {
+struct EnvoyHeaders<'a> {
     map: &'a HashMap<String, String>,
     raw: Option<&'a [HeaderValue]>,
 }
 
-impl Headers<'_> {
+impl custody_http::Headers for EnvoyHeaders<'_> {
     /// One header's value; a header repeated in the raw list is refused.
-    fn get(&self, name: &str) -> Result<Option<Cow<'_, str>>, MapError> {
+    fn one(&self, name: &str) -> Result<Option<Cow<'_, str>>, MapError> {
         let Some(raw) = self.raw else {
             return Ok(self.map.get(name).map(|v| Cow::Borrowed(v.as_str())));
         };
@@ -121,6 +66,14 @@ impl Headers<'_> {
             ))),
         }
     }
+
+    /// The merged map (Envoy has joined repeated headers already).
+    fn all(&self) -> BTreeMap<String, String> {
+        self.map
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
 }
 
 /// Builds the custody request for one Check call.
@@ -134,30 +87,9 @@ pub(crate) fn map_request(
         .and_then(|a| a.request.as_ref())
         .and_then(|r| r.http.as_ref())
         .ok_or_else(|| MapError::Invalid("the check request describes no HTTP request".into()))?;
-    let headers = Headers {
+    let headers = EnvoyHeaders {
         map: &http.headers,
         raw: http.header_map.as_ref().map(|m| m.headers.as_slice()),
-    };
-    let presented = bearer(headers.get("authorization")?.as_deref())?;
-    let mut tokens = match headers.get(CHAIN_HEADER)? {
-        Some(chain) => split_chain(&chain, limits)?,
-        None => Vec::new(),
-    };
-    tokens.push(presented);
-    let txn_token = headers
-        .get(TXN_HEADER)?
-        .map(|t| t.trim().to_owned())
-        .filter(|t| !t.is_empty());
-    let action = match &settings.action_header {
-        Some(name) => match headers.get(name)? {
-            Some(a) if !a.trim().is_empty() => a.trim().to_owned(),
-            _ => {
-                return Err(MapError::Invalid(format!(
-                    "the `{name}` header (the action) is missing"
-                )))
-            }
-        },
-        None => method_path(&http.method, &http.path)?,
     };
     let source = attrs.and_then(|a| a.source.as_ref());
     let certificate = source
@@ -167,94 +99,34 @@ pub(crate) fn map_request(
         .map(|s| s.principal.as_str())
         .filter(|p| !p.is_empty())
         .map(str::to_owned);
-    let (peer, peer_certificates) = match (settings.peer_from, certificate) {
-        (Some(PeerFrom::None), _) => (None, Vec::new()),
-        (Some(PeerFrom::Principal), _) => (principal, Vec::new()),
-        (Some(PeerFrom::Certificate), None) => (None, Vec::new()),
-        (None, None) => (principal, Vec::new()),
-        (Some(PeerFrom::Certificate) | None, Some(c)) => (None, envoy_certificate(c)?),
+    let (peer, certificates) = match (settings.peer_from, certificate) {
+        (Some(PeerFrom::None), _) => (None, Ok(Vec::new())),
+        (Some(PeerFrom::Principal), _) => (principal, Ok(Vec::new())),
+        (Some(PeerFrom::Certificate), None) => (None, Ok(Vec::new())),
+        (None, None) => (principal, Ok(Vec::new())),
+        (Some(PeerFrom::Certificate) | None, Some(c)) => (None, envoy_certificate(c)),
     };
-    let wit = one_proof(&headers, WIT_HEADER)?;
-    let wpt = one_proof(&headers, WPT_HEADER)?;
-    let dpop = one_proof(&headers, DPOP_HEADER)?;
-    let (target_uri, proof_headers) = match (&wpt, &dpop) {
-        (None, None) => (None, None),
-        _ => (
-            settings
-                .target_authority
-                .as_ref()
-                .map(|a| format!("{a}{}", without_query(&http.path))),
-            Some(proof_headers(&http.headers)),
-        ),
+    // what is wrong with the call's own headers (no bearer token first) is said before what is
+    // wrong with the certificate Envoy forwarded
+    let (peer_certificates, bad_certificate) = match certificates {
+        Ok(c) => (c, None),
+        Err(e) => (Vec::new(), Some(e)),
     };
-    let now = match headers.get(NOW_HEADER)? {
-        None => None,
-        Some(_) if !settings.allow_request_time => {
-            return Err(MapError::Invalid(format!(
-                "a request-supplied time (`{NOW_HEADER}`) is refused: the sidecar was not started with `--allow-request-time`"
-            )))
-        }
-        Some(v) => Some(v.trim().parse::<i64>().map_err(|_| {
-            MapError::Invalid(format!("`{NOW_HEADER}` must be unix seconds"))
-        })?),
-    };
-    let audience = settings.audience.clone().ok_or_else(|| {
-        MapError::Invalid(
-            "the sidecar was started without `--audience ID`: Check cannot know which \
-             service the tokens must be addressed to (it never trusts `Host`)"
-                .into(),
-        )
-    })?;
-    refuse_txn_first(&tokens, limits)?;
-    Ok(Request {
-        tokens,
-        txn_token,
-        audience,
-        action,
-        resource: None,
-        peer,
-        now,
-        context: None,
-        peer_certificates,
-        wit,
-        http_method: dpop.as_ref().map(|_| http.method.clone()),
-        wpt,
-        dpop,
-        target_uri,
-        proof_headers,
-    })
-}
-
-/// A proof header (`workload-identity-token`, `workload-proof-token`, `dpop`): at most one,
-/// one compact JWS. Envoy joins repeated headers with commas, which no JWS holds, so a comma
-/// is a second header (draft-ietf-wimse-wpt: exactly one `Workload-Proof-Token`; RFC 9449:
-/// one `DPoP`).
-fn one_proof(headers: &Headers<'_>, name: &str) -> Result<Option<String>, MapError> {
-    match headers.get(name)? {
-        None => Ok(None),
-        Some(v) if v.contains(',') => {
-            Err(MapError::Invalid(format!("more than one `{name}` header")))
-        }
-        Some(v) => Ok(Some(v.trim().to_owned()).filter(|v| !v.is_empty())),
+    let request = custody_http::map_request(
+        Call {
+            method: &http.method,
+            path: &http.path,
+            headers: &headers,
+            peer,
+            peer_certificates,
+        },
+        &settings.map,
+        limits,
+    )?;
+    match bad_certificate {
+        Some(e) => Err(e),
+        None => Ok(request),
     }
-}
-
-/// The headers a WPT's `oth` may cover: every request header but pseudo-headers and the ones
-/// with a hash claim of their own (or none: the credentials and proofs themselves).
-fn proof_headers(headers: &HashMap<String, String>) -> std::collections::BTreeMap<String, String> {
-    const OWN: [&str; 6] = [
-        "authorization",
-        CHAIN_HEADER,
-        TXN_HEADER,
-        WIT_HEADER,
-        WPT_HEADER,
-        DPOP_HEADER,
-    ];
-    headers
-        .iter()
-        .filter(|(k, _)| !k.starts_with(':') && !OWN.contains(&k.as_str()))
-        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
-        .collect()
 }
 
 /// `attributes.source.certificate`: the client's certificate chain as Envoy forwards it
@@ -301,90 +173,6 @@ fn percent_decode(s: &str) -> Option<String> {
         }
     }
     String::from_utf8(out).ok()
-}
-
-/// A Txn-Token is no bearer credential (draft-ietf-oauth-transaction-tokens): it comes only in
-/// the `txn-token` header. The verifier accepts one first in `tokens` (a Txn-Token replacement
-/// chain), so the first token is checked here: one that decodes (as the verifier decodes it,
-/// so a token it would refuse earlier, as too large or malformed, is left to it) and whose
-/// `typ` is `txntoken+jwt` is `wrong_token_type` at hop 0. After an access token first, the
-/// verifier itself refuses a Txn-Token at its `typ` check (`wrong_token_type`, its hop), after
-/// every check of the tokens before it.
-fn refuse_txn_first(tokens: &[String], limits: &Limits) -> Result<(), MapError> {
-    let Some(first) = tokens.first() else {
-        return Ok(());
-    };
-    // the header alone first: almost every Check's first token is an access token, whose
-    // payload the verifier (or its token cache) reads anyway
-    let txn_typed = custody_jose::decode_header(first, limits)
-        .is_ok_and(|h| classify_typ(h.typ.as_deref()) == TokenClass::TxnToken);
-    if !txn_typed || custody_jose::decode(first, limits).is_err() {
-        return Ok(());
-    }
-    let from = if tokens.len() == 1 {
-        "`authorization: Bearer`"
-    } else {
-        "the first `custody-chain` entry"
-    };
-    Err(MapError::TxnAsBearer(
-        0,
-        format!(
-            "{from} is a Txn-Token (`typ` `txntoken+jwt`): a Txn-Token is no bearer \
-             credential and is accepted only in the `{TXN_HEADER}` header"
-        ),
-    ))
-}
-
-/// The token of an `authorization: Bearer <token>` header.
-fn bearer(value: Option<&str>) -> Result<String, MapError> {
-    let missing = || MapError::NoToken("no `authorization: Bearer` token".into());
-    let value = value.ok_or_else(missing)?.trim();
-    let (scheme, token) = value.split_once(' ').ok_or_else(missing)?;
-    if !scheme.eq_ignore_ascii_case("bearer") && !scheme.eq_ignore_ascii_case("dpop") {
-        return Err(missing());
-    }
-    let token = token.trim();
-    if token.is_empty() {
-        return Err(missing());
-    }
-    Ok(token.to_owned())
-}
-
-/// The `custody-chain` header's tokens; refuses more than the request may hold before
-/// splitting, so thousands of entries cost nothing.
-fn split_chain(value: &str, limits: &Limits) -> Result<Vec<String>, MapError> {
-    let value = value.trim();
-    if value.is_empty() {
-        return Ok(Vec::new());
-    }
-    let upstream_max = limits.tokens_per_request.saturating_sub(1);
-    let commas = value.bytes().filter(|b| *b == b',').count();
-    if commas >= upstream_max {
-        return Err(MapError::Invalid(format!(
-            "`{CHAIN_HEADER}` holds more than {upstream_max} tokens"
-        )));
-    }
-    value
-        .split(',')
-        .map(|t| match t.trim() {
-            "" => Err(MapError::Invalid(format!(
-                "`{CHAIN_HEADER}` has an empty entry"
-            ))),
-            t => Ok(t.to_owned()),
-        })
-        .collect()
-}
-
-/// `METHOD:path`, the path without its query string or fragment (`GET:/orders/7`): one scope
-/// item, since scopes are space-separated.
-fn method_path(method: &str, path: &str) -> Result<String, MapError> {
-    let path = without_query(path);
-    if method.is_empty() || !path.starts_with('/') {
-        return Err(MapError::Invalid(
-            "the HTTP request has no method or no absolute path".into(),
-        ));
-    }
-    Ok(format!("{method}:{path}"))
 }
 
 /// One Check call, decided: the custody request it mapped to (`None` when it did not map), the
@@ -451,7 +239,7 @@ pub(crate) fn answer(
         }
         Err(e) => {
             let decision = Arc::new(e.decision());
-            let response = response(&decision, matches!(e, MapError::NoToken(_)), pack);
+            let response = response(&decision, e.is_no_token(), pack);
             Checked {
                 request: None,
                 decision,
@@ -459,28 +247,6 @@ pub(crate) fn answer(
             }
         }
     }
-}
-
-/// Whether a denial is about the credential itself (401) rather than what it allows (403).
-fn unauthenticated(code: ReasonCode) -> bool {
-    matches!(
-        code,
-        ReasonCode::MalformedToken
-            | ReasonCode::TokenTooLarge
-            | ReasonCode::WrongTokenType
-            | ReasonCode::AlgNotAllowed
-            | ReasonCode::UnknownIssuer
-            | ReasonCode::UnknownKey
-            | ReasonCode::BadSignature
-            | ReasonCode::MissingClaim
-            | ReasonCode::Expired
-            | ReasonCode::NotYetValid
-            | ReasonCode::IssuedInFuture
-            | ReasonCode::LifetimeTooLong
-            | ReasonCode::AudienceMismatch
-            | ReasonCode::PeerInvalid
-            | ReasonCode::Replayed
-    )
 }
 
 /// Envoy's answer for a decision. `no_token` marks the missing-bearer denial.
@@ -493,18 +259,13 @@ pub(crate) fn response(decision: &Decision, no_token: bool, pack: &str) -> Check
 }
 
 fn allow(decision: &Decision, pack: &str) -> CheckResponse {
-    let mut headers = Vec::new();
-    let mut remove = Vec::new();
+    let answer = custody_http::allow_headers(decision);
+    let headers = answer.set.iter().map(|(k, v)| set_header(k, v)).collect();
+    let remove = answer.remove.iter().map(|k| (*k).to_owned()).collect();
     let mut metadata = HashMap::new();
     metadata.insert("decision".to_owned(), string("allow"));
     metadata.insert("pack_version".to_owned(), string(pack));
     if let Some(c) = &decision.chain {
-        headers.push(set_header(ORIGIN_HEADER, &header_safe(&c.origin)));
-        headers.push(set_header(DEPTH_HEADER, &c.depth.to_string()));
-        match c.actors.last() {
-            Some(a) => headers.push(set_header(ACTOR_HEADER, &header_safe(a))),
-            None => remove.push(ACTOR_HEADER.to_owned()),
-        }
         metadata.insert("origin".into(), string(&c.origin));
         metadata.insert("actors".into(), list(&c.actors));
         metadata.insert("domains".into(), list(&c.domains));
@@ -517,8 +278,6 @@ fn allow(decision: &Decision, pack: &str) -> CheckResponse {
                 kind: Some(Kind::BoolValue(c.cross_domain)),
             },
         );
-    } else {
-        remove.extend([ORIGIN_HEADER, ACTOR_HEADER, DEPTH_HEADER].map(str::to_owned));
     }
     metadata.insert("policies".into(), list(&decision.policies));
     CheckResponse {
@@ -538,35 +297,12 @@ fn allow(decision: &Decision, pack: &str) -> CheckResponse {
 
 fn deny(decision: &Decision, no_token: bool, pack: &str) -> CheckResponse {
     let first = decision.code().unwrap_or(ReasonCode::InvalidRequest);
-    // a decision that did not finish, or keys not fetched yet, say nothing of the credential:
-    // the caller may retry
-    let status = if matches!(
-        first,
-        ReasonCode::DecisionTimeout | ReasonCode::KeysUnavailable | ReasonCode::StoreUnavailable
-    ) {
-        HttpStatusCode::ServiceUnavailable
-    } else if no_token || unauthenticated(first) {
-        HttpStatusCode::Unauthorized
-    } else {
-        HttpStatusCode::Forbidden
-    };
+    let answer = custody_http::denial(decision, no_token);
     let mut headers = vec![set_header("content-type", "application/json")];
-    let challenge = if no_token {
-        Some(REALM.to_owned())
-    } else if unauthenticated(first) {
-        Some(format!(
-            "{REALM}, error=\"invalid_token\", error_description=\"{}\"",
-            first.as_str()
-        ))
-    } else if first == ReasonCode::ScopeMissing {
-        Some(format!("{REALM}, error=\"insufficient_scope\""))
-    } else {
-        None
-    };
-    if let Some(c) = challenge {
-        headers.push(set_header("www-authenticate", &c));
+    if let Some(c) = &answer.www_authenticate {
+        headers.push(set_header("www-authenticate", c));
     }
-    let body = json!({"decision": "deny", "reasons": reasons_json(&decision.reasons)}).to_string();
+    let body = answer.body;
     let codes: Vec<String> = decision
         .reasons
         .iter()
@@ -585,19 +321,12 @@ fn deny(decision: &Decision, no_token: bool, pack: &str) -> CheckResponse {
         dynamic_metadata: Some(Struct { fields: metadata }),
         http_response: Some(HttpResponse::DeniedResponse(DeniedHttpResponse {
             status: Some(HttpStatus {
-                code: status as i32,
+                code: i32::from(answer.status),
             }),
             headers,
             body,
         })),
     }
-}
-
-fn reasons_json(reasons: &[Reason]) -> serde_json::Value {
-    reasons
-        .iter()
-        .map(|r| json!({"code": r.code.as_str(), "hop": r.hop, "message": r.message}))
-        .collect()
 }
 
 fn set_header(key: &str, value: &str) -> HeaderValueOption {
@@ -610,34 +339,6 @@ fn set_header(key: &str, value: &str) -> HeaderValueOption {
         append_action: HeaderAppendAction::OverwriteIfExistsOrAdd as i32,
         ..HeaderValueOption::default()
     }
-}
-
-/// Whether `header_safe` writes byte `b` as is: `A-Z a-z 0-9 - . _ ~ : / @ |` (RFC 3986's
-/// unreserved characters, and `:` `/` `@` `|` for SPIFFE IDs, qualified subjects and e-mail
-/// addresses). None of them is list, parameter, quoting or comment syntax in any HTTP header
-/// grammar (`,` `;` `=` `"` `\` `(` `)` `<` `>` whitespace), nor `%` or `+`.
-fn kept(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b':' | b'/' | b'@' | b'|')
-}
-
-/// An `x-custody-*` header value: every byte of `v`'s UTF-8 outside [`kept`]'s set written
-/// `%XX` (uppercase hex), so the value is one item an upstream can never split into several
-/// (`a,b`), give parameters (`;x=y`) or unquote, and no subject can inject a header or break
-/// Envoy's header validation. Exactly undone by plain percent-decoding (Python's
-/// `urllib.parse.unquote`, JavaScript's `decodeURIComponent`, Rust's
-/// `percent_encoding::percent_decode_str(..).decode_utf8()`).
-pub(crate) fn header_safe(v: &str) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::with_capacity(v.len());
-    for b in v.bytes() {
-        if kept(b) {
-            out.push(char::from(b));
-        } else {
-            // writing to a String cannot fail
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
 }
 
 fn string(s: &str) -> Value {
@@ -663,10 +364,13 @@ fn list(items: &[String]) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use custody_http::header_safe;
+    use custody_verifier::Reason;
     use envoy_types::pb::envoy::service::auth::v3::attribute_context::{
         HttpRequest, Peer, Request as AttrRequest,
     };
     use envoy_types::pb::envoy::service::auth::v3::AttributeContext;
+    use serde_json::json;
 
     use custody_tests::{Fixture, ALICE, AUD, NOW};
 
@@ -880,7 +584,7 @@ mod tests {
     #[test]
     fn action_header_replaces_method_path() {
         let mut s = settings();
-        s.action_header = Some("x-action".into());
+        s.map.action_header = Some("x-action".into());
         let c = check(
             &[("authorization", "Bearer t"), ("x-action", "orders:read")],
             "",
@@ -1040,9 +744,6 @@ mod tests {
                 "{method}"
             );
         }
-        assert_eq!(method_path("GET", "/a/b?c=d#e").unwrap(), "GET:/a/b");
-        assert!(method_path("", "/a").is_err());
-        assert!(method_path("GET", "a").is_err());
     }
 
     fn txn_claims() -> serde_json::Value {
@@ -1073,7 +774,7 @@ mod tests {
 
     fn action_settings() -> Settings {
         let mut s = settings();
-        s.action_header = Some("x-action".into());
+        s.map.action_header = Some("x-action".into());
         s
     }
 

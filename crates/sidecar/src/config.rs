@@ -149,16 +149,16 @@ impl Default for ServeArgs {
 /// The validated settings the server runs with.
 #[derive(Clone, Debug)]
 pub(crate) struct Settings {
-    /// `None` when `--audience` was not given: Check then denies every request with
-    /// `invalid_request` (custody.v1 requests carry their own audience).
-    pub audience: Option<String>,
-    pub action_header: Option<String>,
+    /// How Check maps calls (`--audience`, `--action-header`, `--allow-request-time`,
+    /// `--target-authority`, without a trailing `/`): the mapping the tower Layer shares. No
+    /// audience: Check denies every request with `invalid_request` (custody.v1 requests carry
+    /// their own audience).
+    pub map: custody_http::MapSettings,
     pub max_batch: usize,
     pub max_concurrency: usize,
     pub request_timeout: Duration,
     pub drain_timeout: Duration,
     pub reload_interval: Option<Duration>,
-    pub allow_request_time: bool,
     pub decision_log: bool,
     /// The verifier caches of every pack loaded (`--token-cache-entries`,
     /// `--cedar-memo-entries`).
@@ -166,8 +166,6 @@ pub(crate) struct Settings {
     pub cedar_memo_entries: usize,
     /// `--peer-from`; `None`: the certificate when present, else the principal.
     pub peer_from: Option<PeerFrom>,
-    /// `--target-authority`, without a trailing `/`.
-    pub target_authority: Option<String>,
 }
 
 impl Settings {
@@ -205,20 +203,22 @@ impl Settings {
             Some(t) => Some(check_authority(t)?),
         };
         Ok(Settings {
-            audience,
-            action_header,
+            map: custody_http::MapSettings {
+                audience,
+                action_header,
+                allow_request_time: args.allow_request_time,
+                target_authority,
+            },
             max_batch: args.max_batch,
             max_concurrency: args.max_concurrency,
             request_timeout: Duration::from_millis(args.request_timeout_ms),
             drain_timeout: Duration::from_millis(args.drain_timeout_ms),
             reload_interval: (args.reload_interval_ms > 0)
                 .then(|| Duration::from_millis(args.reload_interval_ms)),
-            allow_request_time: args.allow_request_time,
             decision_log: !args.no_decision_log,
             token_cache_entries: args.token_cache_entries,
             cedar_memo_entries: args.cedar_memo_entries,
             peer_from: args.peer_from,
-            target_authority,
         })
     }
 }
@@ -257,7 +257,10 @@ mod tests {
     #[test]
     fn audience_is_optional_but_never_empty() {
         assert_eq!(
-            Settings::from_args(&ServeArgs::default()).unwrap().audience,
+            Settings::from_args(&ServeArgs::default())
+                .unwrap()
+                .map
+                .audience,
             None
         );
         let empty = ServeArgs {
@@ -272,7 +275,7 @@ mod tests {
             ..ServeArgs::default()
         };
         assert_eq!(
-            Settings::from_args(&args).unwrap().audience.as_deref(),
+            Settings::from_args(&args).unwrap().map.audience.as_deref(),
             Some("spiffe://c.example/orders")
         );
     }
@@ -285,7 +288,7 @@ mod tests {
             ..ServeArgs::default()
         };
         let s = Settings::from_args(&args).unwrap();
-        assert_eq!(s.action_header.as_deref(), Some("x-custody-action"));
+        assert_eq!(s.map.action_header.as_deref(), Some("x-custody-action"));
         args.action_header = Some(":path".into());
         assert!(Settings::from_args(&args).is_err());
     }

@@ -347,7 +347,7 @@ impl Service {
         let pack = verifier.pack().version.as_str();
         let (req, d) = match native::convert(
             r,
-            self.state.settings.allow_request_time,
+            self.state.settings.map.allow_request_time,
             &self.state.limits,
         ) {
             Ok(req) => {
@@ -374,7 +374,7 @@ impl Service {
         #[cfg(test)]
         self.state.stall.pass();
         let pack = verifier.pack().version.as_str();
-        let allow_time = self.state.settings.allow_request_time;
+        let allow_time = self.state.settings.map.allow_request_time;
         let mapped: Vec<Result<Request, String>> = reqs
             .into_iter()
             .map(|r| native::convert(r, allow_time, &self.state.limits))
@@ -695,15 +695,15 @@ pub async fn start(args: ServeArgs) -> Result<Running, ServeError> {
             "metrics": metrics_addr.map(|a| a.to_string()),
             "pack": state.verifier.load().pack().version,
             "policies": state.policies.display().to_string(),
-            "audience": s.audience,
-            "action_header": s.action_header,
+            "audience": s.map.audience,
+            "action_header": s.map.action_header,
             "decision_cache": state.cache.is_some(),
             "max_concurrency": s.max_concurrency,
             "request_timeout_ms": s.request_timeout.as_millis() as u64,
             "max_message_bytes": args.max_message_bytes,
         }),
     );
-    if s.allow_request_time {
+    if s.map.allow_request_time {
         state.log.event(
             "warn",
             "allow_request_time",
