@@ -90,7 +90,7 @@ fn main() -> ExitCode {
     runtime.block_on(async move {
         custody.fetch_keys().await;
         tokio::spawn(custody.clone().refresh());
-        let listener = match proxy::bind(args.listen).await {
+        let listener = match tokio::net::TcpListener::bind(args.listen).await {
             Ok(l) => l,
             Err(e) => {
                 eprintln!("cannot listen on {}: {e}", args.listen);

@@ -2,7 +2,6 @@
 //! `gateway` example serves it, the `door_latency` example measures it.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 
 use bytes::Bytes;
 use custody_tower::{Custody, MapSettings};
@@ -114,9 +113,4 @@ pub async fn serve(
             }
         }
     }
-}
-
-/// Binds `addr` (port 0: any free port).
-pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await
 }
