@@ -9,6 +9,12 @@
 //!     [--chains 64] [--connections 4] [--client-threads 2] [--write BENCHMARKS.md]
 //! ```
 //!
+//! `--refresh` instead measures keys refreshing under load: the origin domain's keys come from a
+//! `jwks_uri` on a loopback server (RS256), and the same open-loop load runs twice at the first
+//! rate, once with the key set left alone and once with `Running::refresh_keys` fetching it every
+//! second while the served set alternates (so every refresh publishes a new key-store epoch,
+//! which makes every cached token and decision re-check against the new snapshot).
+//!
 //! `--write FILE` replaces the `## Sidecar load (issue 7)` section of FILE (creating it if
 //! needed) with the results. Decision logs are off during the run (`--no-decision-log`).
 #![allow(
@@ -39,6 +45,7 @@ struct Opts {
     connections: usize,
     client_threads: usize,
     write: Option<String>,
+    refresh: bool,
 }
 
 fn opts() -> Opts {
@@ -49,6 +56,7 @@ fn opts() -> Opts {
         connections: 4,
         client_threads: 2,
         write: None,
+        refresh: false,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -61,6 +69,11 @@ fn opts() -> Opts {
             "--connections" => o.connections = v.parse().unwrap(),
             "--client-threads" => o.client_threads = v.parse().unwrap(),
             "--write" => o.write = Some(v),
+            "--refresh" => {
+                o.refresh = true;
+                i += 1;
+                continue;
+            }
             "--bench" => {
                 i += 1;
                 continue;
@@ -516,6 +529,10 @@ fn write_section(path: &str, section: &str) {
 
 fn main() {
     let o = opts();
+    if o.refresh {
+        refresh_runs(&o);
+        return;
+    }
     let f = Fixture::standard();
     let runs: Vec<Run> = [Caches::All, Caches::NoDecisionCache, Caches::None]
         .into_iter()
@@ -527,4 +544,120 @@ fn main() {
         write_section(path, &t);
         eprintln!("wrote the section into {path}");
     }
+}
+
+fn rsa(kid: &str) -> custody_jose::SigningKey {
+    custody_jose::SigningKey::generate(kid, custody_jose::Algorithm::Rs256).unwrap()
+}
+
+fn jwks(keys: &[&custody_jose::SigningKey]) -> String {
+    let mut set = custody_jose::KeySet::new();
+    for k in keys {
+        set.insert(k.public()).unwrap();
+    }
+    set.to_jwks().to_string()
+}
+
+/// The same load with and without the origin domain's remote key set refreshing every second.
+fn refresh_runs(o: &Opts) {
+    use custody_tests::docserver::{Doc, DocServer};
+    let rate = o.rates.first().copied().unwrap_or(1000);
+    let server_rt = server_runtime();
+    let docs = DocServer::start(&server_rt);
+    let (a1, spare) = (rsa("a-1"), rsa("a-spare"));
+    docs.set("/jwks", Doc::ok(jwks(&[&a1])));
+    let f = custody_tests::PackBuilder::default()
+        .key("a.example", a1.clone())
+        .remote(
+            "a.example",
+            &format!("  jwks_uri \"{}\"", docs.url("/jwks")),
+        )
+        .build();
+    let args = ServeArgs {
+        policies: f.dir.path().to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        audience: Some(AUD.into()),
+        action_header: Some("x-custody-action".into()),
+        no_decision_log: true,
+        reload_interval_ms: 0,
+        max_concurrency: 100_000,
+        ..ServeArgs::default()
+    };
+    let running = Arc::new(server_rt.block_on(custody_sidecar::start(args)).unwrap());
+    let client_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(o.client_threads)
+        .enable_all()
+        .build()
+        .unwrap();
+    let reqs = Arc::new(requests(&f, o.chains));
+    let mut rows = Vec::new();
+    for refreshing in [false, true, false, true] {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let refresher = refreshing.then(|| {
+            let (running, stop) = (Arc::clone(&running), Arc::clone(&stop));
+            let docs = docs.clone();
+            let (a1, spare) = (a1.clone(), spare.clone());
+            server_rt.spawn(async move {
+                let mut n = 0u64;
+                let mut refreshes = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    n += 1;
+                    let set = if n % 2 == 1 {
+                        jwks(&[&a1, &spare])
+                    } else {
+                        jwks(&[&a1])
+                    };
+                    docs.set("/jwks", Doc::ok(set));
+                    running.refresh_keys().await;
+                    refreshes += 1;
+                }
+                refreshes
+            })
+        });
+        let res = client_rt.block_on(async {
+            let conns = clients(running.addr, o.connections).await;
+            let _ = fixed_rate(&conns, &reqs, 1000, 1).await;
+            fixed_rate(&conns, &reqs, rate, o.secs).await
+        });
+        stop.store(true, Ordering::Relaxed);
+        let refreshes = refresher.map_or(0, |t| server_rt.block_on(t).unwrap());
+        eprintln!(
+            "refresh={refreshing} rate={rate}: achieved {:.0}/s p50 {:.3} ms p99 {:.3} ms p99.9 {:.3} ms errors {} refreshes {refreshes}",
+            res.achieved, res.p50, res.p99, res.p999, res.errors
+        );
+        rows.push((refreshing, res, refreshes));
+    }
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "`custody_load --refresh --rates {rate} --secs {}` ({} chains, {} connections; load average `{}`):\n",
+        o.secs,
+        o.chains,
+        o.connections,
+        load.trim()
+    );
+    println!("| keys refreshing every 1 s | rps | sent | p50 ms | p99 ms | p99.9 ms | errors | refreshes |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for (refreshing, r, n) in &rows {
+        println!(
+            "| {} | {} | {} | {:.3} | {:.3} | {:.3} | {} | {n} |",
+            if *refreshing { "yes" } else { "no" },
+            r.rate,
+            r.sent,
+            r.p50,
+            r.p99,
+            r.p999,
+            r.errors
+        );
+    }
+    let p99 = |on: bool| {
+        let v: Vec<f64> = rows.iter().filter(|r| r.0 == on).map(|r| r.1.p99).collect();
+        v.iter().sum::<f64>() / v.len() as f64
+    };
+    println!(
+        "\nmean p99 with refresh ÷ without: {:.2} (target ≤ 1.2)",
+        p99(true) / p99(false)
+    );
+    let running = Arc::try_unwrap(running).ok().unwrap();
+    server_rt.block_on(running.shutdown()).unwrap();
 }

@@ -559,6 +559,13 @@ impl Running {
         Arc::clone(&self.state)
     }
 
+    /// Fetches every remote key source of the pack in force now, as the background refresh
+    /// does when one is due (a "refresh now" for an operator's hook or a load test; it does not
+    /// count against the unknown-`kid` refetch budget). Calls keep being decided meanwhile.
+    pub async fn refresh_keys(&self) {
+        self.state.sources.load_full().refresh_all().await;
+    }
+
     /// The version of the pack in force.
     pub fn pack_version(&self) -> String {
         self.state.verifier.load().pack().version.clone()
