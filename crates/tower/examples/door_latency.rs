@@ -109,6 +109,16 @@ fn cluster(name: &str, port: u16, http2: bool) -> serde_json::Value {
     c
 }
 
+/// An Envoy process, killed when dropped (also when the run panics).
+struct Envoy(Child);
+
+impl Drop for Envoy {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Envoy listening on a free port in front of `upstream`, with ext_authz to `custody` when
 /// given; returns the process and the port once its admin endpoint says LIVE.
 fn envoy(
@@ -117,7 +127,7 @@ fn envoy(
     name: &str,
     upstream: u16,
     custody: Option<u16>,
-) -> (Child, u16) {
+) -> (Envoy, u16) {
     let (port, admin) = (free_port(), free_port());
     let router = json!({"name": "envoy.filters.http.router", "typed_config": {
         "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}});
@@ -149,22 +159,24 @@ fn envoy(
     let base_id = u32::from(port);
     let log_path = dir.join(format!("{name}.log"));
     let log = std::fs::File::create(&log_path).unwrap();
-    let mut child = Command::new(bin)
-        .args([
-            "-c",
-            path.to_str().unwrap(),
-            "--disable-hot-restart",
-            "--log-level",
-            "error",
-            "--concurrency",
-            "1",
-            "--base-id",
-            &base_id.to_string(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
+    let mut child = Envoy(
+        Command::new(bin)
+            .args([
+                "-c",
+                path.to_str().unwrap(),
+                "--disable-hot-restart",
+                "--log-level",
+                "error",
+                "--concurrency",
+                "1",
+                "--base-id",
+                &base_id.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let ready = std::net::TcpStream::connect(("127.0.0.1", admin))
@@ -180,7 +192,7 @@ fn envoy(
         if ready.is_some() {
             return (child, port);
         }
-        let exited = child.try_wait().unwrap();
+        let exited = child.0.try_wait().unwrap();
         if exited.is_some() || Instant::now() > deadline {
             panic!(
                 "envoy {name} not ready ({exited:?}): {}",
@@ -281,7 +293,7 @@ fn main() {
         ];
         tokio::spawn(proxy::serve(plain, up_auth.clone(), None));
         tokio::spawn(proxy::serve(layered, up_auth, Some((custody, settings))));
-        let mut keep: (Vec<Child>, Option<custody_sidecar::Running>) = (Vec::new(), None);
+        let mut keep: (Vec<Envoy>, Option<custody_sidecar::Running>) = (Vec::new(), None);
         if let Some(bin) = &envoy_bin {
             let running = custody_sidecar::start(custody_sidecar::ServeArgs {
                 policies: f.dir.path().to_path_buf(),
