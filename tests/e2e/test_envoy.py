@@ -7,12 +7,12 @@ import ssl
 from conftest import ACTION_HEADER
 
 
-def send(port, path="/orders/42", method="GET", headers=None, tls=None):
+def send(port, path="/orders/42", method="GET", headers=None, tls=None, body=None):
     if tls is None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     else:
         conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=tls)
-    conn.request(method, path, headers=headers or {})
+    conn.request(method, path, body=body, headers=headers or {})
     r = conn.getresponse()
     body = r.read()
     out = (r.status, {k.lower(): v for k, v in r.getheaders()}, body)

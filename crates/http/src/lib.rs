@@ -30,6 +30,9 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+pub mod protocol;
+pub use protocol::Protocol;
+
 use custody_jose::{classify_typ, TokenClass};
 use custody_verifier::{without_query, Decision, Limits, Reason, ReasonCode, Request};
 use serde_json::json;

@@ -18,8 +18,8 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use custody_http::Call;
 pub(crate) use custody_http::MapError;
+use custody_http::{Call, Headers as _, Protocol};
 pub use custody_http::{
     ACTOR_HEADER, CHAIN_HEADER, DEPTH_HEADER, DPOP_HEADER, NOW_HEADER, ORIGIN_HEADER, TXN_HEADER,
     WIT_HEADER, WPT_HEADER,
@@ -112,7 +112,7 @@ pub(crate) fn map_request(
         Ok(c) => (c, None),
         Err(e) => (Vec::new(), Some(e)),
     };
-    let request = custody_http::map_request(
+    let mut request = custody_http::map_request(
         Call {
             method: &http.method,
             path: &http.path,
@@ -123,10 +123,46 @@ pub(crate) fn map_request(
         &settings.map,
         limits,
     )?;
+    if settings.protocol != Protocol::Http && http.method.eq_ignore_ascii_case("POST") {
+        request.action = protocol_action(http, &headers, settings)?;
+    }
     match bad_certificate {
         Some(e) => Err(e),
         None => Ok(request),
     }
+}
+
+/// The action of an MCP or A2A call from the JSON-RPC body Envoy forwarded
+/// (`with_request_body`): `raw_body` (`pack_as_bytes: true`) or `body`. A body Envoy cut short
+/// (`x-envoy-auth-partial-body: true`), or longer than `--max-body-bytes`, is refused.
+fn protocol_action(
+    http: &envoy_types::pb::envoy::service::auth::v3::attribute_context::HttpRequest,
+    headers: &EnvoyHeaders<'_>,
+    settings: &Settings,
+) -> Result<String, MapError> {
+    let body: &[u8] = if http.raw_body.is_empty() {
+        http.body.as_bytes()
+    } else {
+        &http.raw_body
+    };
+    let partial = headers
+        .one("x-envoy-auth-partial-body")?
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    let declared = usize::try_from(http.size).unwrap_or(0);
+    if partial || body.len() > settings.max_body_bytes || declared > settings.max_body_bytes {
+        return Err(MapError::Invalid(format!(
+            "{} call refused: the body is over the limit ({} bytes)",
+            settings.protocol.as_str(),
+            settings.max_body_bytes
+        )));
+    }
+    if body.is_empty() {
+        return Err(MapError::Invalid(format!(
+            "{} call refused: no JSON-RPC body (Envoy's ext_authz needs `with_request_body`)",
+            settings.protocol.as_str()
+        )));
+    }
+    custody_http::protocol::action(settings.protocol, body)
 }
 
 /// `attributes.source.certificate`: the client's certificate chain as Envoy forwards it
@@ -579,6 +615,110 @@ mod tests {
             map_request(&c, &settings(), &Limits::default()),
             Err(MapError::Invalid(_))
         ));
+    }
+
+    fn mcp_settings(f: impl FnOnce(&mut crate::ServeArgs)) -> Settings {
+        settings_with(|a| {
+            a.protocol = Protocol::Mcp;
+            a.max_body_bytes = 256;
+            f(a);
+        })
+    }
+
+    fn with_body(method: &str, body: &str, extra: &[(&str, &str)]) -> CheckRequest {
+        let mut headers = vec![("authorization", "Bearer t")];
+        headers.extend_from_slice(extra);
+        let mut c = check(&headers, "");
+        let http = c
+            .attributes
+            .as_mut()
+            .and_then(|a| a.request.as_mut())
+            .and_then(|r| r.http.as_mut())
+            .unwrap();
+        http.method = method.into();
+        http.path = "/mcp".into();
+        http.body = body.into();
+        http.size = i64::try_from(body.len()).unwrap();
+        c
+    }
+
+    #[test]
+    fn mcp_mode_takes_the_action_from_the_json_rpc_body() {
+        let s = mcp_settings(|_| {});
+        let map = |c: &CheckRequest| map_request(c, &s, &Limits::default());
+        let call = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_weather","arguments":{}}}"#;
+        assert_eq!(
+            map(&with_body("POST", call, &[])).unwrap().action,
+            "tools/call:get_weather"
+        );
+        // raw_body (pack_as_bytes) is read when present
+        let mut raw = with_body("POST", "", &[]);
+        if let Some(h) = raw
+            .attributes
+            .as_mut()
+            .and_then(|a| a.request.as_mut())
+            .and_then(|r| r.http.as_mut())
+        {
+            h.raw_body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#.to_vec();
+        }
+        assert_eq!(map(&raw).unwrap().action, "tools/list");
+        // the stream and session calls keep METHOD:path
+        assert_eq!(map(&with_body("GET", "", &[])).unwrap().action, "GET:/mcp");
+        assert_eq!(
+            map(&with_body("DELETE", "", &[])).unwrap().action,
+            "DELETE:/mcp"
+        );
+        // refused, never guessed
+        for (c, why) in [
+            (with_body("POST", "", &[]), "no JSON-RPC body"),
+            (
+                with_body("POST", r#"[{"jsonrpc":"2.0","method":"ping"}]"#, &[]),
+                "batch",
+            ),
+            (
+                with_body(
+                    "POST",
+                    &format!(
+                        r#"{{"jsonrpc":"2.0","method":"ping","x":"{}"}}"#,
+                        "a".repeat(300)
+                    ),
+                    &[],
+                ),
+                "over the limit",
+            ),
+            (
+                with_body("POST", call, &[("x-envoy-auth-partial-body", "true")]),
+                "over the limit",
+            ),
+            (
+                with_body("POST", r#"{"jsonrpc":"2.0","method":"tools/remove"}"#, &[]),
+                "not a method",
+            ),
+        ] {
+            match map(&c) {
+                Err(MapError::Invalid(m)) => assert!(m.contains(why), "{m}"),
+                other => panic!("{why}: {other:?}"),
+            }
+        }
+        // no token is still the missing-bearer 401 first
+        let mut c = with_body("POST", "[]", &[]);
+        if let Some(h) = c
+            .attributes
+            .as_mut()
+            .and_then(|a| a.request.as_mut())
+            .and_then(|r| r.http.as_mut())
+        {
+            h.headers.remove("authorization");
+        }
+        assert!(map(&c).unwrap_err().is_no_token());
+        // one way to name the action
+        let both = crate::ServeArgs {
+            protocol: Protocol::A2a,
+            action_header: Some("x-a".into()),
+            audience: Some("a".into()),
+            ..crate::ServeArgs::default()
+        };
+        assert!(crate::config::Settings::from_args(&both).is_err());
     }
 
     #[test]

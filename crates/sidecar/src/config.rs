@@ -105,6 +105,14 @@ pub struct ServeArgs {
     /// it, requests with a WPT or DPoP proof are denied `peer_invalid`.
     #[arg(long, value_name = "URL")]
     pub target_authority: Option<String>,
+    /// How Check derives the action: `http` (`METHOD:path`, or `--action-header`), `mcp` or
+    /// `a2a` (from the JSON-RPC body of a `POST`, which Envoy forwards with
+    /// `with_request_body`; see `custody_http::protocol`).
+    #[arg(long, value_name = "PROTOCOL", default_value = "http")]
+    pub protocol: custody_http::Protocol,
+    /// The largest request body read in `mcp`/`a2a` mode; a larger (or partial) body is denied.
+    #[arg(long, value_name = "BYTES", default_value_t = 65_536)]
+    pub max_body_bytes: usize,
 }
 
 /// Where Check takes the caller's identity from (`--peer-from`).
@@ -142,6 +150,8 @@ impl Default for ServeArgs {
             no_decision_log: false,
             peer_from: None,
             target_authority: None,
+            protocol: custody_http::Protocol::Http,
+            max_body_bytes: 65_536,
         }
     }
 }
@@ -166,6 +176,9 @@ pub(crate) struct Settings {
     pub cedar_memo_entries: usize,
     /// `--peer-from`; `None`: the certificate when present, else the principal.
     pub peer_from: Option<PeerFrom>,
+    /// `--protocol` and `--max-body-bytes`.
+    pub protocol: custody_http::Protocol,
+    pub max_body_bytes: usize,
 }
 
 impl Settings {
@@ -195,6 +208,15 @@ impl Settings {
                     .into(),
             );
         }
+        if args.protocol != custody_http::Protocol::Http && action_header.is_some() {
+            return Err(format!(
+                "`--action-header` and `--protocol {}` both name the action: choose one",
+                args.protocol.as_str()
+            ));
+        }
+        if args.max_body_bytes == 0 {
+            return Err("`--max-body-bytes` must be positive".into());
+        }
         if args.request_timeout_ms == 0 {
             return Err("`--request-timeout-ms` must be positive".into());
         }
@@ -219,6 +241,8 @@ impl Settings {
             token_cache_entries: args.token_cache_entries,
             cedar_memo_entries: args.cedar_memo_entries,
             peer_from: args.peer_from,
+            protocol: args.protocol,
+            max_body_bytes: args.max_body_bytes,
         })
     }
 }

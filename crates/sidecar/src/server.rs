@@ -704,6 +704,7 @@ pub async fn start(args: ServeArgs) -> Result<Running, ServeError> {
             "policies": state.policies.display().to_string(),
             "audience": s.map.audience,
             "action_header": s.map.action_header,
+            "protocol": s.protocol.as_str(),
             "decision_cache": state.cache.is_some(),
             "max_concurrency": s.max_concurrency,
             "request_timeout_ms": s.request_timeout.as_millis() as u64,

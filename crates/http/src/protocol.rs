@@ -1,0 +1,463 @@
+//! Actions from the agent protocols: the JSON-RPC 2.0 body of an MCP or A2A call names what the
+//! call does, and that becomes the Cedar action.
+//!
+//! | mode | a `POST` whose body is | action |
+//! |---|---|---|
+//! | `mcp` | `tools/call` with `params.name` N | `tools/call:N` |
+//! | `mcp` | `resources/read` with `params.uri` U | `resources/read:U` |
+//! | `mcp` | any other MCP client method or notification (`initialize`, `tools/list`, `notifications/initialized`, …) | the method |
+//! | `a2a` | an A2A method (`message/send`, `message/stream`, `tasks/get`, `tasks/cancel`, …) | the method |
+//!
+//! Anything else is refused, never guessed: a body that is not strict JSON (a member named twice
+//! in the envelope or in `params`, trailing bytes, not UTF-8), a batch (an array), no
+//! `"jsonrpc": "2.0"`, no `method` (a response), a method the mode does not know, a
+//! `tools/call` without a string `params.name`, a `resources/read` without a string
+//! `params.uri`, or a name with whitespace or control characters (an action is one scope item).
+//! Members below `params` (a tool's `arguments`) must be valid JSON but are not read.
+//!
+//! Calls without a body in these modes (MCP's `GET` stream and `DELETE` of a session) keep the
+//! HTTP mapping's action, `METHOD:path`.
+
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+
+use crate::MapError;
+
+/// How a door derives the action.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Protocol {
+    /// `METHOD:path`, or the action header: the HTTP mapping.
+    #[default]
+    Http,
+    /// MCP (Streamable HTTP): JSON-RPC requests and notifications to an MCP server.
+    Mcp,
+    /// A2A (JSON-RPC transport): calls to an A2A agent.
+    A2a,
+}
+
+impl Protocol {
+    /// The name the command line uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Http => "http",
+            Protocol::Mcp => "mcp",
+            Protocol::A2a => "a2a",
+        }
+    }
+}
+
+impl std::str::FromStr for Protocol {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Protocol, String> {
+        match s {
+            "http" => Ok(Protocol::Http),
+            "mcp" => Ok(Protocol::Mcp),
+            "a2a" => Ok(Protocol::A2a),
+            other => Err(format!("unknown protocol `{other}` (http, mcp or a2a)")),
+        }
+    }
+}
+
+/// The MCP methods a client sends a server (2025-06-18): requests and notifications.
+const MCP_METHODS: [&str; 17] = [
+    "initialize",
+    "ping",
+    "tools/list",
+    "tools/call",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "prompts/list",
+    "prompts/get",
+    "completion/complete",
+    "logging/setLevel",
+    "notifications/initialized",
+    "notifications/cancelled",
+    "notifications/progress",
+    "notifications/roots/list_changed",
+];
+
+/// The A2A JSON-RPC methods (A2A 0.3).
+const A2A_METHODS: [&str; 10] = [
+    "message/send",
+    "message/stream",
+    "tasks/get",
+    "tasks/cancel",
+    "tasks/resubscribe",
+    "tasks/pushNotificationConfig/set",
+    "tasks/pushNotificationConfig/get",
+    "tasks/pushNotificationConfig/list",
+    "tasks/pushNotificationConfig/delete",
+    "agent/getAuthenticatedExtendedCard",
+];
+
+/// The action of a JSON-RPC `body` under `protocol` (not [`Protocol::Http`]).
+pub fn action(protocol: Protocol, body: &[u8]) -> Result<String, MapError> {
+    let call = parse(body).map_err(|m| invalid(protocol, &m))?;
+    if call.jsonrpc.as_deref() != Some("2.0") {
+        return Err(invalid(
+            protocol,
+            "the body is not JSON-RPC 2.0 (`\"jsonrpc\": \"2.0\"`)",
+        ));
+    }
+    let Some(method) = call.method else {
+        return Err(invalid(
+            protocol,
+            "the JSON-RPC message has no `method` (a response is no call custody decides)",
+        ));
+    };
+    let known = match protocol {
+        Protocol::Mcp => MCP_METHODS.contains(&method.as_str()),
+        Protocol::A2a => A2A_METHODS.contains(&method.as_str()),
+        Protocol::Http => false,
+    };
+    if !known {
+        return Err(invalid(
+            protocol,
+            &format!("`{}` is not a method custody knows", printable(&method)),
+        ));
+    }
+    let action = match (protocol, method.as_str()) {
+        (Protocol::Mcp, "tools/call") => match call.name {
+            Param::Text(n) if !n.is_empty() => format!("tools/call:{n}"),
+            _ => {
+                return Err(invalid(
+                    protocol,
+                    "`tools/call` without a string `params.name`",
+                ))
+            }
+        },
+        (Protocol::Mcp, "resources/read") => match call.uri {
+            Param::Text(u) if !u.is_empty() => format!("resources/read:{u}"),
+            _ => {
+                return Err(invalid(
+                    protocol,
+                    "`resources/read` without a string `params.uri`",
+                ))
+            }
+        },
+        _ => method,
+    };
+    if action.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid(
+            protocol,
+            &format!(
+                "the action `{}` holds whitespace or a control character",
+                printable(&action)
+            ),
+        ));
+    }
+    Ok(action)
+}
+
+fn invalid(protocol: Protocol, why: &str) -> MapError {
+    MapError::Invalid(format!("{} call refused: {why}", protocol.as_str()))
+}
+
+/// At most 80 characters of `s`, control characters escaped: safe in a message.
+fn printable(s: &str) -> String {
+    let mut out: String = s.chars().take(80).flat_map(char::escape_debug).collect();
+    if s.chars().count() > 80 {
+        out.push('…');
+    }
+    out
+}
+
+/// A `params` member custody reads.
+#[derive(Debug, Default)]
+enum Param {
+    #[default]
+    Absent,
+    Text(String),
+    Other,
+}
+
+/// What custody reads of a JSON-RPC message.
+#[derive(Debug, Default)]
+struct Call {
+    jsonrpc: Option<String>,
+    method: Option<String>,
+    name: Param,
+    uri: Param,
+}
+
+fn parse(body: &[u8]) -> Result<Call, String> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let call = Envelope
+        .deserialize(&mut de)
+        .and_then(|c| de.end().map(|()| c))
+        .map_err(|e| format!("the body is not a strict JSON-RPC object: {e}"))?;
+    Ok(call)
+}
+
+/// The top-level object; a batch (array) or any other value is refused.
+struct Envelope;
+
+impl<'de> DeserializeSeed<'de> for Envelope {
+    type Value = Call;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Call, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Envelope {
+    type Value = Call;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("one JSON-RPC object (a batch is refused)")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Call, A::Error> {
+        let mut call = Call::default();
+        let mut seen: Vec<String> = Vec::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if seen.contains(&key) {
+                return Err(de::Error::custom(format!(
+                    "`{}` appears twice",
+                    printable(&key)
+                )));
+            }
+            match key.as_str() {
+                "jsonrpc" => call.jsonrpc = Some(map.next_value::<String>()?),
+                "method" => call.method = Some(map.next_value::<String>()?),
+                "params" => {
+                    let (name, uri) = map.next_value_seed(Params)?;
+                    call.name = name;
+                    call.uri = uri;
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            seen.push(key);
+        }
+        Ok(call)
+    }
+}
+
+/// `params`: an object (its `name` and `uri` read, each at most once) or an array.
+struct Params;
+
+impl<'de> DeserializeSeed<'de> for Params {
+    type Value = (Param, Param);
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(Param, Param), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Params {
+    type Value = (Param, Param);
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("JSON-RPC params (an object or an array)")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(Param, Param), A::Error> {
+        let (mut name, mut uri) = (Param::Absent, Param::Absent);
+        let mut seen: Vec<String> = Vec::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if seen.contains(&key) {
+                return Err(de::Error::custom(format!(
+                    "`params.{}` appears twice",
+                    printable(&key)
+                )));
+            }
+            match key.as_str() {
+                "name" => name = map.next_value::<Member>()?.0,
+                "uri" => uri = map.next_value::<Member>()?.0,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            seen.push(key);
+        }
+        Ok((name, uri))
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<(Param, Param), A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok((Param::Absent, Param::Absent))
+    }
+}
+
+/// A `params` member: a string, or anything else (skipped, remembered as not a string).
+struct Member(Param);
+
+impl<'de> serde::Deserialize<'de> for Member {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Member, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Member;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Member, E> {
+                Ok(Member(Param::Text(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Member, E> {
+                Ok(Member(Param::Text(v)))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Member, E> {
+                Ok(Member(Param::Other))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Member, E> {
+                Ok(Member(Param::Other))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Member, E> {
+                Ok(Member(Param::Other))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Member, E> {
+                Ok(Member(Param::Other))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Member, E> {
+                Ok(Member(Param::Other))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Member, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Member(Param::Other))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Member, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Member(Param::Other))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    fn mcp(body: &str) -> Result<String, MapError> {
+        action(Protocol::Mcp, body.as_bytes())
+    }
+
+    fn refused(r: Result<String, MapError>, part: &str) {
+        match r {
+            Err(MapError::Invalid(m)) => assert!(m.contains(part), "{m}"),
+            other => panic!("expected a refusal with `{part}`, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn mcp_actions() {
+        let call = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_weather","arguments":{"city":"Oslo","a":{"b":[1,2]}}}}"#;
+        assert_eq!(mcp(call).unwrap(), "tools/call:get_weather");
+        // member order does not matter
+        let call = r#"{"params":{"arguments":{},"name":"x"},"method":"tools/call","id":"a","jsonrpc":"2.0"}"#;
+        assert_eq!(mcp(call).unwrap(), "tools/call:x");
+        let read = r#"{"jsonrpc":"2.0","id":2,"method":"resources/read","params":{"uri":"file:///a/b.txt"}}"#;
+        assert_eq!(mcp(read).unwrap(), "resources/read:file:///a/b.txt");
+        for m in [
+            "initialize",
+            "tools/list",
+            "notifications/initialized",
+            "ping",
+        ] {
+            let b = format!(r#"{{"jsonrpc":"2.0","method":"{m}"}}"#);
+            assert_eq!(mcp(&b).unwrap(), m);
+        }
+        // arguments may hold a member twice: custody does not read them
+        let dup = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":{"a":1,"a":2}}}"#;
+        assert_eq!(mcp(dup).unwrap(), "tools/call:t");
+    }
+
+    #[test]
+    fn a2a_actions() {
+        let send = r#"{"jsonrpc":"2.0","id":"1","method":"message/send","params":{"message":{"role":"user","parts":[{"kind":"text","text":"hi"}],"messageId":"m1"}}}"#;
+        assert_eq!(
+            action(Protocol::A2a, send.as_bytes()).unwrap(),
+            "message/send"
+        );
+        refused(
+            action(
+                Protocol::A2a,
+                br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x"}}"#,
+            ),
+            "not a method",
+        );
+        refused(
+            mcp(r#"{"jsonrpc":"2.0","id":1,"method":"message/send"}"#),
+            "not a method",
+        );
+    }
+
+    #[test]
+    fn everything_else_is_refused_never_guessed() {
+        refused(mcp(r#"[{"jsonrpc":"2.0","method":"ping"}]"#), "batch");
+        refused(
+            mcp(r#"{"jsonrpc":"2.0","method":"ping","method":"tools/list"}"#),
+            "twice",
+        );
+        refused(
+            mcp(r#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"a","name":"b"}}"#),
+            "params.name` appears twice",
+        );
+        refused(mcp(r#"{"jsonrpc":"2.0","method":"ping"} x"#), "strict");
+        refused(mcp(r#"{"jsonrpc":"1.0","method":"ping"}"#), "2.0");
+        refused(mcp(r#"{"method":"ping"}"#), "2.0");
+        refused(
+            mcp(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#),
+            "no `method`",
+        );
+        refused(
+            mcp(r#"{"jsonrpc":"2.0","method":"tools/call","params":{}}"#),
+            "params.name",
+        );
+        refused(
+            mcp(r#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":7}}"#),
+            "params.name",
+        );
+        refused(
+            mcp(r#"{"jsonrpc":"2.0","method":"tools/call","params":[1]}"#),
+            "params.name",
+        );
+        refused(
+            mcp(r#"{"jsonrpc":"2.0","method":"resources/read","params":{"uri":""}}"#),
+            "params.uri",
+        );
+        refused(
+            mcp(r#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"a b"}}"#),
+            "whitespace",
+        );
+        refused(
+            mcp(r#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"a\u0000"}}"#),
+            "control",
+        );
+        refused(mcp(""), "strict");
+        refused(
+            action(
+                Protocol::Mcp,
+                b"{\"jsonrpc\":\"2.0\",\"method\":\"p\xffng\"}",
+            ),
+            "strict",
+        );
+        refused(mcp(r#""ping""#), "strict");
+        refused(
+            mcp(r#"{"jsonrpc":"2.0","method":"tools/delete_everything"}"#),
+            "not a method",
+        );
+        // nesting far below params is still JSON that must close
+        refused(
+            mcp(
+                r#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"a","arguments":{"x":[1,2}}}"#,
+            ),
+            "strict",
+        );
+        let deep = format!(
+            r#"{{"jsonrpc":"2.0","method":"tools/call","params":{{"name":"a","arguments":{}1{}}}}}"#,
+            "[".repeat(10_000),
+            "]".repeat(10_000)
+        );
+        // ten thousand levels below params: skipped without recursion (no stack to exhaust)
+        assert_eq!(mcp(&deep).unwrap(), "tools/call:a");
+    }
+}
