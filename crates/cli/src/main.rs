@@ -3,6 +3,7 @@
 
 mod analysis;
 mod biscuit_cmds;
+mod card;
 mod cedar_analysis;
 mod cedar_errors;
 mod chainspec;
@@ -82,6 +83,9 @@ enum Command {
     Graph(graph::GraphArgs),
     /// Run the gRPC sidecar (Envoy ext_authz v3, custody.v1.Verifier, grpc.health.v1).
     Serve(custody_sidecar::ServeArgs),
+    /// A2A Agent Cards: verify their signatures against the pack's trust domains.
+    #[command(subcommand)]
+    Card(card::CardCommand),
 }
 
 fn main() -> ExitCode {
@@ -105,6 +109,7 @@ fn main() -> ExitCode {
         Command::Test(args) => packtest::run(&args),
         Command::Graph(args) => graph::run(&args),
         Command::Serve(args) => custody_sidecar::run(args).map_err(|e| e.to_string()),
+        Command::Card(command) => card::run(&command),
     };
     match result {
         Ok(code) => ExitCode::from(code),

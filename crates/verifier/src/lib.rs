@@ -82,6 +82,7 @@
 
 pub mod biscuit;
 mod cache;
+pub mod card;
 mod cedar;
 mod chain;
 mod decision;
