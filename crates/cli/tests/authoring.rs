@@ -601,3 +601,16 @@ fn check_reports_schema_validation_errors_with_the_policy_and_its_place() {
         "{text}"
     );
 }
+
+#[test]
+fn the_mcp_example_pack_loads_and_its_tests_pass() {
+    let out = custody(&["check", "--policies", "policies/mcp"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let out = custody(&["test", "--policies", "policies/mcp"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert_eq!(text.lines().last(), Some("6 passed, 0 failed"), "{text}");
+    // one tool allowed, another denied, per Cedar and per federation rule
+    assert!(text.contains("pass  allow-partner-agent-search-docs"));
+    assert!(text.contains("pass  deny-partner-agent-delete-repo"));
+}
