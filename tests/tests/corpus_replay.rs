@@ -22,7 +22,8 @@ use envoy_types::ext_authz::v3::pb::HttpResponse;
 type Target = fn(&[u8]) -> Oracle;
 
 /// Every fuzz target, by its name in `fuzz/Cargo.toml`.
-const TARGETS: [(&str, Target); 18] = [
+const TARGETS: [(&str, Target); 19] = [
+    ("jsonrpc_action", fuzzing::jsonrpc_action),
     ("spiffe_id", fuzzing::spiffe_id),
     ("strict_json", fuzzing::strict_json),
     ("jws_decode", fuzzing::jws_decode),

@@ -13,7 +13,9 @@
 //! `"jsonrpc": "2.0"`, no `method` (a response), a method the mode does not know, a
 //! `tools/call` without a string `params.name`, a `resources/read` without a string
 //! `params.uri`, or a name with whitespace or control characters (an action is one scope item).
-//! Members below `params` (a tool's `arguments`) must be valid JSON but are not read.
+//! Members below `params` (a tool's `arguments`) must be valid JSON in valid UTF-8 but are not
+//! read; a `\u` escape there is checked for its four hex digits only (RFC 8259's grammar: a
+//! lone surrogate is not refused, as it would be in a member custody reads).
 //!
 //! Calls without a body in these modes (MCP's `GET` stream and `DELETE` of a session) keep the
 //! HTTP mapping's action, `METHOD:path`.
@@ -186,7 +188,10 @@ struct Call {
 }
 
 fn parse(body: &[u8]) -> Result<Call, String> {
-    let mut de = serde_json::Deserializer::from_slice(body);
+    // the whole body, skipped members included: serde_json does not check the UTF-8 of what it
+    // skips, and a server must not read bytes custody read otherwise
+    let body = std::str::from_utf8(body).map_err(|_| "the body is not UTF-8".to_owned())?;
+    let mut de = serde_json::Deserializer::from_str(body);
     let call = Envelope
         .deserialize(&mut de)
         .and_then(|c| de.end().map(|()| c))
@@ -438,6 +443,24 @@ mod tests {
                 Protocol::Mcp,
                 b"{\"jsonrpc\":\"2.0\",\"method\":\"p\xffng\"}",
             ),
+            "UTF-8",
+        );
+        // below params too (the fuzzer's find: serde_json skips bytes it does not check)
+        refused(
+            action(
+                Protocol::Mcp,
+                b"{\"jsonrpc\":\"2.0\",\"method\":\"tools/call\",\"params\":{\"name\":\"a\",\"x\":{\"n\":\"\xb1\x8flo\"}}}",
+            ),
+            "UTF-8",
+        );
+        // a lone surrogate escape where custody does not read is grammatical JSON: skipped
+        assert_eq!(
+            mcp(r#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"a","x":"\ud800"}}"#)
+                .unwrap(),
+            "tools/call:a"
+        );
+        refused(
+            mcp(r#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"a\ud800"}}"#),
             "strict",
         );
         refused(mcp(r#""ping""#), "strict");

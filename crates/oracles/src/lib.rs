@@ -30,6 +30,7 @@ mod biscuit_time;
 pub mod check;
 mod ed25519;
 mod proofs;
+mod protocol;
 mod verify;
 mod x509;
 
@@ -45,5 +46,6 @@ pub use biscuit_time::{
 };
 pub use ed25519::{ed25519_reference, ed25519_strict};
 pub use proofs::{caller_proofs, proof_input, proof_request, Edit, FuzzProof, FuzzValue};
+pub use protocol::jsonrpc_action;
 pub use verify::*;
 pub use x509::x509_svid;
