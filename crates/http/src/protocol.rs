@@ -24,7 +24,7 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
-use crate::MapError;
+use crate::error::MapError;
 
 /// How a door derives the action.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
