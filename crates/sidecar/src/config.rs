@@ -37,9 +37,18 @@ pub struct ServeArgs {
     /// it and strip it from clients' requests.
     #[arg(long, value_name = "NAME")]
     pub action_header: Option<String>,
-    /// Serve Prometheus text metrics on this address (`GET /metrics`); off when absent.
-    #[arg(long, value_name = "ADDR")]
+    /// The sidecar's HTTP port: Prometheus text metrics (`GET /metrics`) and the AuthZEN
+    /// evaluation API (`POST /access/v1/evaluation`, `POST /access/v1/evaluations`,
+    /// `GET /.well-known/authzen-configuration`); off when absent. `--http-listen` is the same
+    /// option.
+    #[arg(long, value_name = "ADDR", visible_alias = "http-listen")]
     pub metrics_listen: Option<SocketAddr>,
+    /// The base URL PEPs reach the HTTP port by (e.g. `https://pdp.c.example`): the AuthZEN
+    /// metadata names its endpoints under it. Never taken from `Host`; without it,
+    /// `GET /.well-known/authzen-configuration` answers 404 (the evaluation endpoints still
+    /// answer).
+    #[arg(long, value_name = "URL")]
+    pub authzen_base_url: Option<String>,
     /// Largest gRPC message accepted, in bytes.
     #[arg(long, default_value_t = 4 * 1024 * 1024)]
     pub max_message_bytes: usize,
@@ -134,6 +143,7 @@ impl Default for ServeArgs {
             audience: None,
             action_header: None,
             metrics_listen: None,
+            authzen_base_url: None,
             max_message_bytes: 4 * 1024 * 1024,
             max_batch: 1024,
             max_concurrency: 1024,
@@ -179,6 +189,8 @@ pub(crate) struct Settings {
     /// `--protocol` and `--max-body-bytes`.
     pub protocol: custody_http::Protocol,
     pub max_body_bytes: usize,
+    /// `--authzen-base-url`, without a trailing `/`.
+    pub authzen_base_url: Option<String>,
 }
 
 impl Settings {
@@ -222,7 +234,11 @@ impl Settings {
         }
         let target_authority = match &args.target_authority {
             None => None,
-            Some(t) => Some(check_authority(t)?),
+            Some(t) => Some(check_authority(t, "--target-authority")?),
+        };
+        let authzen_base_url = match &args.authzen_base_url {
+            None => None,
+            Some(t) => Some(check_authority(t, "--authzen-base-url")?),
         };
         Ok(Settings {
             map: custody_http::MapSettings {
@@ -243,13 +259,15 @@ impl Settings {
             peer_from: args.peer_from,
             protocol: args.protocol,
             max_body_bytes: args.max_body_bytes,
+            authzen_base_url,
         })
     }
 }
 
-/// `--target-authority`: `http` or `https`, a host, an optional port, nothing else.
-fn check_authority(t: &str) -> Result<String, String> {
-    let bad = || format!("`--target-authority` `{t}` is not `https://HOST[:PORT]` (or `http://`)");
+/// `--target-authority` and `--authzen-base-url` (`option`): `http` or `https`, a host, an
+/// optional port, nothing else (no path, query or fragment).
+fn check_authority(t: &str, option: &str) -> Result<String, String> {
+    let bad = || format!("`{option}` `{t}` is not `https://HOST[:PORT]` (or `http://`)");
     let t = t.trim_end_matches('/');
     let rest = t
         .strip_prefix("https://")
@@ -302,6 +320,59 @@ mod tests {
             Settings::from_args(&args).unwrap().map.audience.as_deref(),
             Some("spiffe://c.example/orders")
         );
+    }
+
+    #[test]
+    fn http_listen_is_metrics_listen() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        use clap::Parser as _;
+        for flag in ["--http-listen", "--metrics-listen"] {
+            let cli = Cli::try_parse_from(["custody", flag, "127.0.0.1:9090"]).unwrap();
+            assert_eq!(
+                cli.serve.metrics_listen,
+                Some("127.0.0.1:9090".parse().unwrap()),
+                "{flag}"
+            );
+        }
+        let cli = Cli::try_parse_from(["custody", "--authzen-base-url", "https://pdp.c.example"])
+            .unwrap();
+        assert_eq!(
+            cli.serve.authzen_base_url.as_deref(),
+            Some("https://pdp.c.example")
+        );
+    }
+
+    #[test]
+    fn authzen_base_url_is_scheme_host_and_port() {
+        let with = |u: &str| {
+            Settings::from_args(&ServeArgs {
+                authzen_base_url: Some(u.into()),
+                ..ServeArgs::default()
+            })
+            .map(|s| s.authzen_base_url)
+        };
+        assert_eq!(
+            with("https://pdp.c.example/").unwrap().as_deref(),
+            Some("https://pdp.c.example")
+        );
+        assert_eq!(
+            with("http://127.0.0.1:8181").unwrap().as_deref(),
+            Some("http://127.0.0.1:8181")
+        );
+        for bad in [
+            "pdp.c.example",
+            "https://",
+            "https://pdp.c.example/access",
+            "https://pdp.c.example?x=1",
+            "ftp://pdp.c.example",
+        ] {
+            let e = with(bad).unwrap_err();
+            assert!(e.contains("--authzen-base-url"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -9,6 +9,12 @@
 //!   DESIGN.md's request and decision;
 //! - `grpc.health.v1.Health`.
 //!
+//! and, on the HTTP port (`--metrics-listen`, alias `--http-listen`; see `web.rs`), Prometheus
+//! metrics and the OpenID AuthZEN Authorization API 1.0 evaluation endpoints
+//! (`POST /access/v1/evaluation`, `POST /access/v1/evaluations`,
+//! `GET /.well-known/authzen-configuration`), decided exactly as custody.v1 Verify decides; the
+//! mapping is in `authzen.rs` and README.md's "AuthZEN evaluation API".
+//!
 //! **Check mapping.** tokens = the `custody-chain` header (upstream tokens, origin first,
 //! comma-separated) then the `authorization: Bearer` token; `txn_token` = the `txn-token`
 //! header; `peer` = `attributes.source.principal` (the client certificate's URI SAN under
@@ -66,7 +72,7 @@
 //! text on `--metrics-listen ADDR` (`custody_decisions_total`, `custody_decision_latency_seconds`,
 //! cache hits, misses, entries, bytes and evictions, the verifier's token cache hits, misses and
 //! entries, shed RPCs and health requests, reloads, polls, deferred changes, unreadable pack
-//! entries, `custody_pack_info{version}`).
+//! entries, `custody_pack_info{version}`); AuthZEN evaluations count under `rpc="authzen"`.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -83,7 +89,9 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod authzen;
 mod cache;
+mod call;
 pub mod check;
 mod config;
 mod error;
@@ -98,6 +106,7 @@ mod shed;
 mod state;
 #[cfg(test)]
 mod testing;
+mod web;
 // The tests in `held` share the integration tests' helpers, which name this crate.
 #[cfg(test)]
 extern crate self as custody_sidecar;

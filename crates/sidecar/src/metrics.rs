@@ -1,4 +1,4 @@
-//! Counters for the Prometheus text endpoint, and the endpoint itself.
+//! Counters for the Prometheus text endpoint (served by the HTTP port, `web.rs`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -7,8 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 /// Latency bucket upper bounds, in microseconds.
 const BUCKETS_US: [u64; 14] = [
@@ -22,6 +21,8 @@ pub(crate) enum Rpc {
     Check,
     Verify,
     VerifyBatch,
+    /// The AuthZEN evaluation endpoints (`authzen.rs`), one count per evaluation.
+    Authzen,
 }
 
 impl Rpc {
@@ -30,6 +31,7 @@ impl Rpc {
             Rpc::Check => "check",
             Rpc::Verify => "verify",
             Rpc::VerifyBatch => "verify_batch",
+            Rpc::Authzen => "authzen",
         }
     }
 }
@@ -232,7 +234,7 @@ fn escape_label(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// Binds the metrics endpoint.
+/// Binds the HTTP port (`--metrics-listen`, alias `--http-listen`).
 pub(crate) async fn bind(addr: SocketAddr) -> Result<TcpListener, crate::ServeError> {
     TcpListener::bind(addr)
         .await
@@ -343,60 +345,6 @@ pub(crate) fn key_sources_text(status: &[custody_sources::SourceStatus]) -> Stri
         }
     }
     out
-}
-
-/// Serves `GET /metrics` (HTTP/1.x, one request per connection) until the task is dropped.
-pub(crate) async fn serve(listener: TcpListener, metrics: Arc<Metrics>, verifier: VerifierStats) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
-        let metrics = Arc::clone(&metrics);
-        let verifier = Arc::clone(&verifier);
-        tokio::spawn(async move {
-            let _ =
-                tokio::time::timeout(Duration::from_secs(5), answer(stream, &metrics, &verifier))
-                    .await;
-        });
-    }
-}
-
-async fn answer(
-    mut stream: TcpStream,
-    metrics: &Metrics,
-    verifier: &VerifierStats,
-) -> std::io::Result<()> {
-    let mut head = Vec::with_capacity(512);
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
-        let n = stream.read(&mut buf).await?;
-        if n == 0 {
-            break;
-        }
-        head.extend_from_slice(buf.get(..n).unwrap_or_default());
-    }
-    let line = head.split(|b| *b == b'\r').next().unwrap_or_default();
-    let (status, ctype, body) = if line.starts_with(b"GET /metrics ") || line.starts_with(b"GET / ")
-    {
-        (
-            "200 OK",
-            "text/plain; version=0.0.4; charset=utf-8",
-            metrics.render() + &verifier(),
-        )
-    } else {
-        (
-            "404 Not Found",
-            "text/plain; charset=utf-8",
-            "not found: try GET /metrics\n".to_owned(),
-        )
-    };
-    let response = format!(
-        "HTTP/1.1 {status}\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(response.as_bytes()).await?;
-    stream.shutdown().await
 }
 
 #[cfg(test)]

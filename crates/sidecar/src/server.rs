@@ -1,5 +1,5 @@
-//! The gRPC server: the three services over one tonic router, the reload tasks, the metrics
-//! endpoint, and graceful shutdown.
+//! The gRPC server: the three services over one tonic router, the reload tasks, the HTTP port
+//! (metrics and AuthZEN, `web.rs`), and graceful shutdown.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,7 +16,9 @@ use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Response, Status};
 
+use crate::authzen;
 use crate::cache::{Bounds, DecisionCache};
+use crate::call::{Mapped, Semantic};
 use crate::check;
 use crate::config::{ServeArgs, Settings};
 use crate::error::ServeError;
@@ -28,6 +30,7 @@ use crate::pb::verifier_server::{Verifier as VerifierService, VerifierServer};
 use crate::reload;
 use crate::shed::{self, InFlight, Shed};
 use crate::state::{self, State};
+use crate::web;
 
 /// The largest HTTP/2 header list (gRPC metadata) accepted, 64 KiB: Envoy's own default limit
 /// on request headers is 60 KiB, and here the metadata carries only transport fields (deadline,
@@ -119,14 +122,25 @@ impl Claim {
     fn take(&self) -> bool {
         !self.0.swap(true, Ordering::AcqRel)
     }
+
+    /// Whether the answer is claimed already (by the deadline, while the decision works).
+    fn is_taken(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
 }
 
+/// The services' shared handle on the server state; the HTTP port (`web.rs`) decides through
+/// it too.
 #[derive(Clone, Debug)]
 struct Service {
     state: Arc<State>,
 }
 
 impl Service {
+    fn new(state: Arc<State>) -> Service {
+        Service { state }
+    }
+
     fn record(
         &self,
         rpc: Rpc,
@@ -335,33 +349,122 @@ impl Service {
         (verifier.verify(req), now)
     }
 
-    fn decide_one(
+    /// How custody.v1 Verify decides, shared with the AuthZEN endpoints (`web.rs`): the
+    /// verifier in force when the call starts ([`snapshot`](Service::snapshot)), a blocking
+    /// thread holding the call's concurrency permit ([`off_runtime`](Service::off_runtime)),
+    /// the decision budget (`budget` from `started`, see [`decision_budget`]), each item mapped
+    /// by `map` on that thread and decided with the key-refresh wait
+    /// ([`verify_settled`](Service::verify_settled)), then [`authzen::check_subject`], each
+    /// recorded under `rpc` (metrics and the decision log). Items are decided in order and the
+    /// call stops after the first decision `semantic` stops at (Verify: one item,
+    /// `execute_all`). A call whose decisions do not finish within the budget gets a
+    /// `decision_timeout` denial per item, cut by `semantic` the same way. Returns the decisions
+    /// and the version of the pack they were made on.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one call's parts, each from a different source: a struct would only rename them"
+    )]
+    async fn decide_call<T: Send + 'static>(
         &self,
+        rpc: Rpc,
+        started: Instant,
+        budget: Duration,
+        permit: Option<InFlight>,
+        items: Vec<T>,
+        map: fn(&State, T) -> Mapped,
+        semantic: Semantic,
+    ) -> (Vec<Decision>, String) {
+        let n = items.len();
+        let deadline = started + budget;
+        let verifier = self.snapshot().await;
+        let pack = verifier.pack().version.clone();
+        let this = self.clone();
+        let out = self
+            .off_runtime(deadline, permit, move |claim| {
+                this.decide_items(rpc, &verifier, items, map, semantic, started, claim)
+            })
+            .await;
+        match out {
+            Ok(decided) => (decided, pack),
+            Err(why) => {
+                let timed_out = unfinished_decision(&why, budget);
+                let decided = semantic.cut(vec![timed_out; n]);
+                for d in &decided {
+                    self.record(rpc, None, d, started, false, &pack);
+                }
+                (decided, pack)
+            }
+        }
+    }
+
+    /// The AuthZEN endpoints' evaluations (`web.rs`), mapped already (on the async worker,
+    /// with the body): [`decide_call`](Service::decide_call) under `rpc="authzen"`, with the
+    /// deadline a Verify without `grpc-timeout` has.
+    async fn decide_authzen(
+        &self,
+        started: Instant,
+        permit: InFlight,
+        items: Vec<Mapped>,
+        semantic: Semantic,
+    ) -> (Vec<Decision>, String) {
+        let budget = decision_budget(self.state.settings.request_timeout, None);
+        self.decide_call(
+            Rpc::Authzen,
+            started,
+            budget,
+            Some(permit),
+            items,
+            |_, m| m,
+            semantic,
+        )
+        .await
+    }
+
+    /// The part of [`decide_call`](Service::decide_call) on the blocking thread; `None` when
+    /// the deadline claimed the answer first. Once the deadline has passed, no further item is
+    /// started (the answer is the timeout's).
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "decide_call's parts, passed on to its blocking thread"
+    )]
+    fn decide_items<T>(
+        &self,
+        rpc: Rpc,
         verifier: &Verifier,
-        r: pb::VerifyRequest,
+        items: Vec<T>,
+        map: fn(&State, T) -> Mapped,
+        semantic: Semantic,
         started: Instant,
         claim: &Claim,
-    ) -> Option<pb::Decision> {
+    ) -> Option<Vec<Decision>> {
         #[cfg(test)]
         self.state.stall.pass();
         let pack = verifier.pack().version.as_str();
-        let (req, d) = match native::convert(
-            r,
-            self.state.settings.map.allow_request_time,
-            &self.state.limits,
-        ) {
-            Ok(req) => {
-                let (d, _) = self.verify_settled(verifier, &req);
-                (Some(req), d)
+        let mut decided = Vec::with_capacity(items.len());
+        for item in items {
+            let m = map(&self.state, item);
+            let (req, d) = match m.request {
+                Ok(req) => {
+                    let (d, _) = self.verify_settled(verifier, &req);
+                    (Some(req), d)
+                }
+                Err(message) => (None, Decision::invalid_request(message)),
+            };
+            let d = authzen::check_subject(d, m.subject.as_deref());
+            let stop = semantic.stops_after(d.is_allowed());
+            decided.push((req, d));
+            if stop || claim.is_taken() {
+                break;
             }
-            Err(m) => (None, Decision::invalid_request(m)),
-        };
+        }
         if !claim.take() {
-            self.abandoned(Rpc::Verify, started);
+            self.abandoned(rpc, started);
             return None;
         }
-        self.record(Rpc::Verify, req.as_ref(), &d, started, false, pack);
-        Some(native::to_pb(&d, pack))
+        for (req, d) in &decided {
+            self.record(rpc, req.as_ref(), d, started, false, pack);
+        }
+        Some(decided.into_iter().map(|(_, d)| d).collect())
     }
 
     fn decide_batch(
@@ -456,24 +559,25 @@ impl VerifierService for Service {
         request: tonic::Request<pb::VerifyRequest>,
     ) -> Result<Response<pb::Decision>, Status> {
         let started = Instant::now();
-        let (deadline, budget) = self.deadline(&request, started);
+        let (_, budget) = self.deadline(&request, started);
         let permit = InFlight::of(request.extensions());
-        let verifier = self.snapshot().await;
-        let pack = verifier.pack().version.clone();
-        let this = self.clone();
         let r = request.into_inner();
-        let out = self
-            .off_runtime(deadline, permit, move |claim| {
-                this.decide_one(&verifier, r, started, claim)
-            })
+        let (decided, pack) = self
+            .decide_call(
+                Rpc::Verify,
+                started,
+                budget,
+                permit,
+                vec![r],
+                verify_item,
+                Semantic::ExecuteAll,
+            )
             .await;
-        Ok(Response::new(match out {
-            Ok(d) => d,
-            Err(why) => {
-                let d = self.unfinished(Rpc::Verify, &why, budget, started, &pack);
-                native::to_pb(&d, &pack)
-            }
-        }))
+        let d = decided
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| Decision::invalid_request("no decision"));
+        Ok(Response::new(native::to_pb(&d, &pack)))
     }
 
     async fn verify_batch(
@@ -513,6 +617,14 @@ impl VerifierService for Service {
     }
 }
 
+/// A custody.v1 request as [`Service::decide_call`] maps it, on the deciding thread.
+fn verify_item(state: &State, r: pb::VerifyRequest) -> Mapped {
+    Mapped {
+        request: native::convert(r, state.settings.map.allow_request_time, &state.limits),
+        subject: None,
+    }
+}
+
 /// Whether a denial is for a `kid` the token's domain lacks, which a refetch may cure.
 fn awaits_keys(d: &Decision) -> bool {
     matches!(
@@ -526,7 +638,8 @@ fn awaits_keys(d: &Decision) -> bool {
 pub struct Running {
     /// The gRPC address actually bound.
     pub addr: SocketAddr,
-    /// The metrics address actually bound, if any.
+    /// The HTTP port actually bound (`--metrics-listen`/`--http-listen`: metrics and the
+    /// AuthZEN evaluation API), if any.
     pub metrics_addr: Option<SocketAddr>,
     state: Arc<State>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -663,11 +776,17 @@ pub async fn start(args: ServeArgs) -> Result<Running, ServeError> {
                 text.push_str(&metrics::key_sources_text(&st.sources.load().status()));
                 text
             });
-            tasks.push(tokio::spawn(metrics::serve(
-                l,
-                Arc::clone(&state.metrics),
-                stats,
-            )));
+            let service = Service::new(Arc::clone(&state));
+            let decide: web::Decide = Arc::new(move |started, permit, items, semantic| {
+                let service = service.clone();
+                Box::pin(async move {
+                    service
+                        .decide_authzen(started, permit, items, semantic)
+                        .await
+                })
+            });
+            let routes = web::router(Arc::clone(&state), decide, stats);
+            tasks.push(tokio::spawn(web::serve(l, routes)));
             Some(bound)
         }
         None => None,
@@ -700,6 +819,7 @@ pub async fn start(args: ServeArgs) -> Result<Running, ServeError> {
         json!({
             "listen": addr.to_string(),
             "metrics": metrics_addr.map(|a| a.to_string()),
+            "authzen_base_url": s.authzen_base_url,
             "pack": state.verifier.load().pack().version,
             "policies": state.policies.display().to_string(),
             "audience": s.map.audience,
@@ -739,9 +859,7 @@ async fn serve(
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<AuthorizationServer<Service>>().await;
     health.set_serving::<VerifierServer<Service>>().await;
-    let service = Service {
-        state: Arc::clone(&state),
-    };
+    let service = Service::new(Arc::clone(&state));
     let settings = &state.settings;
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let routes = tonic::service::Routes::new(
@@ -749,7 +867,11 @@ async fn serve(
     )
     .add_service(VerifierServer::new(service).max_decoding_message_size(max_message))
     .add_service(health_service.max_decoding_message_size(shed::HEALTH_MESSAGE_BYTES));
-    let routes = Shed::new(routes, settings.max_concurrency, Arc::clone(&state.metrics));
+    let routes = Shed::new(
+        routes,
+        Arc::clone(&state.permits),
+        Arc::clone(&state.metrics),
+    );
     // twice the process-wide limit per connection: a client multiplexing everything over one
     // connection (Envoy does, per worker) meets the limit as RESOURCE_EXHAUSTED, not as a
     // silent wait in its HTTP/2 layer, and one connection still cannot open streams unbounded
@@ -785,8 +907,9 @@ pub fn run(args: ServeArgs) -> Result<u8, ServeError> {
         .map_err(ServeError::Runtime)?;
     if args.audience.is_none() {
         eprintln!(
-            "custody: warning: no `--audience ID`: every ext_authz Check will be denied with \
-             `invalid_request` (custody.v1 requests carry their own audience)"
+            "custody: warning: no `--audience ID`: every ext_authz Check and AuthZEN \
+             evaluation will be denied with `invalid_request` (custody.v1 requests carry their \
+             own audience)"
         );
     }
     runtime.block_on(async move {

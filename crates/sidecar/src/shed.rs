@@ -56,6 +56,18 @@ impl InFlight {
     pub(crate) fn of(extensions: &tonic::Extensions) -> Option<InFlight> {
         extensions.get::<InFlight>().cloned()
     }
+
+    /// A permit from `permits` now, or `None` when every one is taken (the caller refuses the
+    /// call and counts it in `custody_requests_shed_total`). The HTTP port's AuthZEN calls take
+    /// theirs here, from the same permits as the gRPC services.
+    pub(crate) fn try_take(permits: &Arc<Semaphore>) -> Option<InFlight> {
+        Arc::clone(permits)
+            .try_acquire_owned()
+            .ok()
+            .map(|permit| InFlight {
+                _permit: Arc::new(permit),
+            })
+    }
 }
 
 /// Wraps the gRPC routes with the concurrency limits.
@@ -68,10 +80,11 @@ pub(crate) struct Shed<S> {
 }
 
 impl<S> Shed<S> {
-    pub(crate) fn new(inner: S, max_concurrency: usize, metrics: Arc<Metrics>) -> Shed<S> {
+    /// `permits` holds `--max-concurrency` permits, shared with the HTTP port's AuthZEN calls.
+    pub(crate) fn new(inner: S, permits: Arc<Semaphore>, metrics: Arc<Metrics>) -> Shed<S> {
         Shed {
             inner,
-            permits: Arc::new(Semaphore::new(max_concurrency)),
+            permits,
             health: Arc::new(Semaphore::new(HEALTH_CONCURRENCY)),
             metrics,
         }

@@ -32,6 +32,9 @@ pub(crate) struct State {
     pub metrics: Arc<Metrics>,
     pub log: Logger,
     pub cache: Option<DecisionCache>,
+    /// The `--max-concurrency` permits every decision call takes (`shed.rs`): the gRPC services'
+    /// and the HTTP port's AuthZEN calls alike.
+    pub permits: Arc<tokio::sync::Semaphore>,
     /// Holds RPCs after their pack snapshot when a test asks (`cfg(test)` only).
     #[cfg(test)]
     pub gate: crate::testing::Gate,
@@ -83,6 +86,7 @@ impl State {
         let sources = KeySources::new(verifier.pack(), Arc::clone(verifier.key_store()), None);
         sources.on_event(source_logger(log.clone()));
         State {
+            permits: Arc::new(tokio::sync::Semaphore::new(settings.max_concurrency)),
             limits: verifier.limits().clone(),
             verifier: ArcSwap::from_pointee(verifier),
             sources: ArcSwap::from_pointee(sources),

@@ -239,3 +239,134 @@ async fn a_decision_past_its_deadline_is_denied_decision_timeout() {
     assert_eq!(series("allow", ""), 1.0, "{m}");
     stop(rt, r).await;
 }
+
+/// One AuthZEN call on the HTTP port (`connection: close`): status and JSON body.
+async fn authzen_post(
+    r: &Running,
+    path: &str,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = body.to_string();
+    let mut s = tokio::net::TcpStream::connect(r.metrics_addr.unwrap())
+        .await
+        .unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(body.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    let status = out.split(' ').nth(1).unwrap().parse().unwrap();
+    let (_, json) = out.split_once("\r\n\r\n").unwrap();
+    (status, serde_json::from_str(json).unwrap())
+}
+
+/// The AuthZEN endpoints decide on Verify's path: a stalled evaluation is answered
+/// `decision_timeout` within the deadline (a batch: each item, cut by its semantic), the late
+/// decision keeps its `--max-concurrency` permit (shared with the gRPC services) until it ends,
+/// and it is counted once, under `rpc="authzen"`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_authzen_evaluation_past_its_deadline_is_denied_decision_timeout() {
+    let f = Fixture::standard();
+    let (rt, r) = start_apart(ServeArgs {
+        reload_interval_ms: 0,
+        request_timeout_ms: 400,
+        max_concurrency: 1,
+        no_decision_log: true,
+        ..args(&f)
+    });
+    let (t0, t1) = live_chain(&f);
+    let one = serde_json::json!({
+        "subject": {"type": "agent", "id": custody_tests::ALICE},
+        "action": {"name": "orders:read"},
+        "resource": {"type": "Order", "id": "1"},
+        "context": {"tokens": [t0, t1]}
+    });
+    r.stall().hold_next(1);
+    let started = Instant::now();
+    let (status, body) = within(
+        5,
+        "a stalled evaluation",
+        authzen_post(&r, "/access/v1/evaluation", &one),
+    )
+    .await;
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(status, 200);
+    assert_eq!(body["decision"], false);
+    assert_eq!(
+        body["context"]["reason_codes"],
+        serde_json::json!(["decision_timeout"])
+    );
+    // the late decision still holds the only permit: gRPC and HTTP calls are refused
+    let err = native(&r).await.verify(verify_req(&f)).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    let (status, body) = authzen_post(&r, "/access/v1/evaluation", &one).await;
+    assert_eq!(
+        (status, &body["error"]["status"]),
+        (503, &serde_json::json!(503)),
+        "{body}"
+    );
+    r.stall().release();
+    let mut served = false;
+    for _ in 0..200 {
+        let (status, body) = authzen_post(&r, "/access/v1/evaluation", &one).await;
+        if status == 200 {
+            assert_eq!(body["decision"], true, "{body}");
+            served = true;
+            break;
+        }
+        assert_eq!(status, 503);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        served,
+        "the permit came back once the late decision finished"
+    );
+
+    // a batch: every item timed out, cut by the semantic
+    let mut batch = one.clone();
+    batch["evaluations"] = serde_json::json!([{}, {}, {}]);
+    for (semantic, n) in [("execute_all", 3), ("deny_on_first_deny", 1)] {
+        batch["options"] = serde_json::json!({"evaluations_semantic": semantic});
+        r.stall().hold_next(1);
+        let (status, body) = within(
+            5,
+            "a stalled batch",
+            authzen_post(&r, "/access/v1/evaluations", &batch),
+        )
+        .await;
+        assert_eq!(status, 200);
+        let items = body["evaluations"].as_array().unwrap();
+        assert_eq!(items.len(), n, "{semantic}: {body}");
+        for i in items {
+            assert_eq!(i["context"]["reason_codes"][0], "decision_timeout");
+        }
+        r.stall().release();
+        // wait for the late batch to give the permit back
+        for _ in 0..200 {
+            if authzen_post(&r, "/access/v1/evaluation", &one).await.0 == 200 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    let m = metrics(&r).await;
+    let series = |result: &str, code: &str| {
+        metric(
+            &m,
+            &format!(
+                "custody_decisions_total{{rpc=\"authzen\",result=\"{result}\",code=\"{code}\"}}"
+            ),
+        )
+    };
+    // 1 + 3 + 1 timed out; the late decisions were not counted as well
+    assert_eq!(series("deny", "decision_timeout"), 5.0, "{m}");
+    assert_eq!(series("allow", ""), 3.0, "{m}");
+    // the two refusals above, and any while waiting for the permit
+    assert!(metric(&m, "custody_requests_shed_total") >= 2.0, "{m}");
+    stop(rt, r).await;
+}
