@@ -224,6 +224,15 @@ fn check(policies: &Path) -> Result<u8, String> {
                 println!("warning: {w}");
             }
             key_counts(pack);
+            if let Some(r) = &pack.resource {
+                println!(
+                    "resource: `{}`: metadata at `{}` ({} authorization server(s), {} scope(s)); the sidecar's `--audience` must be it",
+                    r.identifier,
+                    r.metadata_url(),
+                    r.authorization_servers.len(),
+                    r.scopes_supported.len()
+                );
+            }
             println!(
                 "ok: {} domains, {} federation rules, {} Cedar policies, local `{}`",
                 pack.domains.len(),

@@ -378,9 +378,21 @@ pub struct Denial {
     pub body: String,
 }
 
+/// What a door knows to put in its `www-authenticate` challenges besides the decision.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Challenge<'a> {
+    /// The protected resource metadata URL (RFC 9728 §5.1), when the pack declares a
+    /// `resource` ([`custody_verifier::ProtectedResource::metadata_url`]): every challenge names
+    /// it, so a client can find where to get a token.
+    pub resource_metadata: Option<&'a str>,
+    /// The request's action: the scope a `scope_missing` denial asks for (RFC 6750 §3), named
+    /// only when it is a valid scope token.
+    pub action: Option<&'a str>,
+}
+
 /// The answer to a denied decision. `no_token` marks the missing-bearer denial
 /// ([`MapError::is_no_token`]).
-pub fn denial(decision: &Decision, no_token: bool) -> Denial {
+pub fn denial(decision: &Decision, no_token: bool, challenge: &Challenge<'_>) -> Denial {
     let first = decision.code().unwrap_or(ReasonCode::InvalidRequest);
     // a decision that did not finish, or keys or the store unavailable, say nothing of the
     // credential: the caller may retry
@@ -394,7 +406,7 @@ pub fn denial(decision: &Decision, no_token: bool) -> Denial {
     } else {
         403
     };
-    let www_authenticate = if no_token {
+    let mut www_authenticate = if no_token {
         Some(REALM.to_owned())
     } else if unauthenticated(first) {
         Some(format!(
@@ -402,16 +414,37 @@ pub fn denial(decision: &Decision, no_token: bool) -> Denial {
             first.as_str()
         ))
     } else if first == ReasonCode::ScopeMissing {
-        Some(format!("{REALM}, error=\"insufficient_scope\""))
+        let mut c = format!("{REALM}, error=\"insufficient_scope\"");
+        if let Some(action) = challenge.action.filter(|a| is_scope_token(a)) {
+            c.push_str(&format!(", scope=\"{action}\""));
+        }
+        Some(c)
     } else {
         None
     };
+    if let (Some(c), Some(url)) = (&mut www_authenticate, challenge.resource_metadata) {
+        // the URL was checked printable ASCII when the pack loaded; a quote or backslash would
+        // end or escape the quoted string, so such a URL is left out rather than mangled
+        if url
+            .bytes()
+            .all(|b| (0x21..=0x7E).contains(&b) && b != b'"' && b != b'\\')
+        {
+            c.push_str(&format!(", resource_metadata=\"{url}\""));
+        }
+    }
     let body = json!({"decision": "deny", "reasons": reasons_json(&decision.reasons)}).to_string();
     Denial {
         status,
         www_authenticate,
         body,
     }
+}
+
+/// An RFC 6749 §3.3 scope token: one or more of `%x21 / %x23-5B / %x5D-7E`.
+fn is_scope_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| matches!(b, 0x21 | 0x23..=0x5B | 0x5D..=0x7E))
 }
 
 /// The reasons as JSON: `[{"code", "hop", "message"}...]`.
@@ -577,18 +610,19 @@ mod tests {
     #[test]
     fn denials_choose_their_status() {
         let d = MapError::NoToken("x".into()).decision();
-        let a = denial(&d, true);
+        let none = Challenge::default();
+        let a = denial(&d, true, &none);
         assert_eq!(
             (a.status, a.www_authenticate.as_deref()),
             (401, Some(REALM))
         );
         let d = Decision::invalid_request("bad");
-        let a = denial(&d, false);
+        let a = denial(&d, false, &none);
         assert_eq!((a.status, a.www_authenticate), (403, None));
         let v: serde_json::Value = serde_json::from_str(&a.body).unwrap();
         assert_eq!(v["reasons"][0]["code"], "invalid_request");
         let d = Decision::deny(Reason::new(ReasonCode::Expired, Some(0), "old"), None);
-        let a = denial(&d, false);
+        let a = denial(&d, false, &none);
         assert_eq!(a.status, 401);
         assert!(a
             .www_authenticate
@@ -598,6 +632,67 @@ mod tests {
             Reason::new(ReasonCode::KeysUnavailable, None, "later"),
             None,
         );
-        assert_eq!(denial(&d, false).status, 503);
+        assert_eq!(denial(&d, false, &none).status, 503);
+    }
+
+    #[test]
+    fn challenges_name_the_resource_metadata_and_the_missing_scope() {
+        let url = "https://mcp.example/.well-known/oauth-protected-resource/mcp";
+        let with = |action| Challenge {
+            resource_metadata: Some(url),
+            action,
+        };
+        let no_token = MapError::NoToken("x".into()).decision();
+        assert_eq!(
+            denial(&no_token, true, &with(None))
+                .www_authenticate
+                .as_deref(),
+            Some(format!("{REALM}, resource_metadata=\"{url}\"").as_str())
+        );
+        let expired = Decision::deny(Reason::new(ReasonCode::Expired, Some(0), "old"), None);
+        assert_eq!(
+            denial(&expired, false, &with(Some("tools/call:x"))).www_authenticate.as_deref(),
+            Some(format!("{REALM}, error=\"invalid_token\", error_description=\"expired\", resource_metadata=\"{url}\"").as_str())
+        );
+        let scope = Decision::deny(Reason::new(ReasonCode::ScopeMissing, Some(0), "no"), None);
+        let a = denial(&scope, false, &with(Some("tools/call:delete_repo")));
+        assert_eq!(
+            (a.status, a.www_authenticate.as_deref()),
+            (403, Some(format!("{REALM}, error=\"insufficient_scope\", scope=\"tools/call:delete_repo\", resource_metadata=\"{url}\"").as_str()))
+        );
+        // an action that is no scope token is not named; nothing else changes
+        for odd in ["two words", "quote\"d", "back\\slash", "", "caf\u{e9}"] {
+            assert_eq!(
+                denial(&scope, false, &with(Some(odd)))
+                    .www_authenticate
+                    .as_deref(),
+                Some(
+                    format!("{REALM}, error=\"insufficient_scope\", resource_metadata=\"{url}\"")
+                        .as_str()
+                ),
+                "{odd}"
+            );
+        }
+        // other 403s and 503s carry no challenge, with or without a resource
+        let escalation =
+            Decision::deny(Reason::new(ReasonCode::ScopeEscalation, Some(1), "x"), None);
+        assert_eq!(
+            denial(&escalation, false, &with(Some("a"))).www_authenticate,
+            None
+        );
+        let later = Decision::deny(Reason::new(ReasonCode::KeysUnavailable, None, "x"), None);
+        assert_eq!(
+            denial(&later, false, &with(Some("a"))).www_authenticate,
+            None
+        );
+        // a URL that would break the quoted string is left out
+        let bad = Challenge {
+            resource_metadata: Some("https://h/\"x"),
+            action: None,
+        };
+        assert_eq!(
+            denial(&no_token, true, &bad).www_authenticate.as_deref(),
+            Some(REALM)
+        );
     }
 }

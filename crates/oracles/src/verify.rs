@@ -388,6 +388,7 @@ fn build_world() -> Option<World> {
         ],
         chain: ChainSettings::default(),
         cedar: None,
+        resource: None,
         version: "fuzz".into(),
         dir: std::env::temp_dir(),
     };

@@ -68,6 +68,20 @@ pub enum Item {
     Federate(FederateDecl),
     /// `chain { … }`.
     Chain(ChainBlock),
+    /// `resource "URL" { authorization_servers [...] scopes [...] }`.
+    Resource(ResourceDecl),
+}
+
+/// A `resource` block: the protected resource this service is (RFC 9728).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ResourceDecl {
+    /// The resource identifier, as written (checked when the pack is merged).
+    pub identifier: Spanned<String>,
+    /// The authorization servers, every `authorization_servers` list in order.
+    pub authorization_servers: Vec<Spanned<String>>,
+    /// The scopes supported, every `scopes` list in order.
+    pub scopes: Vec<Spanned<String>>,
 }
 
 /// A `domain` block.
@@ -225,6 +239,20 @@ impl fmt::Display for Item {
                 let scopes: Vec<String> =
                     r.scopes.iter().map(|s| format!("\"{}\"", s.node)).collect();
                 writeln!(f, "  scopes [{}]", scopes.join(", "))?;
+                writeln!(f, "}}")
+            }
+            Item::Resource(r) => {
+                writeln!(f, "resource \"{}\" {{", r.identifier.node)?;
+                for (kw, list) in [
+                    ("authorization_servers", &r.authorization_servers),
+                    ("scopes", &r.scopes),
+                ] {
+                    if !list.is_empty() {
+                        let quoted: Vec<String> =
+                            list.iter().map(|s| format!("\"{}\"", s.node)).collect();
+                        writeln!(f, "  {kw} [{}]", quoted.join(", "))?;
+                    }
+                }
                 writeln!(f, "}}")
             }
             Item::Chain(c) => {

@@ -66,6 +66,10 @@ pub enum LoadErrorKind {
     /// loopback address), a `discovery` URL that is not an issuer of its domain, a source
     /// listed twice, `refresh` or `ca` repeated or without a source, an unreadable `ca` file.
     KeySource,
+    /// A `resource` block that cannot be served: a second one, an identifier that is not an
+    /// `https` URL (or `http` to a loopback address) or has a query, no or a bad authorization
+    /// server, a scope listed twice or not a valid scope token (RFC 6749 §3.3).
+    Resource,
     /// A Cedar policy file does not parse.
     CedarSyntax,
     /// A Cedar policy template (policies with slots are not supported).

@@ -35,7 +35,7 @@
 //! let errors = parse_trust("domian \"a\" {}", Path::new("x.trust"), &Limits::default()).unwrap_err();
 //! assert_eq!(
 //!     errors[0].to_string(),
-//!     "x.trust:1:1: unknown keyword `domian`: expected `local`, `domain`, `federate` or `chain`"
+//!     "x.trust:1:1: unknown keyword `domian`: expected `local`, `domain`, `federate`, `chain` or `resource`"
 //! );
 //! ```
 //!
@@ -65,13 +65,15 @@ use std::path::Path;
 use custody_jose::Limits;
 
 pub use ast::{
-    ChainBlock, DomainDecl, FederateDecl, Item, Setting, SourceDecl, Span, Spanned, TrustFile,
+    ChainBlock, DomainDecl, FederateDecl, Item, ResourceDecl, Setting, SourceDecl, Span, Spanned,
+    TrustFile,
 };
 pub use cedar_schema::{context_mismatch, custody_context_mismatch, schema_actions};
 pub use error::{LoadError, LoadErrorKind, Location, Warning, WarningKind};
 pub use model::{
     CaFile, CedarPack, ChainSettings, DomainConfig, FederationRule, KeySource, PolicyPack,
-    ScopeRule, SourceKind, DEFAULT_REFRESH, MAX_REFRESH, MIN_REFRESH,
+    ProtectedResource, ScopeRule, SourceKind, DEFAULT_REFRESH, MAX_REFRESH, MIN_REFRESH,
+    RESOURCE_METADATA_PATH,
 };
 pub use pack::{Loaded, PackEntry};
 

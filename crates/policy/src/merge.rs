@@ -7,10 +7,13 @@ use std::path::{Path, PathBuf};
 
 use custody_id::TrustDomain;
 
-use crate::ast::{ChainBlock, DomainDecl, FederateDecl, Item, Setting, Span, Spanned, TrustFile};
+use crate::ast::{
+    ChainBlock, DomainDecl, FederateDecl, Item, ResourceDecl, Setting, Span, Spanned, TrustFile,
+};
 use crate::error::{LoadError, LoadErrorKind, Location, Warning, WarningKind};
 use crate::model::{
-    ChainSettings, FederationRule, KeySource, ScopeRule, SourceKind, DEFAULT_REFRESH,
+    ChainSettings, FederationRule, KeySource, ProtectedResource, ScopeRule, SourceKind,
+    DEFAULT_REFRESH,
 };
 
 /// A position in some trust file, for messages that point back at an earlier item.
@@ -56,6 +59,7 @@ pub(crate) struct Draft {
     pub(crate) domains: Vec<DraftDomain>,
     pub(crate) federation: Vec<FederationRule>,
     pub(crate) chain: ChainSettings,
+    pub(crate) resource: Option<ProtectedResource>,
 }
 
 /// What merging a pack's trust files gave.
@@ -85,6 +89,8 @@ pub(crate) struct Merger {
     chain: ChainSettings,
     chain_at: Option<At>,
     sender_binding_at: Option<At>,
+    resource: Option<ProtectedResource>,
+    resource_at: Option<At>,
 }
 
 impl Merger {
@@ -96,6 +102,7 @@ impl Merger {
                 Item::Domain(d) => self.domain(file, d),
                 Item::Federate(r) => self.federate(file, r, item.span),
                 Item::Chain(c) => self.chain(file, c, item.span),
+                Item::Resource(r) => self.resource(file, r),
             }
         }
     }
@@ -120,6 +127,7 @@ impl Merger {
             domains: self.domains,
             federation: self.rules.into_iter().map(|r| r.rule).collect(),
             chain: self.chain,
+            resource: self.resource,
         };
         Outcome {
             draft,
@@ -442,6 +450,115 @@ impl Merger {
             }
         }
     }
+}
+
+impl Merger {
+    /// The `resource` block: one per pack, every URL checked, scopes valid and unique.
+    fn resource(&mut self, file: &TrustFile, r: &ResourceDecl) {
+        let here = at(file, r.identifier.span);
+        if let Some(first) = &self.resource_at {
+            let msg = format!("a second `resource` block (first at {first})");
+            self.errors
+                .push(error_at(LoadErrorKind::Resource, &here, msg));
+            return;
+        }
+        self.resource_at = Some(here.clone());
+        let id = &r.identifier.node;
+        let mut ok = true;
+        if let Err(why) = resource_identifier(id) {
+            let msg = format!("`resource` `{id}`: {why}");
+            self.errors
+                .push(error_at(LoadErrorKind::Resource, &here, msg));
+            ok = false;
+        }
+        if r.authorization_servers.is_empty() {
+            let msg = format!(
+                "`resource` `{id}` has no `authorization_servers`: a client reading its metadata would not know where to get a token"
+            );
+            self.errors
+                .push(error_at(LoadErrorKind::Resource, &here, msg));
+            ok = false;
+        }
+        let mut servers: Vec<String> = Vec::new();
+        for server in &r.authorization_servers {
+            let (url, server_at) = (&server.node, at(file, server.span));
+            let problem = if servers.contains(url) {
+                Some("listed twice".to_owned())
+            } else {
+                visible_ascii(url)
+                    .and_then(|()| crate::url::check(url))
+                    .err()
+                    .or_else(|| {
+                        url.contains('?')
+                            .then(|| "an issuer has no query".to_owned())
+                    })
+            };
+            match problem {
+                Some(why) => {
+                    let msg = format!("authorization server `{url}`: {why}");
+                    self.errors
+                        .push(error_at(LoadErrorKind::Resource, &server_at, msg));
+                    ok = false;
+                }
+                None => servers.push(url.clone()),
+            }
+        }
+        let mut scopes: Vec<String> = Vec::new();
+        for scope in &r.scopes {
+            let (text, scope_at) = (&scope.node, at(file, scope.span));
+            let problem = if text.is_empty() {
+                Some("a scope must not be empty")
+            } else if !text.bytes().all(scope_char) {
+                Some("not a scope token (RFC 6749 §3.3: printable ASCII without space, `\"` or `\\`)")
+            } else if scopes.contains(text) {
+                Some("listed twice")
+            } else {
+                None
+            };
+            match problem {
+                Some(why) => {
+                    let msg = format!("scope `{text}` of `resource`: {why}");
+                    self.errors
+                        .push(error_at(LoadErrorKind::Resource, &scope_at, msg));
+                    ok = false;
+                }
+                None => scopes.push(text.clone()),
+            }
+        }
+        if ok {
+            self.resource = Some(ProtectedResource {
+                identifier: id.clone(),
+                authorization_servers: servers,
+                scopes_supported: scopes,
+            });
+        }
+    }
+}
+
+/// A resource identifier (RFC 9728 §1.2): a key source's URL rules, and no query (custody
+/// serves one metadata path per identifier, and RFC 9728 discourages queries).
+fn resource_identifier(id: &str) -> Result<(), String> {
+    visible_ascii(id)?;
+    crate::url::check(id)?;
+    if id.contains('?') {
+        return Err("a resource identifier with a query is refused".into());
+    }
+    Ok(())
+}
+
+/// A URL custody writes into a header or a document as it was written: printable ASCII only
+/// (anything else is percent-encoded by whoever writes the trust file).
+fn visible_ascii(url: &str) -> Result<(), String> {
+    if url.bytes().all(|b| (0x21..=0x7E).contains(&b)) {
+        Ok(())
+    } else {
+        Err("a URL here must be printable ASCII without spaces (percent-encode the rest)".into())
+    }
+}
+
+/// A byte of an RFC 6749 scope token: `%x21 / %x23-5B / %x5D-7E`.
+fn scope_char(b: u8) -> bool {
+    matches!(b, 0x21 | 0x23..=0x5B | 0x5D..=0x7E)
 }
 
 fn at(file: &TrustFile, span: Span) -> At {

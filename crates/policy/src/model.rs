@@ -19,6 +19,8 @@ pub struct PolicyPack {
     pub chain: ChainSettings,
     /// The Cedar side; `None` when the pack has no `*.cedar` file.
     pub cedar: Option<CedarPack>,
+    /// The protected resource this service is (`resource` block, RFC 9728), if declared.
+    pub resource: Option<ProtectedResource>,
     /// Lowercase hex SHA-256 over every file read (relative path and contents, sorted by path).
     pub version: String,
     /// The pack directory, as given.
@@ -95,6 +97,70 @@ pub struct CaFile {
     pub path: PathBuf,
     /// Its contents (PEM certificates).
     pub pem: Vec<u8>,
+}
+
+/// The path RFC 9728 §3 registers for protected resource metadata.
+pub const RESOURCE_METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
+
+/// The protected resource this service is: the `resource` block (RFC 9728). The sidecar serves
+/// its metadata and names the metadata URL in its `www-authenticate` challenges, so a client
+/// (an MCP client, for one) can find where to get a token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProtectedResource {
+    /// The resource identifier, exactly as written: an `https` URL (or `http` to a loopback
+    /// address) without query, fragment or credentials. Tokens for this service name it as `aud`
+    /// (RFC 8707).
+    pub identifier: String,
+    /// The authorization servers' issuer identifiers (at least one), in order.
+    pub authorization_servers: Vec<String>,
+    /// `scopes_supported` (possibly none), in order.
+    pub scopes_supported: Vec<String>,
+}
+
+impl ProtectedResource {
+    /// The identifier split into its origin (`scheme://authority`) and its path (`""` for none
+    /// or `/`: RFC 9728 §3.1 drops a terminating slash after the host).
+    fn split(&self) -> (&str, &str) {
+        let id = self.identifier.as_str();
+        let after_scheme = id.find("://").map_or(0, |i| i + 3);
+        let tail = id.get(after_scheme..).unwrap_or_default();
+        let cut = tail.find('/').map_or(id.len(), |i| after_scheme + i);
+        let (origin, path) = id.split_at_checked(cut).unwrap_or((id, ""));
+        (origin, if path == "/" { "" } else { path })
+    }
+
+    /// The path, on this service's host, of its metadata: the well-known path followed by the
+    /// identifier's path (`/.well-known/oauth-protected-resource/mcp` for `https://h/mcp`).
+    pub fn metadata_path(&self) -> String {
+        format!("{RESOURCE_METADATA_PATH}{}", self.split().1)
+    }
+
+    /// The metadata URL (RFC 9728 §3.1): the well-known path inserted between the identifier's
+    /// authority and its path.
+    pub fn metadata_url(&self) -> String {
+        let (origin, path) = self.split();
+        format!("{origin}{RESOURCE_METADATA_PATH}{path}")
+    }
+
+    /// The metadata document (RFC 9728 §2): `resource`, `authorization_servers`,
+    /// `scopes_supported` when declared, and `bearer_methods_supported` (`header`: custody
+    /// reads tokens from headers only).
+    pub fn metadata(&self) -> serde_json::Value {
+        let mut doc = serde_json::json!({
+            "resource": self.identifier,
+            "authorization_servers": self.authorization_servers,
+            "bearer_methods_supported": ["header"],
+        });
+        if !self.scopes_supported.is_empty() {
+            if let Some(map) = doc.as_object_mut() {
+                map.insert(
+                    "scopes_supported".into(),
+                    serde_json::json!(self.scopes_supported),
+                );
+            }
+        }
+        doc
+    }
 }
 
 /// The default `refresh`: five minutes (DESIGN.md).

@@ -91,6 +91,7 @@ impl PolicyPack {
             federation: draft.federation,
             chain: draft.chain,
             cedar: cedar_pack,
+            resource: draft.resource,
             version: log.version(dir),
             dir: dir.to_path_buf(),
         };

@@ -12,7 +12,8 @@ use pest::iterators::Pair;
 use pest::Parser as _;
 
 use crate::ast::{
-    ChainBlock, DomainDecl, FederateDecl, Item, Setting, SourceDecl, Span, Spanned, TrustFile,
+    ChainBlock, DomainDecl, FederateDecl, Item, ResourceDecl, Setting, SourceDecl, Span, Spanned,
+    TrustFile,
 };
 use crate::error::{LineIndex, LoadError, LoadErrorKind};
 use crate::model::{SourceKind, MAX_REFRESH, MIN_REFRESH};
@@ -42,7 +43,7 @@ const DOMAINS_RANGE: std::ops::RangeInclusive<usize> = 1..=16;
 /// The range of `max_key_age`: from one refresh at the shortest (30 s) to a week.
 const KEY_AGE_RANGE: std::ops::RangeInclusive<u64> = 30..=604_800;
 
-const KEYWORDS: [&str; 19] = [
+const KEYWORDS: [&str; 21] = [
     "local",
     "domain",
     "issuer",
@@ -62,8 +63,10 @@ const KEYWORDS: [&str; 19] = [
     "spiffe_bundle",
     "refresh",
     "ca",
+    "resource",
+    "authorization_servers",
 ];
-const TOP_LEVEL: [&str; 4] = ["local", "domain", "federate", "chain"];
+const TOP_LEVEL: [&str; 5] = ["local", "domain", "federate", "chain", "resource"];
 
 /// One file's parse: the items that could be read, and every problem found on the way.
 pub(crate) struct Parsed {
@@ -261,8 +264,27 @@ impl Converter<'_> {
             Rule::domain => self.domain(pair),
             Rule::federate => self.federate(pair),
             Rule::chain => Some(self.chain(pair)),
+            Rule::resource => self.resource(pair),
             _ => None,
         }
+    }
+
+    fn resource(&mut self, pair: Pair<'_, Rule>) -> Option<Item> {
+        let mut identifier = None;
+        let (mut authorization_servers, mut scopes) = (Vec::new(), Vec::new());
+        for inner in pair.into_inner() {
+            match inner.as_rule() {
+                Rule::string => identifier = Some(self.string(inner)),
+                Rule::authorization_servers => authorization_servers.extend(self.strings(inner)),
+                Rule::scopes => scopes.extend(self.strings(inner)),
+                _ => {}
+            }
+        }
+        Some(Item::Resource(ResourceDecl {
+            identifier: identifier?,
+            authorization_servers,
+            scopes,
+        }))
     }
 
     fn local(&mut self, pair: Pair<'_, Rule>) -> Option<Item> {
@@ -585,6 +607,10 @@ fn is_keyword_position(rule: Rule) -> bool {
             | Rule::domain
             | Rule::federate
             | Rule::chain
+            | Rule::resource
+            | Rule::authorization_servers
+            | Rule::kw_resource
+            | Rule::kw_authorization_servers
             | Rule::issuer
             | Rule::keys
             | Rule::biscuit_keys
@@ -630,6 +656,8 @@ fn expected_words(rule: Rule) -> &'static str {
         Rule::domain | Rule::kw_domain => "`domain`",
         Rule::federate | Rule::kw_federate => "`federate`",
         Rule::chain | Rule::kw_chain => "`chain`",
+        Rule::resource | Rule::kw_resource => "`resource`",
+        Rule::authorization_servers | Rule::kw_authorization_servers => "`authorization_servers`",
         Rule::issuer | Rule::kw_issuer => "`issuer`",
         Rule::keys | Rule::kw_keys => "`keys`",
         Rule::biscuit_keys | Rule::kw_biscuit_keys => "`biscuit_keys`",

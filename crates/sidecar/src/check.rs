@@ -24,7 +24,7 @@ pub use custody_http::{
     ACTOR_HEADER, CHAIN_HEADER, DEPTH_HEADER, DPOP_HEADER, NOW_HEADER, ORIGIN_HEADER, TXN_HEADER,
     WIT_HEADER, WPT_HEADER,
 };
-use custody_verifier::{Decision, Limits, ReasonCode, Request};
+use custody_verifier::{Decision, Limits, ProtectedResource, ReasonCode, Request};
 use envoy_types::ext_authz::v3::pb::{
     CheckRequest, CheckResponse, DeniedHttpResponse, HeaderAppendAction, HeaderValue,
     HeaderValueOption, HttpResponse, HttpStatus, OkHttpResponse,
@@ -249,24 +249,26 @@ impl Harness {
         pack: &str,
         decide: impl FnOnce(&Request) -> Arc<Decision>,
     ) -> Checked {
-        answer(check, &self.settings, limits, pack, decide)
+        answer(check, &self.settings, limits, pack, None, decide)
     }
 }
 
 /// The Check handler but the verifier: maps `check` to a custody request, has `decide` decide
 /// it (the server: its decision cache, then the verifier), and builds Envoy's answer. A request
-/// that does not map is denied with `invalid_request` without calling `decide`.
+/// that does not map is denied with `invalid_request` without calling `decide`. `resource` is
+/// the pack's protected resource, named in denials' challenges.
 pub(crate) fn answer(
     check: &CheckRequest,
     settings: &Settings,
     limits: &Limits,
     pack: &str,
+    resource: Option<&ProtectedResource>,
     decide: impl FnOnce(&Request) -> Arc<Decision>,
 ) -> Checked {
     match map_request(check, settings, limits) {
         Ok(req) => {
             let decision = decide(&req);
-            let response = response(&decision, false, pack);
+            let response = response(&decision, false, pack, resource, Some(&req.action));
             Checked {
                 request: Some(req),
                 decision,
@@ -275,7 +277,7 @@ pub(crate) fn answer(
         }
         Err(e) => {
             let decision = Arc::new(e.decision());
-            let response = response(&decision, e.is_no_token(), pack);
+            let response = response(&decision, e.is_no_token(), pack, resource, None);
             Checked {
                 request: None,
                 decision,
@@ -285,12 +287,24 @@ pub(crate) fn answer(
     }
 }
 
-/// Envoy's answer for a decision. `no_token` marks the missing-bearer denial.
-pub(crate) fn response(decision: &Decision, no_token: bool, pack: &str) -> CheckResponse {
+/// Envoy's answer for a decision. `no_token` marks the missing-bearer denial; `resource` (the
+/// pack's protected resource) and `action` (the request's) go into a denial's challenge.
+pub(crate) fn response(
+    decision: &Decision,
+    no_token: bool,
+    pack: &str,
+    resource: Option<&ProtectedResource>,
+    action: Option<&str>,
+) -> CheckResponse {
     if decision.is_allowed() {
         allow(decision, pack)
     } else {
-        deny(decision, no_token, pack)
+        let metadata = resource.map(ProtectedResource::metadata_url);
+        let challenge = custody_http::Challenge {
+            resource_metadata: metadata.as_deref(),
+            action,
+        };
+        deny(decision, no_token, pack, &challenge)
     }
 }
 
@@ -331,9 +345,14 @@ fn allow(decision: &Decision, pack: &str) -> CheckResponse {
     }
 }
 
-fn deny(decision: &Decision, no_token: bool, pack: &str) -> CheckResponse {
+fn deny(
+    decision: &Decision,
+    no_token: bool,
+    pack: &str,
+    challenge: &custody_http::Challenge<'_>,
+) -> CheckResponse {
     let first = decision.code().unwrap_or(ReasonCode::InvalidRequest);
-    let answer = custody_http::denial(decision, no_token);
+    let answer = custody_http::denial(decision, no_token, challenge);
     let mut headers = vec![set_header("content-type", "application/json")];
     if let Some(c) = &answer.www_authenticate {
         headers.push(set_header("www-authenticate", c));
@@ -922,12 +941,19 @@ mod tests {
     /// decision and the HTTP status (200 for an allow).
     fn decide(f: &Fixture, c: &CheckRequest) -> (Arc<Decision>, bool, i32) {
         let mut called = false;
-        let out = answer(c, &action_settings(), &Limits::default(), "v", |req| {
-            called = true;
-            let mut at = req.clone();
-            at.now = Some(NOW);
-            Arc::new(f.verify(&at))
-        });
+        let out = answer(
+            c,
+            &action_settings(),
+            &Limits::default(),
+            "v",
+            None,
+            |req| {
+                called = true;
+                let mut at = req.clone();
+                at.now = Some(NOW);
+                Arc::new(f.verify(&at))
+            },
+        );
         let status = match out.response.http_response {
             Some(HttpResponse::DeniedResponse(d)) => d.status.unwrap().code,
             Some(HttpResponse::OkResponse(_)) => 200,
@@ -1016,7 +1042,7 @@ mod tests {
     #[test]
     fn denials_pick_401_or_403() {
         let d = Decision::deny(Reason::new(ReasonCode::Expired, Some(0), "x"), None);
-        let r = response(&d, false, "v");
+        let r = response(&d, false, "v", None, None);
         let Some(HttpResponse::DeniedResponse(den)) = r.http_response else {
             panic!()
         };
@@ -1026,7 +1052,7 @@ mod tests {
             .iter()
             .any(|h| h.header.as_ref().unwrap().key == "www-authenticate"));
         let d = Decision::deny(Reason::new(ReasonCode::ScopeEscalation, Some(1), "x"), None);
-        let r = response(&d, false, "v");
+        let r = response(&d, false, "v", None, None);
         assert_eq!(r.status.unwrap().code, GRPC_PERMISSION_DENIED);
         let Some(HttpResponse::DeniedResponse(den)) = r.http_response else {
             panic!()

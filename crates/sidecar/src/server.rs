@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use custody_verifier::{Decision, Reason, ReasonCode, Request, Verifier};
+use custody_verifier::{Decision, ProtectedResource, Reason, ReasonCode, Request, Verifier};
 use envoy_types::ext_authz::v3::pb::{
     Authorization, AuthorizationServer, CheckRequest, CheckResponse,
 };
@@ -258,12 +258,13 @@ impl Service {
         &self,
         check: &CheckRequest,
         pack: &str,
+        resource: Option<&ProtectedResource>,
         keys: u64,
         started: Instant,
     ) -> Result<CheckResponse, Box<Request>> {
         let st = &self.state;
         let mut miss = None;
-        let out = check::answer(check, &st.settings, &st.limits, pack, |req| {
+        let out = check::answer(check, &st.settings, &st.limits, pack, resource, |req| {
             if let Some(d) = st
                 .cache
                 .as_ref()
@@ -320,7 +321,14 @@ impl Service {
             return None;
         }
         self.record(Rpc::Check, Some(req), &d, started, false, pack);
-        Some(check::response(&d, false, pack))
+        let resource = verifier.pack().resource.as_ref();
+        Some(check::response(
+            &d,
+            false,
+            pack,
+            resource,
+            Some(&req.action),
+        ))
     }
 
     /// Decides `req`; a denial for a `kid` its domain lacks (`unknown_key`, `keys_unavailable`)
@@ -531,7 +539,8 @@ impl Authorization for Service {
         let verifier = self.snapshot().await;
         let pack = verifier.pack().version.clone();
         let keys = verifier.key_store().generation();
-        let req = match self.check_inline(request.get_ref(), &pack, keys, started) {
+        let resource = verifier.pack().resource.as_ref();
+        let req = match self.check_inline(request.get_ref(), &pack, resource, keys, started) {
             Ok(answered) => return Ok(Response::new(answered)),
             Err(req) => req,
         };
@@ -546,7 +555,7 @@ impl Authorization for Service {
             Ok(response) => response,
             Err(why) => {
                 let d = self.unfinished(Rpc::Check, &why, budget, started, &pack);
-                check::response(&d, false, &pack)
+                check::response(&d, false, &pack, None, None)
             }
         }))
     }
@@ -831,6 +840,21 @@ pub async fn start(args: ServeArgs) -> Result<Running, ServeError> {
             "max_message_bytes": args.max_message_bytes,
         }),
     );
+    // RFC 8707: a client asks its authorization server for tokens naming the resource
+    // identifier, so an audience that is something else denies every one of them
+    if let Some(r) = state.verifier.load().pack().resource.as_ref() {
+        if s.map.audience.as_deref() != Some(r.identifier.as_str()) {
+            state.log.event(
+                "warn",
+                "resource_not_audience",
+                json!({
+                    "resource": r.identifier,
+                    "audience": s.map.audience,
+                    "warning": "the pack's `resource` is not `--audience`: tokens clients request for the resource (RFC 8707) will be denied audience_mismatch",
+                }),
+            );
+        }
+    }
     if s.map.allow_request_time {
         state.log.event(
             "warn",
@@ -989,7 +1013,7 @@ mod tests {
     fn a_timed_out_check_is_a_503_denial() {
         let d = unfinished_decision(&Unfinished::Deadline, Duration::from_millis(1950));
         assert_eq!(d.code(), Some(ReasonCode::DecisionTimeout));
-        let r = check::response(&d, false, "v1");
+        let r = check::response(&d, false, "v1", None, None);
         assert_eq!(r.status.as_ref().map(|s| s.code), Some(7));
         let Some(envoy_types::ext_authz::v3::pb::HttpResponse::DeniedResponse(denied)) =
             &r.http_response

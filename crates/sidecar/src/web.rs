@@ -6,6 +6,7 @@
 //! | `GET /metrics` (and `GET /`) | the Prometheus text, with `connection: close`, as the port always answered |
 //! | `POST /access/v1/evaluation`, `POST /access/v1/evaluations` | AuthZEN evaluations (`authzen.rs`), decided as custody.v1 Verify decides |
 //! | `GET /.well-known/authzen-configuration` | the AuthZEN PDP metadata under `--authzen-base-url`; 404 without it (never derived from `Host`) |
+//! | `GET /.well-known/oauth-protected-resource` and that path followed by the resource identifier's path | the pack's `resource` as RFC 9728 protected resource metadata (`access-control-allow-origin: *`: a public document); 404 when the pack declares none or the path names another resource |
 //! | anything else | 404; a known path with another method: 405 with `allow` |
 //!
 //! An evaluation call needs `content-type: application/json` (parameters allowed, a `charset`
@@ -34,6 +35,7 @@ use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use serde_json::Value;
 use tokio::net::TcpListener;
 
+use custody_policy::RESOURCE_METADATA_PATH;
 use custody_verifier::Decision;
 
 use crate::authzen::{self, Mapping, Parsed};
@@ -86,6 +88,11 @@ pub(crate) fn router(state: Arc<State>, decide: Decide, stats: VerifierStats) ->
         .route(authzen::EVALUATION_PATH, post(evaluation))
         .route(authzen::EVALUATIONS_PATH, post(evaluations))
         .route(authzen::METADATA_PATH, get(pdp_metadata))
+        .route(RESOURCE_METADATA_PATH, get(resource_metadata))
+        .route(
+            &format!("{RESOURCE_METADATA_PATH}/{{*resource_path}}"),
+            get(resource_metadata),
+        )
         .fallback(not_found)
         .with_state(web)
 }
@@ -138,10 +145,44 @@ async fn not_found(headers: HeaderMap) -> Response {
         &authzen::error(
             404,
             "not found: the routes are GET /metrics, POST /access/v1/evaluation, \
-             POST /access/v1/evaluations and GET /.well-known/authzen-configuration",
+             POST /access/v1/evaluations, GET /.well-known/authzen-configuration and \
+             GET /.well-known/oauth-protected-resource",
         ),
     );
     echo_request_id(answer, &headers)
+}
+
+/// `GET /.well-known/oauth-protected-resource[/path]`: the pack in force's `resource` (RFC 9728
+/// §3), at the well-known path with the identifier's path appended, and at the bare well-known
+/// path (where clients look when the path-suffixed form fails). Any other suffix is another
+/// resource's metadata, which this one does not answer for.
+async fn resource_metadata(Shared(web): Shared<Web>, req: HttpRequest) -> Response {
+    let verifier = web.state.verifier.load();
+    let path = req.uri().path();
+    let found = verifier.pack().resource.as_ref().filter(|r| {
+        let own = r.metadata_path();
+        path == own || path == RESOURCE_METADATA_PATH
+    });
+    match found {
+        Some(r) => {
+            let mut answer = json(StatusCode::OK, &r.metadata());
+            answer.headers_mut().insert(
+                header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                HeaderValue::from_static("*"),
+            );
+            answer
+        }
+        None => json(
+            StatusCode::NOT_FOUND,
+            &serde_json::json!({
+                "error": "not_found",
+                "error_description": match verifier.pack().resource.as_ref() {
+                    Some(r) => format!("this service is the protected resource `{}`; its metadata is at `{}`", r.identifier, r.metadata_url()),
+                    None => "the policy pack declares no `resource`".to_owned(),
+                },
+            }),
+        ),
+    }
 }
 
 /// `GET /.well-known/authzen-configuration`.

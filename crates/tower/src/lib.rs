@@ -431,12 +431,22 @@ where
         );
         let grpc = is_grpc(request.headers());
         Box::pin(async move {
-            let (decision, no_token) = match mapped {
-                Ok(r) => (custody.decide(&r).await, false),
-                Err(e) => (e.decision(), e.is_no_token()),
+            let (decision, no_token, action) = match mapped {
+                Ok(r) => (custody.decide(&r).await, false, Some(r.action)),
+                Err(e) => (e.decision(), e.is_no_token(), None),
             };
             if !decision.is_allowed() {
-                return Ok(denied(&decision, no_token, grpc).map(Either::Right));
+                let metadata = custody
+                    .verifier()
+                    .pack()
+                    .resource
+                    .as_ref()
+                    .map(custody_verifier::ProtectedResource::metadata_url);
+                let challenge = custody_http::Challenge {
+                    resource_metadata: metadata.as_deref(),
+                    action: action.as_deref(),
+                };
+                return Ok(denied(&decision, no_token, &challenge, grpc).map(Either::Right));
             }
             let answer = custody_http::allow_headers(&decision);
             let headers = request.headers_mut();
@@ -464,8 +474,13 @@ fn is_grpc(headers: &http::HeaderMap) -> bool {
 
 /// The answer to a denied call: the sidecar's (status, challenge, JSON body), or for a gRPC
 /// call a trailers-only gRPC status.
-fn denied(decision: &Decision, no_token: bool, grpc: bool) -> http::Response<Full<Bytes>> {
-    let answer = custody_http::denial(decision, no_token);
+fn denied(
+    decision: &Decision,
+    no_token: bool,
+    challenge: &custody_http::Challenge<'_>,
+    grpc: bool,
+) -> http::Response<Full<Bytes>> {
+    let answer = custody_http::denial(decision, no_token, challenge);
     let mut response = if grpc {
         let code = match answer.status {
             401 => "16",

@@ -305,3 +305,41 @@ fn a_verifier_taken_before_a_reload_finishes_on_its_own_pack() {
     assert!(old.verify(&req).is_allowed());
     assert!(!custody.verifier().verify(&req).is_allowed());
 }
+
+#[test]
+fn with_a_resource_the_challenges_name_its_metadata_and_the_missing_scope() {
+    let f = PackBuilder::default()
+        .extra_trust("resource \"https://orders.c.example/api\" {\n  authorization_servers [\"https://as.c.example\"]\n}\n")
+        .build();
+    let custody = Custody::load(f.dir.path()).unwrap();
+    let metadata =
+        "resource_metadata=\"https://orders.c.example/.well-known/oauth-protected-resource/api\"";
+    runtime().block_on(async {
+        let a = call(
+            &custody,
+            settings(),
+            empty(http::Request::get("/orders/7").header(ACTION, "orders:read")),
+        )
+        .await;
+        assert_eq!(
+            (a.status, a.headers["www-authenticate"].to_str().unwrap()),
+            (401, format!("Bearer realm=\"custody\", {metadata}").as_str())
+        );
+        // the chain's scope holds orders:read only
+        let tokens = chain(&f);
+        let write = http::Request::get("/orders/7")
+            .header("authorization", format!("Bearer {}", tokens[1]))
+            .header("custody-chain", &tokens[0])
+            .header(ACTION, "orders:write")
+            .header("custody-now", NOW.to_string());
+        let a = call(&custody, settings(), empty(write)).await;
+        assert_eq!(codes(&a.body)[0], "scope_missing");
+        assert_eq!(
+            (a.status, a.headers["www-authenticate"].to_str().unwrap()),
+            (
+                403,
+                format!("Bearer realm=\"custody\", error=\"insufficient_scope\", scope=\"orders:write\", {metadata}").as_str()
+            )
+        );
+    });
+}
