@@ -122,6 +122,10 @@ fn unreachable_codes(pack: &custody_policy::PolicyPack) -> Vec<(ReasonCode, &'st
             ReasonCode::StoreUnavailable,
             "a replay store that cannot take another proof",
         ),
+        (
+            ReasonCode::Revoked,
+            "revocations are held by the node (`custody revoke`), not the pack",
+        ),
     ];
     if pack.domains.iter().all(|d| d.sources.is_empty()) {
         out.push((

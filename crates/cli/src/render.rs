@@ -166,7 +166,8 @@ pub(crate) fn hint(code: ReasonCode) -> &'static str {
         C::KeysUnavailable => "the domain's remote key sources have not delivered a key set yet: check that custody can reach them (`custody check` fetches and reports each source), then retry",
         C::PeerInvalid => "the caller's proof of identity did not hold: present an X.509-SVID of your own trust domain, a WIT with a fresh WPT for this target, or a DPoP proof signed by the key the token is bound to",
         C::Replayed => "a proof is good for one request: sign a new WPT or DPoP proof (a fresh `jti`) for each call",
-        C::StoreUnavailable => "the node could not check the proof for reuse: retry; if it recurs, raise the replay cache's size",
+        C::StoreUnavailable => "the node could not check the proof for reuse: retry; if it recurs, raise the replay cache's size or bring the shared store back",
+        C::Revoked => "an operator revoked this token, actor, origin or transaction: get a new authorization from the origin; `custody revoke` revocations last until their `until` time",
         _ => "see the reason codes in the README",
     }
 }

@@ -389,6 +389,7 @@ fn build_world() -> Option<World> {
         chain: ChainSettings::default(),
         cedar: None,
         resource: None,
+        store: None,
         version: "fuzz".into(),
         dir: std::env::temp_dir(),
     };

@@ -70,6 +70,8 @@ pub enum Item {
     Chain(ChainBlock),
     /// `resource "URL" { authorization_servers [...] scopes [...] }`.
     Resource(ResourceDecl),
+    /// `store "redis://HOST:PORT"`: the fleet's shared state store, as written.
+    Store(Spanned<String>),
 }
 
 /// A `resource` block: the protected resource this service is (RFC 9728).
@@ -150,6 +152,11 @@ pub enum Setting {
     RequireSenderBinding(bool),
     /// `max_key_age D`, in seconds: a remote source's set older than this is dropped.
     MaxKeyAge(u64),
+    /// `one_time_tokens true|false`: each access token's `jti` is accepted once.
+    OneTimeTokens(bool),
+    /// `fail_open_replay true|false`: a replay check the store cannot answer lets the call
+    /// through (on this node's own memory) instead of `store_unavailable`.
+    FailOpenReplay(bool),
 }
 
 impl Setting {
@@ -162,6 +169,8 @@ impl Setting {
             Setting::MaxLifetime(_) => "max_lifetime",
             Setting::RequireSenderBinding(_) => "require_sender_binding",
             Setting::MaxKeyAge(_) => "max_key_age",
+            Setting::OneTimeTokens(_) => "one_time_tokens",
+            Setting::FailOpenReplay(_) => "fail_open_replay",
         }
     }
 }
@@ -174,7 +183,9 @@ impl fmt::Display for Setting {
             Setting::ClockSkew(s) | Setting::MaxLifetime(s) | Setting::MaxKeyAge(s) => {
                 write!(f, "{kw} {}", Duration(*s))
             }
-            Setting::RequireSenderBinding(b) => write!(f, "{kw} {b}"),
+            Setting::RequireSenderBinding(b)
+            | Setting::OneTimeTokens(b)
+            | Setting::FailOpenReplay(b) => write!(f, "{kw} {b}"),
         }
     }
 }
@@ -255,6 +266,7 @@ impl fmt::Display for Item {
                 }
                 writeln!(f, "}}")
             }
+            Item::Store(url) => writeln!(f, "store \"{}\"", url.node),
             Item::Chain(c) => {
                 writeln!(f, "chain {{")?;
                 for setting in &c.settings {

@@ -70,6 +70,9 @@ pub enum LoadErrorKind {
     /// `https` URL (or `http` to a loopback address) or has a query, no or a bad authorization
     /// server, a scope listed twice or not a valid scope token (RFC 6749 §3.3).
     Resource,
+    /// A `store` that cannot be used: a second one, or a URL that is not `redis://` or
+    /// `rediss://` with a host.
+    Store,
     /// A Cedar policy file does not parse.
     CedarSyntax,
     /// A Cedar policy template (policies with slots are not supported).

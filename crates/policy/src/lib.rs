@@ -35,7 +35,7 @@
 //! let errors = parse_trust("domian \"a\" {}", Path::new("x.trust"), &Limits::default()).unwrap_err();
 //! assert_eq!(
 //!     errors[0].to_string(),
-//!     "x.trust:1:1: unknown keyword `domian`: expected `local`, `domain`, `federate`, `chain` or `resource`"
+//!     "x.trust:1:1: unknown keyword `domian`: expected `local`, `domain`, `federate`, `chain`, `resource` or `store`"
 //! );
 //! ```
 //!

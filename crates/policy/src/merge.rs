@@ -60,6 +60,7 @@ pub(crate) struct Draft {
     pub(crate) federation: Vec<FederationRule>,
     pub(crate) chain: ChainSettings,
     pub(crate) resource: Option<ProtectedResource>,
+    pub(crate) store: Option<String>,
 }
 
 /// What merging a pack's trust files gave.
@@ -91,6 +92,7 @@ pub(crate) struct Merger {
     sender_binding_at: Option<At>,
     resource: Option<ProtectedResource>,
     resource_at: Option<At>,
+    store: Option<(String, At)>,
 }
 
 impl Merger {
@@ -103,6 +105,7 @@ impl Merger {
                 Item::Federate(r) => self.federate(file, r, item.span),
                 Item::Chain(c) => self.chain(file, c, item.span),
                 Item::Resource(r) => self.resource(file, r),
+                Item::Store(url) => self.store(file, url),
             }
         }
     }
@@ -128,6 +131,7 @@ impl Merger {
             federation: self.rules.into_iter().map(|r| r.rule).collect(),
             chain: self.chain,
             resource: self.resource,
+            store: self.store.map(|(url, _)| url),
         };
         Outcome {
             draft,
@@ -444,6 +448,8 @@ impl Merger {
             Setting::ClockSkew(s) => chain.clock_skew = s,
             Setting::MaxLifetime(s) => chain.max_lifetime = s,
             Setting::MaxKeyAge(s) => chain.max_key_age = s,
+            Setting::OneTimeTokens(b) => chain.one_time_tokens = b,
+            Setting::FailOpenReplay(b) => chain.fail_open_replay = b,
             Setting::RequireSenderBinding(b) => {
                 chain.require_sender_binding = b;
                 self.sender_binding_at = Some(here.clone());
@@ -533,6 +539,48 @@ impl Merger {
             });
         }
     }
+}
+
+impl Merger {
+    /// `store "URL"`: one per pack, `redis://` or `rediss://` with a host.
+    fn store(&mut self, file: &TrustFile, url: &Spanned<String>) {
+        let here = at(file, url.span);
+        if let Some((_, first)) = &self.store {
+            let msg = format!("a second `store` (first at {first})");
+            self.errors.push(error_at(LoadErrorKind::Store, &here, msg));
+            return;
+        }
+        match store_url(&url.node) {
+            Ok(()) => self.store = Some((url.node.clone(), here)),
+            Err(why) => {
+                let msg = format!("`store` `{}`: {why}", url.node);
+                self.errors.push(error_at(LoadErrorKind::Store, &here, msg));
+            }
+        }
+    }
+}
+
+/// A store URL: `redis://` (or `rediss://`, TLS) with a host, an optional port and database
+/// number, and no fragment or query.
+fn store_url(text: &str) -> Result<(), String> {
+    let url = url::Url::parse(text).map_err(|e| format!("not a URL ({e})"))?;
+    if !matches!(url.scheme(), "redis" | "rediss") {
+        return Err(format!(
+            "scheme `{}` is not `redis` or `rediss`: the store is Redis",
+            url.scheme()
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("a store URL needs a host".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("a store URL has no query or fragment".into());
+    }
+    let db = url.path().trim_start_matches('/');
+    if !db.is_empty() && db.parse::<u16>().is_err() {
+        return Err(format!("`/{db}` is not a database number"));
+    }
+    Ok(())
 }
 
 /// A resource identifier (RFC 9728 §1.2): a key source's URL rules, and no query (custody

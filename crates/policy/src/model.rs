@@ -21,6 +21,9 @@ pub struct PolicyPack {
     pub cedar: Option<CedarPack>,
     /// The protected resource this service is (`resource` block, RFC 9728), if declared.
     pub resource: Option<ProtectedResource>,
+    /// The fleet's shared state store (`store "redis://HOST:PORT"`), if declared: where
+    /// revocations come from and one-time `jti`s are recorded across nodes.
+    pub store: Option<String>,
     /// Lowercase hex SHA-256 over every file read (relative path and contents, sorted by path).
     pub version: String,
     /// The pack directory, as given.
@@ -217,6 +220,12 @@ pub struct ChainSettings {
     /// Age, in seconds, past which a remote source's last good key set is dropped. Default
     /// 86400 (24 h): DESIGN.md.
     pub max_key_age: u64,
+    /// Whether each access token's `jti` is accepted once (the presented token's, through the
+    /// replay defence). Default false.
+    pub one_time_tokens: bool,
+    /// Whether a replay check the store cannot answer lets the call through on this node's
+    /// own memory instead of denying it `store_unavailable`. Default false (fail closed).
+    pub fail_open_replay: bool,
 }
 
 impl Default for ChainSettings {
@@ -228,6 +237,8 @@ impl Default for ChainSettings {
             max_lifetime: 3600,
             require_sender_binding: false,
             max_key_age: 86_400,
+            one_time_tokens: false,
+            fail_open_replay: false,
         }
     }
 }

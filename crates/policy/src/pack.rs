@@ -92,6 +92,7 @@ impl PolicyPack {
             chain: draft.chain,
             cedar: cedar_pack,
             resource: draft.resource,
+            store: draft.store,
             version: log.version(dir),
             dir: dir.to_path_buf(),
         };

@@ -43,7 +43,7 @@ const DOMAINS_RANGE: std::ops::RangeInclusive<usize> = 1..=16;
 /// The range of `max_key_age`: from one refresh at the shortest (30 s) to a week.
 const KEY_AGE_RANGE: std::ops::RangeInclusive<u64> = 30..=604_800;
 
-const KEYWORDS: [&str; 21] = [
+const KEYWORDS: [&str; 24] = [
     "local",
     "domain",
     "issuer",
@@ -65,8 +65,11 @@ const KEYWORDS: [&str; 21] = [
     "ca",
     "resource",
     "authorization_servers",
+    "store",
+    "one_time_tokens",
+    "fail_open_replay",
 ];
-const TOP_LEVEL: [&str; 5] = ["local", "domain", "federate", "chain", "resource"];
+const TOP_LEVEL: [&str; 6] = ["local", "domain", "federate", "chain", "resource", "store"];
 
 /// One file's parse: the items that could be read, and every problem found on the way.
 pub(crate) struct Parsed {
@@ -265,6 +268,7 @@ impl Converter<'_> {
             Rule::federate => self.federate(pair),
             Rule::chain => Some(self.chain(pair)),
             Rule::resource => self.resource(pair),
+            Rule::store => self.strings(pair).next().map(Item::Store),
             _ => None,
         }
     }
@@ -398,6 +402,8 @@ impl Converter<'_> {
             Rule::clock_skew => Setting::ClockSkew(self.clock_skew(&value)?),
             Rule::max_lifetime => Setting::MaxLifetime(self.duration("max_lifetime", &value)?),
             Rule::sender_binding => Setting::RequireSenderBinding(value.as_str() == "true"),
+            Rule::one_time_tokens => Setting::OneTimeTokens(value.as_str() == "true"),
+            Rule::fail_open_replay => Setting::FailOpenReplay(value.as_str() == "true"),
             Rule::max_key_age => {
                 let seconds = self.duration("max_key_age", &value)?;
                 if !KEY_AGE_RANGE.contains(&seconds) {
@@ -609,6 +615,12 @@ fn is_keyword_position(rule: Rule) -> bool {
             | Rule::chain
             | Rule::resource
             | Rule::authorization_servers
+            | Rule::store
+            | Rule::kw_store
+            | Rule::one_time_tokens
+            | Rule::kw_one_time_tokens
+            | Rule::fail_open_replay
+            | Rule::kw_fail_open_replay
             | Rule::kw_resource
             | Rule::kw_authorization_servers
             | Rule::issuer
@@ -657,6 +669,9 @@ fn expected_words(rule: Rule) -> &'static str {
         Rule::federate | Rule::kw_federate => "`federate`",
         Rule::chain | Rule::kw_chain => "`chain`",
         Rule::resource | Rule::kw_resource => "`resource`",
+        Rule::store | Rule::kw_store => "`store`",
+        Rule::one_time_tokens | Rule::kw_one_time_tokens => "`one_time_tokens`",
+        Rule::fail_open_replay | Rule::kw_fail_open_replay => "`fail_open_replay`",
         Rule::authorization_servers | Rule::kw_authorization_servers => "`authorization_servers`",
         Rule::issuer | Rule::kw_issuer => "`issuer`",
         Rule::keys | Rule::kw_keys => "`keys`",

@@ -44,6 +44,8 @@ fn loads_the_good_pack() {
             max_lifetime: 7200,
             require_sender_binding: true,
             max_key_age: 86_400,
+            one_time_tokens: false,
+            fail_open_replay: false,
         }
     );
 

@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use custody_jose::Limits;
-use custody_verifier::{ChainSummary, Decision, Reason, ReasonCode, Request};
+use custody_verifier::{ChainSummary, Decision, PolicyPack, Reason, ReasonCode, Request};
 use sha2::{Digest as _, Sha256};
 
 /// A cache key.
@@ -97,7 +97,7 @@ impl DecisionCache {
     /// The key of `req` decided on pack `version` with the key store at `keys` (its
     /// generation: a remote source that changes a domain's keys makes earlier entries
     /// unreachable, so no decision outlives the keys it was made with).
-    pub(crate) fn key(version: &str, keys: u64, req: &Request) -> Key {
+    pub(crate) fn key(version: &str, keys: u64, revocations: u64, req: &Request) -> Key {
         let mut h = Sha256::new();
         let mut field = |tag: u8, bytes: &[u8]| {
             h.update([tag]);
@@ -106,6 +106,8 @@ impl DecisionCache {
         };
         field(b'v', version.as_bytes());
         field(b'g', &keys.to_be_bytes());
+        // a revocation changes the generation: nothing decided before it is served after it
+        field(b'r', &revocations.to_be_bytes());
         for t in &req.tokens {
             field(b't', t.as_bytes());
         }
@@ -151,10 +153,11 @@ impl DecisionCache {
     }
 
     /// Whether a decision on `req` may be remembered and served again: never for a request
-    /// carrying a one-time proof (a WPT, a DPoP proof), which the verifier must see every time
-    /// to refuse its reuse.
-    pub(crate) fn cacheable(req: &Request) -> bool {
-        req.wpt.is_none() && req.dpop.is_none()
+    /// carrying a one-time proof (a WPT, a DPoP proof), nor under a pack whose access tokens
+    /// are one-time (`one_time_tokens`), which the verifier must see every time to refuse
+    /// their reuse.
+    pub(crate) fn cacheable(req: &Request, pack: &PolicyPack) -> bool {
+        req.wpt.is_none() && req.dpop.is_none() && !pack.chain.one_time_tokens
     }
 
     pub(crate) fn get(&self, key: &Key) -> Option<Arc<Decision>> {
@@ -404,19 +407,28 @@ mod tests {
     #[test]
     fn keys_cover_every_attribute() {
         let base = req(&["a"]);
-        let k = DecisionCache::key("v1", 0, &base);
-        assert_ne!(k, DecisionCache::key("v2", 0, &base));
-        assert_ne!(k, DecisionCache::key("v1", 1, &base), "keys changed since");
+        let k = DecisionCache::key("v1", 0, 0, &base);
+        assert_ne!(k, DecisionCache::key("v2", 0, 0, &base));
+        assert_ne!(
+            k,
+            DecisionCache::key("v1", 1, 0, &base),
+            "keys changed since"
+        );
+        assert_ne!(
+            k,
+            DecisionCache::key("v1", 0, 1, &base),
+            "a revocation since"
+        );
         let mut other = base.clone();
         other.peer = Some("spiffe://b.example/x".into());
-        assert_ne!(k, DecisionCache::key("v1", 0, &other));
+        assert_ne!(k, DecisionCache::key("v1", 0, 0, &other));
         let mut other = base.clone();
         other.action = "orders:write".into();
-        assert_ne!(k, DecisionCache::key("v1", 0, &other));
+        assert_ne!(k, DecisionCache::key("v1", 0, 0, &other));
         // field boundaries matter: ["ab"] differs from ["a", "b"]
         assert_ne!(
-            DecisionCache::key("v1", 0, &req(&["ab"])),
-            DecisionCache::key("v1", 0, &req(&["a", "b"]))
+            DecisionCache::key("v1", 0, 0, &req(&["ab"])),
+            DecisionCache::key("v1", 0, 0, &req(&["a", "b"]))
         );
     }
 

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use custody_verifier::{Decision, ProtectedResource, Reason, ReasonCode, Request, Verifier};
+use custody_verifier::{Decision, Reason, ReasonCode, Request, Verifier};
 use envoy_types::ext_authz::v3::pb::{
     Authorization, AuthorizationServer, CheckRequest, CheckResponse,
 };
@@ -257,19 +257,21 @@ impl Service {
     fn check_inline(
         &self,
         check: &CheckRequest,
-        pack: &str,
-        resource: Option<&ProtectedResource>,
+        verifier: &Verifier,
         keys: u64,
         started: Instant,
     ) -> Result<CheckResponse, Box<Request>> {
         let st = &self.state;
         let mut miss = None;
+        let policy = verifier.pack();
+        let revoked = verifier.revocations().generation();
+        let (pack, resource) = (policy.version.as_str(), policy.resource.as_ref());
         let out = check::answer(check, &st.settings, &st.limits, pack, resource, |req| {
             if let Some(d) = st
                 .cache
                 .as_ref()
-                .filter(|_| DecisionCache::cacheable(req))
-                .and_then(|c| c.get(&DecisionCache::key(pack, keys, req)))
+                .filter(|_| DecisionCache::cacheable(req, policy))
+                .and_then(|c| c.get(&DecisionCache::key(pack, keys, revoked, req)))
             {
                 st.metrics.cache_hits.fetch_add(1, Ordering::Relaxed);
                 return d;
@@ -303,11 +305,17 @@ impl Service {
         self.state.stall.pass();
         let st = &self.state;
         let pack = verifier.pack().version.as_str();
+        // read before deciding: a revocation that lands meanwhile keys the entry out of reach
+        let revoked = verifier.revocations().generation();
         let (d, keys) = self.verify_settled(verifier, req);
-        if let Some(cache) = st.cache.as_ref().filter(|_| DecisionCache::cacheable(req)) {
+        if let Some(cache) = st
+            .cache
+            .as_ref()
+            .filter(|_| DecisionCache::cacheable(req, verifier.pack()))
+        {
             st.metrics.cache_misses.fetch_add(1, Ordering::Relaxed);
             let now = req.now.unwrap_or_else(custody_verifier::system_now);
-            let key = DecisionCache::key(pack, keys, req);
+            let key = DecisionCache::key(pack, keys, revoked, req);
             if let Some(u) = cache.put(key, req, &d, now, &st.limits) {
                 let m = &st.metrics;
                 m.cache_entries.store(u.entries as u64, Ordering::Relaxed);
@@ -539,8 +547,7 @@ impl Authorization for Service {
         let verifier = self.snapshot().await;
         let pack = verifier.pack().version.clone();
         let keys = verifier.key_store().generation();
-        let resource = verifier.pack().resource.as_ref();
-        let req = match self.check_inline(request.get_ref(), &pack, resource, keys, started) {
+        let req = match self.check_inline(request.get_ref(), &verifier, keys, started) {
             Ok(answered) => return Ok(Response::new(answered)),
             Err(req) => req,
         };

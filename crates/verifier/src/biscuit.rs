@@ -356,6 +356,8 @@ fn authority_token(limits: &Limits, block: &BlockView, domain: usize) -> Result<
         nbf: None,
         scope,
         txn,
+        // a Biscuit has no `jti`: revoke its actors, origin or `txn` instead
+        jti: None,
         actors,
         tctx: None,
         svid: false,
@@ -473,6 +475,8 @@ fn hop_token(
             scope
         },
         txn: single_str(block, "txn", at)?.or_else(|| prev.txn.clone()),
+        // a Biscuit has no `jti`: revoke its actors, origin or `txn` instead
+        jti: None,
         actors,
         tctx: None,
         svid: false,

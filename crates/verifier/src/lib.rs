@@ -93,6 +93,7 @@ mod proof;
 mod reason;
 mod replay;
 mod request;
+pub mod revoke;
 mod slice;
 mod time;
 mod token;
@@ -112,11 +113,12 @@ pub use proof::{
     without_query, CallerProof, ProofMethod, WIT_CACHE_BYTES, WIT_CACHE_ENTRIES, WPT_MAX_REMAINING,
 };
 pub use reason::{Reason, ReasonCode};
-pub use replay::REPLAY_ENTRIES;
+pub use replay::{ReplayStore, StoreDown, REPLAY_ENTRIES};
 pub use request::{
     InvalidRequest, Request, RequestError, ResourceRef, DEFAULT_RESOURCE_TYPE,
     MAX_PEER_CERTIFICATES, MAX_PEER_CERTIFICATE_BYTES, REQUEST_FIELDS,
 };
+pub use revoke::{Revocation, RevocationKind, Revocations};
 pub use slice::{SlicedPolicySet, MAX_SLICES};
 pub use verified::{Confirmation, VerifiedChain, VerifiedToken};
 
@@ -191,7 +193,7 @@ pub struct Verifier {
     /// `verify_batch`'s own pool, when one was asked for.
     pool: Option<rayon::ThreadPool>,
     /// One-time proofs seen on this node.
-    replay: replay::ReplayCache,
+    replay: replay::Replay,
     /// Each domain's X.509 authorities, parsed, and the chains validated against them.
     x509: x509::X509State,
     /// WITs verified before, by their exact bytes.
@@ -199,6 +201,9 @@ pub struct Verifier {
     /// DPoP proofs' public keys, by their header's exact bytes (the key parsed and its point
     /// checked once per client key).
     dpop_keys: exact::ExactCache<custody_jose::PublicKey>,
+    /// The revocations this node holds (shared with whatever feeds them, and with the
+    /// verifiers of later packs).
+    revocations: Arc<Revocations>,
 }
 
 impl Verifier {
@@ -250,10 +255,35 @@ impl Verifier {
             cache: TokenCache::with_bound(options.sig_cache_entries, options.sig_cache_bytes),
             cedar,
             pool,
-            replay: replay::ReplayCache::new(options.replay_entries),
+            replay: replay::Replay {
+                local: replay::ReplayCache::new(options.replay_entries),
+                shared: None,
+            },
             wits: exact::ExactCache::new(options.wit_cache_entries, proof::WIT_CACHE_BYTES),
             dpop_keys: exact::ExactCache::new(options.wit_cache_entries, proof::WIT_CACHE_BYTES),
+            revocations: Arc::new(Revocations::new()),
         }
+    }
+
+    /// This verifier denying what `revocations` holds (`revoked`), instead of its own empty
+    /// set: the seam a store follower, or a gateway's own revocation feed, writes through.
+    /// Give the verifier of every later pack the same set.
+    pub fn with_revocations(mut self, revocations: Arc<Revocations>) -> Self {
+        self.revocations = revocations;
+        self
+    }
+
+    /// This verifier recording one-time `jti`s (WPTs, DPoP proofs, and access tokens under
+    /// `one_time_tokens`) in `store` as well as in its own cache, so that what one node of a
+    /// fleet accepted every other refuses (`replayed`).
+    pub fn with_replay_store(mut self, store: Arc<dyn ReplayStore>) -> Self {
+        self.replay.shared = Some(store);
+        self
+    }
+
+    /// The revocations this verifier denies.
+    pub fn revocations(&self) -> &Arc<Revocations> {
+        &self.revocations
     }
 
     /// The pack this verifier decides with.
@@ -284,7 +314,7 @@ impl Verifier {
     /// One-time proofs (WPT and DPoP `jti`s) remembered now, expired ones not yet swept
     /// included.
     pub fn replay_cache_len(&self) -> usize {
-        self.replay.len()
+        self.replay.local.len()
     }
 
     /// Cedar requests remembered now (0 without Cedar).
@@ -425,7 +455,55 @@ impl Verifier {
                 return Decision::deny(r, Some(summary));
             }
         }
-        self.cedar(req, &chain, summary)
+        if let Err(r) = self.revocations.check(verified, &summary.origin, now) {
+            return Decision::deny(r, Some(summary));
+        }
+        let decision = self.cedar(req, &chain, summary);
+        if decision.is_allowed() && self.pack.chain.one_time_tokens {
+            // used up only by a call that would be allowed: a denied call burns nothing
+            if let Err(r) = self.use_up_token(verified, now) {
+                return Decision::deny(r, decision.chain);
+            }
+        }
+        decision
+    }
+
+    /// `one_time_tokens`: the presented token's `jti`, through the replay defence, live until
+    /// the token's `exp` plus the skew. A presented token without a `jti` is `missing_claim`.
+    fn use_up_token(&self, verified: &VerifiedChain, now: i64) -> Result<(), Reason> {
+        let hop = verified.tokens.len().checked_sub(1);
+        let Some(t) = verified.tokens.last() else {
+            return Ok(());
+        };
+        let Some(jti) = t.jti.as_deref() else {
+            return Err(Reason::new(
+                ReasonCode::MissingClaim,
+                hop,
+                "`one_time_tokens` is on and the presented token has no string `jti`",
+            ));
+        };
+        // the token's issuer domain stands for its signer: two domains' `jti`s never meet
+        let domain = self
+            .pack
+            .domains
+            .get(t.domain)
+            .map_or("", |d| d.name.as_str());
+        let signer: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(domain.as_bytes()).into();
+        let until = t.exp.saturating_add(self.pack.chain.clock_skew as i64);
+        let fail_open = self.pack.chain.fail_open_replay;
+        self.replay
+            .consume(
+                replay::ProofKind::Token,
+                &signer,
+                jti,
+                until,
+                now,
+                fail_open,
+            )
+            .map_err(|mut r| {
+                r.hop = hop;
+                r
+            })
     }
 
     /// Decides many calls on the rayon pool (the verifier's own if

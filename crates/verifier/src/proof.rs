@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 use crate::exact::{ExactCache, Weigh};
 use crate::index::PackIndex;
 use crate::reason::clip;
-use crate::replay::{ProofKind, ReplayCache, Seen};
+use crate::replay::{ProofKind, Replay};
 use crate::verified::{Confirmation, VerifiedToken};
 use crate::x509::X509State;
 use crate::{Reason, ReasonCode, Request};
@@ -150,7 +150,7 @@ pub(crate) struct Prover<'a> {
     pub index: &'a PackIndex,
     pub keys: &'a KeyStore,
     pub limits: &'a Limits,
-    pub replay: &'a ReplayCache,
+    pub replay: &'a Replay,
     pub x509: &'a X509State,
     pub wits: &'a ExactCache<KnownWit>,
     pub dpop_keys: &'a ExactCache<PublicKey>,
@@ -713,31 +713,10 @@ impl Prover<'_> {
 
     /// Records the one-time proofs; the first seen before is `replayed`.
     fn consume(&self, once: &[OneTime], now: i64) -> Result<(), Reason> {
+        let fail_open = self.pack.chain.fail_open_replay;
         for p in once {
-            let what = match p.kind {
-                ProofKind::Wpt => "WPT",
-                ProofKind::Dpop => "DPoP proof",
-            };
-            match self
-                .replay
-                .note(p.kind, &p.thumbprint, &p.jti, p.until, now)
-            {
-                Seen::First => {}
-                Seen::Again => {
-                    return Err(Reason::new(
-                        ReasonCode::Replayed,
-                        None,
-                        format!("{what} `jti` `{}` was used before", clip(&p.jti)),
-                    ))
-                }
-                Seen::Full => {
-                    return Err(Reason::new(
-                        ReasonCode::StoreUnavailable,
-                        None,
-                        format!("the replay cache is full: the {what} cannot be checked for reuse"),
-                    ))
-                }
-            }
+            self.replay
+                .consume(p.kind, &p.thumbprint, &p.jti, p.until, now, fail_open)?;
         }
         Ok(())
     }

@@ -84,11 +84,15 @@ pub enum ReasonCode {
     /// A check needed the replay store and could not have it (the per-node cache full of
     /// live proofs): denied, never let through; the sidecar answers 503.
     StoreUnavailable,
+    /// An item of the chain (a token's `jti`, an actor, the origin, a `txn`) is revoked
+    /// (DESIGN.md, "Revocation and replay across a fleet"); checked after the chain rules and
+    /// before Cedar.
+    Revoked,
 }
 
 impl ReasonCode {
     /// Every code, in the order DESIGN.md lists them.
-    pub const ALL: [ReasonCode; 36] = [
+    pub const ALL: [ReasonCode; 37] = [
         ReasonCode::InvalidRequest,
         ReasonCode::MalformedToken,
         ReasonCode::TokenTooLarge,
@@ -125,6 +129,7 @@ impl ReasonCode {
         ReasonCode::PeerInvalid,
         ReasonCode::Replayed,
         ReasonCode::StoreUnavailable,
+        ReasonCode::Revoked,
     ];
 
     /// The stable snake_case name.
@@ -166,6 +171,7 @@ impl ReasonCode {
             ReasonCode::PeerInvalid => "peer_invalid",
             ReasonCode::Replayed => "replayed",
             ReasonCode::StoreUnavailable => "store_unavailable",
+            ReasonCode::Revoked => "revoked",
         }
     }
 

@@ -16,12 +16,118 @@
 //! most 5 minutes plus the skew; DPoP proofs twice the skew).
 
 use std::collections::{HashMap, VecDeque};
+use std::fmt;
 use std::hash::BuildHasherDefault;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 
 use crate::fifo::Prehashed;
+use crate::reason::clip;
+use crate::{Reason, ReasonCode};
+
+/// A record of one-time `jti`s shared by a fleet of nodes (the sidecar's Redis store): what
+/// one node accepted, every other refuses. Called from the thread deciding the request; an
+/// implementation answers within its own bound (the sidecar's: the request's deadline).
+pub trait ReplayStore: Send + Sync + fmt::Debug {
+    /// Records `id` (a proof's or token's 128-bit digest, as the per-node cache keys it) as
+    /// used until `until` (unix seconds, inclusive). `Ok(true)` when no node recorded it
+    /// before, `Ok(false)` when one did, `Err` when the store cannot answer.
+    fn first_use(&self, id: u128, until: i64, now: i64) -> Result<bool, StoreDown>;
+}
+
+/// Why a [`ReplayStore`] could not answer (unreachable, slow, refusing).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreDown(pub String);
+
+impl fmt::Display for StoreDown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The replay defence: this node's cache, then the fleet's store when there is one.
+#[derive(Debug)]
+pub(crate) struct Replay {
+    pub(crate) local: ReplayCache,
+    pub(crate) shared: Option<Arc<dyn ReplayStore>>,
+}
+
+impl Replay {
+    /// Uses up a one-time `jti` (`kind`, signer `thumbprint`, `jti`, live until `until`):
+    /// `replayed` if this node or (with a store) any node saw it; `store_unavailable` when
+    /// this node's cache is full of live entries, or the store cannot answer and the pack does
+    /// not say `fail_open_replay true` (then this node's own memory alone decides).
+    pub(crate) fn consume(
+        &self,
+        kind: ProofKind,
+        thumbprint: &[u8; 32],
+        jti: &str,
+        until: i64,
+        now: i64,
+        fail_open: bool,
+    ) -> Result<(), Reason> {
+        let what = kind.what();
+        let id = digest(kind, thumbprint, jti);
+        match self.local.note_id(id, until, now) {
+            Seen::First => {}
+            Seen::Again => {
+                return Err(Reason::new(
+                    ReasonCode::Replayed,
+                    None,
+                    format!("{what} `jti` `{}` was used before", clip(jti)),
+                ))
+            }
+            Seen::Full => {
+                return Err(Reason::new(
+                    ReasonCode::StoreUnavailable,
+                    None,
+                    format!("the replay cache is full: the {what} cannot be checked for reuse"),
+                ))
+            }
+        }
+        let Some(store) = &self.shared else {
+            return Ok(());
+        };
+        match store.first_use(id, until, now) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Reason::new(
+                ReasonCode::Replayed,
+                None,
+                format!(
+                    "{what} `jti` `{}` was used before at another node",
+                    clip(jti)
+                ),
+            )),
+            Err(_) if fail_open => Ok(()),
+            Err(e) => Err(Reason::new(
+                ReasonCode::StoreUnavailable,
+                None,
+                format!(
+                    "the shared replay store cannot check the {what} for reuse ({})",
+                    clip(&e.0)
+                ),
+            )),
+        }
+    }
+}
+
+/// The key of a one-time `jti`: SHA-256 over its kind, its signer's thumbprint and the `jti`,
+/// truncated to 128 bits.
+fn digest(kind: ProofKind, thumbprint: &[u8; 32], jti: &str) -> u128 {
+    let mut h = Sha256::new();
+    h.update(match kind {
+        ProofKind::Wpt => b"wpt\0",
+        ProofKind::Dpop => b"dpop",
+        ProofKind::Token => b"tok\0",
+    });
+    h.update(thumbprint);
+    h.update(jti.as_bytes());
+    let digest = h.finalize();
+    let mut id = [0u8; 16];
+    id.copy_from_slice(digest.get(..16).unwrap_or(&[0; 16]));
+    u128::from_le_bytes(id)
+}
 
 /// The default bound on remembered proofs.
 pub const REPLAY_ENTRIES: usize = 262_144;
@@ -44,6 +150,18 @@ pub(crate) enum Seen {
 pub(crate) enum ProofKind {
     Wpt,
     Dpop,
+    /// An access token's `jti` under `chain { one_time_tokens true }`.
+    Token,
+}
+
+impl ProofKind {
+    fn what(self) -> &'static str {
+        match self {
+            ProofKind::Wpt => "WPT",
+            ProofKind::Dpop => "DPoP proof",
+            ProofKind::Token => "access token",
+        }
+    }
 }
 
 #[derive(Default)]
@@ -90,6 +208,7 @@ impl ReplayCache {
 
     /// Records the proof (`kind`, signing key `thumbprint`, `jti`) as used until `until`
     /// (unix seconds, inclusive), unless it was seen before and is still live at `now`.
+    #[cfg(test)]
     pub fn note(
         &self,
         kind: ProofKind,
@@ -98,17 +217,11 @@ impl ReplayCache {
         until: i64,
         now: i64,
     ) -> Seen {
-        let mut h = Sha256::new();
-        h.update(match kind {
-            ProofKind::Wpt => b"wpt\0",
-            ProofKind::Dpop => b"dpop",
-        });
-        h.update(thumbprint);
-        h.update(jti.as_bytes());
-        let digest = h.finalize();
-        let mut id = [0u8; 16];
-        id.copy_from_slice(digest.get(..16).unwrap_or(&[0; 16]));
-        let id = u128::from_le_bytes(id);
+        self.note_id(digest(kind, thumbprint, jti), until, now)
+    }
+
+    /// [`note`](Self::note) on the digest.
+    pub fn note_id(&self, id: u128, until: i64, now: i64) -> Seen {
         // the low bits pick the shard; the table hashes the id as it is (`Prehashed`)
         let shard = usize::try_from(id % SHARDS as u128).unwrap_or(0);
         let Some(lock) = self.shards.get(shard) else {

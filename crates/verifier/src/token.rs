@@ -391,6 +391,9 @@ fn read_claims(
         nbf,
         scope: scope.map(|s| split_scope(&s)).unwrap_or_default(),
         txn,
+        // read as it is: a `jti` that is not a string was never refused, and names nothing a
+        // revocation can match
+        jti: c.get("jti").and_then(Value::as_str).map(str::to_owned),
         actors: Vec::new(),
         tctx,
         svid,

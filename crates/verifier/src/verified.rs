@@ -27,6 +27,8 @@ pub struct VerifiedToken {
     /// Empty when the token has no `scope` claim (grants nothing).
     pub(crate) scope: Vec<String>,
     pub(crate) txn: Option<String>,
+    /// `jti`, when the token has one as a string (what a `jti` revocation matches).
+    pub(crate) jti: Option<String>,
     /// Earliest first: the `act` chain for access tokens, `req_wl` for Txn-Tokens.
     pub(crate) actors: Vec<SpiffeId>,
     pub(crate) tctx: Option<Map<String, Value>>,
@@ -62,6 +64,11 @@ impl VerifiedToken {
     /// The position of the issuer's trust domain in the pack's `domains`.
     pub fn domain_index(&self) -> usize {
         self.domain
+    }
+
+    /// `jti`, when it is a string.
+    pub fn jti(&self) -> Option<&str> {
+        self.jti.as_deref()
     }
 
     /// `sub`.

@@ -127,6 +127,8 @@ fn minimal_pack_has_defaults_and_warns_about_bearer_tokens() {
             max_lifetime: 3600,
             require_sender_binding: false,
             max_key_age: 86_400,
+            one_time_tokens: false,
+            fail_open_replay: false,
         }
     );
     assert!(loaded.pack.cedar.is_none());

@@ -220,7 +220,7 @@ fn unknown_keywords_say_what_was_expected() {
         one_error("local \"c.example\"\ndomian \"a\" {}"),
         (
             LoadErrorKind::UnknownKeyword,
-            "2:1: unknown keyword `domian`: expected `local`, `domain`, `federate`, `chain` or `resource`"
+            "2:1: unknown keyword `domian`: expected `local`, `domain`, `federate`, `chain`, `resource` or `store`"
                 .into()
         )
     );
@@ -257,7 +257,7 @@ fn syntax_errors_are_located_and_worded() {
     let cases: &[(&str, &str)] = &[
         ("local", "1:6: expected a quoted string, found end of file"),
         ("local c.example", "1:7: expected a quoted string, found `c.example`"),
-        ("local \"a\" }", "1:11: expected `local`, `domain`, `federate`, `chain` or `resource`, found `}`"),
+        ("local \"a\" }", "1:11: expected `local`, `domain`, `federate`, `chain`, `resource` or `store`, found `}`"),
         ("federate \"a\" \"b\" { scopes [] }", "1:14: expected `->`, found a string"),
         ("federate \"a\" -> \"b\" { }", "1:23: expected `scopes`, found `}`"),
         ("federate \"a\" -> \"b\" { scopes \"x\" }", "1:30: expected `[`, found a string"),
@@ -273,12 +273,12 @@ fn syntax_errors_are_located_and_worded() {
         ("chain { clock_skew 1d }", "1:21: a duration needs a unit right after the number: `s`, `m` or `h`, not `d`"),
         ("chain { require_sender_binding yes }", "1:32: expected `true` or `false`, found `yes`"),
         ("chain { require_sender_binding True }", "1:32: expected `true` or `false`, found `True`"),
-        ("chain { max_depth 5", "1:20: expected `}`, `max_depth`, `max_domains`, `clock_skew`, `max_lifetime`, `require_sender_binding` or `max_key_age`, found end of file"),
+        ("chain { max_depth 5", "1:20: expected `}`, `max_depth`, `max_domains`, `clock_skew`, `max_lifetime`, `require_sender_binding`, `max_key_age`, `one_time_tokens` or `fail_open_replay`, found end of file"),
         ("domain \"a.example\" { issuer \"x\n\" }", "1:31: unterminated string: the closing `\"` must be on the same line"),
         ("domain \"a.example\" { issuer \"x", "1:31: unterminated string: the closing `\"` must be on the same line"),
         ("domain \"a.example\" { issuer \"x\\\"y\" }", "1:31: strings have no escapes: `\\` is not allowed in a string"),
         ("domain \"a.example\" { issuer 'x' }", "1:29: expected a quoted string, found `'`"),
-        ("local \"a\" ;", "1:11: expected `local`, `domain`, `federate`, `chain` or `resource`, found `;`"),
+        ("local \"a\" ;", "1:11: expected `local`, `domain`, `federate`, `chain`, `resource` or `store`, found `;`"),
     ];
     for (src, want) in cases {
         let (kind, got) = one_error(src);
