@@ -62,8 +62,9 @@ impl std::str::FromStr for Protocol {
     }
 }
 
-/// The MCP methods a client sends a server (2025-06-18): requests and notifications.
-const MCP_METHODS: [&str; 17] = [
+/// The MCP methods a client sends a server (2025-06-18, and 2026-07-28's `server/discover` and
+/// `subscriptions/listen`): requests and notifications.
+const MCP_METHODS: [&str; 19] = [
     "initialize",
     "ping",
     "tools/list",
@@ -81,10 +82,13 @@ const MCP_METHODS: [&str; 17] = [
     "notifications/cancelled",
     "notifications/progress",
     "notifications/roots/list_changed",
+    // 2026-07-28
+    "server/discover",
+    "subscriptions/listen",
 ];
 
-/// The A2A JSON-RPC methods (A2A 0.3).
-const A2A_METHODS: [&str; 10] = [
+/// The A2A JSON-RPC methods: A2A 0.3's and A2A 1.0's (`SendMessage`, …).
+const A2A_METHODS: [&str; 21] = [
     "message/send",
     "message/stream",
     "tasks/get",
@@ -95,6 +99,18 @@ const A2A_METHODS: [&str; 10] = [
     "tasks/pushNotificationConfig/list",
     "tasks/pushNotificationConfig/delete",
     "agent/getAuthenticatedExtendedCard",
+    // A2A 1.0 (the gRPC method names)
+    "SendMessage",
+    "SendStreamingMessage",
+    "GetTask",
+    "ListTasks",
+    "CancelTask",
+    "SubscribeToTask",
+    "CreateTaskPushNotificationConfig",
+    "GetTaskPushNotificationConfig",
+    "ListTaskPushNotificationConfigs",
+    "DeleteTaskPushNotificationConfig",
+    "GetExtendedAgentCard",
 ];
 
 /// The action of a JSON-RPC `body` under `protocol` (not [`Protocol::Http`]).

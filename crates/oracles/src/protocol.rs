@@ -9,7 +9,7 @@ use crate::verify::{ensure, Oracle};
 
 /// What the action should be, read off a parsed value (the mapping written the slow way).
 fn reference(protocol: Protocol, v: &Value) -> Option<String> {
-    const MCP: [&str; 17] = [
+    const MCP: [&str; 19] = [
         "initialize",
         "ping",
         "tools/list",
@@ -27,8 +27,11 @@ fn reference(protocol: Protocol, v: &Value) -> Option<String> {
         "notifications/cancelled",
         "notifications/progress",
         "notifications/roots/list_changed",
+        // 2026-07-28
+        "server/discover",
+        "subscriptions/listen",
     ];
-    const A2A: [&str; 10] = [
+    const A2A: [&str; 21] = [
         "message/send",
         "message/stream",
         "tasks/get",
@@ -39,6 +42,18 @@ fn reference(protocol: Protocol, v: &Value) -> Option<String> {
         "tasks/pushNotificationConfig/list",
         "tasks/pushNotificationConfig/delete",
         "agent/getAuthenticatedExtendedCard",
+        // A2A 1.0 (the gRPC method names)
+        "SendMessage",
+        "SendStreamingMessage",
+        "GetTask",
+        "ListTasks",
+        "CancelTask",
+        "SubscribeToTask",
+        "CreateTaskPushNotificationConfig",
+        "GetTaskPushNotificationConfig",
+        "ListTaskPushNotificationConfigs",
+        "DeleteTaskPushNotificationConfig",
+        "GetExtendedAgentCard",
     ];
     let m = v.as_object()?;
     if m.get("jsonrpc")?.as_str()? != "2.0" {

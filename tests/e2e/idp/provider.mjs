@@ -7,6 +7,10 @@
 // loopback) with two confidential clients using the client-credentials grant and resource
 // indicators, whose access tokens are RFC 9068 JWTs (`typ: at+jwt`):
 //   rs-client / rs-secret: signed RS256       es-client / es-secret: signed ES256
+// Optionally (tests/e2e/test_sdk_mcp.py) MCP servers as resources, each token's audience its
+// resource identifier (RFC 8707), and clients for them, signed ES256:
+//   "mcp": {"resources": [URL, ...], "clients": {ID: {"secret": S, "scope": "what it may get"}}}
+// A token request's scope is cut down to the client's `scope`, silently (no error).
 // A token request carrying a `DPoP` proof (RFC 9449) gets an access token bound to its key.
 // Resources: "https://orders.c.example" (audience config.audience.orders) and
 // "https://agents.b.example" (audience config.audience.agents; these tokens carry `txn`, the
@@ -29,6 +33,7 @@ const ORDERS = 'https://orders.c.example';
 const AGENTS = 'https://agents.b.example';
 const stats = { discovery: 0, jwks: 0 };
 let mode = 'normal';
+const mcp = { resources: [], clients: {}, ...config.mcp };
 
 function build(keys) {
   const provider = new Provider(issuer, {
@@ -40,6 +45,10 @@ function build(keys) {
       { client_id: 'es-client', client_secret: 'es-secret', grant_types: ['client_credentials'],
         redirect_uris: [], response_types: [], token_endpoint_auth_method: 'client_secret_post',
         scope: 'orders:read orders:write' },
+      ...Object.entries(mcp.clients).map(([id, c]) => ({
+        client_id: id, client_secret: c.secret, grant_types: ['client_credentials'],
+        redirect_uris: [], response_types: [], token_endpoint_auth_method: 'client_secret_post',
+      })),
     ],
     scopes: ['orders:read', 'orders:write'],
     features: {
@@ -52,6 +61,15 @@ function build(keys) {
         defaultResource: () => ORDERS,
         useGrantedResource: () => true,
         getResourceServerInfo: (ctx, resource, client) => {
+          if (mcp.resources.includes(resource) && mcp.clients[client.clientId]) {
+            return {
+              scope: mcp.clients[client.clientId].scope,
+              audience: resource,
+              accessTokenFormat: 'jwt',
+              accessTokenTTL: 600,
+              jwt: { sign: { alg: 'ES256' } },
+            };
+          }
           if (resource !== ORDERS && resource !== AGENTS) {
             throw new Error(`unknown resource ${resource}`);
           }
