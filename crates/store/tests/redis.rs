@@ -1,0 +1,331 @@
+//! custody-store against a real `redis-server` (Debian's package; `.ci/run` installs it): each
+//! test starts its own on a free loopback port, without persistence, and stops, kills, pauses
+//! or restarts it. Without a `redis-server` on `PATH` (or `CUSTODY_REDIS_SERVER`) the tests
+//! fail under `CI=true` and are skipped, saying so, elsewhere.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a panic is how a broken expectation is reported"
+)]
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use custody_store::{follow, OnEvent, RedisReplay, Store, StoreStatus};
+use custody_verifier::{ReplayStore, Revocation, RevocationKind, Revocations};
+
+struct Redis {
+    port: u16,
+    child: Option<Child>,
+}
+
+fn redis_binary() -> Option<String> {
+    if let Ok(b) = std::env::var("CUSTODY_REDIS_SERVER") {
+        return Some(b);
+    }
+    let found = Command::new("sh")
+        .args(["-c", "command -v redis-server"])
+        .output()
+        .ok()?;
+    let path = String::from_utf8(found.stdout).ok()?.trim().to_owned();
+    (!path.is_empty()).then_some(path)
+}
+
+impl Redis {
+    /// A fresh server, or `None` (skip) when there is none to run outside CI.
+    fn start() -> Option<Redis> {
+        let Some(_) = redis_binary() else {
+            assert!(
+                std::env::var("CI").map(|v| v != "true").unwrap_or(true),
+                "CI=true and no redis-server: .ci/run installs it (apt-get install redis-server)"
+            );
+            eprintln!("skipped: no redis-server on PATH (set CUSTODY_REDIS_SERVER)");
+            return None;
+        };
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut r = Redis { port, child: None };
+        r.up();
+        Some(r)
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn up(&mut self) {
+        let child = Command::new(redis_binary().unwrap())
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let until = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < until, "redis-server did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn down(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// A raw command through redis-cli's protocol, by a plain client.
+    async fn cmd(&self, args: &[&str]) -> redis::Value {
+        let client = redis::Client::open(self.url()).unwrap();
+        let mut c = client.get_multiplexed_async_connection().await.unwrap();
+        let mut cmd = redis::cmd(args[0]);
+        for a in &args[1..] {
+            cmd.arg(*a);
+        }
+        cmd.query_async(&mut c).await.unwrap()
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.down();
+    }
+}
+
+fn now() -> i64 {
+    custody_verifier::system_now()
+}
+
+fn revocation(kind: RevocationKind, value: &str) -> Revocation {
+    Revocation::new(kind, value, now() + 600).unwrap()
+}
+
+/// A follower on its own set, as a node runs it.
+fn node(store: &Store) -> (Arc<Revocations>, Arc<StoreStatus>) {
+    let set = Arc::new(Revocations::new());
+    let status = Arc::new(StoreStatus::default());
+    let quiet: OnEvent = Arc::new(|_| {});
+    tokio::spawn(follow(
+        store.clone(),
+        Arc::clone(&set),
+        Arc::clone(&status),
+        quiet,
+    ));
+    (set, status)
+}
+
+async fn eventually(what: &str, within: Duration, f: impl Fn() -> bool) -> Duration {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < within, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    start.elapsed()
+}
+
+fn holds(set: &Revocations, r: &Revocation) -> bool {
+    set.find(r.kind, &r.value, now()).is_some()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_reaches_every_follower_and_a_late_one_resyncs() {
+    let Some(redis) = Redis::start() else { return };
+    let store = Store::open(&redis.url()).unwrap();
+    // one revocation from before any node started: the resync brings it
+    let before = revocation(RevocationKind::Txn, "txn-early");
+    store.revoke(&before).await.unwrap();
+    let nodes: Vec<_> = (0..3).map(|_| node(&store)).collect();
+    for (set, status) in &nodes {
+        eventually("resync", Duration::from_secs(5), || {
+            status.up.load(Ordering::Acquire) && holds(set, &before)
+        })
+        .await;
+    }
+    let r = revocation(RevocationKind::Actor, "spiffe://b.example/agent/alice");
+    let receivers = store.revoke(&r).await.unwrap();
+    assert_eq!(receivers, 3, "every follower is subscribed");
+    for (set, status) in &nodes {
+        let took = eventually("propagation", Duration::from_secs(2), || holds(set, &r)).await;
+        assert!(status.applied.load(Ordering::Relaxed) >= 1);
+        eprintln!("propagated in {took:?}");
+    }
+    // a later `until` wins in the store, an earlier one changes nothing
+    let mut shorter = r.clone();
+    shorter.until = now() + 5;
+    store.revoke(&shorter).await.unwrap();
+    let (listed, bad) = store.list(now()).await.unwrap();
+    assert_eq!(bad, 0);
+    assert!(
+        listed.contains(&r) && listed.contains(&before),
+        "{listed:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_published_while_a_node_is_disconnected_applies_when_it_reconnects() {
+    let Some(redis) = Redis::start() else { return };
+    let store = Store::open(&redis.url()).unwrap();
+    let (set, status) = node(&store);
+    eventually("connected", Duration::from_secs(5), || {
+        status.up.load(Ordering::Acquire)
+    })
+    .await;
+    // cut the subscription and publish at once: nobody is listening
+    redis.cmd(&["CLIENT", "KILL", "TYPE", "pubsub"]).await;
+    let r = revocation(RevocationKind::Jti, "t1-while-away");
+    let receivers = store.revoke(&r).await.unwrap();
+    assert_eq!(receivers, 0, "published while the node was away");
+    eventually("resync after reconnect", Duration::from_secs(5), || {
+        holds(&set, &r)
+    })
+    .await;
+    assert!(status.resyncs.load(Ordering::Relaxed) >= 2);
+    assert!(status.failures.load(Ordering::Relaxed) >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_at_start_down_mid_run_and_back() {
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
+    redis.down();
+    let store = Store::open(&redis.url()).unwrap();
+    let (set, status) = node(&store);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!status.up.load(Ordering::Acquire), "no store to follow yet");
+    assert!(status.failures.load(Ordering::Relaxed) >= 1);
+    redis.up();
+    eventually(
+        "connected once the store is up",
+        Duration::from_secs(8),
+        || status.up.load(Ordering::Acquire),
+    )
+    .await;
+    let r = revocation(RevocationKind::Origin, "a.example|user:mallory");
+    store.revoke(&r).await.unwrap();
+    eventually("propagation", Duration::from_secs(2), || holds(&set, &r)).await;
+    // killed mid-run (and it loses its data: no persistence): what the node holds still holds
+    redis.down();
+    eventually("marked down", Duration::from_secs(5), || {
+        !status.up.load(Ordering::Acquire)
+    })
+    .await;
+    assert!(holds(&set, &r));
+    redis.up();
+    eventually("reconnected", Duration::from_secs(8), || {
+        status.up.load(Ordering::Acquire)
+    })
+    .await;
+    assert!(holds(&set, &r), "a store that lost its data lifts nothing");
+    assert!(Revocations::len(&set) >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_time_jtis_are_first_used_once_across_nodes() {
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
+    let store = Store::open(&redis.url()).unwrap();
+    let status = Arc::new(StoreStatus::default());
+    let a = Arc::new(RedisReplay::start(
+        store.clone(),
+        Duration::from_millis(500),
+        Arc::clone(&status),
+    ));
+    let b = Arc::new(RedisReplay::start(
+        store.clone(),
+        Duration::from_millis(500),
+        Arc::clone(&status),
+    ));
+    let t = now();
+    let (a2, b2) = (Arc::clone(&a), Arc::clone(&b));
+    // called from blocking threads, as the sidecar's decisions are
+    let (first, second, other) = tokio::task::spawn_blocking(move || {
+        (
+            a2.first_use(1, t + 60, t),
+            b2.first_use(1, t + 60, t),
+            b2.first_use(2, t + 60, t),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!((first, second, other), (Ok(true), Ok(false), Ok(true)));
+    // many at once go as pipelines, each answered
+    let many: Vec<_> = (0..200u128)
+        .map(|i| {
+            let a = Arc::clone(&a);
+            tokio::task::spawn_blocking(move || a.first_use(1000 + i, t + 60, t))
+        })
+        .collect();
+    for h in many {
+        assert_eq!(h.await.unwrap(), Ok(true));
+    }
+    let batches = status.replay_batches.load(Ordering::Relaxed);
+    assert!(batches < 203, "batched: {batches} pipelines for 203 checks");
+    // the key lives as long as the proof could be accepted
+    let ttl = redis
+        .cmd(&["PTTL", &format!("custody:replay:{:032x}", 1u128)])
+        .await;
+    let redis::Value::Int(ms) = ttl else {
+        panic!("{ttl:?}")
+    };
+    assert!((59_000..=61_000).contains(&ms), "{ms}");
+    // slow store (every client paused for a second): an answer that does not come in time
+    // is an error, not a wait
+    redis.cmd(&["CLIENT", "PAUSE", "1000", "ALL"]).await;
+    let a3 = Arc::clone(&a);
+    let started = Instant::now();
+    let slow = tokio::task::spawn_blocking(move || a3.first_use(5000, t + 60, t))
+        .await
+        .unwrap();
+    assert!(slow.is_err(), "{slow:?}");
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    // down: an error at once; back: answers again
+    redis.down();
+    let a4 = Arc::clone(&a);
+    assert!(
+        tokio::task::spawn_blocking(move || a4.first_use(6000, t + 60, t))
+            .await
+            .unwrap()
+            .is_err()
+    );
+    redis.up();
+    let a5 = Arc::clone(&a);
+    let back = tokio::task::spawn_blocking(move || {
+        let until = Instant::now() + Duration::from_secs(8);
+        loop {
+            match a5.first_use(7000, t + 60, t) {
+                Ok(v) => return Ok(v),
+                Err(e) if Instant::now() > until => return Err(e),
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(back, Ok(true));
+    assert!(status.replay_errors.load(Ordering::Relaxed) >= 2);
+}
