@@ -464,3 +464,113 @@ pub mod docserver {
         let _ = conn.shutdown().await;
     }
 }
+
+/// A real `redis-server` for the fleet tests (Debian's package; `.ci/run` installs it). Without
+/// one on `PATH` (or `CUSTODY_REDIS_SERVER`) [`Redis::start`] fails under `CI=true` and
+/// returns `None` (the test skips, saying so) elsewhere.
+#[allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "test kit: a panic is how a broken expectation is reported"
+)]
+pub mod redis {
+    use std::net::TcpListener;
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    /// A `redis-server` of its own on a free loopback port, without persistence (stopped on drop).
+    pub struct Redis {
+        /// Its port.
+        pub port: u16,
+        child: Option<Child>,
+    }
+
+    fn redis_binary() -> Option<String> {
+        if let Ok(b) = std::env::var("CUSTODY_REDIS_SERVER") {
+            return Some(b);
+        }
+        let found = Command::new("sh")
+            .args(["-c", "command -v redis-server"])
+            .output()
+            .ok()?;
+        let path = String::from_utf8(found.stdout).ok()?.trim().to_owned();
+        (!path.is_empty()).then_some(path)
+    }
+
+    impl Redis {
+        /// A fresh server, or `None` (skip) when there is none to run outside CI.
+        pub fn start() -> Option<Redis> {
+            let Some(_) = redis_binary() else {
+                assert!(
+                    std::env::var("CI").map(|v| v != "true").unwrap_or(true),
+                    "CI=true and no redis-server: .ci/run installs it (apt-get install redis-server)"
+                );
+                eprintln!("skipped: no redis-server on PATH (set CUSTODY_REDIS_SERVER)");
+                return None;
+            };
+            let port = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let mut r = Redis { port, child: None };
+            r.up();
+            Some(r)
+        }
+
+        /// `redis://127.0.0.1:PORT`.
+        pub fn url(&self) -> String {
+            format!("redis://127.0.0.1:{}", self.port)
+        }
+
+        /// Starts it (again, empty) on its port.
+        pub fn up(&mut self) {
+            let child = Command::new(redis_binary().unwrap())
+                .args([
+                    "--port",
+                    &self.port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            self.child = Some(child);
+            let until = Instant::now() + Duration::from_secs(10);
+            while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+                assert!(Instant::now() < until, "redis-server did not listen");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+
+        /// Kills it.
+        pub fn down(&mut self) {
+            if let Some(mut c) = self.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+
+        /// A command by a plain client.
+        pub async fn cmd(&self, args: &[&str]) -> redis::Value {
+            let client = redis::Client::open(self.url()).unwrap();
+            let mut c = client.get_multiplexed_async_connection().await.unwrap();
+            let mut cmd = redis::cmd(args[0]);
+            for a in &args[1..] {
+                cmd.arg(*a);
+            }
+            cmd.query_async(&mut c).await.unwrap()
+        }
+    }
+
+    impl Drop for Redis {
+        fn drop(&mut self) {
+            self.down();
+        }
+    }
+}

@@ -16,6 +16,7 @@ mod mint;
 mod packtest;
 mod proofs;
 mod render;
+mod revoke;
 mod routes;
 
 use std::path::{Path, PathBuf};
@@ -86,6 +87,11 @@ enum Command {
     /// A2A Agent Cards: verify their signatures against the pack's trust domains.
     #[command(subcommand)]
     Card(card::CardCommand),
+    /// Revoke a token (`jti`), an actor, an origin or a transaction (`txn`) in the fleet's
+    /// shared store: every node following it denies `revoked` until the revocation ends.
+    Revoke(revoke::RevokeArgs),
+    /// List the revocations in force in the fleet's shared store.
+    Revocations(revoke::ListArgs),
 }
 
 fn main() -> ExitCode {
@@ -110,6 +116,8 @@ fn main() -> ExitCode {
         Command::Graph(args) => graph::run(&args),
         Command::Serve(args) => custody_sidecar::run(args).map_err(|e| e.to_string()),
         Command::Card(command) => card::run(&command),
+        Command::Revoke(args) => revoke::revoke(&args),
+        Command::Revocations(args) => revoke::list(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -122,6 +122,16 @@ pub struct ServeArgs {
     /// The largest request body read in `mcp`/`a2a` mode; a larger (or partial) body is denied.
     #[arg(long, value_name = "BYTES", default_value_t = 65_536)]
     pub max_body_bytes: usize,
+    /// How long a one-time `jti` check may wait for the pack's shared `store` (Redis) before
+    /// it is `store_unavailable` (or, under `fail_open_replay true`, this node's memory alone
+    /// decides). Keep it well under the decision deadline.
+    #[arg(long, value_name = "MS", default_value_t = 20)]
+    pub store_timeout_ms: u64,
+    /// Serve `custody.v1.Admin` (revoke, list revocations) on the gRPC port to calls with
+    /// `authorization: Bearer <the first line of FILE>` (at least 16 bytes). Without it the
+    /// Admin service is not served at all.
+    #[arg(long, value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
 }
 
 /// Where Check takes the caller's identity from (`--peer-from`).
@@ -162,6 +172,8 @@ impl Default for ServeArgs {
             target_authority: None,
             protocol: custody_http::Protocol::Http,
             max_body_bytes: 65_536,
+            store_timeout_ms: 20,
+            admin_token_file: None,
         }
     }
 }
@@ -191,6 +203,8 @@ pub(crate) struct Settings {
     pub max_body_bytes: usize,
     /// `--authzen-base-url`, without a trailing `/`.
     pub authzen_base_url: Option<String>,
+    /// `--store-timeout-ms`.
+    pub store_timeout: Duration,
 }
 
 impl Settings {
@@ -260,6 +274,7 @@ impl Settings {
             protocol: args.protocol,
             max_body_bytes: args.max_body_bytes,
             authzen_base_url,
+            store_timeout: Duration::from_millis(args.store_timeout_ms.max(1)),
         })
     }
 }

@@ -89,12 +89,14 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod admin;
 mod authzen;
 mod cache;
 mod call;
 pub mod check;
 mod config;
 mod error;
+mod fleet;
 #[cfg(test)]
 mod held;
 mod log;

@@ -765,13 +765,16 @@ pub async fn start(args: ServeArgs) -> Result<Running, ServeError> {
             ttl: Duration::from_secs(args.decision_cache_ttl_secs),
         })
     });
+    let fleet = crate::fleet::Fleet::start(loaded.verifier.pack(), settings.store_timeout, &log)?;
+    let verifier = fleet.attach(loaded.verifier);
     let state = Arc::new(State::new(
-        loaded.verifier,
+        verifier,
         settings,
         args.policies.clone(),
         cache,
         metrics,
         log,
+        fleet,
     ));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -790,6 +793,7 @@ pub async fn start(args: ServeArgs) -> Result<Running, ServeError> {
             let stats: metrics::VerifierStats = Arc::new(move || {
                 let mut text = metrics::token_cache_text(&st.verifier.load());
                 text.push_str(&metrics::key_sources_text(&st.sources.load().status()));
+                text.push_str(&st.fleet.metrics_text());
                 text
             });
             let service = Service::new(Arc::clone(&state));
@@ -821,11 +825,16 @@ pub async fn start(args: ServeArgs) -> Result<Running, ServeError> {
         sources.refresh_all().await;
         tasks.push(tokio::spawn(state::refresh_sources(Arc::clone(&state))));
     }
+    let admin = match &args.admin_token_file {
+        Some(file) => Some(crate::admin::Admin::new(Arc::clone(&state), file)?),
+        None => None,
+    };
     let (tx, rx) = oneshot::channel();
     let server = tokio::spawn(serve(
         Arc::clone(&state),
         listener,
         args.max_message_bytes,
+        admin,
         rx,
     ));
     let s = &state.settings;
@@ -885,6 +894,7 @@ async fn serve(
     state: Arc<State>,
     listener: tokio::net::TcpListener,
     max_message: usize,
+    admin: Option<crate::admin::Admin>,
     shutdown: oneshot::Receiver<()>,
 ) -> Result<(), ServeError> {
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -898,6 +908,10 @@ async fn serve(
     )
     .add_service(VerifierServer::new(service).max_decoding_message_size(max_message))
     .add_service(health_service.max_decoding_message_size(shed::HEALTH_MESSAGE_BYTES));
+    let routes = match admin {
+        Some(a) => routes.add_service(crate::pb::admin_server::AdminServer::new(a)),
+        None => routes,
+    };
     let routes = Shed::new(
         routes,
         Arc::clone(&state.permits),

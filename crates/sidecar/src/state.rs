@@ -32,6 +32,8 @@ pub(crate) struct State {
     pub metrics: Arc<Metrics>,
     pub log: Logger,
     pub cache: Option<DecisionCache>,
+    /// The revocations and replay store every verifier of this node shares.
+    pub fleet: crate::fleet::Fleet,
     /// The `--max-concurrency` permits every decision call takes (`shed.rs`): the gRPC services'
     /// and the HTTP port's AuthZEN calls alike.
     pub permits: Arc<tokio::sync::Semaphore>,
@@ -81,6 +83,7 @@ impl State {
         cache: Option<DecisionCache>,
         metrics: Arc<Metrics>,
         log: Logger,
+        fleet: crate::fleet::Fleet,
     ) -> State {
         metrics.set_pack_version(&verifier.pack().version);
         let sources = KeySources::new(verifier.pack(), Arc::clone(verifier.key_store()), None);
@@ -96,6 +99,7 @@ impl State {
             metrics,
             log,
             cache,
+            fleet,
             #[cfg(test)]
             gate: crate::testing::Gate::default(),
             #[cfg(test)]
@@ -134,6 +138,21 @@ impl State {
         };
         let old = self.verifier.load().pack().version.clone();
         let new = loaded.verifier.pack().version.clone();
+        if !self.fleet.same_store(loaded.verifier.pack()) {
+            self.log.event(
+                "warn",
+                "store_change_needs_restart",
+                json!({
+                    "running": self.fleet.store.as_ref().map(|s| s.url.clone()),
+                    "pack": loaded.verifier.pack().store,
+                    "warning": "the pack names another store: this node keeps following the one it started with until it restarts",
+                }),
+            );
+        }
+        let loaded = Loaded {
+            verifier: self.fleet.attach(loaded.verifier),
+            warnings: loaded.warnings,
+        };
         for w in &loaded.warnings {
             self.log
                 .event("warn", "pack_warning", json!({"warning": w}));

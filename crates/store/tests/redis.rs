@@ -10,105 +10,13 @@
     reason = "test code: a panic is how a broken expectation is reported"
 )]
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use custody_store::{follow, OnEvent, RedisReplay, Store, StoreStatus};
+use custody_tests::redis::Redis;
 use custody_verifier::{ReplayStore, Revocation, RevocationKind, Revocations};
-
-struct Redis {
-    port: u16,
-    child: Option<Child>,
-}
-
-fn redis_binary() -> Option<String> {
-    if let Ok(b) = std::env::var("CUSTODY_REDIS_SERVER") {
-        return Some(b);
-    }
-    let found = Command::new("sh")
-        .args(["-c", "command -v redis-server"])
-        .output()
-        .ok()?;
-    let path = String::from_utf8(found.stdout).ok()?.trim().to_owned();
-    (!path.is_empty()).then_some(path)
-}
-
-impl Redis {
-    /// A fresh server, or `None` (skip) when there is none to run outside CI.
-    fn start() -> Option<Redis> {
-        let Some(_) = redis_binary() else {
-            assert!(
-                std::env::var("CI").map(|v| v != "true").unwrap_or(true),
-                "CI=true and no redis-server: .ci/run installs it (apt-get install redis-server)"
-            );
-            eprintln!("skipped: no redis-server on PATH (set CUSTODY_REDIS_SERVER)");
-            return None;
-        };
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut r = Redis { port, child: None };
-        r.up();
-        Some(r)
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn up(&mut self) {
-        let child = Command::new(redis_binary().unwrap())
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        let until = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < until, "redis-server did not listen");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn down(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// A raw command through redis-cli's protocol, by a plain client.
-    async fn cmd(&self, args: &[&str]) -> redis::Value {
-        let client = redis::Client::open(self.url()).unwrap();
-        let mut c = client.get_multiplexed_async_connection().await.unwrap();
-        let mut cmd = redis::cmd(args[0]);
-        for a in &args[1..] {
-            cmd.arg(*a);
-        }
-        cmd.query_async(&mut c).await.unwrap()
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.down();
-    }
-}
 
 fn now() -> i64 {
     custody_verifier::system_now()
