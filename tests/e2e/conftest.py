@@ -33,6 +33,8 @@ ROOT = Path(__file__).resolve().parents[2]
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
 ACTION_HEADER = "x-custody-action"
 IN_CI = os.environ.get("CI", "").lower() == "true"
+# the default `exp` of minted tokens (see `mint`): 30 minutes after the session starts
+SESSION_EXP = int(time.time()) + 1800
 
 
 def free_port():
@@ -121,7 +123,9 @@ def mint(binaries, fx, workdir):
 
     def mint_token(domain, claims, typ="at+jwt"):
         now = int(time.time())
-        claims = {"iss": f"https://as.{domain}", "iat": now - 10, "exp": now + 600, **claims}
+        # one `exp` for every token of the session unless a test gives its own: a hop minted a
+        # second after its origin must not outlive it (`expiry_extended`)
+        claims = {"iss": f"https://as.{domain}", "iat": now - 10, "exp": SESSION_EXP, **claims}
         path = keydir / f"claims-{next(counter)}.json"
         path.write_text(json.dumps(claims))
         out = subprocess.run([binaries["custody"], "mint", "--key", str(key_file(domain)), "--claims", str(path),

@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 import sys
 from pathlib import Path
 
@@ -167,10 +168,17 @@ def chain(fx, mint):
     and `hop_scope` at the hop: (presented, origin)."""
     t0, t1 = decode(fx["t0"]), decode(fx["t1"])
     drop = ("iss", "iat", "exp")
-    origin = mint("a.example", {**{k: v for k, v in t0.items() if k not in drop}, "scope": " ".join(SCOPES)})
+    # explicit times: a hop minted seconds after the origin must still expire before it
+    # (a default `exp` from a later clock reading would be `expiry_extended`)
+    now = int(time.time())
+    origin_exp = now + 900
+    origin = mint("a.example", {**{k: v for k, v in t0.items() if k not in drop}, "scope": " ".join(SCOPES),
+                                "iat": now - 10, "exp": origin_exp})
 
     def make(hop_scope):
-        return mint("b.example", {**{k: v for k, v in t1.items() if k not in drop}, "scope": hop_scope}), origin
+        hop = {**{k: v for k, v in t1.items() if k not in drop}, "scope": hop_scope,
+               "iat": int(time.time()) - 5, "exp": origin_exp - 1}
+        return mint("b.example", hop), origin
 
     return make
 

@@ -107,7 +107,7 @@ impl DecisionCache {
         field(b'v', version.as_bytes());
         field(b'g', &keys.to_be_bytes());
         // a revocation changes the generation: nothing decided before it is served after it
-        field(b'r', &revocations.to_be_bytes());
+        field(b'R', &revocations.to_be_bytes());
         for t in &req.tokens {
             field(b't', t.as_bytes());
         }

@@ -220,6 +220,10 @@ pub struct StoreStatus {
     pub replay_errors: AtomicU64,
     /// Pipelines sent.
     pub replay_batches: AtomicU64,
+    /// Bumped by the follower each time its connection to the store ends: the replay batcher
+    /// then opens a new connection before its next pipeline instead of finding out, with a
+    /// failed batch, that its old one died with the store.
+    pub connection_epoch: AtomicU64,
 }
 
 /// What a follower tells its owner as it goes (the sidecar logs these).
@@ -258,6 +262,7 @@ pub async fn follow(
     loop {
         let outcome = session(&store, &revocations, &status, &on_event).await;
         status.up.store(false, Ordering::Release);
+        status.connection_epoch.fetch_add(1, Ordering::AcqRel);
         status.failures.fetch_add(1, Ordering::Relaxed);
         let (error, connected) = match outcome {
             Err((e, connected)) => (e.0, connected),
@@ -331,7 +336,7 @@ async fn session(
                 }
             }
             _ = ping.tick() => {
-                match tokio::time::timeout(IO_TIMEOUT, sink.ping::<String>()).await {
+                match tokio::time::timeout(IO_TIMEOUT, sink.ping::<redis::Value>()).await {
                     Ok(Ok(_)) => {}
                     Ok(Err(e)) => return Err(lost(e.into())),
                     Err(_) => return Err(lost(StoreError("no answer to a ping within 2 s".into()))),
@@ -415,10 +420,17 @@ impl ReplayStore for RedisReplay {
 /// pipeline fails its checks and drops the connection (the next batch reconnects).
 async fn batcher(store: Store, mut rx: tokio::sync::mpsc::Receiver<Job>, status: Arc<StoreStatus>) {
     let mut conn: Option<MultiplexedConnection> = None;
+    let mut opened_at = 0;
     let mut batch = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
         let jobs = std::mem::take(&mut batch);
+        // the follower saw the store go away since this connection opened: it died with it
+        let epoch = status.connection_epoch.load(Ordering::Acquire);
+        if epoch != opened_at {
+            conn = None;
+        }
         if conn.is_none() {
+            opened_at = epoch;
             conn = store.connect().await.ok();
         }
         let Some(c) = conn.as_mut() else {

@@ -67,6 +67,16 @@ async fn a_revocation_reaches_every_follower_and_a_late_one_resyncs() {
         })
         .await;
     }
+    // a quiet subscription stays up: the liveness pings (every 2 s) are answered, not failures
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    for (_, status) in &nodes {
+        assert_eq!(
+            status.failures.load(Ordering::Relaxed),
+            0,
+            "a follower reconnected"
+        );
+        assert_eq!(status.resyncs.load(Ordering::Relaxed), 1);
+    }
     let r = revocation(RevocationKind::Actor, "spiffe://b.example/agent/alice");
     let receivers = store.revoke(&r).await.unwrap();
     assert_eq!(receivers, 3, "every follower is subscribed");
@@ -236,4 +246,58 @@ async fn one_time_jtis_are_first_used_once_across_nodes() {
     .unwrap();
     assert_eq!(back, Ok(true));
     assert!(status.replay_errors.load(Ordering::Relaxed) >= 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_replay_check_after_redis_restarts_is_answered() {
+    // the batcher's connection died with the old Redis: the follower's reconnection tells it
+    // to open a new one before its next pipeline, so no check fails on the dead one
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
+    let store = Store::open(&redis.url()).unwrap();
+    let set = Arc::new(Revocations::new());
+    let status = Arc::new(StoreStatus::default());
+    let quiet: OnEvent = Arc::new(|_| {});
+    tokio::spawn(follow(
+        store.clone(),
+        Arc::clone(&set),
+        Arc::clone(&status),
+        quiet,
+    ));
+    let replay = Arc::new(RedisReplay::start(
+        store.clone(),
+        Duration::from_millis(500),
+        Arc::clone(&status),
+    ));
+    eventually("connected", Duration::from_secs(5), || {
+        status.up.load(Ordering::Acquire)
+    })
+    .await;
+    let t = now();
+    let r = Arc::clone(&replay);
+    assert_eq!(
+        tokio::task::spawn_blocking(move || r.first_use(1, t + 60, t))
+            .await
+            .unwrap(),
+        Ok(true)
+    );
+    redis.down();
+    eventually("marked down", Duration::from_secs(5), || {
+        !status.up.load(Ordering::Acquire)
+    })
+    .await;
+    redis.up();
+    eventually("reconnected", Duration::from_secs(8), || {
+        status.up.load(Ordering::Acquire)
+    })
+    .await;
+    let r = Arc::clone(&replay);
+    assert_eq!(
+        tokio::task::spawn_blocking(move || r.first_use(2, t + 60, t))
+            .await
+            .unwrap(),
+        Ok(true)
+    );
+    assert_eq!(status.replay_errors.load(Ordering::Relaxed), 0);
 }
