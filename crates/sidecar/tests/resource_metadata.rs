@@ -137,7 +137,11 @@ async fn check_challenges_name_the_metadata_url_and_the_missing_scope() {
     expired["iat"] = (unix_now() - 200).into();
     let old = check(
         &mut a,
-        &chain_headers(&[t0.clone()], &f.token("b.example", expired), "orders:read"),
+        &chain_headers(
+            std::slice::from_ref(&t0),
+            &f.token("b.example", expired),
+            "orders:read",
+        ),
         "",
     )
     .await;
@@ -150,7 +154,7 @@ async fn check_challenges_name_the_metadata_url_and_the_missing_scope() {
     // a token without the action in its scope: the scope it lacks
     let short = check(
         &mut a,
-        &chain_headers(&[t0.clone()], &t1, "orders:write"),
+        &chain_headers(std::slice::from_ref(&t0), &t1, "orders:write"),
         "",
     )
     .await;
@@ -168,7 +172,11 @@ async fn check_challenges_name_the_metadata_url_and_the_missing_scope() {
     wide["scope"] = "orders:read orders:admin".into();
     let widened = check(
         &mut a,
-        &chain_headers(&[t0.clone()], &f.token("b.example", wide), "orders:read"),
+        &chain_headers(
+            std::slice::from_ref(&t0),
+            &f.token("b.example", wide),
+            "orders:read",
+        ),
         "",
     )
     .await;
@@ -176,7 +184,7 @@ async fn check_challenges_name_the_metadata_url_and_the_missing_scope() {
     // and an allowed call is as before
     let ok = check(
         &mut a,
-        &chain_headers(&[t0.clone()], &t1, "orders:read"),
+        &chain_headers(std::slice::from_ref(&t0), &t1, "orders:read"),
         "",
     )
     .await;

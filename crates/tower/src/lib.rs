@@ -103,12 +103,13 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use custody_http::Call;
 pub use custody_http::MapSettings;
+pub use custody_http::Protocol;
 use custody_policy::PolicyPack;
 use custody_sources::KeySources;
 pub use custody_verifier::Decision;
 use custody_verifier::{Limits, ReasonCode, Request, Verifier, VerifierOptions};
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, WWW_AUTHENTICATE};
-use http_body_util::{Either, Full};
+use http_body_util::{BodyExt as _, Either, Full, Limited};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -414,6 +415,8 @@ where
         let custody = self.custody.clone();
         let peer = self.peer.peer(&request);
         let limits: Limits = custody.inner.options.limits.clone();
+        // only this crate's ProtocolService can have put one there (the type is private)
+        let derived = request.extensions_mut().remove::<DerivedAction>();
         let path = request
             .uri()
             .path_and_query()
@@ -429,6 +432,14 @@ where
             &self.settings,
             &limits,
         );
+        // the header mapping's refusals (no bearer token first) come before the body's
+        let mapped = match (mapped, derived) {
+            (Ok(mut r), Some(DerivedAction(action))) => action.map(|a| {
+                r.action = a;
+                r
+            }),
+            (other, _) => other,
+        };
         let grpc = is_grpc(request.headers());
         Box::pin(async move {
             let (decision, no_token, action) = match mapped {
@@ -461,6 +472,137 @@ where
             }
             request.extensions_mut().insert(Arc::new(decision));
             inner.call(request).await.map(|r| r.map(Either::Left))
+        })
+    }
+}
+
+/// The action [`ProtocolService`] derived from a call's JSON-RPC body (or why it could not),
+/// handed to [`CustodyService`] in the request's extensions. Private: nothing else can put one.
+#[derive(Clone)]
+struct DerivedAction(Result<String, custody_http::MapError>);
+
+impl<P> CustodyLayer<P> {
+    /// The same Layer deriving the action of `POST` calls from their JSON-RPC body, as
+    /// `custody serve --protocol mcp|a2a` does (`custody_http::protocol`): MCP `tools/call` →
+    /// `tools/call:<tool>`, other methods by name. The body (at most `max_body_bytes`) is read,
+    /// the action derived, and the call forwarded with the same bytes; a body over the limit,
+    /// unreadable, empty, not strict JSON, a batch, or an unknown method is denied
+    /// `invalid_request`. Other methods (an MCP `GET` event stream, `DELETE`) keep `METHOD:path`.
+    /// The wrapped service's request body must be buildable from [`Bytes`] (axum's `Body`,
+    /// `Full<Bytes>`).
+    ///
+    /// ```no_run
+    /// # use custody_tower::{Custody, MapSettings, Protocol};
+    /// # fn f(custody: Custody) {
+    /// let mcp: axum::Router = axum::Router::new()
+    ///     .route("/mcp", axum::routing::post(|body: String| async move { body }))
+    ///     .layer(
+    ///         custody
+    ///             .layer(MapSettings::for_audience("https://mcp.example/mcp"))
+    ///             .protocol(Protocol::Mcp, 65_536),
+    ///     );
+    /// # }
+    /// ```
+    pub fn protocol(self, protocol: Protocol, max_body_bytes: usize) -> ProtocolLayer<P> {
+        ProtocolLayer {
+            layer: self,
+            protocol,
+            max_body_bytes,
+        }
+    }
+}
+
+/// [`CustodyLayer::protocol`]: actions from MCP or A2A JSON-RPC bodies.
+#[derive(Debug, Clone)]
+pub struct ProtocolLayer<P = FromExtensions> {
+    layer: CustodyLayer<P>,
+    protocol: Protocol,
+    max_body_bytes: usize,
+}
+
+impl<S, P: Clone> Layer<S> for ProtocolLayer<P> {
+    type Service = ProtocolService<S, P>;
+
+    fn layer(&self, inner: S) -> ProtocolService<S, P> {
+        ProtocolService {
+            inner: self.layer.layer(inner),
+            protocol: self.protocol,
+            max_body_bytes: self.max_body_bytes,
+        }
+    }
+}
+
+/// The service [`ProtocolLayer`] makes.
+#[derive(Debug, Clone)]
+pub struct ProtocolService<S, P = FromExtensions> {
+    inner: CustodyService<S, P>,
+    protocol: Protocol,
+    max_body_bytes: usize,
+}
+
+impl<S, P, B, ResBody> Service<http::Request<B>> for ProtocolService<S, P>
+where
+    S: Service<http::Request<B>, Response = http::Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    P: PeerSource<B> + Clone + Send + 'static,
+    B: http_body::Body<Data = Bytes> + From<Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Response = http::Response<CustodyBody<ResBody>>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let ready = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, ready);
+        if request.method() != http::Method::POST {
+            return inner.call(request);
+        }
+        let (protocol, max) = (self.protocol, self.max_body_bytes);
+        Box::pin(async move {
+            let (parts, body) = request.into_parts();
+            let name = protocol.as_str();
+            let refuse = |why: String| {
+                Err(custody_http::MapError::Invalid(format!(
+                    "{name} call refused: {why}"
+                )))
+            };
+            let declared = parts
+                .headers
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            let (bytes, action) = if declared.is_some_and(|n| n > max as u64) {
+                (
+                    Bytes::new(),
+                    refuse(format!("the body is over the limit ({max} bytes)")),
+                )
+            } else {
+                match Limited::new(body, max).collect().await {
+                    Ok(c) => {
+                        let bytes = c.to_bytes();
+                        let action = if bytes.is_empty() {
+                            refuse("no JSON-RPC body".into())
+                        } else {
+                            custody_http::protocol::action(protocol, &bytes)
+                        };
+                        (bytes, action)
+                    }
+                    Err(e) => (
+                        Bytes::new(),
+                        refuse(format!(
+                            "the body is over the limit ({max} bytes) or could not be read: {e}"
+                        )),
+                    ),
+                }
+            };
+            let mut request = http::Request::from_parts(parts, B::from(bytes));
+            request.extensions_mut().insert(DerivedAction(action));
+            inner.call(request).await
         })
     }
 }

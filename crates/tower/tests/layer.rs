@@ -343,3 +343,117 @@ fn with_a_resource_the_challenges_name_its_metadata_and_the_missing_scope() {
         );
     });
 }
+
+/// What the wrapped service read of the body, and the action custody derived (its header).
+async fn body_echo(
+    req: http::Request<Full<Bytes>>,
+) -> Result<http::Response<Full<Bytes>>, Infallible> {
+    let seen = req.extensions().get::<Arc<Decision>>().is_some();
+    let bytes = req.into_body().collect().await.unwrap().to_bytes();
+    let body = json!({"decided": seen, "body": String::from_utf8(bytes.to_vec()).unwrap()});
+    Ok(http::Response::new(Full::new(Bytes::from(
+        body.to_string(),
+    ))))
+}
+
+async fn mcp_call(custody: &Custody, req: http::Request<Full<Bytes>>, max: usize) -> Answer {
+    let service = custody
+        .layer(MapSettings {
+            allow_request_time: true,
+            ..MapSettings::for_audience(custody_tests::AUD)
+        })
+        .protocol(custody_tower::Protocol::Mcp, max)
+        .layer(service_fn(body_echo));
+    let response = service.oneshot(req).await.unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    Answer {
+        status,
+        headers,
+        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    }
+}
+
+#[test]
+fn the_protocol_layer_takes_the_action_from_the_json_rpc_body() {
+    let f = Fixture::standard();
+    let custody = Custody::load(f.dir.path()).unwrap();
+    let token = f.token(
+        "c.example",
+        json!({"sub": "user:carol", "aud": custody_tests::AUD, "iat": NOW - 10, "exp": NOW + 300,
+               "scope": "tools/call:get_weather tools/list"}),
+    );
+    let post = |body: &str| {
+        http::Request::post("/mcp")
+            .header("authorization", format!("Bearer {token}"))
+            .header("custody-now", NOW.to_string())
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.to_owned())))
+            .unwrap()
+    };
+    let call = |tool: &str| {
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+               "params": {"name": tool, "arguments": {"city": "Oslo"}}})
+        .to_string()
+    };
+    runtime().block_on(async {
+        // allowed: the service gets the very bytes custody read
+        let weather = call("get_weather");
+        let a = mcp_call(&custody, post(&weather), 4096).await;
+        assert_eq!(a.status, 200, "{}", a.body);
+        assert_eq!(a.body["body"], weather.as_str());
+        assert_eq!(a.body["decided"], true);
+        // another tool: the scope holds it not
+        let a = mcp_call(&custody, post(&call("delete_repo")), 4096).await;
+        assert_eq!(
+            (a.status, codes(&a.body)[0].as_str()),
+            (403, "scope_missing")
+        );
+        assert!(a.headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("scope=\"tools/call:delete_repo\""));
+        // a method by name
+        let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}).to_string();
+        assert_eq!(mcp_call(&custody, post(&list), 4096).await.status, 200);
+        // refused, never guessed: a batch, not JSON, unknown method, empty, over the limit
+        let batch = format!("[{weather}]");
+        let unknown = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/destroy"}).to_string();
+        for (body, max) in [
+            (batch.as_str(), 4096),
+            ("{\"jsonrpc\":", 4096),
+            (unknown.as_str(), 4096),
+            ("", 4096),
+            (weather.as_str(), 16),
+        ] {
+            let a = mcp_call(&custody, post(body), max).await;
+            assert_eq!(
+                (a.status, codes(&a.body)[0].as_str()),
+                (403, "invalid_request"),
+                "{body:?} {}",
+                a.body
+            );
+        }
+        // no token is the 401 first, whatever the body
+        let bare = http::Request::post("/mcp")
+            .body(Full::new(Bytes::from(weather.clone())))
+            .unwrap();
+        assert_eq!(mcp_call(&custody, bare, 4096).await.status, 401);
+        // a GET (the MCP event stream) keeps METHOD:path, which this token's scope lacks
+        let get = http::Request::get("/mcp")
+            .header("authorization", format!("Bearer {token}"))
+            .header("custody-now", NOW.to_string())
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let a = mcp_call(&custody, get, 4096).await;
+        assert_eq!(
+            (a.status, codes(&a.body)[0].as_str()),
+            (403, "scope_missing")
+        );
+        assert!(a.body["reasons"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("GET:/mcp"));
+    });
+}
