@@ -236,7 +236,10 @@ impl DecisionCache {
             return Some(self.bounds.ttl.min(Duration::from_secs(left)));
         }
         match decision.code() {
-            Some(ReasonCode::NotYetValid | ReasonCode::IssuedInFuture) | None => None,
+            // denials that time lifts are never remembered: a token that becomes valid, a
+            // revocation that ends (at its `until`, which bumps no generation)
+            Some(ReasonCode::NotYetValid | ReasonCode::IssuedInFuture | ReasonCode::Revoked)
+            | None => None,
             Some(_) => Some(self.bounds.ttl),
         }
     }
@@ -502,8 +505,10 @@ mod tests {
         let limits = Limits::default();
         c.put([1; 32], &r, &deny(ReasonCode::BadSignature), 0, &limits);
         c.put([2; 32], &r, &deny(ReasonCode::NotYetValid), 0, &limits);
+        c.put([3; 32], &r, &deny(ReasonCode::Revoked), 0, &limits);
         assert!(c.get(&[1; 32]).is_some());
         assert!(c.get(&[2; 32]).is_none());
+        assert!(c.get(&[3; 32]).is_none(), "a revocation ends at its time");
     }
 
     #[test]
