@@ -103,6 +103,9 @@ async fn health_has_bounded_permits_of_its_own() {
     let r = start(ServeArgs {
         reload_interval_ms: 0,
         no_decision_log: true,
+        // the held requests must outlive setting them all up: under the default 2 s request
+        // timeout, a loaded machine (a CI run) released the first ones before the 16th was held
+        request_timeout_ms: 120_000,
         ..args(&f)
     })
     .await;
