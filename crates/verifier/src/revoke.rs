@@ -201,18 +201,26 @@ impl Revocations {
         self.write(|tables| *tables = fresh);
     }
 
-    /// Drops what expired before `now`; returns how many.
+    /// Drops what expired before `now`; returns how many. The generation moves only when
+    /// something was dropped: a decision cache keyed on it keeps its entries otherwise.
     pub fn prune(&self, now: i64) -> usize {
-        let before = self.len();
-        if before == 0 {
+        if self.is_empty() {
             return 0;
         }
-        self.write(|tables| {
-            for t in tables.iter_mut() {
-                t.retain(|_, until| *until >= now);
-            }
-        });
-        before.saturating_sub(self.len())
+        let mut tables = self
+            .tables
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let before: usize = tables.iter().map(HashMap::len).sum();
+        for t in tables.iter_mut() {
+            t.retain(|_, until| *until >= now);
+        }
+        let after: usize = tables.iter().map(HashMap::len).sum();
+        if after != before {
+            self.len.store(after, Ordering::Release);
+            self.generation.fetch_add(1, Ordering::AcqRel);
+        }
+        before.saturating_sub(after)
     }
 
     /// Until when `value` is revoked as `kind`, if it is at `now`.
@@ -353,8 +361,13 @@ mod tests {
         set.revoke(r(RevocationKind::Jti, "a", 200));
         assert_eq!(set.find(RevocationKind::Jti, "a", 150), Some(200));
         assert_eq!(set.len(), 1);
+        // nothing expired: nothing changes, the generation included
+        let g = set.generation();
+        assert_eq!(set.prune(150), 0);
+        assert_eq!(set.generation(), g);
         assert_eq!(set.prune(201), 1);
         assert!(set.is_empty());
+        assert!(set.generation() > g);
     }
 
     #[test]
