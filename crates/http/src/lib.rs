@@ -415,7 +415,10 @@ pub fn denial(decision: &Decision, no_token: bool, challenge: &Challenge<'_>) ->
         ))
     } else if first == ReasonCode::ScopeMissing {
         let mut c = format!("{REALM}, error=\"insufficient_scope\"");
-        if let Some(action) = challenge.action.filter(|a| is_scope_token(a)) {
+        if let Some(action) = challenge
+            .action
+            .filter(|a| custody_verifier::is_scope_token(a))
+        {
             c.push_str(&format!(", scope=\"{action}\""));
         }
         Some(c)
@@ -438,13 +441,6 @@ pub fn denial(decision: &Decision, no_token: bool, challenge: &Challenge<'_>) ->
         www_authenticate,
         body,
     }
-}
-
-/// An RFC 6749 §3.3 scope token: one or more of `%x21 / %x23-5B / %x5D-7E`.
-fn is_scope_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| matches!(b, 0x21 | 0x23..=0x5B | 0x5D..=0x7E))
 }
 
 /// The reasons as JSON: `[{"code", "hop", "message"}...]`.

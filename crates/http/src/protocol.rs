@@ -13,18 +13,18 @@
 //! `"jsonrpc": "2.0"`, no `method` (a response), a method the mode does not know, a
 //! `tools/call` without a string `params.name`, a `resources/read` without a string
 //! `params.uri`, or a name with whitespace or control characters (an action is one scope item).
-//! Members below `params` (a tool's `arguments`) must be valid JSON in valid UTF-8 but are not
-//! read; a `\u` escape there is checked for its four hex digits only (RFC 8259's grammar: a
-//! lone surrogate is not refused, as it would be in a member custody reads).
+//! Members below `params` (a tool's `arguments`) must be valid JSON in valid UTF-8 (no lone
+//! surrogate `\u` escape, at most [`MAX_LEVELS`] levels of nesting) but are not read.
 //!
 //! Calls without a body in these modes (MCP's `GET` stream and `DELETE` of a session) keep the
 //! HTTP mapping's action, `METHOD:path`.
 
-use std::fmt;
-
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
-
 use crate::error::MapError;
+
+mod body;
+
+use body::Param;
+pub use body::MAX_LEVELS;
 
 /// How a door derives the action.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -129,8 +129,8 @@ pub fn action(protocol: Protocol, body: &[u8]) -> Result<String, MapError> {
         ));
     };
     let known = match protocol {
-        Protocol::Mcp => MCP_METHODS.contains(&method.as_str()),
-        Protocol::A2a => A2A_METHODS.contains(&method.as_str()),
+        Protocol::Mcp => MCP_METHODS.contains(&&*method),
+        Protocol::A2a => A2A_METHODS.contains(&&*method),
         Protocol::Http => false,
     };
     if !known {
@@ -139,7 +139,7 @@ pub fn action(protocol: Protocol, body: &[u8]) -> Result<String, MapError> {
             &format!("`{}` is not a method custody knows", printable(&method)),
         ));
     }
-    let action = match (protocol, method.as_str()) {
+    let action = match (protocol, &*method) {
         (Protocol::Mcp, "tools/call") => match call.name {
             Param::Text(n) if !n.is_empty() => format!("tools/call:{n}"),
             _ => {
@@ -158,7 +158,7 @@ pub fn action(protocol: Protocol, body: &[u8]) -> Result<String, MapError> {
                 ))
             }
         },
-        _ => method,
+        _ => method.into_owned(),
     };
     if action.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(invalid(
@@ -185,171 +185,11 @@ fn printable(s: &str) -> String {
     out
 }
 
-/// A `params` member custody reads.
-#[derive(Debug, Default)]
-enum Param {
-    #[default]
-    Absent,
-    Text(String),
-    Other,
-}
-
-/// What custody reads of a JSON-RPC message.
-#[derive(Debug, Default)]
-struct Call {
-    jsonrpc: Option<String>,
-    method: Option<String>,
-    name: Param,
-    uri: Param,
-}
-
-fn parse(body: &[u8]) -> Result<Call, String> {
-    // the whole body, skipped members included: serde_json does not check the UTF-8 of what it
-    // skips, and a server must not read bytes custody read otherwise
+fn parse(body: &[u8]) -> Result<body::Call<'_>, String> {
+    // the whole body, skipped members included: a server must not read bytes custody read
+    // otherwise
     let body = std::str::from_utf8(body).map_err(|_| "the body is not UTF-8".to_owned())?;
-    let mut de = serde_json::Deserializer::from_str(body);
-    let call = Envelope
-        .deserialize(&mut de)
-        .and_then(|c| de.end().map(|()| c))
-        .map_err(|e| format!("the body is not a strict JSON-RPC object: {e}"))?;
-    Ok(call)
-}
-
-/// The top-level object; a batch (array) or any other value is refused.
-struct Envelope;
-
-impl<'de> DeserializeSeed<'de> for Envelope {
-    type Value = Call;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Call, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Envelope {
-    type Value = Call;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("one JSON-RPC object (a batch is refused)")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Call, A::Error> {
-        let mut call = Call::default();
-        let mut seen: Vec<String> = Vec::new();
-        while let Some(key) = map.next_key::<String>()? {
-            if seen.contains(&key) {
-                return Err(de::Error::custom(format!(
-                    "`{}` appears twice",
-                    printable(&key)
-                )));
-            }
-            match key.as_str() {
-                "jsonrpc" => call.jsonrpc = Some(map.next_value::<String>()?),
-                "method" => call.method = Some(map.next_value::<String>()?),
-                "params" => {
-                    let (name, uri) = map.next_value_seed(Params)?;
-                    call.name = name;
-                    call.uri = uri;
-                }
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-            seen.push(key);
-        }
-        Ok(call)
-    }
-}
-
-/// `params`: an object (its `name` and `uri` read, each at most once) or an array.
-struct Params;
-
-impl<'de> DeserializeSeed<'de> for Params {
-    type Value = (Param, Param);
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(Param, Param), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Params {
-    type Value = (Param, Param);
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("JSON-RPC params (an object or an array)")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(Param, Param), A::Error> {
-        let (mut name, mut uri) = (Param::Absent, Param::Absent);
-        let mut seen: Vec<String> = Vec::new();
-        while let Some(key) = map.next_key::<String>()? {
-            if seen.contains(&key) {
-                return Err(de::Error::custom(format!(
-                    "`params.{}` appears twice",
-                    printable(&key)
-                )));
-            }
-            match key.as_str() {
-                "name" => name = map.next_value::<Member>()?.0,
-                "uri" => uri = map.next_value::<Member>()?.0,
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-            seen.push(key);
-        }
-        Ok((name, uri))
-    }
-
-    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<(Param, Param), A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok((Param::Absent, Param::Absent))
-    }
-}
-
-/// A `params` member: a string, or anything else (skipped, remembered as not a string).
-struct Member(Param);
-
-impl<'de> serde::Deserialize<'de> for Member {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Member, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Member;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Member, E> {
-                Ok(Member(Param::Text(v.to_owned())))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Member, E> {
-                Ok(Member(Param::Text(v)))
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Member, E> {
-                Ok(Member(Param::Other))
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Member, E> {
-                Ok(Member(Param::Other))
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Member, E> {
-                Ok(Member(Param::Other))
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Member, E> {
-                Ok(Member(Param::Other))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Member, E> {
-                Ok(Member(Param::Other))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Member, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(Member(Param::Other))
-            }
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Member, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Member(Param::Other))
-            }
-        }
-        d.deserialize_any(V)
-    }
+    body::read(body).map_err(|e| format!("the body is not a strict JSON-RPC object: {e}"))
 }
 
 #[cfg(test)]
@@ -469,11 +309,10 @@ mod tests {
             ),
             "UTF-8",
         );
-        // a lone surrogate escape where custody does not read is grammatical JSON: skipped
-        assert_eq!(
-            mcp(r#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"a","x":"\ud800"}}"#)
-                .unwrap(),
-            "tools/call:a"
+        // a lone surrogate escape is refused where custody does not read too (I-JSON)
+        refused(
+            mcp(r#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"a","x":"\ud800"}}"#),
+            "lone surrogate",
         );
         refused(
             mcp(r#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"a\ud800"}}"#),
@@ -496,7 +335,7 @@ mod tests {
             "[".repeat(10_000),
             "]".repeat(10_000)
         );
-        // ten thousand levels below params: skipped without recursion (no stack to exhaust)
-        assert_eq!(mcp(&deep).unwrap(), "tools/call:a");
+        // ten thousand levels below params: refused at the cap, without recursion
+        refused(mcp(&deep), "deeper than 127 levels");
     }
 }

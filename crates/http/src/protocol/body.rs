@@ -1,0 +1,692 @@
+//! Reading a JSON-RPC call in one pass: the envelope and `params` are decoded (each member name
+//! at most once), everything else is checked and skipped without building anything.
+//!
+//! The whole body must be RFC 8259 JSON: string escapes and numbers by its grammar, no control
+//! character in a string, no trailing bytes, and no `\u` escape that is a lone surrogate
+//! (I-JSON, RFC 7493 §2.1), wherever it stands. Containers nest at most [`MAX_LEVELS`] deep,
+//! the top-level object being level 1 (serde_json's own parser stops at the same depth), and
+//! the skipper keeps its open containers in a bit set, so no input can exhaust a stack.
+//!
+//! The skipper is free functions over the bytes and a position that stays in a register; a
+//! string is scanned eight bytes at a time for the three bytes that end a plain run (`"`, `\`
+//! and a control character), the only work most of a tool's `arguments` needs.
+
+use std::borrow::Cow;
+
+/// The deepest nesting read: the envelope object is level 1.
+pub const MAX_LEVELS: usize = 127;
+
+/// The refusal of nesting past [`MAX_LEVELS`] (a test ties the number to it).
+const TOO_DEEP: &str = "JSON nested deeper than 127 levels";
+
+/// A `params` member custody reads.
+#[derive(Debug, Default)]
+pub(super) enum Param<'a> {
+    /// Not there.
+    #[default]
+    Absent,
+    /// A string.
+    Text(Cow<'a, str>),
+    /// Any other value.
+    Other,
+}
+
+/// What custody reads of a JSON-RPC message.
+#[derive(Debug, Default)]
+pub(super) struct Call<'a> {
+    pub(super) jsonrpc: Option<Cow<'a, str>>,
+    pub(super) method: Option<Cow<'a, str>>,
+    pub(super) name: Param<'a>,
+    pub(super) uri: Param<'a>,
+}
+
+/// Reads `body` as one JSON-RPC object; the error says what is wrong and at which byte.
+pub(super) fn read(body: &str) -> Result<Call<'_>, String> {
+    let mut s = Scan {
+        text: body,
+        b: body.as_bytes(),
+        i: 0,
+    };
+    s.call()
+}
+
+/// Where a read stopped and why.
+#[derive(Debug)]
+struct Stop {
+    at: usize,
+    what: &'static str,
+}
+
+/// The position after what was read, or where and why it stopped.
+type At = Result<usize, Stop>;
+
+fn stop(at: usize, what: &'static str) -> At {
+    Err(Stop { at, what })
+}
+
+/// A refusal at `at` of `b`, naming the byte found there.
+fn message(b: &[u8], at: usize, what: &str) -> String {
+    match b.get(at) {
+        Some(&c) if c.is_ascii_graphic() => {
+            format!("{what} at byte {at}, found `{}`", char::from(c))
+        }
+        Some(c) => format!("{what} at byte {at}, found byte 0x{c:02x}"),
+        None => format!("{what} at byte {at} (the end of the body)"),
+    }
+}
+
+/// The envelope reader: decodes what custody reads, hands the rest to [`skip_value`].
+struct Scan<'a> {
+    text: &'a str,
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Scan<'a> {
+    fn call(&mut self) -> Result<Call<'a>, String> {
+        self.i = ws(self.b, 0);
+        match self.b.get(self.i) {
+            Some(b'{') => self.i += 1,
+            Some(b'[') => return Err("a JSON-RPC batch (an array) is refused".into()),
+            _ => return Err(self.fail("expected one JSON-RPC object")),
+        }
+        let mut call = Call::default();
+        let mut seen: Vec<Cow<'_, str>> = Vec::new();
+        self.members(|s, key| {
+            if seen.contains(&key) {
+                return Err(format!("`{}` appears twice", super::printable(&key)));
+            }
+            match &*key {
+                "jsonrpc" => call.jsonrpc = Some(s.string_value("jsonrpc")?),
+                "method" => call.method = Some(s.string_value("method")?),
+                "params" => s.params(&mut call)?,
+                _ => s.skip(1)?,
+            }
+            seen.push(key);
+            Ok(())
+        })?;
+        self.i = ws(self.b, self.i);
+        if self.i != self.b.len() {
+            return Err(self.fail("trailing bytes after the JSON-RPC object"));
+        }
+        Ok(call)
+    }
+
+    fn fail(&self, what: &str) -> String {
+        message(self.b, self.i, what)
+    }
+
+    fn step(&mut self, r: At) -> Result<(), String> {
+        match r {
+            Ok(i) => {
+                self.i = i;
+                Ok(())
+            }
+            Err(s) => Err(message(self.b, s.at, s.what)),
+        }
+    }
+
+    /// One value inside `level` open containers, checked and skipped.
+    fn skip(&mut self, level: usize) -> Result<(), String> {
+        let r = skip_value(self.b, self.i, level);
+        self.step(r)
+    }
+
+    fn expect(&mut self, c: u8, what: &str) -> Result<(), String> {
+        if self.b.get(self.i) == Some(&c) {
+            self.i += 1;
+            Ok(())
+        } else {
+            Err(self.fail(&format!("expected {what}")))
+        }
+    }
+
+    /// The members of an object whose `{` was read, each handed to `each` with its decoded
+    /// name (the reader at its value); the closing `}` read.
+    fn members(
+        &mut self,
+        mut each: impl FnMut(&mut Self, Cow<'a, str>) -> Result<(), String>,
+    ) -> Result<(), String> {
+        self.i = ws(self.b, self.i);
+        if self.b.get(self.i) == Some(&b'}') {
+            self.i += 1;
+            return Ok(());
+        }
+        loop {
+            self.expect(b'"', "a member name")?;
+            let key = self.string()?;
+            self.i = ws(self.b, self.i);
+            self.expect(b':', "`:`")?;
+            self.i = ws(self.b, self.i);
+            each(self, key)?;
+            self.i = ws(self.b, self.i);
+            match self.b.get(self.i) {
+                Some(b',') => self.i = ws(self.b, self.i + 1),
+                Some(b'}') => {
+                    self.i += 1;
+                    return Ok(());
+                }
+                _ => return Err(self.fail("expected `,` or `}`")),
+            }
+        }
+    }
+
+    /// `params`: an object (its `name` and `uri` read) or an array (skipped).
+    fn params(&mut self, call: &mut Call<'a>) -> Result<(), String> {
+        match self.b.get(self.i) {
+            Some(b'{') => self.i += 1,
+            Some(b'[') => return self.skip(1),
+            _ => return Err(self.fail("`params` must be an object or an array")),
+        }
+        let mut seen: Vec<Cow<'_, str>> = Vec::new();
+        self.members(|s, key| {
+            if seen.contains(&key) {
+                return Err(format!("`params.{}` appears twice", super::printable(&key)));
+            }
+            match &*key {
+                "name" => call.name = s.member()?,
+                "uri" => call.uri = s.member()?,
+                _ => s.skip(2)?,
+            }
+            seen.push(key);
+            Ok(())
+        })
+    }
+
+    /// A member of `params` custody reads: a string, or any other value (skipped).
+    fn member(&mut self) -> Result<Param<'a>, String> {
+        if self.b.get(self.i) == Some(&b'"') {
+            self.i += 1;
+            Ok(Param::Text(self.string()?))
+        } else {
+            self.skip(2)?;
+            Ok(Param::Other)
+        }
+    }
+
+    fn string_value(&mut self, member: &str) -> Result<Cow<'a, str>, String> {
+        if self.b.get(self.i) != Some(&b'"') {
+            return Err(self.fail(&format!("`{member}` must be a string")));
+        }
+        self.i += 1;
+        self.string()
+    }
+
+    /// The rest of a string whose `"` was read, decoded.
+    fn string(&mut self) -> Result<Cow<'a, str>, String> {
+        let start = self.i;
+        self.i = plain(self.b, self.i).0;
+        if self.b.get(self.i) == Some(&b'"') {
+            let s = self.slice(start)?;
+            self.i += 1;
+            return Ok(Cow::Borrowed(s));
+        }
+        let mut out = self.slice(start)?.to_owned();
+        loop {
+            match self.b.get(self.i) {
+                Some(b'"') => {
+                    self.i += 1;
+                    return Ok(Cow::Owned(out));
+                }
+                Some(b'\\') => match escape(self.b, self.i + 1) {
+                    Ok((c, i)) => {
+                        out.push(c);
+                        self.i = i;
+                    }
+                    Err(s) => return Err(message(self.b, s.at, s.what)),
+                },
+                Some(c) if *c < 0x20 => return Err(self.fail("a control character in a string")),
+                Some(_) => {
+                    let from = self.i;
+                    self.i = plain(self.b, self.i).0;
+                    out.push_str(self.slice(from)?);
+                }
+                None => return Err(self.fail("an unterminated string")),
+            }
+        }
+    }
+
+    /// The text from `start` to here (both at ASCII bytes of the UTF-8 body).
+    fn slice(&self, start: usize) -> Result<&'a str, String> {
+        self.text
+            .get(start..self.i)
+            .ok_or_else(|| self.fail("a string cut inside a character"))
+    }
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each of the eight bytes of `x` (little-endian) that is `"`, `\` or below
+/// 0x20 (a byte that ends a plain run of a string). A flag above a true one may be false (a
+/// borrow), but the lowest flag is always true: it finds the first such byte.
+#[inline(always)]
+fn stops(x: u64) -> u64 {
+    let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    zero(x ^ (ONES * u64::from(b'"')))
+        | zero(x ^ (ONES * u64::from(b'\\')))
+        | (x.wrapping_sub(ONES * 0x20) & !x & HIGH)
+}
+
+/// The first position from `i` of a byte a string must look at (`"`, `\`, a control
+/// character) and that byte, or the end and `None`.
+#[inline(always)]
+fn plain(b: &[u8], mut i: usize) -> (usize, Option<u8>) {
+    while let Some(chunk) = b.get(i..i + 8) {
+        let Ok(eight) = <[u8; 8]>::try_from(chunk) else {
+            break;
+        };
+        let x = u64::from_le_bytes(eight);
+        let m = stops(x);
+        if m != 0 {
+            // the lowest flag is always a true one; the byte is read off the word in hand
+            let bit = m.trailing_zeros() & !7;
+            return (i + (bit / 8) as usize, Some((x >> bit) as u8));
+        }
+        i += 8;
+    }
+    while let Some(&c) = b.get(i) {
+        if c == b'"' || c == b'\\' || c < 0x20 {
+            return (i, Some(c));
+        }
+        i += 1;
+    }
+    (i, None)
+}
+
+#[inline(always)]
+fn ws(b: &[u8], mut i: usize) -> usize {
+    while let Some(b' ' | b'\t' | b'\n' | b'\r') = b.get(i) {
+        i += 1;
+    }
+    i
+}
+
+/// The rest of a string from `i` (after its `"`), checked; the position after its closing `"`.
+#[inline(always)]
+fn skip_string(b: &[u8], mut i: usize) -> At {
+    loop {
+        let (at, c) = plain(b, i);
+        i = at;
+        match c {
+            Some(b'"') => return Ok(i + 1),
+            Some(b'\\') => i = escape(b, i + 1)?.1,
+            Some(_) => return stop(i, "a control character in a string"),
+            None => return stop(i, "an unterminated string"),
+        }
+    }
+}
+
+/// The escape from `i` (after a `\`): the character it stands for, and the position after it.
+fn escape(b: &[u8], i: usize) -> Result<(char, usize), Stop> {
+    let c = match b.get(i) {
+        Some(b'"') => '"',
+        Some(b'\\') => '\\',
+        Some(b'/') => '/',
+        Some(b'b') => '\u{8}',
+        Some(b'f') => '\u{c}',
+        Some(b'n') => '\n',
+        Some(b'r') => '\r',
+        Some(b't') => '\t',
+        Some(b'u') => return unicode(b, i + 1),
+        _ => {
+            return Err(Stop {
+                at: i,
+                what: "an invalid escape",
+            })
+        }
+    };
+    Ok((c, i + 1))
+}
+
+/// The four hex digits from `i` (after `\u`), and a low surrogate's escape after a high one.
+fn unicode(b: &[u8], i: usize) -> Result<(char, usize), Stop> {
+    const LONE: &str = "a lone surrogate `\\u` escape";
+    let (unit, i) = hex4(b, i)?;
+    let (code, i) = match unit {
+        0xD800..=0xDBFF => {
+            if b.get(i..i + 2) != Some(b"\\u") {
+                return Err(Stop { at: i, what: LONE });
+            }
+            let (low, next) = hex4(b, i + 2)?;
+            if !(0xDC00..=0xDFFF).contains(&low) {
+                return Err(Stop { at: i, what: LONE });
+            }
+            let code = 0x10000 + ((u32::from(unit) - 0xD800) << 10) + (u32::from(low) - 0xDC00);
+            (code, next)
+        }
+        0xDC00..=0xDFFF => return Err(Stop { at: i, what: LONE }),
+        _ => (u32::from(unit), i),
+    };
+    match char::from_u32(code) {
+        Some(c) => Ok((c, i)),
+        None => Err(Stop {
+            at: i,
+            what: "an invalid `\\u` escape",
+        }),
+    }
+}
+
+fn hex4(b: &[u8], mut i: usize) -> Result<(u16, usize), Stop> {
+    let mut v = 0u16;
+    for _ in 0..4 {
+        let d = match b.get(i) {
+            Some(c @ b'0'..=b'9') => c - b'0',
+            Some(c @ b'a'..=b'f') => c - b'a' + 10,
+            Some(c @ b'A'..=b'F') => c - b'A' + 10,
+            _ => {
+                return Err(Stop {
+                    at: i,
+                    what: "expected four hex digits after `\\u`",
+                })
+            }
+        };
+        v = v << 4 | u16::from(d);
+        i += 1;
+    }
+    Ok((v, i))
+}
+
+#[inline(always)]
+fn digits(b: &[u8], mut i: usize) -> usize {
+    while let Some(b'0'..=b'9') = b.get(i) {
+        i += 1;
+    }
+    i
+}
+
+/// A number from `i` by RFC 8259's grammar (its value is not read, so not range-checked).
+#[inline(always)]
+fn number(b: &[u8], mut i: usize) -> At {
+    if b.get(i) == Some(&b'-') {
+        i += 1;
+    }
+    match b.get(i) {
+        Some(b'0') => {
+            i += 1;
+            if let Some(b'0'..=b'9') = b.get(i) {
+                return stop(i, "a number with a leading zero");
+            }
+        }
+        Some(b'1'..=b'9') => i = digits(b, i + 1),
+        _ => return stop(i, "an invalid number"),
+    }
+    if b.get(i) == Some(&b'.') {
+        let after = digits(b, i + 1);
+        if after == i + 1 {
+            return stop(after, "an invalid number (no digit after `.`)");
+        }
+        i = after;
+    }
+    if let Some(b'e' | b'E') = b.get(i) {
+        i += 1;
+        if let Some(b'+' | b'-') = b.get(i) {
+            i += 1;
+        }
+        let after = digits(b, i);
+        if after == i {
+            return stop(i, "an invalid number (no digit in the exponent)");
+        }
+        i = after;
+    }
+    Ok(i)
+}
+
+#[inline(always)]
+fn literal(b: &[u8], i: usize, word: &[u8]) -> At {
+    if b.get(i..i + word.len()) == Some(word) {
+        Ok(i + word.len())
+    } else {
+        stop(i, "expected a JSON value")
+    }
+}
+
+/// A member name and its `:` from `i` (at the name's `"`) inside a skipped object; the
+/// position of the value.
+#[inline(always)]
+fn skip_name(b: &[u8], i: usize) -> At {
+    if b.get(i) != Some(&b'"') {
+        return stop(i, "expected a member name");
+    }
+    let mut i = skip_string(b, i + 1)?;
+    if b.get(i) != Some(&b':') {
+        i = ws(b, i);
+        if b.get(i) != Some(&b':') {
+            return stop(i, "expected `:`");
+        }
+    }
+    Ok(ws(b, i + 1))
+}
+
+/// One value from `i`, inside `level` open containers, checked and skipped; the position after
+/// it. Iterative: the open containers are a shift register of bits, `objects` (set for an
+/// object, the innermost in bit 0).
+fn skip_value(b: &[u8], mut i: usize, level: usize) -> At {
+    let mut objects: u128 = 0;
+    let mut open = 0usize;
+    // whether the innermost open container is an object
+    let mut object = false;
+    loop {
+        // a value starts at i (a string most often: tested before the jump table)
+        let c = b.get(i);
+        if c == Some(&b'"') {
+            i = skip_string(b, i + 1)?;
+        } else {
+            match c {
+                Some(&c @ (b'{' | b'[')) => {
+                    if level + open + 1 > MAX_LEVELS {
+                        return stop(i, TOO_DEEP);
+                    }
+                    object = c == b'{';
+                    objects = objects << 1 | u128::from(object);
+                    open += 1;
+                    i = ws(b, i + 1);
+                    if b.get(i) == Some(if object { &b'}' } else { &b']' }) {
+                        i += 1;
+                        open -= 1;
+                        objects >>= 1;
+                        object = objects & 1 == 1;
+                    } else {
+                        if object {
+                            i = skip_name(b, i)?;
+                        }
+                        continue;
+                    }
+                }
+                Some(b't') => i = literal(b, i, b"true")?,
+                Some(b'f') => i = literal(b, i, b"false")?,
+                Some(b'n') => i = literal(b, i, b"null")?,
+                Some(b'-' | b'0'..=b'9') => i = number(b, i)?,
+                _ => return stop(i, "expected a JSON value"),
+            }
+        }
+        // after a value: close containers, or go on to the next element
+        loop {
+            if open == 0 {
+                return Ok(i);
+            }
+            // compact JSON has the `,` right here: whitespace only when it is not
+            let mut c = b.get(i);
+            if c != Some(&b',') {
+                i = ws(b, i);
+                c = b.get(i);
+            }
+            match c {
+                Some(b',') => {
+                    i = ws(b, i + 1);
+                    if object {
+                        i = skip_name(b, i)?;
+                    }
+                    break;
+                }
+                Some(b'}') if object => {}
+                Some(b']') if !object => {}
+                _ => {
+                    return stop(
+                        i,
+                        if object {
+                            "expected `,` or `}`"
+                        } else {
+                            "expected `,` or `]`"
+                        },
+                    )
+                }
+            }
+            i += 1;
+            open -= 1;
+            objects >>= 1;
+            object = objects & 1 == 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    #[test]
+    fn stops_finds_each_stop_byte_at_each_position() {
+        for pos in 0..8 {
+            for stop in [b'"', b'\\', 0, 0x1f] {
+                let mut eight = [b'a'; 8];
+                eight[pos] = stop;
+                assert_ne!(stops(u64::from_le_bytes(eight)), 0, "{pos} {stop}");
+            }
+        }
+        for plain in [*b"abcdefgh", [0x20; 8], [0x7f; 8], [0xff; 8], *b"]^[!#/ ~"] {
+            assert_eq!(stops(u64::from_le_bytes(plain)), 0, "{plain:?}");
+        }
+        // every byte value alone among plain ones
+        for c in 0..=255u8 {
+            let stop = c == b'"' || c == b'\\' || c < 0x20;
+            assert_eq!(
+                stops(u64::from_le_bytes([
+                    b'x', b'x', c, b'y', 0x80, b'z', b'q', c
+                ])) != 0,
+                stop,
+                "{c}"
+            );
+        }
+    }
+
+    fn depth_body(levels: usize) -> String {
+        // envelope (1) + params (2) + the rest in arguments
+        let inner = levels - 2;
+        format!(
+            r#"{{"jsonrpc":"2.0","method":"tools/call","params":{{"name":"a","arguments":{}1{}}}}}"#,
+            "[".repeat(inner),
+            "]".repeat(inner)
+        )
+    }
+
+    #[test]
+    fn depth_is_serde_jsons() {
+        assert!(TOO_DEEP.contains(&format!(" {MAX_LEVELS} ")));
+        for levels in [MAX_LEVELS - 1, MAX_LEVELS, MAX_LEVELS + 1, MAX_LEVELS + 2] {
+            let body = depth_body(levels);
+            let ours = read(&body).is_ok();
+            let serde = serde_json::from_str::<serde_json::Value>(&body).is_ok();
+            assert_eq!(ours, serde, "{levels} levels");
+            assert_eq!(ours, levels <= MAX_LEVELS, "{levels} levels");
+        }
+    }
+
+    #[test]
+    fn strings_decode_like_serde_json() {
+        for s in [
+            r#""plain""#,
+            r#""a\"b\\c\/d\be\ff\ng\rh\ti""#,
+            r#""\u0041\u00e9\u20AC\ud83d\ude00 ok""#,
+            "\"non-ascii: é 日本 😀, long enough to take the eight-byte path twice\"",
+            r#""x\u0000y""#,
+        ] {
+            let want: String = serde_json::from_str(s).unwrap();
+            let mut scan = Scan {
+                text: s,
+                b: s.as_bytes(),
+                i: 1,
+            };
+            assert_eq!(scan.string().unwrap(), want, "{s}");
+            assert_eq!(scan.i, s.len());
+            assert_eq!(skip_string(s.as_bytes(), 1).unwrap(), s.len());
+        }
+        for bad in [
+            "\"a\u{1}b\"",
+            r#""\ud800""#,
+            r#""\udc00x""#,
+            r#""\ud800\u0041""#,
+            r#""\x""#,
+            r#""\u12g4""#,
+            r#""open"#,
+        ] {
+            let mut scan = Scan {
+                text: bad,
+                b: bad.as_bytes(),
+                i: 1,
+            };
+            assert!(scan.string().is_err(), "{bad}");
+            assert!(skip_string(bad.as_bytes(), 1).is_err(), "{bad}");
+            assert!(serde_json::from_str::<String>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn numbers_and_values_by_the_grammar() {
+        let ok = [
+            "0",
+            "-0",
+            "1.5",
+            "-12e+3",
+            "1E-2",
+            "123456789012345678901234567890",
+            "1e400",
+            "true",
+            "false",
+            "null",
+            "[]",
+            "{}",
+            "[1,[2,{}],{\"a\":[]}]",
+            " [ 1 , 2 ] ",
+            "{\"a\" : {\"a\":1,\"a\":2} }",
+        ];
+        let bad = [
+            "01",
+            "-",
+            "1.",
+            ".5",
+            "1e",
+            "1e+",
+            "+1",
+            "tru",
+            "nul",
+            "[1,]",
+            "{\"a\":1,}",
+            "[1 2]",
+            "{\"a\"}",
+            "{a:1}",
+            "[",
+            "{\"a\":1",
+            "]",
+            "NaN",
+            "Infinity",
+            "'a'",
+        ];
+        for (v, want) in ok
+            .iter()
+            .map(|v| (v, true))
+            .chain(bad.iter().map(|v| (v, false)))
+        {
+            let body = format!(r#"{{"jsonrpc":"2.0","method":"ping","params":{{"x":{v}}}}}"#);
+            assert_eq!(read(&body).is_ok(), want, "{v}");
+            // serde_json agrees on the grammar (it range-checks numbers it builds: 1e400)
+            if *v != "1e400" {
+                assert_eq!(
+                    serde_json::from_str::<serde_json::Value>(&body).is_ok(),
+                    want,
+                    "{v}"
+                );
+            }
+        }
+    }
+}
