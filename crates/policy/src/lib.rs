@@ -71,9 +71,9 @@ pub use ast::{
 pub use cedar_schema::{context_mismatch, custody_context_mismatch, schema_actions};
 pub use error::{LoadError, LoadErrorKind, Location, Warning, WarningKind};
 pub use model::{
-    CaFile, CedarPack, ChainSettings, DomainConfig, FederationRule, KeySource, PolicyPack,
-    ProtectedResource, ScopeRule, SourceKind, DEFAULT_REFRESH, MAX_REFRESH, MIN_REFRESH,
-    RESOURCE_METADATA_PATH,
+    is_scope_token, CaFile, CedarPack, ChainSettings, DomainConfig, FederationRule, KeySource,
+    PolicyPack, ProtectedResource, ScopeRule, SourceKind, DEFAULT_REFRESH, MAX_REFRESH,
+    MIN_REFRESH, RESOURCE_METADATA_PATH,
 };
 pub use pack::{Loaded, PackEntry};
 

@@ -12,8 +12,8 @@ use crate::ast::{
 };
 use crate::error::{LoadError, LoadErrorKind, Location, Warning, WarningKind};
 use crate::model::{
-    ChainSettings, FederationRule, KeySource, ProtectedResource, ScopeRule, SourceKind,
-    DEFAULT_REFRESH,
+    is_scope_token, ChainSettings, FederationRule, KeySource, ProtectedResource, ScopeRule,
+    SourceKind, DEFAULT_REFRESH,
 };
 
 /// A position in some trust file, for messages that point back at an earlier item.
@@ -514,7 +514,7 @@ impl Merger {
             let (text, scope_at) = (&scope.node, at(file, scope.span));
             let problem = if text.is_empty() {
                 Some("a scope must not be empty")
-            } else if !text.bytes().all(scope_char) {
+            } else if !is_scope_token(text) {
                 Some("not a scope token (RFC 6749 §3.3: printable ASCII without space, `\"` or `\\`)")
             } else if scopes.contains(text) {
                 Some("listed twice")
@@ -602,11 +602,6 @@ fn visible_ascii(url: &str) -> Result<(), String> {
     } else {
         Err("a URL here must be printable ASCII without spaces (percent-encode the rest)".into())
     }
-}
-
-/// A byte of an RFC 6749 scope token: `%x21 / %x23-5B / %x5D-7E`.
-fn scope_char(b: u8) -> bool {
-    matches!(b, 0x21 | 0x23..=0x5B | 0x5D..=0x7E)
 }
 
 fn at(file: &TrustFile, span: Span) -> At {

@@ -277,3 +277,36 @@ impl PolicyPack {
             .find(|r| r.from.as_str() == from && r.to.as_str() == to)
     }
 }
+
+/// An RFC 6749 §3.3 scope token: one or more of `%x21 / %x23-5B / %x5D-7E` (printable ASCII
+/// without space, `"` or `\`). The one rule for `resource` scopes a pack declares and the scope a
+/// challenge names.
+pub fn is_scope_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| matches!(b, 0x21 | 0x23..=0x5B | 0x5D..=0x7E))
+}
+
+#[cfg(test)]
+mod scope_token_tests {
+    use super::is_scope_token;
+
+    #[test]
+    fn scope_tokens_by_rfc_6749() {
+        for ok in ["read", "tools/call:get_weather", "!#$[]^~", "a]b[c"] {
+            assert!(is_scope_token(ok), "{ok}");
+        }
+        for bad in ["", "a b", "a\"b", "a\\b", "é", "a\tb", "a\u{7f}"] {
+            assert!(!is_scope_token(bad), "{bad:?}");
+        }
+        // every byte by the grammar's three ranges
+        for b in 0..=255u8 {
+            let want = b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b);
+            assert_eq!(
+                is_scope_token(&char::from(b).to_string()),
+                want && b < 0x80,
+                "{b}"
+            );
+        }
+    }
+}

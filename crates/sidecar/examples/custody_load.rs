@@ -31,12 +31,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use custody_sidecar::ServeArgs;
 use custody_tests::{t0_claims, t1_claims, Fixture, AUD};
-use envoy_types::pb::envoy::service::auth::v3::attribute_context::{
-    HttpRequest, Request as AttrRequest,
-};
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
-use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest};
+use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
 use tonic::transport::Channel;
+
+#[path = "shared/load.rs"]
+mod load;
 
 struct Opts {
     secs: u64,
@@ -103,26 +103,7 @@ fn requests(f: &Fixture, chains: usize) -> Vec<CheckRequest> {
             c1["exp"] = (now + 2400).into();
             c1["txn"] = format!("txn-{i}").into();
             c1["sub"] = format!("user:{i}").into();
-            let (t0, t1) = (f.token("a.example", c0), f.token("b.example", c1));
-            let headers = [
-                ("authorization".to_owned(), format!("Bearer {t1}")),
-                ("custody-chain".to_owned(), t0),
-                ("x-custody-action".to_owned(), "orders:read".to_owned()),
-            ];
-            CheckRequest {
-                attributes: Some(AttributeContext {
-                    request: Some(AttrRequest {
-                        http: Some(HttpRequest {
-                            method: "GET".into(),
-                            path: "/orders/1".into(),
-                            headers: headers.into_iter().collect(),
-                            ..HttpRequest::default()
-                        }),
-                        ..AttrRequest::default()
-                    }),
-                    ..AttributeContext::default()
-                }),
-            }
+            load::chain_check(&f.token("a.example", c0), &f.token("b.example", c1))
         })
         .collect()
 }
@@ -138,23 +119,15 @@ struct RateResult {
     errors: u64,
 }
 
+/// A latency percentile in milliseconds from `sorted` microseconds.
 fn pct(sorted: &[u64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[i] as f64 / 1000.0
+    load::percentile(sorted, p).map_or(f64::NAN, |us| us as f64 / 1000.0)
 }
 
 async fn clients(addr: std::net::SocketAddr, n: usize) -> Vec<AuthorizationClient<Channel>> {
     let mut out = Vec::new();
     for _ in 0..n {
-        let ch = Channel::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
-        out.push(AuthorizationClient::new(ch));
+        out.push(load::connect(addr).await);
     }
     out
 }
@@ -504,29 +477,6 @@ fn table(runs: &[Run], o: &Opts) -> String {
     s
 }
 
-/// Replaces (or appends) the section in `path`, leaving every other section alone.
-fn write_section(path: &str, section: &str) {
-    let old = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n".to_owned());
-    let head = "## Sidecar load (issue 7)";
-    let new = match old.find(head) {
-        Some(start) => {
-            let rest = &old[start + head.len()..];
-            let end = rest
-                .find("\n## ")
-                .map_or(old.len(), |e| start + head.len() + e + 1);
-            // one blank line between this section and the next
-            let section = section.trim_end_matches('\n');
-            format!("{}{}\n\n{}", &old[..start], section, &old[end..])
-        }
-        None => format!(
-            "{}\n{}",
-            old.trim_end_matches('\n').to_owned() + "\n",
-            section
-        ),
-    };
-    std::fs::write(path, new).unwrap();
-}
-
 fn main() {
     let o = opts();
     if o.refresh {
@@ -541,7 +491,7 @@ fn main() {
     let t = table(&runs, &o);
     println!("{t}");
     if let Some(path) = &o.write {
-        write_section(path, &t);
+        load::write_section(path, "## Sidecar load (issue 7)", &t);
         eprintln!("wrote the section into {path}");
     }
 }

@@ -40,12 +40,12 @@ use custody_store::Store;
 use custody_tests::redis::Redis;
 use custody_tests::{t0_claims, t1_claims, Fixture, PackBuilder, AUD};
 use custody_verifier::{Revocation, RevocationKind};
-use envoy_types::pb::envoy::service::auth::v3::attribute_context::{
-    HttpRequest, Request as AttrRequest,
-};
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
-use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest, CheckResponse};
+use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse};
 use tonic::transport::Channel;
+
+#[path = "shared/load.rs"]
+mod load;
 
 struct Opts {
     rate: u64,
@@ -88,28 +88,6 @@ fn now() -> i64 {
     custody_verifier::system_now()
 }
 
-fn check_request(t0: &str, t1: &str) -> CheckRequest {
-    let headers = [
-        ("authorization".to_owned(), format!("Bearer {t1}")),
-        ("custody-chain".to_owned(), t0.to_owned()),
-        ("x-custody-action".to_owned(), "orders:read".to_owned()),
-    ];
-    CheckRequest {
-        attributes: Some(AttributeContext {
-            request: Some(AttrRequest {
-                http: Some(HttpRequest {
-                    method: "GET".into(),
-                    path: "/orders/1".into(),
-                    headers: headers.into_iter().collect(),
-                    ..HttpRequest::default()
-                }),
-                ..AttrRequest::default()
-            }),
-            ..AttributeContext::default()
-        }),
-    }
-}
-
 /// Chain `i`: origin `a.example|user:<i>`; `jti` on the presented token when given.
 fn chain(f: &Fixture, i: usize, jti: Option<String>) -> CheckRequest {
     let t = now();
@@ -124,7 +102,7 @@ fn chain(f: &Fixture, i: usize, jti: Option<String>) -> CheckRequest {
     if let Some(j) = jti {
         c1["jti"] = j.into();
     }
-    check_request(&f.token("a.example", c0), &f.token("b.example", c1))
+    load::chain_check(&f.token("a.example", c0), &f.token("b.example", c1))
 }
 
 fn code(r: &CheckResponse) -> String {
@@ -156,20 +134,11 @@ fn args(f: &Fixture, cache: bool) -> ServeArgs {
 }
 
 async fn client(r: &Running) -> AuthorizationClient<Channel> {
-    let ch = Channel::from_shared(format!("http://{}", r.addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    AuthorizationClient::new(ch)
+    load::connect(r.addr).await
 }
 
 fn pct(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[i]
+    load::percentile(sorted, p).unwrap_or(f64::NAN)
 }
 
 struct Load {
@@ -258,32 +227,30 @@ async fn revoke_and_probe(
     .unwrap();
     store.revoke(&r).await.unwrap();
     let returned = Instant::now();
-    let probes = nodes.iter().map(|c| {
-        let mut c = c.clone();
-        let req = req.clone();
-        async move {
-            loop {
-                let r = c.check(req.clone()).await.unwrap();
-                if code(r.get_ref()) == "revoked" {
-                    return returned.elapsed().as_secs_f64() * 1000.0;
+    // each node probed by a task of its own, all at once: a node's time is not the time spent
+    // probing the nodes before it
+    let probes: Vec<_> = nodes
+        .iter()
+        .map(|c| {
+            let mut c = c.clone();
+            let req = req.clone();
+            tokio::spawn(async move {
+                loop {
+                    let r = c.check(req.clone()).await.unwrap();
+                    if code(r.get_ref()) == "revoked" {
+                        return returned.elapsed().as_secs_f64() * 1000.0;
+                    }
+                    assert!(
+                        returned.elapsed() < Duration::from_secs(10),
+                        "chain {k} not revoked after 10 s"
+                    );
                 }
-                assert!(
-                    returned.elapsed() < Duration::from_secs(10),
-                    "chain {k} not revoked after 10 s"
-                );
-            }
-        }
-    });
-    futures_join(probes).await
-}
-
-async fn futures_join<F: std::future::Future<Output = f64>>(
-    fs: impl Iterator<Item = F>,
-) -> Vec<f64> {
-    let handles: Vec<_> = fs.collect();
+            })
+        })
+        .collect();
     let mut out = Vec::new();
-    for h in handles {
-        out.push(h.await);
+    for p in probes {
+        out.push(p.await.expect("a probe task"));
     }
     out
 }
@@ -541,23 +508,7 @@ fn main() {
     );
     println!("{section}");
     if let Some(path) = &o.write {
-        let old = std::fs::read_to_string(path).unwrap();
-        let head = "## Fleet (issue 17)";
-        let new = match old.find(head) {
-            Some(start) => {
-                let rest = &old[start + head.len()..];
-                let end = rest
-                    .find("\n## ")
-                    .map_or(old.len(), |e| start + head.len() + e + 1);
-                format!("{}{}\n{}", &old[..start], section, &old[end..])
-            }
-            None => format!(
-                "{}\n{}",
-                old.trim_end_matches('\n').to_owned() + "\n",
-                section
-            ),
-        };
-        std::fs::write(path, new).unwrap();
+        load::write_section(path, "## Fleet (issue 17)", &section);
         eprintln!("wrote the section into {path}");
     }
     assert!(

@@ -634,6 +634,23 @@ mod tests {
         }
     }
 
+    /// Every request field is either a credential a PEP passes through or one AuthZEN's own
+    /// members supply: a field added to the request must be placed on one side here.
+    #[test]
+    fn credential_fields_are_the_request_fields_authzen_does_not_map() {
+        const FROM_AUTHZEN: [&str; 5] = ["audience", "action", "resource", "now", "context"];
+        for f in CREDENTIAL_FIELDS {
+            assert!(custody_verifier::REQUEST_FIELDS.contains(&f), "{f}");
+            assert!(!FROM_AUTHZEN.contains(&f), "{f}");
+        }
+        for f in custody_verifier::REQUEST_FIELDS {
+            assert!(
+                CREDENTIAL_FIELDS.contains(&f) != FROM_AUTHZEN.contains(&f),
+                "request field `{f}` is neither a credential nor mapped from AuthZEN (or both)"
+            );
+        }
+    }
+
     fn one(body: Value) -> Result<Mapped, BadRequest> {
         let limits = Limits::default();
         parse_evaluation(body.to_string().as_bytes(), &mapping(&limits))

@@ -107,7 +107,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub use cache::{CacheStats, TokenCache, DEFAULT_CAPACITY, DEFAULT_CAPACITY_BYTES, ENTRY_BYTES};
 pub use cedar::{MEMO_BYTES, MEMO_ENTRIES};
 pub use custody_jose::{KeyStore, Limits};
-pub use custody_policy::{PolicyPack, ProtectedResource};
+pub use custody_policy::{is_scope_token, PolicyPack, ProtectedResource};
 pub use decision::{ChainSummary, Decision};
 pub use proof::{
     without_query, CallerProof, ProofMethod, WIT_CACHE_BYTES, WIT_CACHE_ENTRIES, WPT_MAX_REMAINING,

@@ -161,15 +161,18 @@ impl Revocations {
         self.generation.load(Ordering::Acquire)
     }
 
-    fn write(&self, f: impl FnOnce(&mut [HashMap<String, i64>; 4])) {
+    /// Changes the tables under the write lock; `f` says whether it changed anything, and
+    /// only a change moves the length and the generation.
+    fn write(&self, f: impl FnOnce(&mut [HashMap<String, i64>; 4]) -> bool) {
         let mut tables = self
             .tables
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        f(&mut tables);
-        let len = tables.iter().map(HashMap::len).sum();
-        self.len.store(len, Ordering::Release);
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        if f(&mut tables) {
+            let len = tables.iter().map(HashMap::len).sum();
+            self.len.store(len, Ordering::Release);
+            self.generation.fetch_add(1, Ordering::AcqRel);
+        }
     }
 
     /// Holds `r` (a later `until` for an item already held wins).
@@ -186,6 +189,7 @@ impl Revocations {
                     *until = (*until).max(r.until);
                 }
             }
+            true
         });
     }
 
@@ -198,7 +202,10 @@ impl Revocations {
                 *until = (*until).max(r.until);
             }
         }
-        self.write(|tables| *tables = fresh);
+        self.write(|tables| {
+            *tables = fresh;
+            true
+        });
     }
 
     /// Drops what expired before `now`; returns how many. The generation moves only when
@@ -207,20 +214,16 @@ impl Revocations {
         if self.is_empty() {
             return 0;
         }
-        let mut tables = self
-            .tables
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let before: usize = tables.iter().map(HashMap::len).sum();
-        for t in tables.iter_mut() {
-            t.retain(|_, until| *until >= now);
-        }
-        let after: usize = tables.iter().map(HashMap::len).sum();
-        if after != before {
-            self.len.store(after, Ordering::Release);
-            self.generation.fetch_add(1, Ordering::AcqRel);
-        }
-        before.saturating_sub(after)
+        let mut dropped = 0;
+        self.write(|tables| {
+            for t in tables.iter_mut() {
+                let before = t.len();
+                t.retain(|_, until| *until >= now);
+                dropped += before.saturating_sub(t.len());
+            }
+            dropped > 0
+        });
+        dropped
     }
 
     /// Until when `value` is revoked as `kind`, if it is at `now`.
