@@ -3,6 +3,9 @@
 //!
 //! - `protocol/mcp_action_4k`: `custody_http::protocol::action` on a 4 KiB `tools/call` body
 //!   (nested `arguments`: strings, numbers, arrays, objects).
+//! - `protocol/mcp_action_4k_text`: the same on a 4 KiB `tools/call` whose `arguments` are one
+//!   text (prose with escaped quotes and newlines, as a tool handed a document gets it); for
+//!   context, the dense body is the row the goal is about.
 //! - `protocol/decision_cold`: one whole decision on a single Ed25519 token not seen before (the
 //!   verifier's caches cleared each time the pool of 512 distinct tokens wraps, untimed).
 //!
@@ -48,6 +51,21 @@ fn body(size: usize) -> Vec<u8> {
     b
 }
 
+/// A `tools/call` body of exactly `size` bytes whose `arguments` hold one long text.
+fn text_body(size: usize) -> Vec<u8> {
+    let line = r#"The committee met on Tuesday; \"quorum\" was reached.\n"#;
+    let head = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"summarize","arguments":{"text":""#;
+    let tail = r#""}}}"#;
+    let mut text = String::new();
+    while head.len() + text.len() + line.len() + tail.len() <= size {
+        text.push_str(line);
+    }
+    text.push_str(&"x".repeat(size - head.len() - text.len() - tail.len()));
+    let b = format!("{head}{text}{tail}").into_bytes();
+    assert_eq!(b.len(), size);
+    b
+}
+
 fn protocol(c: &mut Criterion) {
     let f = Fixture::standard();
     let reqs: Vec<Request> = (0..512)
@@ -66,11 +84,19 @@ fn protocol(c: &mut Criterion) {
     assert!(f.verifier.verify(&reqs[0]).is_allowed());
     let b = body(4096);
     assert_eq!(action(Protocol::Mcp, &b).unwrap(), "tools/call:get_weather");
+    let text = text_body(4096);
+    assert_eq!(
+        action(Protocol::Mcp, &text).unwrap(),
+        "tools/call:summarize"
+    );
     let mut g = c.benchmark_group("protocol");
     g.warm_up_time(Duration::from_secs(1));
     g.measurement_time(Duration::from_secs(3));
     g.bench_function("mcp_action_4k", |bn| {
         bn.iter(|| action(Protocol::Mcp, black_box(&b)).unwrap())
+    });
+    g.bench_function("mcp_action_4k_text", |bn| {
+        bn.iter(|| action(Protocol::Mcp, black_box(&text)).unwrap())
     });
     cold::cold_one_by_one(&mut g, "decision_cold", &f.verifier, &reqs);
     g.finish();

@@ -232,6 +232,24 @@ mod tests {
     }
 
     #[test]
+    fn a_member_named_twice_is_refused_past_the_first_eight_names_too() {
+        let names: Vec<String> = (0..12).map(|i| format!(r#""k{i}":{i}"#)).collect();
+        let params = names.join(",");
+        let ok = format!(
+            r#"{{"jsonrpc":"2.0","method":"tools/call","params":{{{params},"name":"t"}},"id":1}}"#
+        );
+        assert_eq!(mcp(&ok).unwrap(), "tools/call:t");
+        for twice in ["k0", "k7", "k8", "k11"] {
+            let body = format!(
+                r#"{{"jsonrpc":"2.0","method":"tools/call","params":{{{params},"name":"t","{twice}":0}}}}"#
+            );
+            refused(mcp(&body), &format!("`params.{twice}` appears twice"));
+        }
+        let envelope = format!(r#"{{"jsonrpc":"2.0","method":"ping",{params},"k9":1}}"#);
+        refused(mcp(&envelope), "`k9` appears twice");
+    }
+
+    #[test]
     fn a2a_actions() {
         let send = r#"{"jsonrpc":"2.0","id":"1","method":"message/send","params":{"message":{"role":"user","parts":[{"kind":"text","text":"hi"}],"messageId":"m1"}}}"#;
         assert_eq!(

@@ -75,6 +75,26 @@ fn message(b: &[u8], at: usize, what: &str) -> String {
     }
 }
 
+/// The member names one object has shown so far: eight without allocating, more on the heap.
+#[derive(Default)]
+struct Names<'a> {
+    few: [Option<Cow<'a, str>>; 8],
+    more: Vec<Cow<'a, str>>,
+}
+
+impl<'a> Names<'a> {
+    fn contains(&self, name: &str) -> bool {
+        self.few.iter().flatten().any(|n| n == name) || self.more.iter().any(|n| n == name)
+    }
+
+    fn push(&mut self, name: Cow<'a, str>) {
+        match self.few.iter_mut().find(|n| n.is_none()) {
+            Some(free) => *free = Some(name),
+            None => self.more.push(name),
+        }
+    }
+}
+
 /// The envelope reader: decodes what custody reads, hands the rest to [`skip_value`].
 struct Scan<'a> {
     text: &'a str,
@@ -91,7 +111,7 @@ impl<'a> Scan<'a> {
             _ => return Err(self.fail("expected one JSON-RPC object")),
         }
         let mut call = Call::default();
-        let mut seen: Vec<Cow<'_, str>> = Vec::new();
+        let mut seen = Names::default();
         self.members(|s, key| {
             if seen.contains(&key) {
                 return Err(format!("`{}` appears twice", super::printable(&key)));
@@ -178,7 +198,7 @@ impl<'a> Scan<'a> {
             Some(b'[') => return self.skip(1),
             _ => return Err(self.fail("`params` must be an object or an array")),
         }
-        let mut seen: Vec<Cow<'_, str>> = Vec::new();
+        let mut seen = Names::default();
         self.members(|s, key| {
             if seen.contains(&key) {
                 return Err(format!("`params.{}` appears twice", super::printable(&key)));
