@@ -12,6 +12,7 @@ action is `METHOD:path`). Tokens beyond the fixture's are minted with `custody m
 
 import base64
 import contextlib
+import copy
 
 import datetime
 import http.server
@@ -307,6 +308,36 @@ def cluster(name, port, http2):
             "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
             "explicit_http_config": {"http2_protocol_options": {}}}}
     return c
+
+
+NO_AUTHZ = {"envoy.filters.http.ext_authz": {
+    "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute",
+    "disabled": True}}
+
+
+def body_forwarding_config(listen, admin, stat_prefix, public_match, public_cluster, upstream, clusters,
+                           max_body):
+    """An Envoy for custody in a JSON-RPC protocol mode: ext_authz forwards the request body (up to
+    `max_body`, partial bodies flagged) to the `custody` cluster; `public_match` (a route match) goes
+    to `public_cluster` with ext_authz off (metadata, an Agent Card); the rest to `upstream`."""
+    authz = copy.deepcopy(EXT_AUTHZ)
+    authz["typed_config"]["with_request_body"] = {
+        "max_request_bytes": max_body, "allow_partial_message": True, "pack_as_bytes": True}
+    manager = {"name": "envoy.filters.network.http_connection_manager", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": stat_prefix,
+        "route_config": {"virtual_hosts": [{"name": stat_prefix, "domains": ["*"], "routes": [
+            {"match": public_match, "route": {"cluster": public_cluster}, "typed_per_filter_config": NO_AUTHZ},
+            {"match": {"prefix": "/"}, "route": {"cluster": upstream, "timeout": "30s"}}]}]},
+        "http_filters": [authz, ROUTER]}}
+    return {
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin}}},
+        "static_resources": {
+            "listeners": [{"name": "plain", "address": {"socket_address": {
+                "address": "127.0.0.1", "port_value": listen}}, "filter_chains": [{"filters": [manager]}]}],
+            "clusters": clusters,
+        },
+    }
 
 
 @contextlib.contextmanager

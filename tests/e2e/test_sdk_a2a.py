@@ -16,7 +16,6 @@ sending a message with a delegation chain (`authorization: Bearer <hop>`, `custo
 
 import asyncio
 import base64
-import copy
 import json
 import os
 import re
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EXT_AUTHZ, ROUTER, cluster, free_port, run_envoy, serve, wait_port
+from conftest import body_forwarding_config, cluster, free_port, run_envoy, serve, wait_port
 
 SDK_DIR = Path(__file__).resolve().parent / "sdk"
 MAX_BODY = 8192
@@ -135,27 +134,10 @@ def custody_a2a(binaries, fx, workdir, pack):
 @pytest.fixture(scope="module")
 def envoy(envoy_bin, custody_a2a, agent, workdir, ports):
     """The Agent Card is public (ext_authz off on its route); everything else goes through custody."""
-    authz = copy.deepcopy(EXT_AUTHZ)
-    authz["typed_config"]["with_request_body"] = {
-        "max_request_bytes": MAX_BODY, "allow_partial_message": True, "pack_as_bytes": True}
-    no_authz = {"envoy.filters.http.ext_authz": {
-        "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute",
-        "disabled": True}}
-    hcm = {"name": "envoy.filters.network.http_connection_manager", "typed_config": {
-        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-        "stat_prefix": "sdk_a2a",
-        "route_config": {"virtual_hosts": [{"name": "a2a", "domains": ["*"], "routes": [
-            {"match": {"path": CARD_PATH}, "route": {"cluster": "agent"}, "typed_per_filter_config": no_authz},
-            {"match": {"prefix": "/"}, "route": {"cluster": "agent", "timeout": "30s"}}]}]},
-        "http_filters": [authz, ROUTER]}}
-    config = {
-        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": ports["admin"]}}},
-        "static_resources": {
-            "listeners": [{"name": "plain", "address": {"socket_address": {
-                "address": "127.0.0.1", "port_value": ports["envoy"]}}, "filter_chains": [{"filters": [hcm]}]}],
-            "clusters": [cluster("custody", custody_a2a["port"], True), cluster("agent", ports["agent"], False)],
-        },
-    }
+    config = body_forwarding_config(
+        ports["envoy"], ports["admin"], "sdk_a2a", {"path": CARD_PATH}, "agent", "agent",
+        [cluster("custody", custody_a2a["port"], True), cluster("agent", ports["agent"], False)],
+        MAX_BODY)
     with run_envoy(envoy_bin, workdir, "envoy-sdk-a2a", config, ports["admin"], os.getpid() % 10000 + 40000) as proc:
         wait_port(ports["envoy"], proc, "envoy")
         yield ports["envoy"]

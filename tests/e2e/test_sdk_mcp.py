@@ -22,7 +22,6 @@ action like any other method (tested too).
 
 import asyncio
 import base64
-import copy
 import http.client
 import json
 import os
@@ -35,7 +34,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import IN_CI, ROUTER, EXT_AUTHZ, cluster, free_port, run_envoy, serve, wait_port
+from conftest import IN_CI, body_forwarding_config, cluster, free_port, run_envoy, serve, wait_port
 from test_idp import IDP_DIR, KEYS
 
 SDK_DIR = Path(__file__).resolve().parent / "sdk"
@@ -182,29 +181,12 @@ def custody_mcp(binaries, fx, workdir, pack, resource):
 
 @pytest.fixture(scope="module")
 def envoy(envoy_bin, custody_mcp, mcp_server, workdir, ports):
-    authz = copy.deepcopy(EXT_AUTHZ)
-    authz["typed_config"]["with_request_body"] = {
-        "max_request_bytes": MAX_BODY, "allow_partial_message": True, "pack_as_bytes": True}
-    no_authz = {"envoy.filters.http.ext_authz": {
-        "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute",
-        "disabled": True}}
-    hcm = {"name": "envoy.filters.network.http_connection_manager", "typed_config": {
-        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-        "stat_prefix": "sdk_mcp",
-        "route_config": {"virtual_hosts": [{"name": "mcp", "domains": ["*"], "routes": [
-            {"match": {"prefix": PRM_PATH}, "route": {"cluster": "custody_http"}, "typed_per_filter_config": no_authz},
-            {"match": {"prefix": "/"}, "route": {"cluster": "mcp", "timeout": "30s"}}]}]},
-        "http_filters": [authz, ROUTER]}}
-    config = {
-        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": ports["admin"]}}},
-        "static_resources": {
-            "listeners": [{"name": "plain", "address": {"socket_address": {
-                "address": "127.0.0.1", "port_value": ports["envoy"]}}, "filter_chains": [{"filters": [hcm]}]}],
-            "clusters": [cluster("custody", custody_mcp["port"], True),
-                         cluster("custody_http", custody_mcp["metrics"], False),
-                         cluster("mcp", ports["mcp"], False)],
-        },
-    }
+    config = body_forwarding_config(
+        ports["envoy"], ports["admin"], "sdk_mcp", {"prefix": PRM_PATH}, "custody_http", "mcp",
+        [cluster("custody", custody_mcp["port"], True),
+         cluster("custody_http", custody_mcp["metrics"], False),
+         cluster("mcp", ports["mcp"], False)],
+        MAX_BODY)
     with run_envoy(envoy_bin, workdir, "envoy-sdk-mcp", config, ports["admin"], os.getpid() % 10000 + 50000) as proc:
         wait_port(ports["envoy"], proc, "envoy")
         yield ports["envoy"]
