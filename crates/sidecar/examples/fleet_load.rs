@@ -482,7 +482,7 @@ fn main() {
     let section = format!(
         "## Fleet (issue 17)\n\n\
          `cargo run --release -p custody-sidecar --example fleet_load -- --rate {rate} --secs {secs} --revocations {revs} --write BENCHMARKS.md`: three sidecars in one process and one `redis-server` {redis} on this machine (2 cores; load average at the end: {load}).\n\n\
-         **Propagation** under an open-loop load of {rate} Check calls/s in total (round robin over the three nodes, 64 chains, decision cache on): a chain's origin revoked with `Store::revoke` {revs} times during the run; for each node, the time from `revoke` returning to that node's first `revoked` answer (a prober per node sending the chain back to back, its Check round trip included).\n\n\
+         **Propagation** under an open-loop load of {rate} Check calls/s in total (round robin over the three nodes, 64 chains, decision cache on): a chain's origin revoked with `Store::revoke` {revs} times during the run; for each node, the time from `revoke` returning to that node's first `revoked` answer (a prober per node sending the chain back to back, its Check round trip included; the three probers run at once, each on its own task, so a node's time does not include probing the others; with 90 samples the p99 is the largest).\n\n\
          | samples | p50 | p99 | max | goal |\n|---:|---:|---:|---:|---|\n\
          | {ns} | {p50:.2} ms | {p99:.2} ms | {max:.2} ms | p99 under 100 ms: {met} |\n\n\
          The load meanwhile: {achieved:.0} answers/s, p99 {lp99:.2} ms, {unexpected} unexpected answers (errors, or a denial of a chain not revoked).\n\n\
