@@ -47,6 +47,12 @@ impl Protocol {
             Protocol::A2a => "a2a",
         }
     }
+
+    /// A call this mode refuses, and why: `invalid_request` with `"<mode> call refused: why"`,
+    /// the one form every door (sidecar, Layer) gives a protocol refusal.
+    pub fn refusal(self, why: &str) -> MapError {
+        MapError::Invalid(format!("{} call refused: {why}", self.as_str()))
+    }
 }
 
 impl std::str::FromStr for Protocol {
@@ -115,16 +121,12 @@ const A2A_METHODS: [&str; 21] = [
 
 /// The action of a JSON-RPC `body` under `protocol` (not [`Protocol::Http`]).
 pub fn action(protocol: Protocol, body: &[u8]) -> Result<String, MapError> {
-    let call = parse(body).map_err(|m| invalid(protocol, &m))?;
+    let call = parse(body).map_err(|m| protocol.refusal(&m))?;
     if call.jsonrpc.as_deref() != Some("2.0") {
-        return Err(invalid(
-            protocol,
-            "the body is not JSON-RPC 2.0 (`\"jsonrpc\": \"2.0\"`)",
-        ));
+        return Err(protocol.refusal("the body is not JSON-RPC 2.0 (`\"jsonrpc\": \"2.0\"`)"));
     }
     let Some(method) = call.method else {
-        return Err(invalid(
-            protocol,
+        return Err(protocol.refusal(
             "the JSON-RPC message has no `method` (a response is no call custody decides)",
         ));
     };
@@ -134,46 +136,29 @@ pub fn action(protocol: Protocol, body: &[u8]) -> Result<String, MapError> {
         Protocol::Http => false,
     };
     if !known {
-        return Err(invalid(
-            protocol,
-            &format!("`{}` is not a method custody knows", printable(&method)),
-        ));
+        return Err(protocol.refusal(&format!(
+            "`{}` is not a method custody knows",
+            printable(&method)
+        )));
     }
     let action = match (protocol, &*method) {
         (Protocol::Mcp, "tools/call") => match call.name {
             Param::Text(n) if !n.is_empty() => format!("tools/call:{n}"),
-            _ => {
-                return Err(invalid(
-                    protocol,
-                    "`tools/call` without a string `params.name`",
-                ))
-            }
+            _ => return Err(protocol.refusal("`tools/call` without a string `params.name`")),
         },
         (Protocol::Mcp, "resources/read") => match call.uri {
             Param::Text(u) if !u.is_empty() => format!("resources/read:{u}"),
-            _ => {
-                return Err(invalid(
-                    protocol,
-                    "`resources/read` without a string `params.uri`",
-                ))
-            }
+            _ => return Err(protocol.refusal("`resources/read` without a string `params.uri`")),
         },
         _ => method.into_owned(),
     };
     if action.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(invalid(
-            protocol,
-            &format!(
-                "the action `{}` holds whitespace or a control character",
-                printable(&action)
-            ),
-        ));
+        return Err(protocol.refusal(&format!(
+            "the action `{}` holds whitespace or a control character",
+            printable(&action)
+        )));
     }
     Ok(action)
-}
-
-fn invalid(protocol: Protocol, why: &str) -> MapError {
-    MapError::Invalid(format!("{} call refused: {why}", protocol.as_str()))
 }
 
 /// At most 80 characters of `s`, control characters escaped: safe in a message.

@@ -150,17 +150,15 @@ fn protocol_action(
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
     let declared = usize::try_from(http.size).unwrap_or(0);
     if partial || body.len() > settings.max_body_bytes || declared > settings.max_body_bytes {
-        return Err(MapError::Invalid(format!(
-            "{} call refused: the body is over the limit ({} bytes)",
-            settings.protocol.as_str(),
+        return Err(settings.protocol.refusal(&format!(
+            "the body is over the limit ({} bytes)",
             settings.max_body_bytes
         )));
     }
     if body.is_empty() {
-        return Err(MapError::Invalid(format!(
-            "{} call refused: no JSON-RPC body (Envoy's ext_authz needs `with_request_body`)",
-            settings.protocol.as_str()
-        )));
+        return Err(settings
+            .protocol
+            .refusal("no JSON-RPC body (Envoy's ext_authz needs `with_request_body`)"));
     }
     custody_http::protocol::action(settings.protocol, body)
 }

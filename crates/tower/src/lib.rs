@@ -565,12 +565,7 @@ where
         let (protocol, max) = (self.protocol, self.max_body_bytes);
         Box::pin(async move {
             let (parts, body) = request.into_parts();
-            let name = protocol.as_str();
-            let refuse = |why: String| {
-                Err(custody_http::MapError::Invalid(format!(
-                    "{name} call refused: {why}"
-                )))
-            };
+            let refuse = |why: String| Err(protocol.refusal(&why));
             let declared = parts
                 .headers
                 .get(http::header::CONTENT_LENGTH)

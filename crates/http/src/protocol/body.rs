@@ -111,18 +111,13 @@ impl<'a> Scan<'a> {
             _ => return Err(self.fail("expected one JSON-RPC object")),
         }
         let mut call = Call::default();
-        let mut seen = Names::default();
-        self.members(|s, key| {
-            if seen.contains(&key) {
-                return Err(format!("`{}` appears twice", super::printable(&key)));
-            }
-            match &*key {
+        self.members("", |s, key| {
+            match key {
                 "jsonrpc" => call.jsonrpc = Some(s.string_value("jsonrpc")?),
                 "method" => call.method = Some(s.string_value("method")?),
                 "params" => s.params(&mut call)?,
                 _ => s.skip(1)?,
             }
-            seen.push(key);
             Ok(())
         })?;
         self.i = ws(self.b, self.i);
@@ -136,20 +131,15 @@ impl<'a> Scan<'a> {
         message(self.b, self.i, what)
     }
 
-    fn step(&mut self, r: At) -> Result<(), String> {
-        match r {
+    /// One value inside `level` open containers, checked and skipped.
+    fn skip(&mut self, level: usize) -> Result<(), String> {
+        match skip_value(self.b, self.i, level) {
             Ok(i) => {
                 self.i = i;
                 Ok(())
             }
             Err(s) => Err(message(self.b, s.at, s.what)),
         }
-    }
-
-    /// One value inside `level` open containers, checked and skipped.
-    fn skip(&mut self, level: usize) -> Result<(), String> {
-        let r = skip_value(self.b, self.i, level);
-        self.step(r)
     }
 
     fn expect(&mut self, c: u8, what: &str) -> Result<(), String> {
@@ -162,11 +152,14 @@ impl<'a> Scan<'a> {
     }
 
     /// The members of an object whose `{` was read, each handed to `each` with its decoded
-    /// name (the reader at its value); the closing `}` read.
+    /// name (the reader at its value); the closing `}` read. A name given twice is refused,
+    /// named with `path` before it (`params.` for the members of `params`).
     fn members(
         &mut self,
-        mut each: impl FnMut(&mut Self, Cow<'a, str>) -> Result<(), String>,
+        path: &str,
+        mut each: impl FnMut(&mut Self, &str) -> Result<(), String>,
     ) -> Result<(), String> {
+        let mut seen = Names::default();
         self.i = ws(self.b, self.i);
         if self.b.get(self.i) == Some(&b'}') {
             self.i += 1;
@@ -175,10 +168,14 @@ impl<'a> Scan<'a> {
         loop {
             self.expect(b'"', "a member name")?;
             let key = self.string()?;
+            if seen.contains(&key) {
+                return Err(format!("`{path}{}` appears twice", super::printable(&key)));
+            }
             self.i = ws(self.b, self.i);
             self.expect(b':', "`:`")?;
             self.i = ws(self.b, self.i);
-            each(self, key)?;
+            each(self, &key)?;
+            seen.push(key);
             self.i = ws(self.b, self.i);
             match self.b.get(self.i) {
                 Some(b',') => self.i = ws(self.b, self.i + 1),
@@ -198,17 +195,12 @@ impl<'a> Scan<'a> {
             Some(b'[') => return self.skip(1),
             _ => return Err(self.fail("`params` must be an object or an array")),
         }
-        let mut seen = Names::default();
-        self.members(|s, key| {
-            if seen.contains(&key) {
-                return Err(format!("`params.{}` appears twice", super::printable(&key)));
-            }
-            match &*key {
+        self.members("params.", |s, key| {
+            match key {
                 "name" => call.name = s.member()?,
                 "uri" => call.uri = s.member()?,
                 _ => s.skip(2)?,
             }
-            seen.push(key);
             Ok(())
         })
     }
