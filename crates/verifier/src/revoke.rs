@@ -139,6 +139,16 @@ impl fmt::Debug for Revocations {
     }
 }
 
+/// Adds `items` to `tables` (a later `until` for an item already held wins).
+fn hold(tables: &mut [HashMap<String, i64>; 4], items: impl IntoIterator<Item = Revocation>) {
+    for r in items {
+        if let Some(table) = tables.get_mut(r.kind.slot()) {
+            let until = table.entry(r.value).or_insert(r.until);
+            *until = (*until).max(r.until);
+        }
+    }
+}
+
 impl Revocations {
     /// An empty set.
     pub fn new() -> Revocations {
@@ -183,12 +193,7 @@ impl Revocations {
     /// Holds every revocation of `items` (one change).
     pub fn extend(&self, items: impl IntoIterator<Item = Revocation>) {
         self.write(|tables| {
-            for r in items {
-                if let Some(table) = tables.get_mut(r.kind.slot()) {
-                    let until = table.entry(r.value).or_insert(r.until);
-                    *until = (*until).max(r.until);
-                }
-            }
+            hold(tables, items);
             true
         });
     }
@@ -196,12 +201,7 @@ impl Revocations {
     /// Replaces everything held with `items` (a full resync from a store).
     pub fn replace(&self, items: impl IntoIterator<Item = Revocation>) {
         let mut fresh: [HashMap<String, i64>; 4] = Default::default();
-        for r in items {
-            if let Some(table) = fresh.get_mut(r.kind.slot()) {
-                let until = table.entry(r.value).or_insert(r.until);
-                *until = (*until).max(r.until);
-            }
-        }
+        hold(&mut fresh, items);
         self.write(|tables| {
             *tables = fresh;
             true
