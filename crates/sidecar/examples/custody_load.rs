@@ -491,7 +491,7 @@ fn main() {
     let t = table(&runs, &o);
     println!("{t}");
     if let Some(path) = &o.write {
-        load::write_section(path, "## Sidecar load (issue 7)", &t);
+        load::write_section(path, &t);
         eprintln!("wrote the section into {path}");
     }
 }

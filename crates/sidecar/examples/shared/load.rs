@@ -52,11 +52,16 @@ pub fn chain_check(t0: &str, t1: &str) -> CheckRequest {
     }
 }
 
-/// Replaces the section that starts with the line `head` in the file at `path` (up to the next
-/// `## ` heading) with `section`, or appends it; every other section is left alone.
-pub fn write_section(path: &str, head: &str, section: &str) {
+/// Replaces the section of the file at `path` that starts with `section`'s first line (its
+/// `## ` heading), up to the next `## ` heading, with `section`, or appends it; every other
+/// section is left alone.
+pub fn write_section(path: &str, section: &str) {
     let old = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n".to_owned());
     let section = section.trim_end_matches('\n');
+    let head = section
+        .lines()
+        .next()
+        .expect("a section starts with its heading");
     let new = match old.find(head) {
         Some(start) => {
             let after = start + head.len();
