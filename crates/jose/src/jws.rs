@@ -4,6 +4,7 @@
 use std::fmt;
 
 use base64::Engine as _;
+use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::b64::B64;
@@ -101,19 +102,28 @@ fn decode_inner<'a>(
             "a compact JWS has exactly three dot-separated parts",
         ));
     };
-    let mut header = decode_object(h, "header", limits)?;
+    let header = match with_jwk {
+        false => read_header(h, limits)?,
+        true => RawHeader::General(decode_object(h, "header", limits)?),
+    };
     let claims = decode_object(p, "payload", limits)?;
     let signature = B64
         .decode(s)
         .map_err(|_| malformed("signature is not unpadded base64url"))?;
-    // Only a DPoP proof's `jwk` is taken out before the header rules; anywhere else
-    // `check_header` refuses it in its usual order.
-    let jwk = match with_jwk.then(|| header.remove("jwk")).flatten() {
-        Some(Value::Object(jwk)) => Some(jwk),
-        Some(_) => return Err(malformed("header `jwk` must be an object")),
-        None => None,
+    // the header's rules come after every part decoded (DESIGN.md's order). Only a DPoP
+    // proof's `jwk` is taken out before them; anywhere else `check_header` refuses it in its
+    // usual order.
+    let (header, jwk) = match header {
+        RawHeader::Plain(header) => (header, None),
+        RawHeader::General(mut map) => {
+            let jwk = match with_jwk.then(|| map.remove("jwk")).flatten() {
+                Some(Value::Object(jwk)) => Some(jwk),
+                Some(_) => return Err(malformed("header `jwk` must be an object")),
+                None => None,
+            };
+            (check_header(&map)?, jwk)
+        }
     };
-    let header = check_header(&header)?;
     let signing_input = token
         .as_bytes()
         .get(..h.len() + 1 + p.len())
@@ -136,14 +146,115 @@ pub fn decode_header(token: &str, limits: &Limits) -> Result<Header, JwsError> {
         return Err(JwsError::TooLarge(limits.token_bytes));
     }
     let h = token.split('.').next().unwrap_or_default();
-    check_header(&decode_object(h, "header", limits)?)
+    match read_header(h, limits)? {
+        RawHeader::Plain(header) => Ok(header),
+        RawHeader::General(map) => check_header(&map),
+    }
+}
+
+/// A header part decoded (base64url, strict JSON, object width), its rules not yet applied.
+enum RawHeader {
+    /// The header almost every token has, an object of `alg` (an allowed algorithm), `kid`
+    /// and `typ` strings, read straight into a [`Header`] by [`plain_header`]: it passes
+    /// [`check_header`] as it is.
+    Plain(Header),
+    /// Any other header, for [`check_header`] (which refuses it with its own message).
+    General(Map<String, Value>),
+}
+
+fn read_header(part: &str, limits: &Limits) -> Result<RawHeader, JwsError> {
+    let bytes = B64
+        .decode(part)
+        .map_err(|_| malformed("header is not unpadded base64url"))?;
+    if let Some(header) = plain_header(&bytes, limits) {
+        return Ok(RawHeader::Plain(header));
+    }
+    Ok(RawHeader::General(object(&bytes, "header", limits)?))
+}
+
+/// `bytes` as a header of `alg` (an allowed algorithm), `kid` and `typ`, each a string and
+/// present at most once, and nothing else, within `limits`; `None` for any other text, valid
+/// or not (the general reader decides). Strict JSON as [`json::parse`] reads it: serde_json's
+/// grammar, UTF-8 and trailing-data rules, and a repeated name refused (here by refusing the
+/// plain form).
+fn plain_header(bytes: &[u8], limits: &Limits) -> Option<Header> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let header = de.deserialize_map(PlainHeader).ok()?;
+    de.end().ok()?;
+    let members = 1 + usize::from(header.kid.is_some()) + usize::from(header.typ.is_some());
+    let fits = limits.json_depth >= 1 && members <= limits.claims_per_object;
+    (fits && crate::Algorithm::from_name(&header.alg).is_some()).then_some(header)
+}
+
+/// The visitor of [`plain_header`]: an error for anything but the plain form (the error's text
+/// is never shown).
+struct PlainHeader;
+
+/// A header member's name, as [`PlainHeader`] tells them apart.
+enum HeaderName {
+    Alg,
+    Kid,
+    Typ,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for HeaderName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Names;
+        impl Visitor<'_> for Names {
+            type Value = HeaderName;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a header member name")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<HeaderName, E> {
+                Ok(match v {
+                    "alg" => HeaderName::Alg,
+                    "kid" => HeaderName::Kid,
+                    "typ" => HeaderName::Typ,
+                    _ => HeaderName::Other,
+                })
+            }
+        }
+        d.deserialize_str(Names)
+    }
+}
+
+impl<'de> Visitor<'de> for PlainHeader {
+    type Value = Header;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a plain header")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Header, A::Error> {
+        let (mut alg, mut kid, mut typ) = (None, None, None);
+        while let Some(name) = m.next_key::<HeaderName>()? {
+            let slot = match name {
+                HeaderName::Alg => &mut alg,
+                HeaderName::Kid => &mut kid,
+                HeaderName::Typ => &mut typ,
+                HeaderName::Other => return Err(de::Error::custom("not plain")),
+            };
+            if slot.is_some() {
+                return Err(de::Error::custom("not plain"));
+            }
+            // a string, or an error (`null` included: `Option` is not asked for)
+            *slot = Some(m.next_value::<String>()?);
+        }
+        let alg = alg.ok_or_else(|| de::Error::custom("not plain"))?;
+        Ok(Header { alg, kid, typ })
+    }
 }
 
 fn decode_object(part: &str, what: &str, limits: &Limits) -> Result<Map<String, Value>, JwsError> {
     let bytes = B64
         .decode(part)
         .map_err(|_| malformed(format!("{what} is not unpadded base64url")))?;
-    let map = json::parse_object(&bytes, limits.json_depth)
+    object(&bytes, what, limits)
+}
+
+/// `bytes` as a strict JSON object no object of which has more than
+/// `limits.claims_per_object` members.
+fn object(bytes: &[u8], what: &str, limits: &Limits) -> Result<Map<String, Value>, JwsError> {
+    let map = json::parse_object(bytes, limits.json_depth)
         .map_err(|e| malformed(format!("{what}: {e}")))?;
     if let Some(n) = widest_object(&map) {
         if n > limits.claims_per_object {
@@ -282,5 +393,101 @@ mod tests {
             assert_eq!(classify_typ(Some(typ)), reference(typ), "{typ:?}");
         }
         assert_eq!(classify_typ(None), TokenClass::Access);
+    }
+
+    /// The general reading of a header: strict JSON, object width, then the header rules.
+    fn general(bytes: &[u8], limits: &Limits) -> Result<Header, JwsError> {
+        check_header(&object(bytes, "header", limits)?)
+    }
+
+    /// The plain-header reader agrees with the general one on every header it reads, and
+    /// reads the usual ones (so decoding them never takes the general way).
+    #[test]
+    fn plain_header_agrees_with_the_general_reading() {
+        let limits = Limits::default();
+        let plain_cases: [&[u8]; 7] = [
+            br#"{"alg":"RS256","kid":"k1","typ":"at+jwt"}"#,
+            br#"{"alg":"EdDSA"}"#,
+            br#"{"typ":"JWT","kid":"x","alg":"ES256"}"#,
+            br#" { "alg" : "PS512" , "kid" : "" } "#,
+            br#"{"alg":"RS\u0032\u00356","kid":"\u00e9\ud83d\ude00"}"#,
+            br#"{"alg":"Ed25519","typ":"txntoken+jwt"}"#,
+            "{\"alg\":\"ES384\",\"kid\":\"é\"}".as_bytes(),
+        ];
+        for text in plain_cases {
+            let plain = plain_header(text, &limits);
+            assert!(plain.is_some(), "{}", String::from_utf8_lossy(text));
+            assert_eq!(plain.map(Ok), Some(general(text, &limits)));
+        }
+        let general_cases: [&[u8]; 20] = [
+            br#"{"alg":"RS256","kid":null}"#,
+            br#"{"alg":"RS256","typ":{"a":1}}"#,
+            br#"{"alg":"RS256","kid":1}"#,
+            br#"{"alg":"RS256","alg":"RS256"}"#,
+            br#"{"alg":"RS256","kid":"a","\u006bid":"a"}"#,
+            br#"{"alg":"none"}"#,
+            br#"{"alg":"HS256","kid":"k"}"#,
+            br#"{"kid":"k"}"#,
+            br#"{}"#,
+            br#"["RS256","k","JWT"]"#,
+            br#"{"alg":"RS256"} {}"#,
+            br#"{"alg":"RS256"}x"#,
+            br#"{"alg":"RS256","kid":"\ud800"}"#,
+            br#"{"alg":"RS256","x5u":"https://a.example/k"}"#,
+            br#"{"alg":"RS256","crit":["exp"]}"#,
+            br#"{"alg":"RS256","jwk":{}}"#,
+            br#"{"alg":"RS256","zip":"DEF"}"#,
+            b"{\"alg\":\"RS256\",\"kid\":\"\xff\"}",
+            br#"{"alg":"RS256","kid":"a"#,
+            br#""RS256""#,
+        ];
+        for text in general_cases {
+            let shown = String::from_utf8_lossy(text);
+            assert_eq!(plain_header(text, &limits), None, "{shown}");
+            assert!(general(text, &limits).is_err(), "{shown}");
+        }
+        // limits the plain form would exceed: the general reading refuses it, with its message
+        let three = br#"{"alg":"RS256","kid":"k","typ":"JWT"}"#;
+        for limits in [
+            Limits {
+                claims_per_object: 2,
+                ..Limits::default()
+            },
+            Limits {
+                json_depth: 0,
+                ..Limits::default()
+            },
+        ] {
+            assert_eq!(plain_header(three, &limits), None);
+            assert!(general(three, &limits).is_err());
+        }
+    }
+
+    /// A token whose header is refused and whose claims do not decode is refused for its
+    /// claims: every part is decoded before the header's rules (DESIGN.md's order), on the
+    /// plain and the general path alike.
+    #[test]
+    fn parts_decode_before_the_header_rules() {
+        let b64 = |s: &str| B64.encode(s);
+        let sig = b64("s");
+        for header in [
+            r#"{"alg":"none"}"#,
+            r#"{"alg":"RS256","x5u":"u"}"#,
+            r#"{"alg":"RS256"}"#,
+        ] {
+            let token = format!("{}.{}.{sig}", b64(header), b64("[1"));
+            let err = decode(&token, &Limits::default())
+                .err()
+                .map(|e| e.to_string());
+            assert!(
+                err.as_deref().is_some_and(|e| e.starts_with("payload: ")),
+                "{err:?}"
+            );
+        }
+        let token = format!("{}.{}.{sig}", b64(r#"{"alg":"none"}"#), b64("{}"));
+        assert!(matches!(
+            decode(&token, &Limits::default()),
+            Err(JwsError::AlgNotAllowed(_))
+        ));
     }
 }

@@ -180,11 +180,29 @@ pub fn jws_decode(data: &[u8]) -> Oracle {
     ensure(lenient.as_ref() == Some(&jws.claims), || {
         "payload reads differently".into()
     })?;
-    let header = b64_object(h).unwrap_or_default();
+    // the header, read the general way (strict JSON), says exactly what was decoded: only
+    // `alg`, `kid` and `typ`, each a string (the plain-header reader must agree with this)
+    let strict = base64::Engine::decode(&B64, h)
+        .ok()
+        .and_then(|b| json::parse_object(&b, limits.json_depth).ok())
+        .ok_or("accepted a header that strict JSON refuses")?;
     let allowed = ["alg", "kid", "typ"];
-    ensure(header.keys().all(|k| allowed.contains(&k.as_str())), || {
-        format!("header with refused members accepted: {header:?}")
-    })
+    ensure(strict.keys().all(|k| allowed.contains(&k.as_str())), || {
+        format!("header with refused members accepted: {strict:?}")
+    })?;
+    let member = |name: &str| strict.get(name).and_then(Value::as_str).map(str::to_owned);
+    ensure(
+        strict.values().all(Value::is_string)
+            && member("alg").as_ref() == Some(&jws.header.alg)
+            && member("kid") == jws.header.kid
+            && member("typ") == jws.header.typ,
+        || {
+            format!(
+                "header reads differently: {strict:?} against {:?}",
+                jws.header
+            )
+        },
+    )
 }
 
 fn b64_object(part: &str) -> Option<Map<String, Value>> {
