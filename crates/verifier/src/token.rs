@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use custody_id::{looks_like_spiffe, IdError, SpiffeId};
 use custody_jose::{
-    classify_typ, decode, media_type_is, numeric_date, JwsError, KeyStore, Limits, Remote,
+    classify_typ, decode, media_type_is, numeric_date, Header, JwsError, KeyStore, Limits, Remote,
     TokenClass, UnverifiedJws,
 };
 use custody_policy::PolicyPack;
@@ -128,15 +128,16 @@ fn check_fresh(
         _ => ctx.fail(ReasonCode::MalformedToken, e.to_string()),
     })?;
     let typ = jws.header.typ.as_deref();
-    let svid = is_jwt_svid(&jws.claims);
+    let claims = Claims::of(&jws.claims);
+    let svid = is_jwt_svid(&claims);
     let class = match svid {
         true => check_svid_position(ctx, typ, expect)?,
         false => check_class(ctx, classify_typ(typ), typ, expect)?,
     };
-    let key = check_signature(ctx, &jws, svid)?;
-    let mut token = read_claims(ctx, &jws.claims, class, key.domain, svid)?;
+    let key = check_signature(ctx, &jws, &claims, svid)?;
+    let mut token = read_claims(ctx, &claims, class, key.domain, svid)?;
     // Identifiers do not depend on the clock: read them now, report them after the times.
-    match identifiers(ctx, &jws.claims, &token) {
+    match identifiers(ctx, &claims, &token) {
         Ok(actors) => token.actors = actors,
         Err(r) => {
             check_times(ctx, &token, clock)?;
@@ -144,29 +145,87 @@ fn check_fresh(
         }
     }
     let token = Arc::new(token);
-    remember(ctx, raw, &jws, key, &token);
+    remember(ctx, raw, jws.header, &claims, key, &token);
     check_times(ctx, &token, clock)?;
     Ok(token)
 }
 
-fn remember(ctx: &Ctx<'_>, raw: &str, jws: &UnverifiedJws<'_>, key: KeyBinding, t: &Arc<Token>) {
+fn remember(
+    ctx: &Ctx<'_>,
+    raw: &str,
+    header: Header,
+    claims: &Claims<'_>,
+    key: KeyBinding,
+    t: &Arc<Token>,
+) {
     if !ctx.cache.is_on() {
         return;
     }
     let verified = Verified {
         token: Arc::clone(t),
-        iss: jws
-            .claims
+        iss: claims
             .get("iss")
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_owned(),
-        alg: jws.header.alg.clone(),
-        typ: jws.header.typ.clone(),
+        alg: header.alg,
+        typ: header.typ,
         key,
-        raw_iat: jws.claims.get("iat").and_then(|v| numeric_date(v).ok()),
+        raw_iat: claims.get("iat").and_then(|v| numeric_date(v).ok()),
     };
     ctx.cache.insert_token(raw, Arc::new(verified));
+}
+
+/// A claim set with the claims the checks here read found in one pass over it: a lookup is
+/// then a comparison of names, not the map's keyed hash (a token check looks claims up a score
+/// of times). Any other name is looked up in the map.
+struct Claims<'c> {
+    map: &'c Map<String, Value>,
+    known: [Option<&'c Value>; KNOWN],
+}
+
+/// How many claims [`Claims`] finds in its one pass ([`Claims::slot`]).
+const KNOWN: usize = 14;
+
+impl<'c> Claims<'c> {
+    fn of(map: &'c Map<String, Value>) -> Self {
+        let mut known = [None; KNOWN];
+        for (name, v) in map {
+            if let Some(slot) = Self::slot(name).and_then(|i| known.get_mut(i)) {
+                *slot = Some(v);
+            }
+        }
+        Claims { map, known }
+    }
+
+    /// Where claim `name` is kept, if it is one of the known.
+    fn slot(name: &str) -> Option<usize> {
+        Some(match name {
+            "iss" => 0,
+            "sub" => 1,
+            "aud" => 2,
+            "iat" => 3,
+            "exp" => 4,
+            "nbf" => 5,
+            "txn" => 6,
+            "scope" => 7,
+            "client_id" => 8,
+            "req_wl" => 9,
+            "tctx" => 10,
+            "act" => 11,
+            "cnf" => 12,
+            "jti" => 13,
+            _ => return None,
+        })
+    }
+
+    /// Claim `name`, as `Map::get` gives it.
+    fn get(&self, name: &str) -> Option<&'c Value> {
+        match Self::slot(name) {
+            Some(i) => self.known.get(i).copied().flatten(),
+            None => self.map.get(name),
+        }
+    }
 }
 
 /// Whether `class` (the class of `typ`) fits the position.
@@ -198,8 +257,8 @@ fn check_class(
 
 /// Whether a token is a JWT-SVID (DESIGN.md, "JWT-SVIDs"): no `iss`, and a `sub` that is
 /// a SPIFFE ID.
-fn is_jwt_svid(c: &Map<String, Value>) -> bool {
-    !c.contains_key("iss")
+fn is_jwt_svid(c: &Claims<'_>) -> bool {
+    c.get("iss").is_none()
         && c.get("sub")
             .and_then(Value::as_str)
             .is_some_and(looks_like_spiffe)
@@ -235,7 +294,7 @@ fn check_svid_position(
 /// domain.
 fn issuing_domain<'p>(
     ctx: &Ctx<'p>,
-    c: &Map<String, Value>,
+    c: &Claims<'_>,
     svid: bool,
 ) -> Result<(usize, &'p custody_policy::DomainConfig), Reason> {
     if svid {
@@ -275,9 +334,10 @@ fn issuing_domain<'p>(
 fn check_signature(
     ctx: &Ctx<'_>,
     jws: &UnverifiedJws<'_>,
+    claims: &Claims<'_>,
     svid: bool,
 ) -> Result<KeyBinding, Reason> {
-    let (index, domain) = issuing_domain(ctx, &jws.claims, svid)?;
+    let (index, domain) = issuing_domain(ctx, claims, svid)?;
     let kid = jws
         .header
         .kid
@@ -336,13 +396,13 @@ fn check_signature(
 
 fn read_claims(
     ctx: &Ctx<'_>,
-    c: &Map<String, Value>,
+    c: &Claims<'_>,
     class: TokenClass,
     domain: usize,
     svid: bool,
 ) -> Result<Token, Reason> {
     let txn_class = class == TokenClass::TxnToken;
-    let sub = req_string(ctx, c, "sub")?;
+    let sub = req_str(ctx, c, "sub")?.to_owned();
     let (iat, iat_claimed) = match svid {
         // a JWT-SVID need not carry `iat`
         true => match opt_date(ctx, c, "iat")? {
@@ -358,9 +418,9 @@ fn read_claims(
         None => return Err(missing(ctx, "aud")),
         Some(v) => audience(ctx, v)?,
     };
-    let txn = opt_string(ctx, c, "txn")?;
-    let scope = opt_string(ctx, c, "scope")?;
-    opt_string(ctx, c, "client_id")?;
+    let txn = opt_str(ctx, c, "txn")?.map(str::to_owned);
+    let scope = opt_str(ctx, c, "scope")?;
+    opt_str(ctx, c, "client_id")?;
     if txn_class {
         if txn.is_none() {
             return Err(missing(ctx, "txn"));
@@ -368,7 +428,7 @@ fn read_claims(
         if scope.is_none() {
             return Err(missing(ctx, "scope"));
         }
-        if !c.contains_key("req_wl") {
+        if c.get("req_wl").is_none() {
             return Err(missing(ctx, "req_wl"));
         }
     }
@@ -389,7 +449,7 @@ fn read_claims(
         iat,
         exp,
         nbf,
-        scope: scope.map(|s| split_scope(&s)).unwrap_or_default(),
+        scope: scope.map(split_scope).unwrap_or_default(),
         txn,
         // read as it is: a `jti` that is not a string was never refused, and names nothing a
         // revocation can match
@@ -447,26 +507,26 @@ fn wrong_type(ctx: &Ctx<'_>, name: &str, want: &str) -> Reason {
     )
 }
 
-fn req_string(ctx: &Ctx<'_>, c: &Map<String, Value>, name: &str) -> Result<String, Reason> {
-    opt_string(ctx, c, name)?.ok_or_else(|| missing(ctx, name))
+fn req_str<'c>(ctx: &Ctx<'_>, c: &Claims<'c>, name: &str) -> Result<&'c str, Reason> {
+    opt_str(ctx, c, name)?.ok_or_else(|| missing(ctx, name))
 }
 
-fn opt_string(ctx: &Ctx<'_>, c: &Map<String, Value>, name: &str) -> Result<Option<String>, Reason> {
+fn opt_str<'c>(ctx: &Ctx<'_>, c: &Claims<'c>, name: &str) -> Result<Option<&'c str>, Reason> {
     match c.get(name) {
         None => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(Value::String(s)) => Ok(Some(s)),
         Some(_) => Err(wrong_type(ctx, name, "a string")),
     }
 }
 
-fn req_date(ctx: &Ctx<'_>, c: &Map<String, Value>, name: &str) -> Result<i64, Reason> {
+fn req_date(ctx: &Ctx<'_>, c: &Claims<'_>, name: &str) -> Result<i64, Reason> {
     opt_date(ctx, c, name)?.ok_or_else(|| missing(ctx, name))
 }
 
 /// A NumericDate, read by the one reader every date goes through ([`numeric_date`]): an
 /// integer from 0 to the end of year 9999, written without fraction or exponent. Anything
 /// else is `malformed_token`.
-fn opt_date(ctx: &Ctx<'_>, c: &Map<String, Value>, name: &str) -> Result<Option<i64>, Reason> {
+fn opt_date(ctx: &Ctx<'_>, c: &Claims<'_>, name: &str) -> Result<Option<i64>, Reason> {
     match c.get(name).map(numeric_date) {
         None => Ok(None),
         Some(Ok(d)) => Ok(Some(d)),
@@ -530,7 +590,7 @@ fn check_times(ctx: &Ctx<'_>, t: &Token, clock: Clock<'_>) -> Result<(), Reason>
 }
 
 /// Identifier checks; returns the token's actors, earliest first.
-fn identifiers(ctx: &Ctx<'_>, c: &Map<String, Value>, t: &Token) -> Result<Vec<SpiffeId>, Reason> {
+fn identifiers(ctx: &Ctx<'_>, c: &Claims<'_>, t: &Token) -> Result<Vec<SpiffeId>, Reason> {
     let bad_id = |what: &str, text: &str, e: IdError| {
         format!(
             "{what} `{}` is not a valid workload SPIFFE ID: {e}",
@@ -708,5 +768,52 @@ mod tests {
         assert_eq!(cache.stats(), CacheStats { hits: 1, misses: 4 });
         assert_eq!(check_in(&a), Ok(1));
         assert_eq!(cache.stats(), CacheStats { hits: 2, misses: 4 });
+    }
+
+    /// `Claims::get` gives what the map gives, for every claim a token check reads (each kept
+    /// in a slot of its own), for any other name, and for a name that is absent.
+    #[test]
+    fn claims_lookup_is_the_maps() {
+        let names = [
+            "iss",
+            "sub",
+            "aud",
+            "iat",
+            "exp",
+            "nbf",
+            "txn",
+            "scope",
+            "client_id",
+            "req_wl",
+            "tctx",
+            "act",
+            "cnf",
+            "jti",
+            "x",
+            "",
+            "ISS",
+            "subs",
+            "cnf ",
+            "wth",
+        ];
+        let mut full = Map::new();
+        for (i, name) in names.iter().enumerate() {
+            full.insert((*name).to_owned(), json!(i));
+        }
+        let empty = Map::new();
+        let some: Map<String, Value> = [("sub", json!("s")), ("act", json!({"sub": "a"}))]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        for map in [&full, &empty, &some] {
+            let claims = Claims::of(map);
+            for name in names.iter().chain(&["absent", "jtI"]) {
+                assert_eq!(claims.get(name), map.get(*name), "{name}");
+            }
+        }
+        assert_eq!(
+            names.iter().filter(|n| Claims::slot(n).is_some()).count(),
+            KNOWN
+        );
     }
 }
