@@ -43,9 +43,10 @@ use crate::{
 /// The action header of the second setting (`--action-header`).
 pub const ACTION_HEADER: &str = "x-custody-action";
 
-/// Denials about the credential itself: HTTP 401 (DESIGN.md's per-token checks and the
-/// presented token's audience), written out here independently of the handler.
-const UNAUTHENTICATED: [&str; 13] = [
+/// Denials about the credential itself: HTTP 401 (DESIGN.md's per-token checks, the presented
+/// token's audience, and a failed or replayed proof of the caller, as README's "Envoy
+/// ext_authz" maps them), written out here independently of the handler.
+const UNAUTHENTICATED: [&str; 15] = [
     "malformed_token",
     "token_too_large",
     "wrong_token_type",
@@ -59,6 +60,8 @@ const UNAUTHENTICATED: [&str; 13] = [
     "issued_in_future",
     "lifetime_too_long",
     "audience_mismatch",
+    "peer_invalid",
+    "replayed",
 ];
 
 fn ensure(ok: bool, what: impl FnOnce() -> String) -> Oracle {
