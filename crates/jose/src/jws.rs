@@ -102,28 +102,13 @@ fn decode_inner<'a>(
             "a compact JWS has exactly three dot-separated parts",
         ));
     };
-    let header = match with_jwk {
-        false => read_header(h, limits)?,
-        true => RawHeader::General(decode_object(h, "header", limits)?),
-    };
+    let header = read_header(h, limits)?;
     let claims = decode_object(p, "payload", limits)?;
     let signature = B64
         .decode(s)
         .map_err(|_| malformed("signature is not unpadded base64url"))?;
-    // the header's rules come after every part decoded (DESIGN.md's order). Only a DPoP
-    // proof's `jwk` is taken out before them; anywhere else `check_header` refuses it in its
-    // usual order.
-    let (header, jwk) = match header {
-        RawHeader::Plain(header) => (header, None),
-        RawHeader::General(mut map) => {
-            let jwk = match with_jwk.then(|| map.remove("jwk")).flatten() {
-                Some(Value::Object(jwk)) => Some(jwk),
-                Some(_) => return Err(malformed("header `jwk` must be an object")),
-                None => None,
-            };
-            (check_header(&map)?, jwk)
-        }
-    };
+    // the header's rules come after every part decoded (DESIGN.md's order)
+    let (header, jwk) = header.check(with_jwk)?;
     let signing_input = token
         .as_bytes()
         .get(..h.len() + 1 + p.len())
@@ -146,10 +131,9 @@ pub fn decode_header(token: &str, limits: &Limits) -> Result<Header, JwsError> {
         return Err(JwsError::TooLarge(limits.token_bytes));
     }
     let h = token.split('.').next().unwrap_or_default();
-    match read_header(h, limits)? {
-        RawHeader::Plain(header) => Ok(header),
-        RawHeader::General(map) => check_header(&map),
-    }
+    read_header(h, limits)?
+        .check(false)
+        .map(|(header, _)| header)
 }
 
 /// A header part decoded (base64url, strict JSON, object width), its rules not yet applied.
@@ -162,10 +146,27 @@ enum RawHeader {
     General(Map<String, Value>),
 }
 
+impl RawHeader {
+    /// The header's rules applied; with `with_jwk`, a DPoP proof's `jwk` is taken out before
+    /// them (anywhere else `check_header` refuses it in its usual order). A plain header has
+    /// no `jwk`.
+    fn check(self, with_jwk: bool) -> Result<(Header, Option<Map<String, Value>>), JwsError> {
+        match self {
+            RawHeader::Plain(header) => Ok((header, None)),
+            RawHeader::General(mut map) => {
+                let jwk = match with_jwk.then(|| map.remove("jwk")).flatten() {
+                    Some(Value::Object(jwk)) => Some(jwk),
+                    Some(_) => return Err(malformed("header `jwk` must be an object")),
+                    None => None,
+                };
+                Ok((check_header(&map)?, jwk))
+            }
+        }
+    }
+}
+
 fn read_header(part: &str, limits: &Limits) -> Result<RawHeader, JwsError> {
-    let bytes = B64
-        .decode(part)
-        .map_err(|_| malformed("header is not unpadded base64url"))?;
+    let bytes = unbase64(part, "header")?;
     if let Some(header) = plain_header(&bytes, limits) {
         return Ok(RawHeader::Plain(header));
     }
@@ -245,10 +246,13 @@ impl<'de> Visitor<'de> for PlainHeader {
 }
 
 fn decode_object(part: &str, what: &str, limits: &Limits) -> Result<Map<String, Value>, JwsError> {
-    let bytes = B64
-        .decode(part)
-        .map_err(|_| malformed(format!("{what} is not unpadded base64url")))?;
-    object(&bytes, what, limits)
+    object(&unbase64(part, what)?, what, limits)
+}
+
+/// Token part `what` decoded from base64url.
+fn unbase64(part: &str, what: &str) -> Result<Vec<u8>, JwsError> {
+    B64.decode(part)
+        .map_err(|_| malformed(format!("{what} is not unpadded base64url")))
 }
 
 /// `bytes` as a strict JSON object no object of which has more than
