@@ -4,7 +4,8 @@
 //! so this parser walks the document itself through a seeded visitor, refusing the first
 //! duplicate and the first container deeper than the cap before building anything below it.
 
-use std::cell::Cell;
+use std::borrow::Cow;
+use std::cell::{Cell, OnceCell};
 use std::fmt;
 
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -66,6 +67,259 @@ pub fn parse_object(bytes: &[u8], max_depth: usize) -> Result<Map<String, Value>
     match parse(bytes, max_depth)? {
         Value::Object(m) => Ok(m),
         _ => Err(JsonError::Syntax("expected a JSON object".into())),
+    }
+}
+
+/// A JSON object's members, read for quick lookups: each member a caller's `slot` function
+/// places (a name it returns `Some(i)` for, `i < N`) found through its slot, every other by
+/// its name. A string written without escapes is kept as the text it is in `'p` (the
+/// object's own bytes), and built as a [`Value`] only if asked for as one. What
+/// [`crate::decode_members`] gives for a token's claims.
+#[derive(Clone, Debug)]
+pub struct Members<'p, const N: usize> {
+    /// For each slot, 1 + the index in `entries` of its member, or 0.
+    known: [u32; N],
+    /// Every member, in document order.
+    entries: Vec<Member<'p>>,
+    /// The values of the members that are not a text.
+    values: Vec<Value>,
+    slot: fn(&str) -> Option<usize>,
+}
+
+/// One member: its name, and its text (a string without escapes) or where its value is.
+/// Small, so that a claim set's members fit one small allocation.
+#[derive(Clone, Debug)]
+struct Member<'p> {
+    name: Cow<'p, str>,
+    text: Option<&'p str>,
+    /// 1 + the index of the value in `values`, or 0 for a text.
+    value: u32,
+    /// A text's value, built when it is asked for as a value.
+    made: OnceCell<Box<Value>>,
+}
+
+impl<'p, const N: usize> Members<'p, N> {
+    fn new(slot: fn(&str) -> Option<usize>, capacity: usize) -> Self {
+        Members {
+            known: [0; N],
+            entries: Vec::with_capacity(capacity),
+            values: Vec::new(),
+            slot,
+        }
+    }
+
+    /// The slot `name` goes in, if it has one.
+    fn slot_of(&self, name: &str) -> Option<usize> {
+        (self.slot)(name).filter(|&i| i < N)
+    }
+
+    /// The member named `name`.
+    fn entry(&self, name: &str) -> Option<&Member<'p>> {
+        match self.slot_of(name) {
+            Some(i) => {
+                let at = self.known.get(i).copied().unwrap_or(0);
+                let at = usize::try_from(at).ok()?.checked_sub(1)?;
+                self.entries.get(at)
+            }
+            None => self.entries.iter().find(|e| e.name == name),
+        }
+    }
+
+    /// Adds member `name`; `false` (nothing added) if the object already has one so named.
+    fn add(&mut self, name: Cow<'p, str>, text: Option<&'p str>, value: Option<Value>) -> bool {
+        if self.entry(&name).is_some() {
+            return false;
+        }
+        let at = u32::try_from(self.entries.len() + 1).unwrap_or(u32::MAX);
+        if let Some(cell) = self.slot_of(&name).and_then(|i| self.known.get_mut(i)) {
+            *cell = at;
+        }
+        let value = match value {
+            Some(v) => {
+                self.values.push(v);
+                u32::try_from(self.values.len()).unwrap_or(0)
+            }
+            None => 0,
+        };
+        self.entries.push(Member {
+            name,
+            text,
+            value,
+            made: OnceCell::new(),
+        });
+        true
+    }
+
+    /// The object's members as `parse_object` gives them, placed.
+    pub(crate) fn from_map(map: Map<String, Value>, slot: fn(&str) -> Option<usize>) -> Self {
+        let mut out = Members::new(slot, map.len());
+        for (name, v) in map {
+            out.add(Cow::Owned(name), None, Some(v));
+        }
+        out
+    }
+
+    /// The value of member `e` that is not a text.
+    fn value_of(&self, e: &Member<'p>) -> Option<&Value> {
+        let at = usize::try_from(e.value).ok()?.checked_sub(1)?;
+        self.values.get(at)
+    }
+
+    /// Member `name`, as `Map::get` on the same object gives it.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        let e = self.entry(name)?;
+        match e.text {
+            Some(t) => Some(&**e.made.get_or_init(|| Box::new(Value::String(t.to_owned())))),
+            None => self.value_of(e),
+        }
+    }
+
+    /// Member `name` read as a string without building a value: `Some(Ok(text))` for a
+    /// string, `Some(Err(value))` for any other value, `None` when absent.
+    pub fn get_str(&self, name: &str) -> Option<Result<&str, &Value>> {
+        let e = self.entry(name)?;
+        if let Some(t) = e.text {
+            return Some(Ok(t));
+        }
+        self.value_of(e).map(|v| match v {
+            Value::String(s) => Ok(s.as_str()),
+            other => Err(other),
+        })
+    }
+
+    /// How many members the object has.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the object has no members.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The members' values that are containers (a string or scalar holds no object), in
+    /// document order: what the width of an object's widest object is found in.
+    pub fn containers(&self) -> impl Iterator<Item = &Value> {
+        self.values.iter().filter(|v| v.is_object() || v.is_array())
+    }
+}
+
+/// `bytes` as [`parse_object`] reads them, into [`Members`], when that is quick and sure: the
+/// object's own member names written without escapes, at most `max_members` of them. `None`
+/// for anything else, valid or not (a name with an escape, a repeated name, any error): the
+/// caller then reads the text with [`parse_object`], whose answer is the one that counts.
+/// Below the top level the values are read by the same visitor as [`parse`]'s.
+pub(crate) fn members<const N: usize>(
+    bytes: &[u8],
+    max_depth: usize,
+    max_members: usize,
+    slot: fn(&str) -> Option<usize>,
+) -> Option<Members<'_, N>> {
+    let fault = Cell::new(None);
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let top = TopLevel {
+        seed: Seed {
+            level: 0,
+            max: max_depth,
+            fault: &fault,
+        },
+        max_members,
+        slot,
+    };
+    let m = de.deserialize_map(top).ok()?;
+    de.end().ok()?;
+    Some(m)
+}
+
+/// The visitor of [`members`]: the top-level object, its values through [`Seed`].
+struct TopLevel<'f, const N: usize> {
+    seed: Seed<'f>,
+    max_members: usize,
+    slot: fn(&str) -> Option<usize>,
+}
+
+impl<'de, const N: usize> Visitor<'de> for TopLevel<'_, N> {
+    type Value = Members<'de, N>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'de, N>, A::Error> {
+        let inner = self.seed.enter()?;
+        // a claim set: room for a typical one up front
+        let mut out = Members::new(self.slot, 12);
+        out.values.reserve(4);
+        // `&str` is borrowed from the text: a name with an escape is an error here, and read
+        // by `parse_object`
+        while let Some(name) = map.next_key::<&'de str>()? {
+            if out.len() >= self.max_members {
+                return Err(serde::de::Error::custom("too many members"));
+            }
+            let added = match map.next_value_seed(PlacedSeed(inner.copy()))? {
+                Placed::Text(t) => out.add(Cow::Borrowed(name), Some(t), None),
+                Placed::Value(v) => out.add(Cow::Borrowed(name), None, Some(v)),
+            };
+            if !added {
+                return Err(serde::de::Error::custom("repeated"));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A placed member's value: a string without escapes as its text, anything else as
+/// [`Seed`] reads it.
+enum Placed<'de> {
+    Text(&'de str),
+    Value(Value),
+}
+
+/// Reads a placed member's value ([`Placed`]) with the rules of the [`Seed`] it holds.
+struct PlacedSeed<'f>(Seed<'f>);
+
+impl<'de> DeserializeSeed<'de> for PlacedSeed<'_> {
+    type Value = Placed<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Placed<'de>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for PlacedSeed<'_> {
+    type Value = Placed<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Placed<'de>, E> {
+        Ok(Placed::Text(v))
+    }
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Placed<'de>, E> {
+        self.0.visit_bool(v).map(Placed::Value)
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Placed<'de>, E> {
+        self.0.visit_i64(v).map(Placed::Value)
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Placed<'de>, E> {
+        self.0.visit_u64(v).map(Placed::Value)
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Placed<'de>, E> {
+        self.0.visit_f64(v).map(Placed::Value)
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Placed<'de>, E> {
+        self.0.visit_str(v).map(Placed::Value)
+    }
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Placed<'de>, E> {
+        self.0.visit_string(v).map(Placed::Value)
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Placed<'de>, E> {
+        self.0.visit_unit().map(Placed::Value)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Placed<'de>, A::Error> {
+        self.0.visit_seq(seq).map(Placed::Value)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Placed<'de>, A::Error> {
+        self.0.visit_map(map).map(Placed::Value)
     }
 }
 

@@ -8,6 +8,7 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::b64::B64;
+use crate::json::Members;
 use crate::{json, Limits};
 
 /// Header members custody understands. Everything else is refused: `crit`, `jku`, `x5u`,
@@ -71,7 +72,10 @@ fn malformed(msg: impl Into<String>) -> JwsError {
 
 /// Decodes a compact JWS and checks its header; does not verify the signature.
 pub fn decode<'a>(token: &'a str, limits: &Limits) -> Result<UnverifiedJws<'a>, JwsError> {
-    decode_inner(token, limits, false).map(|(jws, _)| jws)
+    decode_inner(token, limits, false, |p| {
+        decode_object(p, "payload", limits)
+    })
+    .map(UnverifiedJws::from)
 }
 
 /// [`decode`] for the one token whose header carries its own key: a DPoP proof (RFC 9449
@@ -81,16 +85,95 @@ pub fn decode_with_jwk<'a>(
     token: &'a str,
     limits: &Limits,
 ) -> Result<(UnverifiedJws<'a>, Map<String, Value>), JwsError> {
-    let (jws, jwk) = decode_inner(token, limits, true)?;
-    let jwk = jwk.ok_or_else(|| malformed("header has no `jwk`"))?;
-    Ok((jws, jwk))
+    let mut parts = decode_inner(token, limits, true, |p| decode_object(p, "payload", limits))?;
+    let jwk = parts
+        .jwk
+        .take()
+        .ok_or_else(|| malformed("header has no `jwk`"))?;
+    Ok((parts.into(), jwk))
 }
 
-fn decode_inner<'a>(
+/// A compact JWS decoded as [`decode`] decodes it, its claims read into [`Members`] (the
+/// claims a verifier looks up, each in its slot, strings as the text they are in the decoded
+/// payload, `'p`) instead of a map.
+#[derive(Clone, Debug)]
+pub struct UnverifiedMembers<'a, 'p, const N: usize> {
+    /// The header.
+    pub header: Header,
+    /// The payload's claims.
+    pub claims: Members<'p, N>,
+    /// `base64url(header) "." base64url(payload)`, the bytes the signature covers.
+    pub signing_input: &'a [u8],
+    /// The decoded signature.
+    pub signature: Vec<u8>,
+}
+
+/// [`decode`], with the claims read into [`Members`] placed by `slot`: the same tokens
+/// accepted, the same errors, the same claims. The payload is decoded into `payload` (cleared
+/// first), which the claims then borrow; a claim set without escaped names is read straight
+/// into its slots, any other through [`decode`]'s reader.
+pub fn decode_members<'a, 'p, const N: usize>(
+    token: &'a str,
+    limits: &Limits,
+    slot: fn(&str) -> Option<usize>,
+    payload: &'p mut Vec<u8>,
+) -> Result<UnverifiedMembers<'a, 'p, N>, JwsError> {
+    let read = move |p: &str| {
+        // moved in (not reborrowed): the claims borrow the payload for `'p`
+        let buf = payload;
+        buf.clear();
+        B64.decode_vec(p, buf)
+            .map_err(|_| malformed("payload is not unpadded base64url"))?;
+        let bytes: &'p [u8] = buf;
+        let fast = json::members(bytes, limits.json_depth, limits.claims_per_object, slot).filter(
+            |m: &Members<'p, N>| {
+                let widest = m.containers().map(widest_in).fold(m.len(), usize::max);
+                widest <= limits.claims_per_object
+            },
+        );
+        match fast {
+            Some(m) => Ok(m),
+            None => object(bytes, "payload", limits).map(|map| Members::from_map(map, slot)),
+        }
+    };
+    let parts = decode_inner(token, limits, false, read)?;
+    Ok(UnverifiedMembers {
+        header: parts.header,
+        claims: parts.claims,
+        signing_input: parts.signing_input,
+        signature: parts.signature,
+    })
+}
+
+impl<'a> From<Parts<'a, Map<String, Value>>> for UnverifiedJws<'a> {
+    fn from(p: Parts<'a, Map<String, Value>>) -> Self {
+        UnverifiedJws {
+            header: p.header,
+            claims: p.claims,
+            signing_input: p.signing_input,
+            signature: p.signature,
+        }
+    }
+}
+
+/// What [`decode_inner`] decodes, the claims as `read` reads them.
+struct Parts<'a, C> {
+    header: Header,
+    claims: C,
+    signing_input: &'a [u8],
+    signature: Vec<u8>,
+    /// A DPoP proof's `jwk` (asked for with `with_jwk`).
+    jwk: Option<Map<String, Value>>,
+}
+
+/// The one decoding of a compact JWS, in DESIGN.md's order: size, three parts, each part
+/// decoded (the payload by `read`), then the header's rules.
+fn decode_inner<'a, C>(
     token: &'a str,
     limits: &Limits,
     with_jwk: bool,
-) -> Result<(UnverifiedJws<'a>, Option<Map<String, Value>>), JwsError> {
+    read: impl FnOnce(&str) -> Result<C, JwsError>,
+) -> Result<Parts<'a, C>, JwsError> {
     if token.len() > limits.token_bytes {
         return Err(JwsError::TooLarge(limits.token_bytes));
     }
@@ -103,7 +186,7 @@ fn decode_inner<'a>(
         ));
     };
     let header = read_header(h, limits)?;
-    let claims = decode_object(p, "payload", limits)?;
+    let claims = read(p)?;
     let signature = B64
         .decode(s)
         .map_err(|_| malformed("signature is not unpadded base64url"))?;
@@ -113,15 +196,13 @@ fn decode_inner<'a>(
         .as_bytes()
         .get(..h.len() + 1 + p.len())
         .ok_or_else(|| malformed("truncated"))?;
-    Ok((
-        UnverifiedJws {
-            header,
-            claims,
-            signing_input,
-            signature,
-        },
+    Ok(Parts {
+        header,
+        claims,
+        signing_input,
+        signature,
         jwk,
-    ))
+    })
 }
 
 /// Decodes and checks a compact JWS's protected header alone, as [`decode`] does, without
@@ -273,14 +354,16 @@ fn object(bytes: &[u8], what: &str, limits: &Limits) -> Result<Map<String, Value
 
 /// The member count of the widest object in `map`, itself included.
 fn widest_object(map: &Map<String, Value>) -> Option<usize> {
-    fn walk(v: &Value) -> usize {
-        match v {
-            Value::Object(m) => m.values().map(walk).fold(m.len(), usize::max),
-            Value::Array(a) => a.iter().map(walk).fold(0, usize::max),
-            _ => 0,
-        }
+    Some(map.values().map(widest_in).fold(map.len(), usize::max))
+}
+
+/// The member count of the widest object in `v`, itself included (0 for no object).
+fn widest_in(v: &Value) -> usize {
+    match v {
+        Value::Object(m) => m.values().map(widest_in).fold(m.len(), usize::max),
+        Value::Array(a) => a.iter().map(widest_in).fold(0, usize::max),
+        _ => 0,
     }
-    Some(map.values().map(walk).fold(map.len(), usize::max))
 }
 
 fn check_header(h: &Map<String, Value>) -> Result<Header, JwsError> {
@@ -464,6 +547,83 @@ mod tests {
         ] {
             assert_eq!(plain_header(three, &limits), None);
             assert!(general(three, &limits).is_err());
+        }
+    }
+
+    /// Claim names with a slot in [`members_agree_with_the_map`].
+    fn slot3(name: &str) -> Option<usize> {
+        ["sub", "act", "exp"].iter().position(|n| *n == name)
+    }
+
+    /// `decode_members` takes and refuses what `decode` does, with the same message, and
+    /// reads every claim as the map does: on the fast path (plain names) and on the general
+    /// one (an escaped name), for placed and other claims, strings with and without escapes.
+    #[test]
+    fn members_agree_with_the_map() {
+        let header = B64.encode(r#"{"alg":"EdDSA","kid":"k"}"#);
+        let nested = |n: usize| {
+            let inner: Vec<String> = (0..n).map(|i| format!("\"m{i}\":{i}")).collect();
+            format!(r#"{{"sub":"s","x":{{{}}}}}"#, inner.join(","))
+        };
+        let wide = |n: usize| {
+            let all: Vec<String> = (0..n).map(|i| format!("\"c{i}\":{i}")).collect();
+            format!("{{{}}}", all.join(","))
+        };
+        let payloads: Vec<String> = vec![
+            r#"{"sub":"user:carol","act":{"sub":"spiffe://a.example/x"},"exp":1,"jti":"j"}"#.into(),
+            r#"{"sub":"a\"b","exp":1.5,"act":null,"other":[1,{"a":"b"}],"t":"\u00e9"}"#.into(),
+            r#"{}"#.into(),
+            r#"{"s\u0075b":"escaped name","x":"y"}"#.into(),
+            r#"{"sub":"a","sub":"b"}"#.into(),
+            r#"{"x":1,"x":2}"#.into(),
+            r#"{"x":1,"\u0078":2}"#.into(),
+            r#"{"sub":"a","s\u0075b":"b"}"#.into(),
+            r#"{"act":{"sub":"a","sub":"b"}}"#.into(),
+            r#"{"sub":"a"} {}"#.into(),
+            r#"{"sub":"\ud800"}"#.into(),
+            r#"{"sub":"a""#.into(),
+            r#"["sub"]"#.into(),
+            r#""sub""#.into(),
+            format!(r#"{{"sub":{}1{}}}"#, "[".repeat(16), "]".repeat(16)),
+            format!(r#"{{"sub":{}1{}}}"#, "[".repeat(15), "]".repeat(15)),
+            nested(64),
+            nested(65),
+            wide(64),
+            wide(65),
+        ];
+        for limits in [
+            Limits::default(),
+            Limits {
+                json_depth: 0,
+                ..Limits::default()
+            },
+            Limits {
+                claims_per_object: 1,
+                ..Limits::default()
+            },
+        ] {
+            for text in &payloads {
+                let token = format!("{header}.{}.AA", B64.encode(text));
+                let map = decode(&token, &limits);
+                let mut buf = Vec::new();
+                let members = decode_members::<3>(&token, &limits, slot3, &mut buf);
+                let (map, members) = match (map, members) {
+                    (Err(a), Err(b)) => {
+                        assert_eq!(a, b, "{text}");
+                        continue;
+                    }
+                    (Ok(a), Ok(b)) => (a, b),
+                    (a, b) => panic!("{text}: {a:?} against {b:?}"),
+                };
+                assert_eq!(members.claims.len(), map.claims.len(), "{text}");
+                let names = map.claims.keys().map(String::as_str);
+                for name in names.chain(["sub", "act", "exp", "absent"]) {
+                    let want = map.claims.get(name);
+                    let text_of = members.claims.get_str(name).map(|r| r.ok());
+                    assert_eq!(text_of, want.map(Value::as_str), "{text} {name}");
+                    assert_eq!(members.claims.get(name), want, "{text} {name}");
+                }
+            }
         }
     }
 

@@ -43,12 +43,13 @@ pub use b64::B64;
 pub use date::{in_date_range, numeric_date, DateError, MAX_NUMERIC_DATE};
 pub use ec::{Curve, EcKey};
 pub use error::KeySetError;
+pub use json::Members;
 pub use jwk::{
     parse_jwk, parse_key_set, Ed25519Key, KeyMaterial, KeySet, ParsedKeySet, PublicKey, SkippedKey,
 };
 pub use jws::{
-    classify_typ, decode, decode_header, decode_with_jwk, media_type_is, Header, JwsError,
-    TokenClass, UnverifiedJws,
+    classify_typ, decode, decode_header, decode_members, decode_with_jwk, media_type_is, Header,
+    JwsError, TokenClass, UnverifiedJws, UnverifiedMembers,
 };
 pub use keystore::{DomainKeys, DomainMaterial, KeyStore, MissHook, Remote};
 pub use limits::Limits;

@@ -156,7 +156,9 @@ pub fn jws_decode(data: &[u8]) -> Oracle {
         return Ok(());
     };
     let limits = Limits::default();
-    let Ok(jws) = custody_jose::decode(token, &limits) else {
+    let decoded = custody_jose::decode(token, &limits);
+    same_members(token, &limits, &decoded)?;
+    let Ok(jws) = decoded else {
         return Ok(());
     };
     let _ = fixed_key()
@@ -203,6 +205,86 @@ pub fn jws_decode(data: &[u8]) -> Oracle {
             )
         },
     )
+}
+
+/// The claim names [`same_members`] gives a slot (the verifier's, and two that no token has).
+const SLOTTED: [&str; 16] = [
+    "iss",
+    "sub",
+    "aud",
+    "iat",
+    "exp",
+    "nbf",
+    "txn",
+    "scope",
+    "client_id",
+    "req_wl",
+    "tctx",
+    "act",
+    "cnf",
+    "jti",
+    "",
+    "\u{e9}",
+];
+
+fn slotted(name: &str) -> Option<usize> {
+    SLOTTED.iter().position(|n| *n == name)
+}
+
+/// `decode_members` reads a token exactly as `decode` does: the same error, or the same
+/// header, signing input, signature and claims (every claim `get` as the map has it, a string
+/// `get_str` as its text, nothing more).
+fn same_members(
+    token: &str,
+    limits: &Limits,
+    decoded: &Result<custody_jose::UnverifiedJws<'_>, custody_jose::JwsError>,
+) -> Oracle {
+    let mut payload = Vec::new();
+    let members = custody_jose::decode_members::<16>(token, limits, slotted, &mut payload);
+    let (jws, m) = match (decoded, members) {
+        (Err(a), Err(b)) => {
+            return ensure(*a == b, || {
+                format!("decode_members errs `{b}` where decode errs `{a}`")
+            })
+        }
+        (Ok(_), Err(e)) => return Err(format!("decode_members refused what decode accepts: {e}")),
+        (Err(e), Ok(_)) => return Err(format!("decode_members accepted what decode refuses: {e}")),
+        (Ok(jws), Ok(m)) => (jws, m),
+    };
+    ensure(
+        m.header == jws.header
+            && m.signing_input == jws.signing_input
+            && m.signature == jws.signature,
+        || "decode_members reads the header or signature differently".into(),
+    )?;
+    ensure(m.claims.len() == jws.claims.len(), || {
+        format!(
+            "{} claims against decode's {}",
+            m.claims.len(),
+            jws.claims.len()
+        )
+    })?;
+    let absent = ["absent", "ISS", "sub "];
+    for name in jws
+        .claims
+        .keys()
+        .map(String::as_str)
+        .chain(SLOTTED)
+        .chain(absent)
+    {
+        let want = jws.claims.get(name);
+        let text = m.claims.get_str(name);
+        ensure(text.map(|t| t.ok()) == want.map(Value::as_str), || {
+            format!("claim `{name}` reads as {text:?} against {want:?}")
+        })?;
+        ensure(m.claims.get(name) == want, || {
+            format!(
+                "claim `{name}` reads as {:?} against {want:?}",
+                m.claims.get(name)
+            )
+        })?;
+    }
+    Ok(())
 }
 
 fn b64_object(part: &str) -> Option<Map<String, Value>> {

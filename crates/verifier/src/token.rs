@@ -14,11 +14,11 @@ use std::sync::Arc;
 
 use custody_id::{looks_like_spiffe, IdError, SpiffeId};
 use custody_jose::{
-    classify_typ, decode, media_type_is, numeric_date, Header, JwsError, KeyStore, Limits, Remote,
-    TokenClass, UnverifiedJws,
+    classify_typ, decode_members, media_type_is, numeric_date, Header, JwsError, KeyStore, Limits,
+    Members, Remote, TokenClass, UnverifiedMembers,
 };
 use custody_policy::PolicyPack;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::cache::{KeyBinding, TokenCache, Verified};
 use crate::index::PackIndex;
@@ -122,7 +122,8 @@ fn check_fresh(
     expect: Expect,
     clock: Clock<'_>,
 ) -> Result<Arc<Token>, Reason> {
-    let jws = decode(raw, ctx.limits).map_err(|e| match e {
+    let mut payload = Vec::new();
+    let jws = decode_members(raw, ctx.limits, Claims::slot, &mut payload).map_err(|e| match e {
         JwsError::TooLarge(_) => ctx.fail(ReasonCode::TokenTooLarge, e.to_string()),
         JwsError::AlgNotAllowed(m) => ctx.fail(ReasonCode::AlgNotAllowed, m),
         _ => ctx.fail(ReasonCode::MalformedToken, e.to_string()),
@@ -163,11 +164,7 @@ fn remember(
     }
     let verified = Verified {
         token: Arc::clone(t),
-        iss: claims
-            .get("iss")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned(),
+        iss: claims.str("iss").unwrap_or("").to_owned(),
         alg: header.alg,
         typ: header.typ,
         key,
@@ -176,26 +173,19 @@ fn remember(
     ctx.cache.insert_token(raw, Arc::new(verified));
 }
 
-/// A claim set with the claims the checks here read found in one pass over it: a lookup is
-/// then a comparison of names, not the map's keyed hash (a token check looks claims up a score
-/// of times). Any other name is looked up in the map.
+/// A claim set as the checks here read it: decoded ([`decode_members`]) with each claim they
+/// read in a slot of its own, so that a lookup is a comparison of names, not a keyed hash (a
+/// token check looks claims up a score of times). Any other claim is kept in order.
 struct Claims<'c> {
-    map: &'c Map<String, Value>,
-    known: [Option<&'c Value>; KNOWN],
+    members: &'c Members<'c, KNOWN>,
 }
 
-/// How many claims [`Claims`] finds in its one pass ([`Claims::slot`]).
+/// How many claims have a slot ([`Claims::slot`]).
 const KNOWN: usize = 14;
 
 impl<'c> Claims<'c> {
-    fn of(map: &'c Map<String, Value>) -> Self {
-        let mut known = [None; KNOWN];
-        for (name, v) in map {
-            if let Some(slot) = Self::slot(name).and_then(|i| known.get_mut(i)) {
-                *slot = Some(v);
-            }
-        }
-        Claims { map, known }
+    fn of(members: &'c Members<'c, KNOWN>) -> Self {
+        Claims { members }
     }
 
     /// Where claim `name` is kept, if it is one of the known.
@@ -219,12 +209,20 @@ impl<'c> Claims<'c> {
         })
     }
 
-    /// Claim `name`, as `Map::get` gives it.
+    /// Claim `name`, as `Map::get` on the claim set gives it.
     fn get(&self, name: &str) -> Option<&'c Value> {
-        match Self::slot(name) {
-            Some(i) => self.known.get(i).copied().flatten(),
-            None => self.map.get(name),
-        }
+        self.members.get(name)
+    }
+
+    /// Claim `name` as a string (`Ok`), another value (`Err`), or absent (`None`): what
+    /// [`Claims::get`] gives, without building a string's value.
+    fn get_str(&self, name: &str) -> Option<Result<&'c str, &'c Value>> {
+        self.members.get_str(name)
+    }
+
+    /// Claim `name` when it is a string.
+    fn str(&self, name: &str) -> Option<&'c str> {
+        self.get_str(name).and_then(Result::ok)
     }
 }
 
@@ -258,10 +256,7 @@ fn check_class(
 /// Whether a token is a JWT-SVID (DESIGN.md, "JWT-SVIDs"): no `iss`, and a `sub` that is
 /// a SPIFFE ID.
 fn is_jwt_svid(c: &Claims<'_>) -> bool {
-    c.get("iss").is_none()
-        && c.get("sub")
-            .and_then(Value::as_str)
-            .is_some_and(looks_like_spiffe)
+    c.get_str("iss").is_none() && c.str("sub").is_some_and(looks_like_spiffe)
 }
 
 /// A JWT-SVID's `typ` (absent, `JWT` or `JOSE`) and position: it is a chain of its own, never
@@ -298,7 +293,7 @@ fn issuing_domain<'p>(
     svid: bool,
 ) -> Result<(usize, &'p custody_policy::DomainConfig), Reason> {
     if svid {
-        let sub = c.get("sub").and_then(Value::as_str).unwrap_or("");
+        let sub = c.str("sub").unwrap_or("");
         let id = ctx.limits.workload_id(sub).map_err(|e| {
             ctx.fail(
                 ReasonCode::InvalidSpiffeId,
@@ -316,10 +311,12 @@ fn issuing_domain<'p>(
             )
         });
     }
-    let iss = match c.get("iss") {
+    let iss = match c.get_str("iss") {
         None => return Err(ctx.fail(ReasonCode::MissingClaim, "missing claim `iss`")),
-        Some(Value::String(s)) => s,
-        Some(_) => return Err(ctx.fail(ReasonCode::MalformedToken, "claim `iss` must be a string")),
+        Some(Ok(s)) => s,
+        Some(Err(_)) => {
+            return Err(ctx.fail(ReasonCode::MalformedToken, "claim `iss` must be a string"))
+        }
     };
     ctx.index.domain_for_issuer(ctx.pack, iss).ok_or_else(|| {
         ctx.fail(
@@ -333,7 +330,7 @@ fn issuing_domain<'p>(
 /// `KeyStore` snapshot taken here); returns the key the signature verified under.
 fn check_signature(
     ctx: &Ctx<'_>,
-    jws: &UnverifiedJws<'_>,
+    jws: &UnverifiedMembers<'_, '_, KNOWN>,
     claims: &Claims<'_>,
     svid: bool,
 ) -> Result<KeyBinding, Reason> {
@@ -413,10 +410,11 @@ fn read_claims(
     };
     let exp = req_date(ctx, c, "exp")?;
     let nbf = opt_date(ctx, c, "nbf")?;
-    let aud = match c.get("aud") {
+    let aud = match c.get_str("aud") {
         None if txn_class => Vec::new(),
         None => return Err(missing(ctx, "aud")),
-        Some(v) => audience(ctx, v)?,
+        Some(Ok(s)) => vec![s.to_owned()],
+        Some(Err(v)) => audience(ctx, v)?,
     };
     let txn = opt_str(ctx, c, "txn")?.map(str::to_owned);
     let scope = opt_str(ctx, c, "scope")?;
@@ -428,7 +426,7 @@ fn read_claims(
         if scope.is_none() {
             return Err(missing(ctx, "scope"));
         }
-        if c.get("req_wl").is_none() {
+        if c.get_str("req_wl").is_none() {
             return Err(missing(ctx, "req_wl"));
         }
     }
@@ -453,7 +451,7 @@ fn read_claims(
         txn,
         // read as it is: a `jti` that is not a string was never refused, and names nothing a
         // revocation can match
-        jti: c.get("jti").and_then(Value::as_str).map(str::to_owned),
+        jti: c.str("jti").map(str::to_owned),
         actors: Vec::new(),
         tctx,
         svid,
@@ -512,10 +510,10 @@ fn req_str<'c>(ctx: &Ctx<'_>, c: &Claims<'c>, name: &str) -> Result<&'c str, Rea
 }
 
 fn opt_str<'c>(ctx: &Ctx<'_>, c: &Claims<'c>, name: &str) -> Result<Option<&'c str>, Reason> {
-    match c.get(name) {
+    match c.get_str(name) {
         None => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(wrong_type(ctx, name, "a string")),
+        Some(Ok(s)) => Ok(Some(s)),
+        Some(Err(_)) => Err(wrong_type(ctx, name, "a string")),
     }
 }
 
@@ -598,7 +596,7 @@ fn identifiers(ctx: &Ctx<'_>, c: &Claims<'_>, t: &Token) -> Result<Vec<SpiffeId>
         )
     };
     let spiffe_claim = |name: &str| -> Result<Option<SpiffeId>, Reason> {
-        match c.get(name).and_then(Value::as_str) {
+        match c.str(name) {
             Some(v) if looks_like_spiffe(v) => ctx
                 .limits
                 .workload_id(v)
@@ -609,7 +607,7 @@ fn identifiers(ctx: &Ctx<'_>, c: &Claims<'_>, t: &Token) -> Result<Vec<SpiffeId>
     };
     if t.svid {
         // a JWT-SVID's one actor is its `sub` (already read as a workload ID for its keys)
-        let sub = c.get("sub").and_then(Value::as_str).unwrap_or("");
+        let sub = c.str("sub").unwrap_or("");
         return ctx
             .limits
             .workload_id(sub)
@@ -693,8 +691,9 @@ fn requesting_workloads(ctx: &Ctx<'_>, v: Option<&Value>) -> Result<Vec<SpiffeId
 mod tests {
     use super::*;
     use crate::cache::CacheStats;
+    use base64::Engine as _;
     use custody_jose::{sign, KeySet, SigningKey};
-    use serde_json::json;
+    use serde_json::{json, Map};
 
     fn demo() -> PolicyPack {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../policies/demo");
@@ -770,8 +769,9 @@ mod tests {
         assert_eq!(cache.stats(), CacheStats { hits: 2, misses: 4 });
     }
 
-    /// `Claims::get` gives what the map gives, for every claim a token check reads (each kept
-    /// in a slot of its own), for any other name, and for a name that is absent.
+    /// `Claims::get` gives what the map of the same claims gives, for every claim a token check
+    /// reads (each kept in a slot of its own), for any other name, and for a name that is
+    /// absent; claims read straight into their slots and through the general reader alike.
     #[test]
     fn claims_lookup_is_the_maps() {
         let names = [
@@ -805,11 +805,24 @@ mod tests {
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v))
             .collect();
-        for map in [&full, &empty, &some] {
-            let claims = Claims::of(map);
-            for name in names.iter().chain(&["absent", "jtI"]) {
-                assert_eq!(claims.get(name), map.get(*name), "{name}");
+        // a name with an escape: the claims are read by the general reader
+        let mut escaped = some.clone();
+        escaped.insert("q\"uote".to_owned(), json!(1));
+        let header = custody_jose::B64.encode(br#"{"alg":"EdDSA","kid":"k"}"#);
+        for map in [&full, &empty, &some, &escaped] {
+            let payload = custody_jose::B64.encode(serde_json::to_vec(map).unwrap());
+            let token = format!("{header}.{payload}.AA");
+            let mut payload = Vec::new();
+            let jws = decode_members(&token, &Limits::default(), Claims::slot, &mut payload);
+            let jws = jws.unwrap();
+            let claims = Claims::of(&jws.claims);
+            for name in names.iter().chain(&["absent", "jtI", "q\"uote"]) {
+                let want = map.get(*name);
+                assert_eq!(claims.str(name), want.and_then(Value::as_str), "{name}");
+                assert_eq!(claims.get_str(name).is_none(), want.is_none(), "{name}");
+                assert_eq!(claims.get(name), want, "{name}");
             }
+            assert_eq!(jws.claims.len(), map.len());
         }
         assert_eq!(
             names.iter().filter(|n| Claims::slot(n).is_some()).count(),
