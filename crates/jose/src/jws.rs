@@ -121,9 +121,7 @@ pub fn decode_members<'a, 'p, const N: usize>(
     let read = move |p: &str| {
         // moved in (not reborrowed): the claims borrow the payload for `'p`
         let buf = payload;
-        buf.clear();
-        B64.decode_vec(p, buf)
-            .map_err(|_| malformed("payload is not unpadded base64url"))?;
+        unbase64_into(p, "payload", buf)?;
         let bytes: &'p [u8] = buf;
         let fast = json::members(bytes, limits.json_depth, limits.claims_per_object, slot).filter(
             |m: &Members<'p, N>| {
@@ -187,9 +185,7 @@ fn decode_inner<'a, C>(
     };
     let header = read_header(h, limits)?;
     let claims = read(p)?;
-    let signature = B64
-        .decode(s)
-        .map_err(|_| malformed("signature is not unpadded base64url"))?;
+    let signature = unbase64(s, "signature")?;
     // the header's rules come after every part decoded (DESIGN.md's order)
     let (header, jwk) = header.check(with_jwk)?;
     let signing_input = token
@@ -332,7 +328,15 @@ fn decode_object(part: &str, what: &str, limits: &Limits) -> Result<Map<String, 
 
 /// Token part `what` decoded from base64url.
 fn unbase64(part: &str, what: &str) -> Result<Vec<u8>, JwsError> {
-    B64.decode(part)
+    let mut out = Vec::new();
+    unbase64_into(part, what, &mut out)?;
+    Ok(out)
+}
+
+/// Token part `what` decoded from base64url into `out` (cleared first).
+fn unbase64_into(part: &str, what: &str, out: &mut Vec<u8>) -> Result<(), JwsError> {
+    out.clear();
+    B64.decode_vec(part, out)
         .map_err(|_| malformed(format!("{what} is not unpadded base64url")))
 }
 

@@ -64,6 +64,10 @@ const UNAUTHENTICATED: [&str; 15] = [
     "replayed",
 ];
 
+/// Denials that say "not now" rather than "no": HTTP 503 (a decision past its deadline, keys
+/// not yet fetched, the replay store unreachable), as README's "Envoy ext_authz" maps them.
+const UNAVAILABLE: [&str; 3] = ["decision_timeout", "keys_unavailable", "store_unavailable"];
+
 fn ensure(ok: bool, what: impl FnOnce() -> String) -> Oracle {
     if ok {
         Ok(())
@@ -354,14 +358,16 @@ fn denied(seen: &Seen, d: &Decision, r: &CheckResponse) -> Oracle {
     };
     let http = http_status(r);
     let credential = UNAUTHENTICATED.contains(&code);
+    let unavailable = UNAVAILABLE.contains(&code);
     let no_token = first == ReasonCode::InvalidRequest && seen.bearers.is_empty();
     match http {
         401 => ensure(credential || no_token, || {
             format!("401 for `{code}` with a bearer token")
         })?,
-        403 => ensure(!credential, || {
-            format!("403 for the credential failure `{code}`")
+        403 => ensure(!credential && !unavailable, || {
+            format!("403 for `{code}`, a credential failure or a 503 code")
         })?,
+        503 => ensure(unavailable, || format!("503 for `{code}`"))?,
         other => return Err(format!("denial with HTTP {other}")),
     }
     let challenge = den
@@ -743,4 +749,20 @@ pub fn bearer_verifies(token: &str, audience: &str) -> bool {
         _ => false,
     };
     signed && aud
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The oracle's own lists name real reason codes, and no code is both a credential
+    /// failure (401) and a "not now" (503): a misspelt or renamed code would otherwise sit in
+    /// a list unnoticed and class its denials wrongly.
+    #[test]
+    fn status_lists_name_real_codes() {
+        for name in UNAUTHENTICATED.iter().chain(&UNAVAILABLE) {
+            assert!(ReasonCode::from_name(name).is_some(), "{name}");
+        }
+        assert!(UNAVAILABLE.iter().all(|c| !UNAUTHENTICATED.contains(c)));
+    }
 }
