@@ -246,8 +246,12 @@ fn a_failed_or_refused_fetch_keeps_the_last_good_set() {
     assert!(started.elapsed() < Duration::from_secs(7));
     let st = w.status();
     assert_eq!(st.failures, 9);
+    // one message whichever deadline fires first, the client's or the fetch's own (both 5 s:
+    // under load either can be first)
     assert!(
-        st.last_error.unwrap().contains("timed out"),
+        st.last_error
+            .unwrap()
+            .starts_with("no complete answer within 5 s"),
         "{:?}",
         w.status()
     );

@@ -110,11 +110,13 @@ pub async fn get(client: &Client, url: &str) -> Result<Option<Body>, FetchError>
     // reqwest's own timeout covers the request; this one also covers reading the body
     match tokio::time::timeout(FETCH_TIMEOUT, fetch).await {
         Ok(result) => result,
-        Err(_) => fail(format!(
-            "no complete answer within {} s",
-            FETCH_TIMEOUT.as_secs()
-        )),
+        Err(_) => fail(no_answer()),
     }
+}
+
+/// What a fetch past [`FETCH_TIMEOUT`] failed with.
+fn no_answer() -> String {
+    format!("no complete answer within {} s", FETCH_TIMEOUT.as_secs())
 }
 
 fn describe(e: &reqwest::Error) -> String {
@@ -125,7 +127,9 @@ fn describe(e: &reqwest::Error) -> String {
         source = s.source();
     }
     if e.is_timeout() {
-        text = format!("timed out: {text}");
+        // the client's own deadline is FETCH_TIMEOUT too: whichever of the two fires first,
+        // the failure reads the same
+        text = format!("{}: {text}", no_answer());
     }
     text
 }
