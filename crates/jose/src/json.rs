@@ -204,8 +204,13 @@ impl<'p, const N: usize> Members<'p, N> {
     }
 }
 
+/// The most members [`members`] reads itself: a name is looked for among those before it, so a
+/// wider object (a limit raised past its default) is left to `parse_object`'s hashing.
+const FAST_MEMBERS: usize = 64;
+
 /// `bytes` as [`parse_object`] reads them, into [`Members`], when that is quick and sure: the
-/// object's own member names written without escapes, at most `max_members` of them. `None`
+/// object's own member names written without escapes, at most `max_members` of them (and at
+/// most [`FAST_MEMBERS`]). `None`
 /// for anything else, valid or not (a name with an escape, a repeated name, any error): the
 /// caller then reads the text with [`parse_object`], whose answer is the one that counts.
 /// Below the top level the values are read by the same visitor as [`parse`]'s.
@@ -253,7 +258,7 @@ impl<'de, const N: usize> Visitor<'de> for TopLevel<'_, N> {
         // `&str` is borrowed from the text: a name with an escape is an error here, and read
         // by `parse_object`
         while let Some(name) = map.next_key::<&'de str>()? {
-            if out.len() >= self.max_members {
+            if out.len() >= self.max_members.min(FAST_MEMBERS) {
                 return Err(serde::de::Error::custom("too many members"));
             }
             let added = match map.next_value_seed(PlacedSeed(inner.copy()))? {

@@ -594,6 +594,7 @@ mod tests {
             nested(65),
             wide(64),
             wide(65),
+            wide(100),
         ];
         for limits in [
             Limits::default(),
@@ -603,6 +604,11 @@ mod tests {
             },
             Limits {
                 claims_per_object: 1,
+                ..Limits::default()
+            },
+            // wider than the fast reader reads itself: the general reader takes it
+            Limits {
+                claims_per_object: 200,
                 ..Limits::default()
             },
         ] {
