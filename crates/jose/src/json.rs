@@ -127,12 +127,14 @@ impl<'p, const N: usize> Members<'p, N> {
 
     /// Adds member `name`; `false` (nothing added) if the object already has one so named.
     fn add(&mut self, name: Cow<'p, str>, text: Option<&'p str>, value: Option<Value>) -> bool {
-        if self.entry(&name).is_some() {
-            return false;
-        }
         let at = u32::try_from(self.entries.len() + 1).unwrap_or(u32::MAX);
-        if let Some(cell) = self.slot_of(&name).and_then(|i| self.known.get_mut(i)) {
-            *cell = at;
+        // the slot is found once: a placed name is taken if its slot is, any other if an
+        // earlier member has it
+        match self.slot_of(&name).map(|i| self.known.get_mut(i)) {
+            Some(Some(cell)) if *cell == 0 => *cell = at,
+            Some(_) => return false,
+            None if self.entries.iter().any(|e| e.name == name) => return false,
+            None => {}
         }
         let value = match value {
             Some(v) => {

@@ -124,10 +124,7 @@ pub fn decode_members<'a, 'p, const N: usize>(
         unbase64_into(p, "payload", buf)?;
         let bytes: &'p [u8] = buf;
         let fast = json::members(bytes, limits.json_depth, limits.claims_per_object, slot).filter(
-            |m: &Members<'p, N>| {
-                let widest = m.containers().map(widest_in).fold(m.len(), usize::max);
-                widest <= limits.claims_per_object
-            },
+            |m: &Members<'p, N>| widest(m.len(), m.containers()) <= limits.claims_per_object,
         );
         match fast {
             Some(m) => Ok(m),
@@ -345,26 +342,25 @@ fn unbase64_into(part: &str, what: &str, out: &mut Vec<u8>) -> Result<(), JwsErr
 fn object(bytes: &[u8], what: &str, limits: &Limits) -> Result<Map<String, Value>, JwsError> {
     let map = json::parse_object(bytes, limits.json_depth)
         .map_err(|e| malformed(format!("{what}: {e}")))?;
-    if let Some(n) = widest_object(&map) {
-        if n > limits.claims_per_object {
-            return Err(malformed(format!(
-                "{what} has an object with more than {} members",
-                limits.claims_per_object
-            )));
-        }
+    if widest(map.len(), map.values()) > limits.claims_per_object {
+        return Err(malformed(format!(
+            "{what} has an object with more than {} members",
+            limits.claims_per_object
+        )));
     }
     Ok(map)
 }
 
-/// The member count of the widest object in `map`, itself included.
-fn widest_object(map: &Map<String, Value>) -> Option<usize> {
-    Some(map.values().map(widest_in).fold(map.len(), usize::max))
+/// The member count of the widest object in an object of `members` members whose values are
+/// `values`, itself included.
+fn widest<'v>(members: usize, values: impl Iterator<Item = &'v Value>) -> usize {
+    values.map(widest_in).fold(members, usize::max)
 }
 
 /// The member count of the widest object in `v`, itself included (0 for no object).
 fn widest_in(v: &Value) -> usize {
     match v {
-        Value::Object(m) => m.values().map(widest_in).fold(m.len(), usize::max),
+        Value::Object(m) => widest(m.len(), m.values()),
         Value::Array(a) => a.iter().map(widest_in).fold(0, usize::max),
         _ => 0,
     }

@@ -413,8 +413,7 @@ fn read_claims(
     let aud = match c.get_str("aud") {
         None if txn_class => Vec::new(),
         None => return Err(missing(ctx, "aud")),
-        Some(Ok(s)) => vec![s.to_owned()],
-        Some(Err(v)) => audience(ctx, v)?,
+        Some(aud) => audience(ctx, aud)?,
     };
     let txn = opt_str(ctx, c, "txn")?.map(str::to_owned);
     let scope = opt_str(ctx, c, "scope")?;
@@ -535,10 +534,11 @@ fn opt_date(ctx: &Ctx<'_>, c: &Claims<'_>, name: &str) -> Result<Option<i64>, Re
     }
 }
 
-fn audience(ctx: &Ctx<'_>, v: &Value) -> Result<Vec<String>, Reason> {
-    match v {
-        Value::String(s) => Ok(vec![s.clone()]),
-        Value::Array(items) => items
+/// `aud` as [`Claims::get_str`] reads it: a string, or a list of strings.
+fn audience(ctx: &Ctx<'_>, aud: Result<&str, &Value>) -> Result<Vec<String>, Reason> {
+    match aud {
+        Ok(s) => Ok(vec![s.to_owned()]),
+        Err(Value::Array(items)) => items
             .iter()
             .map(|i| i.as_str().map(str::to_owned))
             .collect::<Option<Vec<_>>>()
