@@ -45,6 +45,7 @@ pub(super) fn read(body: &str) -> Result<Call<'_>, String> {
     let mut s = Scan {
         text: body,
         b: body.as_bytes(),
+        stops: Stops::new(body.as_bytes()),
         i: 0,
     };
     s.call()
@@ -54,14 +55,59 @@ pub(super) fn read(body: &str) -> Result<Call<'_>, String> {
 #[derive(Debug)]
 struct Stop {
     at: usize,
-    what: &'static str,
+    why: Why,
+}
+
+/// Why a read stopped: a byte-sized code, so the skipper's error path holds no pointers in
+/// registers (the text is looked up only when a refusal is written).
+#[derive(Debug, Clone, Copy)]
+enum Why {
+    Control,
+    Unterminated,
+    Escape,
+    BadUnicode,
+    Hex,
+    LeadingZero,
+    Fraction,
+    Exponent,
+    Number,
+    Value,
+    Name,
+    Colon,
+    ObjectNext,
+    ArrayNext,
+    Lone,
+    Deep,
+}
+
+impl Why {
+    fn text(self) -> &'static str {
+        match self {
+            Why::Control => "a control character in a string",
+            Why::Unterminated => "an unterminated string",
+            Why::Escape => "an invalid escape",
+            Why::BadUnicode => "an invalid `\\u` escape",
+            Why::Hex => "expected four hex digits after `\\u`",
+            Why::LeadingZero => "a number with a leading zero",
+            Why::Fraction => "an invalid number (no digit after `.`)",
+            Why::Exponent => "an invalid number (no digit in the exponent)",
+            Why::Number => "an invalid number",
+            Why::Value => "expected a JSON value",
+            Why::Name => "expected a member name",
+            Why::Colon => "expected `:`",
+            Why::ObjectNext => "expected `,` or `}`",
+            Why::ArrayNext => "expected `,` or `]`",
+            Why::Lone => "a lone surrogate `\\u` escape",
+            Why::Deep => TOO_DEEP,
+        }
+    }
 }
 
 /// The position after what was read, or where and why it stopped.
 type At = Result<usize, Stop>;
 
-fn stop(at: usize, what: &'static str) -> At {
-    Err(Stop { at, what })
+fn stop(at: usize, why: Why) -> At {
+    Err(Stop { at, why })
 }
 
 /// A refusal at `at` of `b`, naming the byte found there.
@@ -99,6 +145,7 @@ impl<'a> Names<'a> {
 struct Scan<'a> {
     text: &'a str,
     b: &'a [u8],
+    stops: Stops,
     i: usize,
 }
 
@@ -133,12 +180,12 @@ impl<'a> Scan<'a> {
 
     /// One value inside `level` open containers, checked and skipped.
     fn skip(&mut self, level: usize) -> Result<(), String> {
-        match skip_value(self.b, self.i, level) {
+        match skip_value(self.b, &self.stops, self.i, level) {
             Ok(i) => {
                 self.i = i;
                 Ok(())
             }
-            Err(s) => Err(message(self.b, s.at, s.what)),
+            Err(s) => Err(message(self.b, s.at, s.why.text())),
         }
     }
 
@@ -227,7 +274,7 @@ impl<'a> Scan<'a> {
     /// The rest of a string whose `"` was read, decoded.
     fn string(&mut self) -> Result<Cow<'a, str>, String> {
         let start = self.i;
-        self.i = plain(self.b, self.i).0;
+        self.i = self.stops.plain(self.b, self.i).0;
         if self.b.get(self.i) == Some(&b'"') {
             let s = self.slice(start)?;
             self.i += 1;
@@ -245,12 +292,12 @@ impl<'a> Scan<'a> {
                         out.push(c);
                         self.i = i;
                     }
-                    Err(s) => return Err(message(self.b, s.at, s.what)),
+                    Err(s) => return Err(message(self.b, s.at, s.why.text())),
                 },
                 Some(c) if *c < 0x20 => return Err(self.fail("a control character in a string")),
                 Some(_) => {
                     let from = self.i;
-                    self.i = plain(self.b, self.i).0;
+                    self.i = self.stops.plain(self.b, self.i).0;
                     out.push_str(self.slice(from)?);
                 }
                 None => return Err(self.fail("an unterminated string")),
@@ -269,42 +316,71 @@ impl<'a> Scan<'a> {
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGH: u64 = 0x8080_8080_8080_8080;
 
-/// The high bit of each of the eight bytes of `x` (little-endian) that is `"`, `\` or below
-/// 0x20 (a byte that ends a plain run of a string). A flag above a true one may be false (a
-/// borrow), but the lowest flag is always true: it finds the first such byte.
+/// The high bit of each of the eight bytes of `x` (little-endian) that is `"`, `\\` or below
+/// 0x20 (a byte that ends a plain run of a string), exactly: no sum carries out of its byte, so
+/// each flag is true wherever it stands.
 #[inline(always)]
 fn stops(x: u64) -> u64 {
-    let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
-    zero(x ^ (ONES * u64::from(b'"')))
-        | zero(x ^ (ONES * u64::from(b'\\')))
-        | (x.wrapping_sub(ONES * 0x20) & !x & HIGH)
+    const LOW: u64 = ONES * 0x7f;
+    // whether each byte of v is below n: its low seven bits plus 0x80 - n reach the high bit
+    // exactly when they are n or more (a byte with its own high bit set is never below)
+    let below = |v: u64, n: u64| !(((v & LOW) + ONES * (0x80 - n)) | v) & HIGH;
+    // `"` (0x22) xor 0x02 is 0x20, and xor 0x02 keeps the control characters below 0x20 while
+    // sending 0x20 and 0x21 above: one "below 0x21" test finds both kinds
+    below(x ^ (ONES * 0x02), 0x21) | below(x ^ (ONES * u64::from(b'\\')), 1)
 }
 
-/// The first position from `i` of a byte a string must look at (`"`, `\`, a control
-/// character) and that byte, or the end and `None`.
-#[inline(always)]
-fn plain(b: &[u8], mut i: usize) -> (usize, Option<u8>) {
-    while let Some(chunk) = b.get(i..i + 8) {
-        let Ok(eight) = <[u8; 8]>::try_from(chunk) else {
-            break;
+/// The first stage of a read: for each eight bytes of the body, [`stops`] of them, computed
+/// once in a loop where no word waits on another (so the compiler does two or more words at a
+/// time). Finding where a string's plain run ends is then a shift and a count of zeros, which
+/// the skipper does for every string of a tool's `arguments`.
+struct Stops(Vec<u64>);
+
+impl Stops {
+    fn new(b: &[u8]) -> Stops {
+        let mut words = Vec::with_capacity(b.len().div_ceil(8));
+        let chunks = b.chunks_exact(8);
+        let rest = chunks.remainder();
+        words.extend(chunks.map(|c| match <[u8; 8]>::try_from(c) {
+            Ok(eight) => stops(u64::from_le_bytes(eight)),
+            Err(_) => 0,
+        }));
+        if !rest.is_empty() {
+            // past the end, spaces: they end no run
+            let mut last = SPACES;
+            for (to, from) in last.iter_mut().zip(rest) {
+                *to = *from;
+            }
+            words.push(stops(u64::from_le_bytes(last)));
+        }
+        Stops(words)
+    }
+
+    /// The first position from `i` of a byte a string must look at (`"`, `\\`, a control
+    /// character) and that byte, or the end of `b` (the body these stops are of) and `None`.
+    #[inline(always)]
+    fn plain(&self, b: &[u8], i: usize) -> (usize, Option<u8>) {
+        let mut k = i / 8;
+        let Some(first) = self.0.get(k) else {
+            return (b.len(), None);
         };
-        let x = u64::from_le_bytes(eight);
-        let m = stops(x);
-        if m != 0 {
-            // the lowest flag is always a true one; the byte is read off the word in hand
-            let bit = m.trailing_zeros() & !7;
-            return (i + (bit / 8) as usize, Some((x >> bit) as u8));
+        let mut w = first >> (i % 8 * 8);
+        let mut base = i;
+        while w == 0 {
+            k += 1;
+            let Some(&next) = self.0.get(k) else {
+                return (b.len(), None);
+            };
+            w = next;
+            base = k * 8;
         }
-        i += 8;
+        let at = base + (w.trailing_zeros() / 8) as usize;
+        (at, b.get(at).copied())
     }
-    while let Some(&c) = b.get(i) {
-        if c == b'"' || c == b'\\' || c < 0x20 {
-            return (i, Some(c));
-        }
-        i += 1;
-    }
-    (i, None)
 }
+
+/// Eight spaces, as a word: no stops.
+const SPACES: [u8; 8] = [b' '; 8];
 
 #[inline(always)]
 fn ws(b: &[u8], mut i: usize) -> usize {
@@ -316,15 +392,27 @@ fn ws(b: &[u8], mut i: usize) -> usize {
 
 /// The rest of a string from `i` (after its `"`), checked; the position after its closing `"`.
 #[inline(always)]
-fn skip_string(b: &[u8], mut i: usize) -> At {
+fn skip_string(b: &[u8], stops: &Stops, i: usize) -> At {
+    match stops.plain(b, i) {
+        (at, Some(b'"')) => Ok(at + 1),
+        (at, _) => string_rest(b, stops, at),
+    }
+}
+
+/// The rest of a string from `i`, a byte that is not its closing `"` (an escape, most
+/// often): out of the skipper's loop, so that its call to [`escape`] costs the plain strings
+/// nothing.
+#[cold]
+#[inline(never)]
+fn string_rest(b: &[u8], stops: &Stops, mut i: usize) -> At {
     loop {
-        let (at, c) = plain(b, i);
+        let (at, c) = stops.plain(b, i);
         i = at;
         match c {
             Some(b'"') => return Ok(i + 1),
             Some(b'\\') => i = escape(b, i + 1)?.1,
-            Some(_) => return stop(i, "a control character in a string"),
-            None => return stop(i, "an unterminated string"),
+            Some(_) => return stop(i, Why::Control),
+            None => return stop(i, Why::Unterminated),
         }
     }
 }
@@ -344,7 +432,7 @@ fn escape(b: &[u8], i: usize) -> Result<(char, usize), Stop> {
         _ => {
             return Err(Stop {
                 at: i,
-                what: "an invalid escape",
+                why: Why::Escape,
             })
         }
     };
@@ -353,28 +441,38 @@ fn escape(b: &[u8], i: usize) -> Result<(char, usize), Stop> {
 
 /// The four hex digits from `i` (after `\u`), and a low surrogate's escape after a high one.
 fn unicode(b: &[u8], i: usize) -> Result<(char, usize), Stop> {
-    const LONE: &str = "a lone surrogate `\\u` escape";
     let (unit, i) = hex4(b, i)?;
     let (code, i) = match unit {
         0xD800..=0xDBFF => {
             if b.get(i..i + 2) != Some(b"\\u") {
-                return Err(Stop { at: i, what: LONE });
+                return Err(Stop {
+                    at: i,
+                    why: Why::Lone,
+                });
             }
             let (low, next) = hex4(b, i + 2)?;
             if !(0xDC00..=0xDFFF).contains(&low) {
-                return Err(Stop { at: i, what: LONE });
+                return Err(Stop {
+                    at: i,
+                    why: Why::Lone,
+                });
             }
             let code = 0x10000 + ((u32::from(unit) - 0xD800) << 10) + (u32::from(low) - 0xDC00);
             (code, next)
         }
-        0xDC00..=0xDFFF => return Err(Stop { at: i, what: LONE }),
+        0xDC00..=0xDFFF => {
+            return Err(Stop {
+                at: i,
+                why: Why::Lone,
+            })
+        }
         _ => (u32::from(unit), i),
     };
     match char::from_u32(code) {
         Some(c) => Ok((c, i)),
         None => Err(Stop {
             at: i,
-            what: "an invalid `\\u` escape",
+            why: Why::BadUnicode,
         }),
     }
 }
@@ -389,7 +487,7 @@ fn hex4(b: &[u8], mut i: usize) -> Result<(u16, usize), Stop> {
             _ => {
                 return Err(Stop {
                     at: i,
-                    what: "expected four hex digits after `\\u`",
+                    why: Why::Hex,
                 })
             }
         };
@@ -417,16 +515,16 @@ fn number(b: &[u8], mut i: usize) -> At {
         Some(b'0') => {
             i += 1;
             if let Some(b'0'..=b'9') = b.get(i) {
-                return stop(i, "a number with a leading zero");
+                return stop(i, Why::LeadingZero);
             }
         }
         Some(b'1'..=b'9') => i = digits(b, i + 1),
-        _ => return stop(i, "an invalid number"),
+        _ => return stop(i, Why::Number),
     }
     if b.get(i) == Some(&b'.') {
         let after = digits(b, i + 1);
         if after == i + 1 {
-            return stop(after, "an invalid number (no digit after `.`)");
+            return stop(after, Why::Fraction);
         }
         i = after;
     }
@@ -437,7 +535,7 @@ fn number(b: &[u8], mut i: usize) -> At {
         }
         let after = digits(b, i);
         if after == i {
-            return stop(i, "an invalid number (no digit in the exponent)");
+            return stop(i, Why::Exponent);
         }
         i = after;
     }
@@ -449,32 +547,35 @@ fn literal(b: &[u8], i: usize, word: &[u8]) -> At {
     if b.get(i..i + word.len()) == Some(word) {
         Ok(i + word.len())
     } else {
-        stop(i, "expected a JSON value")
+        stop(i, Why::Value)
     }
 }
 
 /// A member name and its `:` from `i` (at the name's `"`) inside a skipped object; the
 /// position of the value.
 #[inline(always)]
-fn skip_name(b: &[u8], i: usize) -> At {
+fn skip_name(b: &[u8], stops: &Stops, i: usize) -> At {
     if b.get(i) != Some(&b'"') {
-        return stop(i, "expected a member name");
+        return stop(i, Why::Name);
     }
-    let mut i = skip_string(b, i + 1)?;
+    let mut i = skip_string(b, stops, i + 1)?;
     if b.get(i) != Some(&b':') {
         i = ws(b, i);
         if b.get(i) != Some(&b':') {
-            return stop(i, "expected `:`");
+            return stop(i, Why::Colon);
         }
     }
     Ok(ws(b, i + 1))
 }
 
 /// One value from `i`, inside `level` open containers, checked and skipped; the position after
-/// it. Iterative: the open containers are a shift register of bits, `objects` (set for an
-/// object, the innermost in bit 0).
-fn skip_value(b: &[u8], mut i: usize, level: usize) -> At {
-    let mut objects: u128 = 0;
+/// it. Iterative: the containers it opens are a stack of flags on the stack frame (set for an
+/// object), as deep as the levels left, so the stack's own bound is the depth limit.
+fn skip_value(b: &[u8], stops: &Stops, mut i: usize, level: usize) -> At {
+    let mut stack = [false; MAX_LEVELS];
+    let kinds = stack
+        .get_mut(..MAX_LEVELS.saturating_sub(level))
+        .unwrap_or_default();
     let mut open = 0usize;
     // whether the innermost open container is an object
     let mut object = false;
@@ -482,34 +583,32 @@ fn skip_value(b: &[u8], mut i: usize, level: usize) -> At {
         // a value starts at i (a string most often: tested before the jump table)
         let c = b.get(i);
         if c == Some(&b'"') {
-            i = skip_string(b, i + 1)?;
+            i = skip_string(b, stops, i + 1)?;
         } else {
             match c {
                 Some(&c @ (b'{' | b'[')) => {
-                    if level + open + 1 > MAX_LEVELS {
-                        return stop(i, TOO_DEEP);
-                    }
+                    let Some(kind) = kinds.get_mut(open) else {
+                        return stop(i, Why::Deep);
+                    };
                     object = c == b'{';
-                    objects = objects << 1 | u128::from(object);
+                    *kind = object;
                     open += 1;
                     i = ws(b, i + 1);
-                    if b.get(i) == Some(if object { &b'}' } else { &b']' }) {
-                        i += 1;
-                        open -= 1;
-                        objects >>= 1;
-                        object = objects & 1 == 1;
-                    } else {
+                    if b.get(i) != Some(if object { &b'}' } else { &b']' }) {
                         if object {
-                            i = skip_name(b, i)?;
+                            i = skip_name(b, stops, i)?;
                         }
                         continue;
                     }
+                    i += 1;
+                    open -= 1;
+                    object = open > 0 && kinds.get(open - 1) == Some(&true);
                 }
                 Some(b't') => i = literal(b, i, b"true")?,
                 Some(b'f') => i = literal(b, i, b"false")?,
                 Some(b'n') => i = literal(b, i, b"null")?,
                 Some(b'-' | b'0'..=b'9') => i = number(b, i)?,
-                _ => return stop(i, "expected a JSON value"),
+                _ => return stop(i, Why::Value),
             }
         }
         // after a value: close containers, or go on to the next element
@@ -527,7 +626,7 @@ fn skip_value(b: &[u8], mut i: usize, level: usize) -> At {
                 Some(b',') => {
                     i = ws(b, i + 1);
                     if object {
-                        i = skip_name(b, i)?;
+                        i = skip_name(b, stops, i)?;
                     }
                     break;
                 }
@@ -537,17 +636,16 @@ fn skip_value(b: &[u8], mut i: usize, level: usize) -> At {
                     return stop(
                         i,
                         if object {
-                            "expected `,` or `}`"
+                            Why::ObjectNext
                         } else {
-                            "expected `,` or `]`"
+                            Why::ArrayNext
                         },
                     )
                 }
             }
             i += 1;
             open -= 1;
-            objects >>= 1;
-            object = objects & 1 == 1;
+            object = open > 0 && kinds.get(open - 1) == Some(&true);
         }
     }
 }
@@ -557,28 +655,73 @@ mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
     use super::*;
 
+    fn is_stop(c: u8) -> bool {
+        c == b'"' || c == b'\\' || c < 0x20
+    }
+
+    /// The flags `stops` should give, byte by byte.
+    fn stops_by_byte(eight: [u8; 8]) -> u64 {
+        eight
+            .iter()
+            .enumerate()
+            .filter(|(_, &c)| is_stop(c))
+            .map(|(k, _)| 0x80u64 << (8 * k))
+            .sum()
+    }
+
     #[test]
-    fn stops_finds_each_stop_byte_at_each_position() {
+    fn stops_flags_exactly_the_stop_bytes() {
+        // every byte value at every position, among neighbours that are stops, plain, high
+        // or at the edges of the tests' ranges (a borrow or carry out of one byte would show
+        // as a wrong flag on the next)
+        let neighbours = [
+            b'a', b'"', b'\\', 0, 0x1f, 0x20, 0x21, 0x23, 0x5b, 0x5d, 0x7f, 0x80, 0xff,
+        ];
         for pos in 0..8 {
-            for stop in [b'"', b'\\', 0, 0x1f] {
-                let mut eight = [b'a'; 8];
-                eight[pos] = stop;
-                assert_ne!(stops(u64::from_le_bytes(eight)), 0, "{pos} {stop}");
+            for c in 0..=255u8 {
+                for &n in &neighbours {
+                    let mut eight = [n; 8];
+                    eight[pos] = c;
+                    let x = u64::from_le_bytes(eight);
+                    assert_eq!(
+                        stops(x),
+                        stops_by_byte(eight),
+                        "{pos} {c:#04x} among {n:#04x}"
+                    );
+                }
             }
         }
-        for plain in [*b"abcdefgh", [0x20; 8], [0x7f; 8], [0xff; 8], *b"]^[!#/ ~"] {
-            assert_eq!(stops(u64::from_le_bytes(plain)), 0, "{plain:?}");
-        }
-        // every byte value alone among plain ones
-        for c in 0..=255u8 {
-            let stop = c == b'"' || c == b'\\' || c < 0x20;
-            assert_eq!(
-                stops(u64::from_le_bytes([
-                    b'x', b'x', c, b'y', 0x80, b'z', b'q', c
-                ])) != 0,
-                stop,
-                "{c}"
-            );
+    }
+
+    #[test]
+    fn plain_finds_the_first_stop_from_any_start() {
+        // bodies of every length to 40 with stops at a few places, read from every start:
+        // the answer is the first stop byte at or after the start, or the end
+        for len in 0..=40usize {
+            for stop_at in [
+                None,
+                Some(0),
+                Some(7),
+                Some(8),
+                Some(len / 2),
+                Some(len.saturating_sub(1)),
+            ] {
+                let mut body = vec![b'x'; len];
+                for k in [Some(3usize), stop_at].into_iter().flatten() {
+                    if let Some(c) = body.get_mut(k) {
+                        *c = if k == 3 { b'\\' } else { b'"' };
+                    }
+                }
+                let stops = Stops::new(&body);
+                for i in 0..=len {
+                    let want = (i..len).find(|&k| is_stop(body[k]));
+                    let got = stops.plain(&body, i);
+                    match want {
+                        Some(k) => assert_eq!(got, (k, Some(body[k])), "{len} {stop_at:?} {i}"),
+                        None => assert_eq!(got, (len, None), "{len} {stop_at:?} {i}"),
+                    }
+                }
+            }
         }
     }
 
@@ -617,11 +760,15 @@ mod tests {
             let mut scan = Scan {
                 text: s,
                 b: s.as_bytes(),
+                stops: Stops::new(s.as_bytes()),
                 i: 1,
             };
             assert_eq!(scan.string().unwrap(), want, "{s}");
             assert_eq!(scan.i, s.len());
-            assert_eq!(skip_string(s.as_bytes(), 1).unwrap(), s.len());
+            assert_eq!(
+                skip_string(s.as_bytes(), &Stops::new(s.as_bytes()), 1).unwrap(),
+                s.len()
+            );
         }
         for bad in [
             "\"a\u{1}b\"",
@@ -635,10 +782,14 @@ mod tests {
             let mut scan = Scan {
                 text: bad,
                 b: bad.as_bytes(),
+                stops: Stops::new(bad.as_bytes()),
                 i: 1,
             };
             assert!(scan.string().is_err(), "{bad}");
-            assert!(skip_string(bad.as_bytes(), 1).is_err(), "{bad}");
+            assert!(
+                skip_string(bad.as_bytes(), &Stops::new(bad.as_bytes()), 1).is_err(),
+                "{bad}"
+            );
             assert!(serde_json::from_str::<String>(bad).is_err(), "{bad}");
         }
     }
