@@ -554,9 +554,13 @@ fn literal(b: &[u8], i: usize, word: &[u8]) -> At {
 /// A member name and its `:` from `i` (at the name's `"`) inside a skipped object; the
 /// position of the value.
 #[inline(always)]
-fn skip_name(b: &[u8], stops: &Stops, i: usize) -> At {
+fn skip_name(b: &[u8], stops: &Stops, mut i: usize) -> At {
+    // compact JSON has the name right here: whitespace only when it is not
     if b.get(i) != Some(&b'"') {
-        return stop(i, Why::Name);
+        i = ws(b, i);
+        if b.get(i) != Some(&b'"') {
+            return stop(i, Why::Name);
+        }
     }
     let mut i = skip_string(b, stops, i + 1)?;
     if b.get(i) != Some(&b':') {
@@ -565,7 +569,8 @@ fn skip_name(b: &[u8], stops: &Stops, i: usize) -> At {
             return stop(i, Why::Colon);
         }
     }
-    Ok(ws(b, i + 1))
+    // the value's whitespace is the value reader's
+    Ok(i + 1)
 }
 
 /// One value from `i`, inside `level` open containers, checked and skipped; the position after
@@ -608,6 +613,10 @@ fn skip_value(b: &[u8], stops: &Stops, mut i: usize, level: usize) -> At {
                 Some(b'f') => i = literal(b, i, b"false")?,
                 Some(b'n') => i = literal(b, i, b"null")?,
                 Some(b'-' | b'0'..=b'9') => i = number(b, i)?,
+                Some(b' ' | b'\t' | b'\n' | b'\r') => {
+                    i = ws(b, i);
+                    continue;
+                }
                 _ => return stop(i, Why::Value),
             }
         }
@@ -624,7 +633,8 @@ fn skip_value(b: &[u8], stops: &Stops, mut i: usize, level: usize) -> At {
             }
             match c {
                 Some(b',') => {
-                    i = ws(b, i + 1);
+                    // the whitespace after it is the name's or the value's reader's
+                    i += 1;
                     if object {
                         i = skip_name(b, stops, i)?;
                     }
