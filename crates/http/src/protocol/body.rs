@@ -1,15 +1,19 @@
-//! Reading a JSON-RPC call in one pass: the envelope and `params` are decoded (each member name
-//! at most once), everything else is checked and skipped without building anything.
+//! Reading a JSON-RPC call: the envelope and `params` are decoded (each member name at most
+//! once), everything else is checked and skipped without building anything.
 //!
 //! The whole body must be RFC 8259 JSON: string escapes and numbers by its grammar, no control
 //! character in a string, no trailing bytes, and no `\u` escape that is a lone surrogate
 //! (I-JSON, RFC 7493 §2.1), wherever it stands. Containers nest at most [`MAX_LEVELS`] deep,
 //! the top-level object being level 1 (serde_json's own parser stops at the same depth), and
-//! the skipper keeps its open containers in a bit set, so no input can exhaust a stack.
+//! the skipper keeps its open containers in a fixed array of flags, so no input can exhaust a
+//! stack.
 //!
-//! The skipper is free functions over the bytes and a position that stays in a register; a
-//! string is scanned eight bytes at a time for the three bytes that end a plain run (`"`, `\`
-//! and a control character), the only work most of a tool's `arguments` needs.
+//! Two stages. The first ([`Stops`]) flags, for the whole body, every byte that ends a plain
+//! run of a string (`"`, `\` and a control character), in a loop the compiler vectorizes. The
+//! second is the skipper, free functions over the bytes and a position that stays in a
+//! register: a string's end is a lookup in the first stage's table, the only work most of a
+//! tool's `arguments` needs. The table is a word for every eight bytes of the body (as large
+//! as the body itself; the sidecar refuses a body over its `max_body_bytes` before this).
 
 use std::borrow::Cow;
 
@@ -294,13 +298,13 @@ impl<'a> Scan<'a> {
                     }
                     Err(s) => return Err(message(self.b, s.at, s.why.text())),
                 },
-                Some(c) if *c < 0x20 => return Err(self.fail("a control character in a string")),
+                Some(c) if *c < 0x20 => return Err(self.fail(Why::Control.text())),
                 Some(_) => {
                     let from = self.i;
                     self.i = self.stops.plain(self.b, self.i).0;
                     out.push_str(self.slice(from)?);
                 }
-                None => return Err(self.fail("an unterminated string")),
+                None => return Err(self.fail(Why::Unterminated.text())),
             }
         }
     }
@@ -316,7 +320,7 @@ impl<'a> Scan<'a> {
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGH: u64 = 0x8080_8080_8080_8080;
 
-/// The high bit of each of the eight bytes of `x` (little-endian) that is `"`, `\\` or below
+/// The high bit of each of the eight bytes of `x` (little-endian) that is `"`, `\` or below
 /// 0x20 (a byte that ends a plain run of a string), exactly: no sum carries out of its byte, so
 /// each flag is true wherever it stands.
 #[inline(always)]
@@ -356,7 +360,7 @@ impl Stops {
         Stops(words)
     }
 
-    /// The first position from `i` of a byte a string must look at (`"`, `\\`, a control
+    /// The first position from `i` of a byte a string must look at (`"`, `\`, a control
     /// character) and that byte, or the end of `b` (the body these stops are of) and `None`.
     #[inline(always)]
     fn plain(&self, b: &[u8], i: usize) -> (usize, Option<u8>) {
