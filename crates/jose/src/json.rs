@@ -99,7 +99,7 @@ struct Member<'p> {
 }
 
 impl<'p, const N: usize> Members<'p, N> {
-    fn new(slot: fn(&str) -> Option<usize>, capacity: usize) -> Self {
+    pub(crate) fn new(slot: fn(&str) -> Option<usize>, capacity: usize) -> Self {
         Members {
             known: [0; N],
             entries: Vec::with_capacity(capacity),
@@ -126,7 +126,12 @@ impl<'p, const N: usize> Members<'p, N> {
     }
 
     /// Adds member `name`; `false` (nothing added) if the object already has one so named.
-    fn add(&mut self, name: Cow<'p, str>, text: Option<&'p str>, value: Option<Value>) -> bool {
+    pub(crate) fn add(
+        &mut self,
+        name: Cow<'p, str>,
+        text: Option<&'p str>,
+        value: Option<Value>,
+    ) -> bool {
         let at = u32::try_from(self.entries.len() + 1).unwrap_or(u32::MAX);
         // the slot is found once: a placed name is taken if its slot is, any other if an
         // earlier member has it
@@ -208,7 +213,7 @@ impl<'p, const N: usize> Members<'p, N> {
 
 /// The most members [`members`] reads itself: a name is looked for among those before it, so a
 /// wider object (a limit raised past its default) is left to `parse_object`'s hashing.
-const FAST_MEMBERS: usize = 64;
+pub(crate) const FAST_MEMBERS: usize = 64;
 
 /// `bytes` as [`parse_object`] reads them, into [`Members`], when that is quick and sure: the
 /// object's own member names written without escapes, at most `max_members` of them (and at
@@ -222,6 +227,9 @@ pub(crate) fn members<const N: usize>(
     max_members: usize,
     slot: fn(&str) -> Option<usize>,
 ) -> Option<Members<'_, N>> {
+    if let Some(m) = crate::quick::members(bytes, max_depth, max_members, slot) {
+        return Some(m);
+    }
     let fault = Cell::new(None);
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let top = TopLevel {

@@ -35,11 +35,12 @@ mod jwk;
 mod jws;
 mod keystore;
 mod limits;
+mod quick;
 mod rsa;
 mod sign;
 
 pub use alg::{is_ed25519_alg, Algorithm};
-pub use b64::B64;
+pub use b64::{base64url_decode, NotBase64url, B64};
 pub use date::{in_date_range, numeric_date, DateError, MAX_NUMERIC_DATE};
 pub use ec::{Curve, EcKey};
 pub use error::KeySetError;

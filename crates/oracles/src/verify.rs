@@ -120,8 +120,17 @@ fn reference_id(text: &str) -> bool {
 // ---------------------------------------------------------------------------------------------
 // JSON, JWS, key sets
 
-/// Strict JSON: whatever it accepts, serde_json reads the same, within the depth cap.
+/// Strict JSON: whatever it accepts, serde_json reads the same, within the depth cap; and the
+/// text read as a token's claims and as its header reads as the general reader has it
+/// ([`jws_decode`]'s oracle, which holds the quick readers to it).
 pub fn strict_json(data: &[u8]) -> Oracle {
+    // the same text as a token's claim set and as its header: the quick readers of both
+    // (`decode_members`, the plain header) must read it as the general reader does
+    let part = |bytes: &[u8]| base64::Engine::encode(&B64, bytes);
+    let as_claims = format!("{}.{}.AA", part(br#"{"alg":"EdDSA"}"#), part(data));
+    jws_decode(as_claims.as_bytes())?;
+    let as_header = format!("{}.{}.AA", part(data), part(b"{}"));
+    jws_decode(as_header.as_bytes())?;
     let Ok(v) = json::parse(data, 16) else {
         return Ok(());
     };
@@ -149,9 +158,16 @@ fn fixed_key() -> &'static SigningKey {
     KEY.get_or_init(|| SigningKey::from_seed("a.example-k1", [1; 32]))
 }
 
-/// Compact JWS decoding: an accepted token is a strict, well-formed JWS whose parts say what
-/// a lenient reading says, and signature checking never panics.
+/// Compact JWS decoding: custody's base64url reader reads any input as the base64 crate does;
+/// an accepted token is a strict, well-formed JWS whose parts say what a lenient reading says;
+/// `decode_members` agrees with `decode`; and signature checking never panics.
 pub fn jws_decode(data: &[u8]) -> Oracle {
+    // custody's base64url reader (every token part goes through it) against the crate's
+    let ours = custody_jose::base64url_decode(data).ok();
+    let theirs = base64::Engine::decode(&B64, data).ok();
+    ensure(ours == theirs, || {
+        format!("base64url reads {ours:?} where the base64 crate reads {theirs:?}")
+    })?;
     let Ok(token) = std::str::from_utf8(data) else {
         return Ok(());
     };
