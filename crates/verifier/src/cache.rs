@@ -83,9 +83,9 @@ pub(crate) struct Verified {
 impl Verified {
     /// An upper estimate of the heap this entry owns, itself and its token included.
     fn heap_bytes(&self) -> usize {
+        // `Verified` itself lives in the entry's allocation (`ENTRY_BYTES` covers it)
         let arc = 2 * size_of::<usize>();
-        alloc_cost(arc + size_of::<Verified>())
-            + alloc_cost(arc + size_of::<VerifiedToken>())
+        alloc_cost(arc + size_of::<VerifiedToken>())
             + self.token.heap_bytes()
             + alloc_cost(self.iss.capacity())
             + alloc_cost(self.key.kid.capacity())
@@ -114,6 +114,20 @@ impl KeyBinding {
     }
 }
 
+/// A remembered token, as [`TokenCache::peek`] finds it: its entry, shared.
+pub(crate) struct Remembered(Arc<Entry>);
+
+impl Remembered {
+    /// What was remembered of the token (`None` never happens: `peek` hands out token
+    /// entries only).
+    pub(crate) fn verified(&self) -> Option<&Verified> {
+        match &self.0.kind {
+            Kind::Token(v) => Some(v),
+            Kind::Signature => None,
+        }
+    }
+}
+
 /// One remembered thing, with the exact bytes it stands for.
 pub(crate) struct Entry {
     bytes: Box<[u8]>,
@@ -135,7 +149,7 @@ impl Entry {
 
 enum Kind {
     /// A verified token and its parsed form.
-    Token(Arc<Verified>),
+    Token(Verified),
     /// A bare signature ([`TokenCache::verify`]).
     Signature,
 }
@@ -258,17 +272,14 @@ impl TokenCache {
 
     /// The verified token whose exact bytes are `raw` (not counted: the caller counts the
     /// hit when it uses the token).
-    pub(crate) fn peek(&self, raw: &str) -> Option<Arc<Verified>> {
+    pub(crate) fn peek(&self, raw: &str) -> Option<Remembered> {
         let raw = raw.as_bytes();
         let entry = self.table.get(self.bucket(raw), |e| *e.bytes == *raw)?;
-        match &entry.kind {
-            Kind::Token(v) => Some(Arc::clone(v)),
-            Kind::Signature => None,
-        }
+        matches!(entry.kind, Kind::Token(_)).then_some(Remembered(entry))
     }
 
     /// Remembers a token that passed every time-independent check.
-    pub(crate) fn insert_token(&self, raw: &str, verified: Arc<Verified>) {
+    pub(crate) fn insert_token(&self, raw: &str, verified: Verified) {
         let entry = Entry::new(raw.as_bytes().into(), Kind::Token(verified));
         self.table
             .insert(self.bucket(raw.as_bytes()), Arc::new(entry));

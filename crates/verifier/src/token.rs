@@ -73,8 +73,8 @@ pub(crate) fn check(
     expect: Expect,
     clock: Clock<'_>,
 ) -> Result<Arc<Token>, Reason> {
-    if let Some(v) = ctx.cache.peek(raw) {
-        if let Some(done) = check_cached(ctx, &v, expect, clock) {
+    if let Some(v) = ctx.cache.peek(raw).as_ref().and_then(|e| e.verified()) {
+        if let Some(done) = check_cached(ctx, v, expect, clock) {
             ctx.cache.note_hit();
             return done;
         }
@@ -162,6 +162,11 @@ fn remember(
     if !ctx.cache.is_on() {
         return;
     }
+    // the key was found under the header's `kid`: the binding keeps that string itself
+    let key = KeyBinding {
+        kid: header.kid.unwrap_or_default(),
+        ..key
+    };
     let verified = Verified {
         token: Arc::clone(t),
         iss: claims.str("iss").unwrap_or("").to_owned(),
@@ -170,7 +175,7 @@ fn remember(
         key,
         raw_iat: claims.get("iat").and_then(|v| numeric_date(v).ok()),
     };
-    ctx.cache.insert_token(raw, Arc::new(verified));
+    ctx.cache.insert_token(raw, verified);
 }
 
 /// A claim set as the checks here read it: decoded ([`decode_members`]) with each claim they
@@ -385,7 +390,8 @@ fn check_signature(
     }
     Ok(KeyBinding {
         domain: index,
-        kid: key.kid().to_owned(),
+        // `remember` moves the header's `kid` in (the same text: the key was found by it)
+        kid: String::new(),
         thumbprint: *key.thumbprint(),
         epoch: keys.map_or(0, |k| k.epoch()),
     })

@@ -60,7 +60,7 @@ pub(crate) fn dated_at(
 /// [`peek_iat`], from the token cache when the token is there (the same bytes, the same
 /// answer).
 fn next_iat(raw: &str, cache: &TokenCache, limits: &Limits) -> Option<i64> {
-    match cache.peek(raw) {
+    match cache.peek(raw).as_ref().and_then(|e| e.verified()) {
         Some(v) => v.raw_iat,
         None => peek_iat(raw, limits),
     }
