@@ -227,9 +227,6 @@ pub(crate) fn members<const N: usize>(
     max_members: usize,
     slot: fn(&str) -> Option<usize>,
 ) -> Option<Members<'_, N>> {
-    if let Some(m) = crate::quick::members(bytes, max_depth, max_members, slot) {
-        return Some(m);
-    }
     let fault = Cell::new(None);
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let top = TopLevel {
