@@ -83,9 +83,11 @@ pub(crate) struct Verified {
 impl Verified {
     /// An upper estimate of the heap this entry owns, itself and its token included.
     fn heap_bytes(&self) -> usize {
-        // `Verified` itself lives in the entry's allocation (`ENTRY_BYTES` covers it)
+        // `Verified` lives inside the entry's allocation, which it makes larger than the
+        // fixed parts `ENTRY_BYTES` stands for: counted here as if it were its own
         let arc = 2 * size_of::<usize>();
-        alloc_cost(arc + size_of::<VerifiedToken>())
+        alloc_cost(arc + size_of::<Verified>())
+            + alloc_cost(arc + size_of::<VerifiedToken>())
             + self.token.heap_bytes()
             + alloc_cost(self.iss.capacity())
             + alloc_cost(self.key.kid.capacity())
@@ -118,8 +120,7 @@ impl KeyBinding {
 pub(crate) struct Remembered(Arc<Entry>);
 
 impl Remembered {
-    /// What was remembered of the token (`None` never happens: `peek` hands out token
-    /// entries only).
+    /// What was remembered of the token; `None` for a bare signature's entry.
     pub(crate) fn verified(&self) -> Option<&Verified> {
         match &self.0.kind {
             Kind::Token(v) => Some(v),
@@ -270,12 +271,13 @@ impl TokenCache {
         self.hits.add(1);
     }
 
-    /// The verified token whose exact bytes are `raw` (not counted: the caller counts the
-    /// hit when it uses the token).
+    /// The entry whose exact bytes are `raw`, whose [`Remembered::verified`] is the token
+    /// (not counted: the caller counts the hit when it uses the token).
     pub(crate) fn peek(&self, raw: &str) -> Option<Remembered> {
         let raw = raw.as_bytes();
-        let entry = self.table.get(self.bucket(raw), |e| *e.bytes == *raw)?;
-        matches!(entry.kind, Kind::Token(_)).then_some(Remembered(entry))
+        self.table
+            .get(self.bucket(raw), |e| *e.bytes == *raw)
+            .map(Remembered)
     }
 
     /// Remembers a token that passed every time-independent check.
