@@ -32,6 +32,7 @@ use custody_jose::{KeyStore, Limits, TokenClass, B64};
 use custody_policy::PolicyPack;
 
 use crate::reason::clip;
+use crate::texts::Texts;
 use crate::time::{time_rule, DatedAt};
 use crate::verified::VerifiedToken as Token;
 use crate::{Reason, ReasonCode, Request};
@@ -349,15 +350,17 @@ fn authority_token(limits: &Limits, block: &BlockView, domain: usize) -> Result<
     Ok(Token {
         class: TokenClass::Access,
         domain,
-        sub,
-        aud,
+        // a Biscuit has no `jti`: revoke its actors, origin or `txn` instead
+        texts: Texts::new(
+            &sub,
+            None,
+            txn.as_deref(),
+            aud.iter().map(String::as_str),
+            scope.iter().map(String::as_str),
+        ),
         iat,
         exp,
         nbf: None,
-        scope,
-        txn,
-        // a Biscuit has no `jti`: revoke its actors, origin or `txn` instead
-        jti: None,
         actors,
         tctx: None,
         svid: false,
@@ -461,22 +464,28 @@ fn hop_token(
     let scope = strings(block, "scope", at)?;
     let mut actors = prev.actors.clone();
     actors.push(actor);
+    let sub = single_str(block, "sub", at)?;
+    let txn = single_str(block, "txn", at)?;
+    // no `scope` in the block: the previous hop's
+    let scope: Vec<&str> = match scope.is_empty() {
+        true => prev.scope().collect(),
+        false => scope.iter().map(String::as_str).collect(),
+    };
+    let texts = Texts::new(
+        sub.as_deref().unwrap_or_else(|| prev.sub()),
+        // a Biscuit has no `jti`: revoke its actors, origin or `txn` instead
+        None,
+        txn.as_deref().or_else(|| prev.txn()),
+        aud.iter().map(String::as_str),
+        scope.iter().copied(),
+    );
     Ok(Token {
         class: TokenClass::Access,
         domain,
-        sub: single_str(block, "sub", at)?.unwrap_or_else(|| prev.sub.clone()),
-        aud,
+        texts,
         iat: single_date(block, "issued_at", at)?.unwrap_or(prev.iat),
         exp: single_date(block, "expires", at)?.unwrap_or(prev.exp),
         nbf: None,
-        scope: if scope.is_empty() {
-            prev.scope.clone()
-        } else {
-            scope
-        },
-        txn: single_str(block, "txn", at)?.or_else(|| prev.txn.clone()),
-        // a Biscuit has no `jti`: revoke its actors, origin or `txn` instead
-        jti: None,
         actors,
         tctx: None,
         svid: false,

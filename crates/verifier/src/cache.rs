@@ -7,9 +7,10 @@
 //! hit compares the whole token byte for byte, so a hit is exactly as strong as the decoding
 //! and the `verify_strict` it replaces. A hit skips
 //! base64, strict JSON and the signature, and nothing else: the caller still checks the
-//! token's class for its position, that its issuer is still the same domain's and its key still
-//! in that domain's current key set ([`KeyBinding::holds`]: the same snapshot epoch, or else
-//! the same `kid`, thumbprint and an `alg` the key allows; anything else goes the long way), its times against
+//! token's class for its position, that its key is still in its domain's current key set
+//! ([`KeyBinding::holds`]: the same snapshot epoch, or else the same `kid`, thumbprint and an
+//! `alg` the key allows; anything else goes the long way; its issuer's domain is the pack's to
+//! say, and the pack never changes under one verifier and its cache), its times against
 //! the request's clock, and then audience, links, actors, scope, federation, vouching and
 //! Cedar, as for any token. Failures are never kept: a token that fails is decoded and
 //! checked again, and denied with the same reason, every time. A token whose signature
@@ -42,7 +43,7 @@ use std::sync::Arc;
 
 use std::mem::size_of;
 
-use custody_jose::{KeyStore, PublicKey};
+use custody_jose::{Algorithm, KeyStore, PublicKey};
 
 use crate::fifo::{alloc_cost, hash_bytes, random_seed, with_churn, Cost, Fifo, Striped};
 use crate::verified::VerifiedToken;
@@ -68,11 +69,14 @@ const MAX_ENTRY_BYTES: usize = 64 << 10;
 
 /// A token that passed every check that does not depend on the request: decoding, header,
 /// issuer and key, signature, claims, identifiers. What the cache keeps of it: its parsed form
-/// and what a hit needs to check again (its class's `typ`, its issuer, its key binding).
+/// and what a hit needs to check again (its class's `typ`, its key binding). Not its issuer:
+/// which domain an issuer names comes from the pack, which never changes under one verifier
+/// (and so under one cache), so the domain found when the token was verified
+/// (`VerifiedToken::domain`, the key binding's) is the one a hit would find.
 pub(crate) struct Verified {
     pub token: Arc<VerifiedToken>,
-    pub iss: String,
-    pub alg: String,
+    /// The header's `alg` (one of custody's names: the decoder refuses any other).
+    pub alg: Algorithm,
     pub typ: Option<String>,
     /// The key the signature verified under.
     pub key: KeyBinding,
@@ -89,9 +93,7 @@ impl Verified {
         alloc_cost(arc + size_of::<Verified>())
             + alloc_cost(arc + size_of::<VerifiedToken>())
             + self.token.heap_bytes()
-            + alloc_cost(self.iss.capacity())
             + alloc_cost(self.key.kid.capacity())
-            + alloc_cost(self.alg.capacity())
             + self.typ.as_ref().map_or(0, |t| alloc_cost(t.capacity()))
     }
 }
@@ -108,9 +110,9 @@ pub(crate) struct KeyBinding {
 impl KeyBinding {
     /// Whether the key is still in its domain's current set and still allows `alg`: the same
     /// snapshot (one comparison), or else a key under the same `kid` with the same thumbprint.
-    pub fn holds(&self, keys: &KeyStore, alg: &str) -> bool {
+    pub fn holds(&self, keys: &KeyStore, alg: Algorithm) -> bool {
         keys.with_domain(self.domain, |d| {
-            d.epoch() == self.epoch || d.still_holds(&self.kid, &self.thumbprint, alg)
+            d.epoch() == self.epoch || d.still_holds(&self.kid, &self.thumbprint, alg.name())
         })
         .unwrap_or(false)
     }

@@ -105,11 +105,17 @@ impl<'a> Chain<'a> {
 
     /// The distinct domains of the path, in path order.
     pub fn domains(&self) -> Vec<&str> {
-        let mut out: Vec<&str> = Vec::with_capacity(self.path.len());
+        self.distinct_domains(|d| d)
+    }
+
+    /// The path's distinct domains in path order, each as `own` makes it (the summary's list
+    /// is built owned at once, with no borrowed list first).
+    fn distinct_domains<'s, T: AsRef<str>>(&'s self, own: impl Fn(&'s str) -> T) -> Vec<T> {
+        let mut out: Vec<T> = Vec::with_capacity(self.path.len());
         for step in &self.path {
             let d = self.step_domain(*step);
-            if !out.contains(&d) {
-                out.push(d);
+            if !out.iter().any(|o| o.as_ref() == d) {
+                out.push(own(d));
             }
         }
         out
@@ -120,8 +126,8 @@ impl<'a> Chain<'a> {
         let actors: Vec<String> = presented
             .map(|t| t.actors.iter().map(|a| a.as_str().to_owned()).collect())
             .unwrap_or_default();
-        let domains: Vec<String> = self.domains().into_iter().map(str::to_owned).collect();
-        let (origin_domain, sub) = (self.origin_domain(), self.t0().map_or("", |t| &t.sub));
+        let domains = self.distinct_domains(str::to_owned);
+        let (origin_domain, sub) = (self.origin_domain(), self.t0().map_or("", Token::sub));
         let mut origin = String::with_capacity(origin_domain.len() + 1 + sub.len());
         origin.push_str(origin_domain);
         origin.push('|');
@@ -132,8 +138,12 @@ impl<'a> Chain<'a> {
             actors,
             cross_domain: domains.len() > 1,
             domains,
-            scopes: presented.map(|t| t.scope.clone()).unwrap_or_default(),
-            txn: self.t0().and_then(|t| t.txn.clone()).unwrap_or_default(),
+            scopes: presented.map(|t| t.scope().to_vec()).unwrap_or_default(),
+            txn: self
+                .t0()
+                .and_then(Token::txn)
+                .map(str::to_owned)
+                .unwrap_or_default(),
         }
     }
 
@@ -141,7 +151,7 @@ impl<'a> Chain<'a> {
     pub fn local_txn(&self) -> &str {
         fn from_local<'t>(pack: &PolicyPack, t: &'t Token) -> Option<&'t str> {
             (domain_name(pack, t.domain) == pack.local.as_str())
-                .then_some(t.txn.as_deref())
+                .then_some(t.txn())
                 .flatten()
         }
         let pack = self.pack;
@@ -180,7 +190,7 @@ impl<'a> Chain<'a> {
         };
         let local = self.pack.local.as_str();
         if self.txn_chain {
-            if !p.aud.iter().any(|a| a == local) {
+            if !p.aud().contains(local) {
                 return Err(Reason::new(
                     ReasonCode::AudienceMismatch,
                     self.presented_hop(),
@@ -201,7 +211,7 @@ impl<'a> Chain<'a> {
                     ));
                 }
             }
-        } else if !p.aud.contains(&self.req.audience) {
+        } else if !p.aud().contains(&self.req.audience) {
             return Err(Reason::new(
                 ReasonCode::AudienceMismatch,
                 self.presented_hop(),
@@ -212,7 +222,7 @@ impl<'a> Chain<'a> {
             ));
         }
         match &self.txn_token {
-            Some(t) if !t.aud.iter().any(|a| a == local) => Err(Reason::new(
+            Some(t) if !t.aud().contains(local) => Err(Reason::new(
                 ReasonCode::AudienceMismatch,
                 None,
                 format!("`txn_token` `aud` does not contain the local domain `{local}`"),
@@ -265,14 +275,14 @@ impl<'a> Chain<'a> {
     }
 
     fn explicit_links(&self) -> Check {
-        if let Some(i) = self.tokens.iter().position(|t| t.txn.is_none()) {
+        if let Some(i) = self.tokens.iter().position(|t| t.txn().is_none()) {
             return Err(Reason::new(
                 ReasonCode::MissingClaim,
                 Some(i),
                 "missing claim `txn`: every token of an explicit chain carries the transaction id",
             ));
         }
-        let t0_sub = self.t0().map_or("", |t| t.sub.as_str());
+        let t0_sub = self.t0().map_or("", Token::sub);
         for (i, pair) in self.tokens.windows(2).enumerate() {
             let (Some(prev), Some(next)) = (pair.first(), pair.get(1)) else {
                 continue;
@@ -286,21 +296,21 @@ impl<'a> Chain<'a> {
         let (Some(t), Some(t0)) = (&self.txn_token, self.t0()) else {
             return Ok(());
         };
-        if t.sub != t0.sub {
+        if t.sub() != t0.sub() {
             return Err(Reason::new(
                 ReasonCode::SubjectMismatch,
                 None,
                 "`txn_token` `sub` differs from the origin token's",
             ));
         }
-        let Some(t0_txn) = &t0.txn else {
+        let Some(t0_txn) = t0.txn() else {
             return Err(Reason::new(
                 ReasonCode::MissingClaim,
                 Some(0),
                 "missing claim `txn`: the origin token must carry the transaction the `txn_token` continues",
             ));
         };
-        if t.txn.as_ref() != Some(t0_txn) {
+        if t.txn() != Some(t0_txn) {
             return Err(Reason::new(
                 ReasonCode::TxnMismatch,
                 None,
@@ -346,7 +356,7 @@ impl<'a> Chain<'a> {
         let action = &self.req.action;
         // a JWT-SVID carries no scope: Cedar alone decides what it may do
         if let Some(p) = self.presented().filter(|p| !p.svid) {
-            if !p.scope.iter().any(|s| s == action) {
+            if !p.scope().contains(action) {
                 return Err(Reason::new(
                     ReasonCode::ScopeMissing,
                     self.presented_hop(),
@@ -358,7 +368,7 @@ impl<'a> Chain<'a> {
             }
         }
         match &self.txn_token {
-            Some(t) if !t.scope.iter().any(|s| s == action) => Err(Reason::new(
+            Some(t) if !t.scope().contains(action) => Err(Reason::new(
                 ReasonCode::ScopeMissing,
                 None,
                 format!("action `{}` is not in the `txn_token` scope", clip(action)),
@@ -428,16 +438,16 @@ impl<'a> Chain<'a> {
             vouch(self.pack, domains, &counted, Some(i), t)?;
             if i == 0 {
                 let issuer = domain_name(self.pack, t.domain);
-                if issuer != local && looks_like_spiffe(&t.sub) {
+                if issuer != local && looks_like_spiffe(t.sub()) {
                     let owned =
-                        SpiffeId::parse(&t.sub).is_ok_and(|s| s.trust_domain_str() == issuer);
+                        SpiffeId::parse(t.sub()).is_ok_and(|s| s.trust_domain_str() == issuer);
                     if !owned {
                         return Err(Reason::new(
                             ReasonCode::IssuerNotInChain,
                             Some(0),
                             format!(
                                 "`{issuer}` vouches for subject `{}` of another domain",
-                                clip(&t.sub)
+                                clip(t.sub())
                             ),
                         ));
                     }
@@ -500,13 +510,13 @@ fn vouch(
 
 fn explicit_link(pack: &PolicyPack, i: usize, prev: &Token, next: &Token, t0_sub: &str) -> Check {
     let fail = |code, m: String| Err(Reason::new(code, Some(i), m));
-    if next.txn != prev.txn {
+    if next.txn() != prev.txn() {
         return fail(
             ReasonCode::TxnMismatch,
             format!("token {i} `txn` differs from token {}", i - 1),
         );
     }
-    if next.sub != t0_sub {
+    if next.sub() != t0_sub {
         return fail(
             ReasonCode::SubjectMismatch,
             format!("token {i} `sub` differs from the origin's"),
@@ -523,7 +533,7 @@ fn explicit_link(pack: &PolicyPack, i: usize, prev: &Token, next: &Token, t0_sub
             ),
         );
     };
-    if !prev.aud.iter().any(|a| a == new_actor.as_str()) {
+    if !prev.aud().contains(new_actor.as_str()) {
         return fail(
             ReasonCode::ChainBroken,
             format!("token {} was not issued to `{new_actor}`", i - 1),
@@ -536,7 +546,7 @@ fn explicit_link(pack: &PolicyPack, i: usize, prev: &Token, next: &Token, t0_sub
             format!("token {i} was issued before token {}", i - 1),
         );
     }
-    if let Some(extra) = next.scope.iter().find(|s| !prev.scope.contains(s)) {
+    if let Some(extra) = next.scope().find(|s| !prev.scope().contains(s)) {
         return fail(
             ReasonCode::ScopeEscalation,
             format!("token {i} widens scope: `{}`", clip(extra)),

@@ -95,6 +95,7 @@ mod replay;
 mod request;
 pub mod revoke;
 mod slice;
+mod texts;
 mod time;
 mod token;
 mod txn;
@@ -120,6 +121,7 @@ pub use request::{
 };
 pub use revoke::{Revocation, RevocationKind, Revocations};
 pub use slice::{SlicedPolicySet, MAX_SLICES};
+pub use texts::Strs;
 pub use verified::{Confirmation, VerifiedChain, VerifiedToken};
 
 use chain::Chain;
@@ -475,7 +477,7 @@ impl Verifier {
         let Some(t) = verified.tokens.last() else {
             return Ok(());
         };
-        let Some(jti) = t.jti.as_deref() else {
+        let Some(jti) = t.jti() else {
             return Err(Reason::new(
                 ReasonCode::MissingClaim,
                 hop,

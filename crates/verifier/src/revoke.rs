@@ -294,20 +294,20 @@ impl Revocations {
             )
         };
         for (i, t) in verified.tokens.iter().enumerate() {
-            if let Some(jti) = t.jti.as_deref() {
+            if let Some(jti) = t.jti() {
                 if let Some(u) = hit(RevocationKind::Jti, jti) {
                     return Err(deny(RevocationKind::Jti, jti, Some(i), u));
                 }
             }
             let actors = t.actors.iter().map(custody_id::SpiffeId::as_str);
             // a JWT-SVID's actor is its `sub`
-            let svid = t.svid.then_some(t.sub.as_str());
+            let svid = t.svid.then_some(t.sub());
             for actor in actors.chain(svid) {
                 if let Some(u) = hit(RevocationKind::Actor, actor) {
                     return Err(deny(RevocationKind::Actor, actor, Some(i), u));
                 }
             }
-            if let Some(txn) = t.txn.as_deref() {
+            if let Some(txn) = t.txn() {
                 if let Some(u) = hit(RevocationKind::Txn, txn) {
                     return Err(deny(RevocationKind::Txn, txn, Some(i), u));
                 }
@@ -321,12 +321,12 @@ impl Revocations {
             ));
         }
         if let Some(t) = verified.txn_token.as_deref() {
-            if let Some(jti) = t.jti.as_deref() {
+            if let Some(jti) = t.jti() {
                 if let Some(u) = hit(RevocationKind::Jti, jti) {
                     return Err(deny(RevocationKind::Jti, jti, None, u));
                 }
             }
-            if let Some(txn) = t.txn.as_deref() {
+            if let Some(txn) = t.txn() {
                 if let Some(u) = hit(RevocationKind::Txn, txn) {
                     return Err(deny(RevocationKind::Txn, txn, None, u));
                 }

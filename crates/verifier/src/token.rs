@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use custody_id::{looks_like_spiffe, IdError, SpiffeId};
 use custody_jose::{
-    classify_typ, decode_members, media_type_is, numeric_date, Header, JwsError, KeyStore, Limits,
-    Members, Remote, TokenClass, UnverifiedMembers,
+    classify_typ, decode_members, media_type_is, numeric_date, Algorithm, Header, JwsError,
+    KeyStore, Limits, Members, Remote, TokenClass, UnverifiedMembers,
 };
 use custody_policy::PolicyPack;
 use serde_json::Value;
@@ -23,6 +23,7 @@ use serde_json::Value;
 use crate::cache::{KeyBinding, TokenCache, Verified};
 use crate::index::PackIndex;
 use crate::reason::clip;
+use crate::texts::Texts;
 use crate::time::time_rule;
 use crate::txn::{self, Expect};
 use crate::verified::{Confirmation, VerifiedToken as Token};
@@ -82,8 +83,8 @@ pub(crate) fn check(
     check_fresh(ctx, raw, expect, clock)
 }
 
-/// The checks a cached token still gets, in order: its class for this position, its issuer
-/// and key (`None`, the long way, unless they are still exactly this pack's), its times.
+/// The checks a cached token still gets, in order: its class for this position, its key
+/// (`None`, the long way, unless it is still in its domain's current set), its times.
 fn check_cached(
     ctx: &Ctx<'_>,
     v: &Verified,
@@ -97,17 +98,9 @@ fn check_cached(
     if let Err(r) = class {
         return Some(Err(r));
     }
-    let domain = match v.token.svid {
-        true => v
-            .token
-            .actors
-            .first()
-            .and_then(|a| ctx.index.domain_named(ctx.pack, a.trust_domain_str())),
-        false => ctx.index.domain_for_issuer(ctx.pack, &v.iss),
-    };
-    let bound = domain.is_some_and(|(i, _)| {
-        i == v.token.domain && i == v.key.domain && v.key.holds(ctx.keys, &v.alg)
-    });
+    // the issuer's domain is the pack's to say, and the pack is the one the token was verified
+    // under (`Verified`): only the key set can have changed since
+    let bound = v.token.domain == v.key.domain && v.key.holds(ctx.keys, v.alg);
     if !bound {
         return None;
     }
@@ -159,9 +152,10 @@ fn remember(
     key: KeyBinding,
     t: &Arc<Token>,
 ) {
-    if !ctx.cache.is_on() {
+    // the decoder accepts only custody's names, so an `alg` it cannot name is never remembered
+    let (true, Some(alg)) = (ctx.cache.is_on(), Algorithm::from_name(&header.alg)) else {
         return;
-    }
+    };
     // the key was found under the header's `kid`: the binding keeps that string itself
     let key = KeyBinding {
         kid: header.kid.unwrap_or_default(),
@@ -169,8 +163,7 @@ fn remember(
     };
     let verified = Verified {
         token: Arc::clone(t),
-        iss: claims.str("iss").unwrap_or("").to_owned(),
-        alg: header.alg,
+        alg,
         typ: header.typ,
         key,
         raw_iat: claims.get("iat").and_then(|v| numeric_date(v).ok()),
@@ -405,7 +398,7 @@ fn read_claims(
     svid: bool,
 ) -> Result<Token, Reason> {
     let txn_class = class == TokenClass::TxnToken;
-    let sub = req_str(ctx, c, "sub")?.to_owned();
+    let sub = req_str(ctx, c, "sub")?;
     let (iat, iat_claimed) = match svid {
         // a JWT-SVID need not carry `iat`
         true => match opt_date(ctx, c, "iat")? {
@@ -417,11 +410,11 @@ fn read_claims(
     let exp = req_date(ctx, c, "exp")?;
     let nbf = opt_date(ctx, c, "nbf")?;
     let aud = match c.get_str("aud") {
-        None if txn_class => Vec::new(),
+        None if txn_class => Audience::None,
         None => return Err(missing(ctx, "aud")),
         Some(aud) => audience(ctx, aud)?,
     };
-    let txn = opt_str(ctx, c, "txn")?.map(str::to_owned);
+    let txn = opt_str(ctx, c, "txn")?;
     let scope = opt_str(ctx, c, "scope")?;
     opt_str(ctx, c, "client_id")?;
     if txn_class {
@@ -444,19 +437,17 @@ fn read_claims(
         check_act_shape(ctx, act, 1)?;
     }
     let cnf = confirmation(ctx, c.get("cnf"))?;
+    // read as it is: a `jti` that is not a string was never refused, and names nothing a
+    // revocation can match
+    let jti = c.str("jti");
+    let scope = scope.map(split_scope).unwrap_or_default();
     Ok(Token {
         class,
         domain,
-        sub,
-        aud,
+        texts: Texts::new(sub, jti, txn, aud.items(), scope.iter().copied()),
         iat,
         exp,
         nbf,
-        scope: scope.map(split_scope).unwrap_or_default(),
-        txn,
-        // read as it is: a `jti` that is not a string was never refused, and names nothing a
-        // revocation can match
-        jti: c.str("jti").map(str::to_owned),
         actors: Vec::new(),
         tctx,
         svid,
@@ -489,11 +480,11 @@ fn confirmation(ctx: &Ctx<'_>, v: Option<&Value>) -> Result<Option<Confirmation>
 }
 
 /// Space-separated scope items, empty items ignored, duplicates removed, order kept.
-pub(crate) fn split_scope(s: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
+pub(crate) fn split_scope(s: &str) -> Vec<&str> {
+    let mut out: Vec<&str> = Vec::new();
     for item in s.split(' ').filter(|i| !i.is_empty()) {
-        if !out.iter().any(|o| o == item) {
-            out.push(item.to_owned());
+        if !out.contains(&item) {
+            out.push(item);
         }
     }
     out
@@ -541,14 +532,30 @@ fn opt_date(ctx: &Ctx<'_>, c: &Claims<'_>, name: &str) -> Result<Option<i64>, Re
 }
 
 /// `aud` as [`Claims::get_str`] reads it: a string, or a list of strings.
-fn audience(ctx: &Ctx<'_>, aud: Result<&str, &Value>) -> Result<Vec<String>, Reason> {
+/// `aud` as read: none, one string, or a list whose every item is a string.
+enum Audience<'c> {
+    None,
+    One(&'c str),
+    List(&'c [Value]),
+}
+
+impl<'c> Audience<'c> {
+    /// The items, in order.
+    fn items(&self) -> impl Iterator<Item = &'c str> + Clone + 'c {
+        let (one, list): (Option<&'c str>, &'c [Value]) = match *self {
+            Audience::None => (None, &[]),
+            Audience::One(s) => (Some(s), &[]),
+            Audience::List(items) => (None, items),
+        };
+        // every item of a list was found a string by `audience`
+        one.into_iter().chain(list.iter().filter_map(Value::as_str))
+    }
+}
+
+fn audience<'c>(ctx: &Ctx<'_>, aud: Result<&'c str, &'c Value>) -> Result<Audience<'c>, Reason> {
     match aud {
-        Ok(s) => Ok(vec![s.to_owned()]),
-        Err(Value::Array(items)) => items
-            .iter()
-            .map(|i| i.as_str().map(str::to_owned))
-            .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| wrong_type(ctx, "aud", "a string or a list of strings")),
+        Ok(s) => Ok(Audience::One(s)),
+        Err(Value::Array(items)) if items.iter().all(Value::is_string) => Ok(Audience::List(items)),
         _ => Err(wrong_type(ctx, "aud", "a string or a list of strings")),
     }
 }

@@ -91,31 +91,31 @@ pub(crate) fn replacement_links(tokens: &[std::sync::Arc<VerifiedToken>]) -> Res
 /// before, narrows (or keeps) its scope, and extends its requesting workloads.
 fn replacement_link(i: usize, prev: &VerifiedToken, next: &VerifiedToken) -> Result<(), Reason> {
     let fail = |code, m: String| Err(Reason::new(code, Some(i), m));
-    if next.txn != prev.txn {
+    if next.txn() != prev.txn() {
         return fail(
             ReasonCode::TxnMismatch,
             format!("replacement {i} changes `txn`"),
         );
     }
-    if next.sub != prev.sub {
+    if next.sub() != prev.sub() {
         return fail(
             ReasonCode::SubjectMismatch,
             format!("replacement {i} changes `sub`"),
         );
     }
-    let set = |t: &VerifiedToken| {
-        let mut a = t.aud.clone();
-        a.sort();
+    fn set(t: &VerifiedToken) -> Vec<&str> {
+        let mut a: Vec<&str> = t.aud().collect();
+        a.sort_unstable();
         a.dedup();
         a
-    };
+    }
     if set(next) != set(prev) {
         return fail(
             ReasonCode::AudienceMismatch,
             format!("replacement {i} changes `aud`"),
         );
     }
-    if let Some(extra) = next.scope.iter().find(|s| !prev.scope.contains(s)) {
+    if let Some(extra) = next.scope().find(|s| !prev.scope().contains(s)) {
         return fail(
             ReasonCode::ScopeEscalation,
             format!("replacement {i} widens scope: `{}`", clip(extra)),

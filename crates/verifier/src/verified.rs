@@ -11,6 +11,7 @@ use custody_jose::TokenClass;
 use serde_json::{Map, Value};
 
 use crate::fifo::alloc_cost;
+use crate::texts::{Strs, Texts};
 
 /// A token whose every single-token check passed (signature, claims, times, identifiers): a
 /// JWT, or one hop of a Biscuit (the authority block is `t0`, the k-th third-party block `tk`).
@@ -19,16 +20,13 @@ pub struct VerifiedToken {
     pub(crate) class: TokenClass,
     /// Index of the issuer's domain in `pack.domains`.
     pub(crate) domain: usize,
-    pub(crate) sub: String,
-    pub(crate) aud: Vec<String>,
+    /// `sub`, `jti` (when a string: what a `jti` revocation matches), `txn`, `aud` (empty for a
+    /// Txn-Token without one) and the scope items (none when the token has no `scope`: it
+    /// grants nothing), in one allocation.
+    pub(crate) texts: Texts,
     pub(crate) iat: i64,
     pub(crate) exp: i64,
     pub(crate) nbf: Option<i64>,
-    /// Empty when the token has no `scope` claim (grants nothing).
-    pub(crate) scope: Vec<String>,
-    pub(crate) txn: Option<String>,
-    /// `jti`, when the token has one as a string (what a `jti` revocation matches).
-    pub(crate) jti: Option<String>,
     /// Earliest first: the `act` chain for access tokens, `req_wl` for Txn-Tokens.
     pub(crate) actors: Vec<SpiffeId>,
     pub(crate) tctx: Option<Map<String, Value>>,
@@ -68,17 +66,17 @@ impl VerifiedToken {
 
     /// `jti`, when it is a string.
     pub fn jti(&self) -> Option<&str> {
-        self.jti.as_deref()
+        self.texts.jti()
     }
 
     /// `sub`.
     pub fn sub(&self) -> &str {
-        &self.sub
+        self.texts.sub()
     }
 
     /// `aud`, as a list (empty for a Txn-Token without one).
-    pub fn aud(&self) -> &[String] {
-        &self.aud
+    pub fn aud(&self) -> Strs<'_> {
+        self.texts.aud()
     }
 
     /// `iat`, unix seconds.
@@ -97,13 +95,13 @@ impl VerifiedToken {
     }
 
     /// The scope items, duplicates removed, in order.
-    pub fn scope(&self) -> &[String] {
-        &self.scope
+    pub fn scope(&self) -> Strs<'_> {
+        self.texts.scope()
     }
 
     /// `txn`, when present.
     pub fn txn(&self) -> Option<&str> {
-        self.txn.as_deref()
+        self.texts.txn()
     }
 
     /// The actors, earliest first: the `act` chain (or a SPIFFE `client_id`/`sub`) of an
@@ -134,13 +132,11 @@ impl VerifiedToken {
 
     /// An upper estimate of the heap this token owns (allocator rounding included).
     pub(crate) fn heap_bytes(&self) -> usize {
-        let strings = |v: &[String]| v.iter().map(|s| alloc_cost(s.capacity())).sum::<usize>();
-        alloc_cost(self.sub.capacity())
-            + alloc_cost(self.aud.capacity() * size_of::<String>())
-            + strings(&self.aud)
-            + alloc_cost(self.scope.capacity() * size_of::<String>())
-            + strings(&self.scope)
-            + self.txn.as_ref().map_or(0, |t| alloc_cost(t.capacity()))
+        self.texts
+            .heap_parts()
+            .into_iter()
+            .map(alloc_cost)
+            .sum::<usize>()
             + alloc_cost(self.actors.capacity() * size_of::<SpiffeId>())
             + self
                 .actors
