@@ -55,7 +55,7 @@ impl Ends {
 }
 
 /// `sub`, `jti`, `txn`, the `aud` items and the scope items of one token, in one `String`.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub(crate) struct Texts {
     text: String,
     ends: Ends,
@@ -142,9 +142,23 @@ impl Texts {
     }
 }
 
+/// Shown as the fields it stands for (what `VerifiedToken`'s `Debug` showed before they shared
+/// one allocation).
+impl std::fmt::Debug for Texts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Texts")
+            .field("sub", &self.sub())
+            .field("aud", &self.aud())
+            .field("scope", &self.scope())
+            .field("txn", &self.txn())
+            .field("jti", &self.jti())
+            .finish()
+    }
+}
+
 /// A token's `aud` or scope items, in order: an iterator over string slices that can also be
 /// asked whether it holds an item.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub struct Strs<'t> {
     text: &'t str,
     ends: &'t [usize],
@@ -203,6 +217,13 @@ impl<'t> Iterator for Strs<'t> {
 
 impl ExactSizeIterator for Strs<'_> {}
 
+/// Shown as the list of its items.
+impl std::fmt::Debug for Strs<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(*self).finish()
+    }
+}
+
 impl PartialEq for Strs<'_> {
     fn eq(&self, other: &Self) -> bool {
         self.len() == other.len() && self.zip(*other).all(|(a, b)| a == b)
@@ -252,6 +273,7 @@ mod tests {
                     assert!(!t.aud().contains("absent"));
                     let c = t.clone();
                     assert!(c.aud() == t.aud() && c.scope() == t.scope());
+                    assert_eq!(format!("{:?}", t.aud()), format!("{aud:?}"));
                 }
             }
         }
