@@ -381,6 +381,32 @@ fn cached_and_uncached_verifiers_agree_on_every_case() {
     }
 }
 
+/// A hit is the whole token byte for byte: tokens of the same length that end in the same
+/// signature (the bytes the cache's bucket is picked by), differing anywhere before it, are not
+/// found: each goes the long way and is denied (from the cache it would be allowed).
+#[test]
+fn a_token_sharing_a_cached_tokens_length_and_signature_is_not_found() {
+    let f = Fixture::standard();
+    let tokens = chain(&f);
+    assert!(f.verify(&request(tokens.clone())).is_allowed());
+    let t1 = &tokens[1];
+    let dot = t1.find('.').unwrap_or_default();
+    // one character in the header, then one in the claims: same length, same tail
+    for at in [dot / 2, dot + 3] {
+        let mut bytes = t1.clone().into_bytes();
+        let b = bytes.get_mut(at).expect("inside the token");
+        *b = if *b == b'A' { b'B' } else { b'A' };
+        let forged = String::from_utf8(bytes).expect("ASCII");
+        assert_eq!(forged.len(), t1.len());
+        let d = f.verify(&request(vec![tokens[0].clone(), forged]));
+        assert!(!d.is_allowed(), "a forged token at {at} was allowed");
+    }
+    // the genuine chain is still found
+    let misses = f.verifier.token_cache().stats().misses;
+    assert!(f.verify(&request(tokens)).is_allowed());
+    assert_eq!(f.verifier.token_cache().stats().misses, misses);
+}
+
 #[test]
 fn a_cached_token_is_checked_again_for_everything_but_its_signature() {
     let f = Fixture::standard();

@@ -355,6 +355,7 @@ fn authority_token(limits: &Limits, block: &BlockView, domain: usize) -> Result<
             &sub,
             None,
             txn.as_deref(),
+            None,
             aud.iter().map(String::as_str),
             scope.iter().map(String::as_str),
         ),
@@ -476,6 +477,7 @@ fn hop_token(
         // a Biscuit has no `jti`: revoke its actors, origin or `txn` instead
         None,
         txn.as_deref().or_else(|| prev.txn()),
+        None,
         aud.iter().map(String::as_str),
         scope.iter().copied(),
     );

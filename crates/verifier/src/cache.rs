@@ -75,9 +75,10 @@ const MAX_ENTRY_BYTES: usize = 64 << 10;
 /// (`VerifiedToken::domain`, the key binding's) is the one a hit would find.
 pub(crate) struct Verified {
     pub token: Arc<VerifiedToken>,
-    /// The header's `alg` (one of custody's names: the decoder refuses any other).
+    /// The header's `alg` (one of custody's names: the decoder refuses any other). Its `kid`
+    /// and `typ`, and the token's exact text, are in the token's own text
+    /// (`VerifiedToken::texts`, built for the cache).
     pub alg: Algorithm,
-    pub typ: Option<String>,
     /// The key the signature verified under.
     pub key: KeyBinding,
     /// `iat` as `txn::peek_iat` reads it (always `Some` for a token that passed its checks).
@@ -93,16 +94,13 @@ impl Verified {
         alloc_cost(arc + size_of::<Verified>())
             + alloc_cost(arc + size_of::<VerifiedToken>())
             + self.token.heap_bytes()
-            + alloc_cost(self.key.kid.capacity())
-            + self.typ.as_ref().map_or(0, |t| alloc_cost(t.capacity()))
     }
 }
 
-/// The key a remembered token verified under: its domain, `kid`, identity (RFC 7638
-/// thumbprint) and the epoch of the domain's key set it was found in.
+/// The key a remembered token verified under: its domain, identity (RFC 7638 thumbprint) and
+/// the epoch of the domain's key set it was found in (its `kid` is the token's header's).
 pub(crate) struct KeyBinding {
     pub domain: usize,
-    pub kid: String,
     pub thumbprint: [u8; 32],
     pub epoch: u64,
 }
@@ -110,9 +108,9 @@ pub(crate) struct KeyBinding {
 impl KeyBinding {
     /// Whether the key is still in its domain's current set and still allows `alg`: the same
     /// snapshot (one comparison), or else a key under the same `kid` with the same thumbprint.
-    pub fn holds(&self, keys: &KeyStore, alg: Algorithm) -> bool {
+    pub fn holds(&self, keys: &KeyStore, kid: &str, alg: Algorithm) -> bool {
         keys.with_domain(self.domain, |d| {
-            d.epoch() == self.epoch || d.still_holds(&self.kid, &self.thumbprint, alg.name())
+            d.epoch() == self.epoch || d.still_holds(kid, &self.thumbprint, alg.name())
         })
         .unwrap_or(false)
     }
@@ -126,35 +124,43 @@ impl Remembered {
     pub(crate) fn verified(&self) -> Option<&Verified> {
         match &self.0.kind {
             Kind::Token(v) => Some(v),
-            Kind::Signature => None,
+            Kind::Signature(_) => None,
         }
     }
 }
 
 /// One remembered thing, with the exact bytes it stands for.
 pub(crate) struct Entry {
-    bytes: Box<[u8]>,
     kind: Kind,
     /// What the entry is accounted at (computed once).
     cost: usize,
 }
 
 impl Entry {
-    fn new(bytes: Box<[u8]>, kind: Kind) -> Self {
+    fn new(kind: Kind) -> Self {
         let owned = match &kind {
             Kind::Token(v) => v.heap_bytes(),
-            Kind::Signature => 0,
+            Kind::Signature(bytes) => alloc_cost(bytes.len()),
         };
-        let cost = with_churn(ENTRY_BYTES + alloc_cost(bytes.len()) + owned);
-        Entry { bytes, kind, cost }
+        let cost = with_churn(ENTRY_BYTES + owned);
+        Entry { kind, cost }
+    }
+
+    /// The exact bytes the entry stands for: a token's text (kept in its own text), or a bare
+    /// signature's framed bytes.
+    fn bytes(&self) -> &[u8] {
+        match &self.kind {
+            Kind::Token(v) => v.token.texts.raw().as_bytes(),
+            Kind::Signature(bytes) => bytes,
+        }
     }
 }
 
 enum Kind {
-    /// A verified token and its parsed form.
+    /// A verified token and its parsed form, its text among its strings.
     Token(Verified),
-    /// A bare signature ([`TokenCache::verify`]).
-    Signature,
+    /// A bare signature ([`TokenCache::verify`]), as [`frame`] frames it.
+    Signature(Box<[u8]>),
 }
 
 impl Cost for Entry {
@@ -278,15 +284,20 @@ impl TokenCache {
     pub(crate) fn peek(&self, raw: &str) -> Option<Remembered> {
         let raw = raw.as_bytes();
         self.table
-            .get(self.bucket(raw), |e| *e.bytes == *raw)
+            .get(self.bucket(raw), |e| e.bytes() == raw)
             .map(Remembered)
     }
 
-    /// Remembers a token that passed every time-independent check.
-    pub(crate) fn insert_token(&self, raw: &str, verified: Verified) {
-        let entry = Entry::new(raw.as_bytes().into(), Kind::Token(verified));
+    /// Remembers a token that passed every time-independent check, built to be remembered
+    /// (its text among its strings: a token built without is not remembered).
+    pub(crate) fn insert_token(&self, verified: Verified) {
+        let raw = verified.token.texts.raw().as_bytes();
+        if raw.is_empty() {
+            return;
+        }
+        let hash = self.bucket(raw);
         self.table
-            .insert(self.bucket(raw.as_bytes()), Arc::new(entry));
+            .insert(hash, Arc::new(Entry::new(Kind::Token(verified))));
     }
 
     /// Counts a signature that went to its algorithm's check (a token not found).
@@ -299,7 +310,7 @@ impl TokenCache {
     pub fn verify(&self, key: &PublicKey, message: &[u8], signature: &[u8]) -> bool {
         let framed = frame(key, message, signature);
         let hash = self.bucket(&framed);
-        if self.table.get(hash, |e| *e.bytes == *framed).is_some() {
+        if self.table.get(hash, |e| e.bytes() == framed).is_some() {
             self.hits.add(1);
             return true;
         }
@@ -307,7 +318,7 @@ impl TokenCache {
         if !key.verify(message, signature) {
             return false;
         }
-        let entry = Entry::new(framed.into_boxed_slice(), Kind::Signature);
+        let entry = Entry::new(Kind::Signature(framed.into_boxed_slice()));
         self.table.insert(hash, Arc::new(entry));
         true
     }

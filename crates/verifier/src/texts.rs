@@ -1,15 +1,17 @@
-//! A verified token's strings in one allocation ([`Texts`]): `sub`, `jti`, `txn`, the `aud`
-//! items and the scope items, one after another in one `String`, with where each ends. A token
-//! the cache remembers keeps its strings for as long as it stays there, and every allocation
-//! it keeps is one the allocator cannot hand to the next decision: one for all of them instead
-//! of one a string and one a list (BENCHMARKS.md, 2026-12-06 fifth session).
+//! A verified token's strings in one allocation ([`Texts`]): `sub`, `jti`, `txn`, what the
+//! token cache needs of a token it remembers (the token's exact text, its header's `kid` and
+//! `typ`), the `aud` items and the scope items, one after another in one `String`, with where
+//! each ends. A token the cache remembers keeps its strings for as long as it stays there, and
+//! every allocation it keeps is one the allocator cannot hand to the next decision: one for all
+//! of them instead of one a string and one a list (BENCHMARKS.md, 2026-12-06 fifth session).
 
 /// Pieces whose ends are kept inline; a token with more `aud` and scope items than this
 /// leaves room for keeps its ends in one allocation of their own.
-const INLINE: usize = 8;
+const INLINE: usize = 12;
 
-/// The pieces before the lists: `sub`, `jti`, `txn`.
-const FIXED: usize = 3;
+/// The pieces before the lists: `sub`, `jti`, `txn`, then the remembered token's text, `kid`
+/// and `typ`.
+const FIXED: usize = 6;
 
 /// Where each piece ends in the text.
 #[derive(Clone, Debug)]
@@ -63,30 +65,44 @@ pub(crate) struct Texts {
     aud: usize,
     jti: bool,
     txn: bool,
+    typ: bool,
+}
+
+/// What the token cache keeps of a token it remembers, besides its parsed form: its exact text
+/// (what a hit compares) and its header's `kid` and `typ`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CacheParts<'a> {
+    pub raw: &'a str,
+    pub kid: &'a str,
+    pub typ: Option<&'a str>,
 }
 
 impl Texts {
     /// The token's strings, the lists in the order given.
+    /// The token's strings, the lists in the order given, and what the cache keeps of it when
+    /// it is to be remembered.
     pub fn new<'s>(
         sub: &str,
         jti: Option<&str>,
         txn: Option<&str>,
+        remembered: Option<CacheParts<'_>>,
         aud: impl IntoIterator<Item = &'s str> + Clone,
         scope: impl IntoIterator<Item = &'s str> + Clone,
     ) -> Self {
+        let (raw, kid, typ) = remembered.map_or(("", "", None), |r| (r.raw, r.kid, r.typ));
+        let fixed = [Some(sub), jti, txn, Some(raw), Some(kid), typ];
         let len = |i: &mut dyn Iterator<Item = &'s str>| i.map(str::len).sum::<usize>();
-        let capacity = sub.len()
-            + jti.map_or(0, str::len)
-            + txn.map_or(0, str::len)
+        let capacity = fixed.iter().flatten().map(|p| p.len()).sum::<usize>()
             + len(&mut aud.clone().into_iter())
             + len(&mut scope.clone().into_iter());
         let mut t = Texts {
             text: String::with_capacity(capacity),
             jti: jti.is_some(),
             txn: txn.is_some(),
+            typ: typ.is_some(),
             ..Texts::default()
         };
-        for piece in [Some(sub), jti, txn] {
+        for piece in fixed {
             t.push(piece.unwrap_or_default());
         }
         for a in aud {
@@ -123,6 +139,21 @@ impl Texts {
         self.txn.then(|| self.piece(2))
     }
 
+    /// The token's exact text when it was built to be remembered (else empty).
+    pub fn raw(&self) -> &str {
+        self.piece(3)
+    }
+
+    /// The header's `kid` when the token was built to be remembered (else empty).
+    pub fn kid(&self) -> &str {
+        self.piece(4)
+    }
+
+    /// The header's `typ` when the token was built to be remembered and had one.
+    pub fn typ(&self) -> Option<&str> {
+        self.typ.then(|| self.piece(5))
+    }
+
     pub fn aud(&self) -> Strs<'_> {
         Strs::new(&self.text, self.ends.as_slice(), FIXED, FIXED + self.aud)
     }
@@ -143,7 +174,7 @@ impl Texts {
 }
 
 /// Shown as the fields it stands for (what `VerifiedToken`'s `Debug` showed before they shared
-/// one allocation).
+/// one allocation); not the remembered token's text, `kid` or `typ`.
 impl std::fmt::Debug for Texts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Texts")
@@ -248,8 +279,8 @@ mod tests {
         let words: Vec<String> = (0..20)
             .map(|i| "x".repeat(i % 3) + &i.to_string())
             .collect();
-        for n_aud in 0..12 {
-            for n_scope in 0..12 {
+        for n_aud in 0..16 {
+            for n_scope in 0..16 {
                 for (jti, txn) in [(None, None), (Some(""), Some("t-1")), (Some("j"), None)] {
                     let aud: Vec<&str> = words.iter().take(n_aud).map(String::as_str).collect();
                     let scope: Vec<&str> = words
@@ -259,10 +290,18 @@ mod tests {
                         .map(String::as_str)
                         .collect();
                     let sub = if n_aud % 2 == 0 { "user:carol" } else { "" };
-                    let t = Texts::new(sub, jti, txn, aud.clone(), scope.clone());
+                    let remembered = (n_scope % 2 == 1).then_some(CacheParts {
+                        raw: "h.p.s",
+                        kid: "k-1",
+                        typ: jti.map(|_| "at+jwt"),
+                    });
+                    let t = Texts::new(sub, jti, txn, remembered, aud.clone(), scope.clone());
                     assert_eq!(t.sub(), sub);
                     assert_eq!(t.jti(), jti);
                     assert_eq!(t.txn(), txn);
+                    assert_eq!(t.raw(), remembered.map_or("", |r| r.raw));
+                    assert_eq!(t.kid(), remembered.map_or("", |r| r.kid));
+                    assert_eq!(t.typ(), remembered.and_then(|r| r.typ));
                     assert_eq!(t.aud().collect::<Vec<_>>(), aud);
                     assert_eq!(t.scope().collect::<Vec<_>>(), scope);
                     assert_eq!(t.aud().len(), n_aud);
@@ -282,9 +321,9 @@ mod tests {
     /// Lists of different items, or of the same items in another order, are not equal.
     #[test]
     fn lists_compare_item_by_item() {
-        let a = Texts::new("s", None, None, ["a", "bc"], ["x"]);
-        let b = Texts::new("s", None, None, ["ab", "c"], ["x"]);
-        let c = Texts::new("s", None, None, ["bc", "a"], ["x"]);
+        let a = Texts::new("s", None, None, None, ["a", "bc"], ["x"]);
+        let b = Texts::new("s", None, None, None, ["ab", "c"], ["x"]);
+        let c = Texts::new("s", None, None, None, ["bc", "a"], ["x"]);
         assert!(a.aud() != b.aud());
         assert!(a.aud() != c.aud());
         assert!(a.scope() == b.scope());

@@ -23,7 +23,7 @@ use serde_json::Value;
 use crate::cache::{KeyBinding, TokenCache, Verified};
 use crate::index::PackIndex;
 use crate::reason::clip;
-use crate::texts::Texts;
+use crate::texts::{CacheParts, Texts};
 use crate::time::time_rule;
 use crate::txn::{self, Expect};
 use crate::verified::{Confirmation, VerifiedToken as Token};
@@ -92,15 +92,15 @@ fn check_cached(
     clock: Clock<'_>,
 ) -> Option<Result<Arc<Token>, Reason>> {
     let class = match v.token.svid {
-        true => check_svid_position(ctx, v.typ.as_deref(), expect),
-        false => check_class(ctx, v.token.class, v.typ.as_deref(), expect),
+        true => check_svid_position(ctx, v.token.texts.typ(), expect),
+        false => check_class(ctx, v.token.class, v.token.texts.typ(), expect),
     };
     if let Err(r) = class {
         return Some(Err(r));
     }
     // the issuer's domain is the pack's to say, and the pack is the one the token was verified
     // under (`Verified`): only the key set can have changed since
-    let bound = v.token.domain == v.key.domain && v.key.holds(ctx.keys, v.alg);
+    let bound = v.token.domain == v.key.domain && v.key.holds(ctx.keys, v.token.texts.kid(), v.alg);
     if !bound {
         return None;
     }
@@ -129,7 +129,14 @@ fn check_fresh(
         false => check_class(ctx, classify_typ(typ), typ, expect)?,
     };
     let key = check_signature(ctx, &jws, &claims, svid)?;
-    let mut token = read_claims(ctx, &claims, class, key.domain, svid)?;
+    // what the cache keeps of a token it remembers goes into the token's one allocation of text
+    let remembered = ctx.cache.is_on().then(|| CacheParts {
+        raw,
+        // the key was found under the header's `kid`
+        kid: jws.header.kid.as_deref().unwrap_or_default(),
+        typ,
+    });
+    let mut token = read_claims(ctx, &claims, class, key.domain, svid, remembered)?;
     // Identifiers do not depend on the clock: read them now, report them after the times.
     match identifiers(ctx, &claims, &token) {
         Ok(actors) => token.actors = actors,
@@ -139,36 +146,24 @@ fn check_fresh(
         }
     }
     let token = Arc::new(token);
-    remember(ctx, raw, jws.header, &claims, key, &token);
+    remember(ctx, &jws.header, &claims, key, &token);
     check_times(ctx, &token, clock)?;
     Ok(token)
 }
 
-fn remember(
-    ctx: &Ctx<'_>,
-    raw: &str,
-    header: Header,
-    claims: &Claims<'_>,
-    key: KeyBinding,
-    t: &Arc<Token>,
-) {
+/// Remembers `t` (built with what the cache keeps of it: its text, `kid` and `typ`).
+fn remember(ctx: &Ctx<'_>, header: &Header, claims: &Claims<'_>, key: KeyBinding, t: &Arc<Token>) {
     // the decoder accepts only custody's names, so an `alg` it cannot name is never remembered
     let (true, Some(alg)) = (ctx.cache.is_on(), Algorithm::from_name(&header.alg)) else {
         return;
     };
-    // the key was found under the header's `kid`: the binding keeps that string itself
-    let key = KeyBinding {
-        kid: header.kid.unwrap_or_default(),
-        ..key
-    };
     let verified = Verified {
         token: Arc::clone(t),
         alg,
-        typ: header.typ,
         key,
         raw_iat: claims.get("iat").and_then(|v| numeric_date(v).ok()),
     };
-    ctx.cache.insert_token(raw, verified);
+    ctx.cache.insert_token(verified);
 }
 
 /// A claim set as the checks here read it: decoded ([`decode_members`]) with each claim they
@@ -383,8 +378,6 @@ fn check_signature(
     }
     Ok(KeyBinding {
         domain: index,
-        // `remember` moves the header's `kid` in (the same text: the key was found by it)
-        kid: String::new(),
         thumbprint: *key.thumbprint(),
         epoch: keys.map_or(0, |k| k.epoch()),
     })
@@ -396,6 +389,7 @@ fn read_claims(
     class: TokenClass,
     domain: usize,
     svid: bool,
+    remembered: Option<CacheParts<'_>>,
 ) -> Result<Token, Reason> {
     let txn_class = class == TokenClass::TxnToken;
     let sub = req_str(ctx, c, "sub")?;
@@ -444,7 +438,14 @@ fn read_claims(
     Ok(Token {
         class,
         domain,
-        texts: Texts::new(sub, jti, txn, aud.items(), scope.iter().copied()),
+        texts: Texts::new(
+            sub,
+            jti,
+            txn,
+            remembered,
+            aud.items(),
+            scope.iter().copied(),
+        ),
         iat,
         exp,
         nbf,
