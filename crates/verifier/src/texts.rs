@@ -56,7 +56,9 @@ impl Ends {
     }
 }
 
-/// `sub`, `jti`, `txn`, the `aud` items and the scope items of one token, in one `String`.
+/// `sub`, `jti`, `txn`, what the cache keeps (the token's text, `kid`, `typ`; empty unless
+/// the token is to be remembered), the `aud` items and the scope items of one token, in one
+/// `String`.
 #[derive(Clone, Default)]
 pub(crate) struct Texts {
     text: String,
@@ -78,7 +80,6 @@ pub(crate) struct CacheParts<'a> {
 }
 
 impl Texts {
-    /// The token's strings, the lists in the order given.
     /// The token's strings, the lists in the order given, and what the cache keeps of it when
     /// it is to be remembered.
     pub fn new<'s>(

@@ -22,7 +22,8 @@ pub struct VerifiedToken {
     pub(crate) domain: usize,
     /// `sub`, `jti` (when a string: what a `jti` revocation matches), `txn`, `aud` (empty for a
     /// Txn-Token without one) and the scope items (none when the token has no `scope`: it
-    /// grants nothing), in one allocation.
+    /// grants nothing), in one allocation; for a token the cache remembers, also its exact
+    /// text and its header's `kid` and `typ`.
     pub(crate) texts: Texts,
     pub(crate) iat: i64,
     pub(crate) exp: i64,
