@@ -122,7 +122,7 @@ impl SpiffeId {
             return Err(IdError::Empty);
         }
         let rest = text.strip_prefix(SCHEME).ok_or(IdError::WrongScheme)?;
-        let (td, path) = match rest.find('/') {
+        let (td, path) = match rest.bytes().position(|b| b == b'/') {
             Some(at) => rest.split_at(at),
             None => (rest, ""),
         };
@@ -213,28 +213,37 @@ fn check_trust_domain(td: &str) -> Result<(), IdError> {
     Ok(())
 }
 
+/// The path's segments, in order, each checked as it ends: non-empty, not `.` or `..`, only
+/// path characters. One pass over the bytes (every token's actors are parsed here).
 fn check_path(path: &str) -> Result<(), IdError> {
-    if path.is_empty() {
+    let Some(rest) = path.strip_prefix('/') else {
+        // empty, or (never, from `parse`) not starting with '/'
         return Ok(());
+    };
+    let b = rest.as_bytes();
+    let mut start = 0;
+    let mut plain = true;
+    for (i, &c) in b.iter().enumerate() {
+        if c != b'/' {
+            plain &= is_path_byte(c);
+            continue;
+        }
+        check_segment(b.get(start..i).unwrap_or_default(), plain, false)?;
+        start = i + 1;
+        plain = true;
     }
-    // The path starts with '/', so the first split item is the empty text before it.
-    let mut segments = path.split('/').skip(1).peekable();
-    while let Some(segment) = segments.next() {
-        if segment.is_empty() {
-            return Err(if segments.peek().is_none() {
-                IdError::TrailingSlash
-            } else {
-                IdError::EmptySegment
-            });
-        }
-        if segment == "." || segment == ".." {
-            return Err(IdError::DotSegment);
-        }
-        if !segment.bytes().all(is_path_byte) {
-            return Err(IdError::BadPathSegmentChar);
-        }
+    check_segment(b.get(start..).unwrap_or_default(), plain, true)
+}
+
+/// One path segment (`plain`: only path characters; `last`: no `/` after it).
+fn check_segment(segment: &[u8], plain: bool, last: bool) -> Result<(), IdError> {
+    match segment {
+        [] if last => Err(IdError::TrailingSlash),
+        [] => Err(IdError::EmptySegment),
+        b"." | b".." => Err(IdError::DotSegment),
+        _ if !plain => Err(IdError::BadPathSegmentChar),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 fn is_td_byte(b: u8) -> bool {

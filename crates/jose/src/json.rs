@@ -91,7 +91,9 @@ pub struct Members<'p, const N: usize> {
 #[derive(Clone, Debug)]
 struct Member<'p> {
     name: Cow<'p, str>,
+    /// A string's text, or (`object`) an object's text as the quick reader checked it.
     text: Option<&'p str>,
+    object: bool,
     /// 1 + the index of the value in `values`, or 0 for a text.
     value: u32,
     /// A text's value, built when it is asked for as a value.
@@ -116,13 +118,16 @@ impl<'p, const N: usize> Members<'p, N> {
     /// The member named `name`.
     fn entry(&self, name: &str) -> Option<&Member<'p>> {
         match self.slot_of(name) {
-            Some(i) => {
-                let at = self.known.get(i).copied().unwrap_or(0);
-                let at = usize::try_from(at).ok()?.checked_sub(1)?;
-                self.entries.get(at)
-            }
+            Some(i) => self.placed(i),
             None => self.entries.iter().find(|e| e.name == name),
         }
+    }
+
+    /// The member in slot `i`.
+    fn placed(&self, i: usize) -> Option<&Member<'p>> {
+        let at = self.known.get(i).copied().unwrap_or(0);
+        let at = usize::try_from(at).ok()?.checked_sub(1)?;
+        self.entries.get(at)
     }
 
     /// Adds member `name`; `false` (nothing added) if the object already has one so named.
@@ -151,10 +156,21 @@ impl<'p, const N: usize> Members<'p, N> {
         self.entries.push(Member {
             name,
             text,
+            object: false,
             value,
             made: OnceCell::new(),
         });
         true
+    }
+
+    /// Adds member `name`, an object the quick reader checked, kept as its text; `false`
+    /// (nothing added) if the object already has a member so named.
+    pub(crate) fn add_object(&mut self, name: Cow<'p, str>, text: &'p str) -> bool {
+        let added = self.add(name, Some(text), None);
+        if let (true, Some(e)) = (added, self.entries.last_mut()) {
+            e.object = true;
+        }
+        added
     }
 
     /// The object's members as `parse_object` gives them, placed.
@@ -174,23 +190,68 @@ impl<'p, const N: usize> Members<'p, N> {
 
     /// Member `name`, as `Map::get` on the same object gives it.
     pub fn get(&self, name: &str) -> Option<&Value> {
-        let e = self.entry(name)?;
-        match e.text {
-            Some(t) => Some(&**e.made.get_or_init(|| Box::new(Value::String(t.to_owned())))),
-            None => self.value_of(e),
-        }
+        self.value(self.entry(name)?)
     }
 
     /// Member `name` read as a string without building a value: `Some(Ok(text))` for a
     /// string, `Some(Err(value))` for any other value, `None` when absent.
     pub fn get_str(&self, name: &str) -> Option<Result<&str, &Value>> {
-        let e = self.entry(name)?;
-        if let Some(t) = e.text {
+        self.str_of(self.entry(name)?)
+    }
+
+    /// [`Members::get`] for a member the slot function places in slot `slot` (what it returns
+    /// for the member's name), without asking it again: for a caller that knows the slot of
+    /// the name it looks up. A slot the slot function never returns finds nothing.
+    pub fn get_placed(&self, slot: usize) -> Option<&Value> {
+        self.value(self.placed(slot)?)
+    }
+
+    /// [`Members::get_str`] for the member in slot `slot`, as [`Members::get_placed`].
+    pub fn get_str_placed(&self, slot: usize) -> Option<Result<&str, &Value>> {
+        self.str_of(self.placed(slot)?)
+    }
+
+    /// Member `e`'s value (built, for a text, the first time it is asked for).
+    fn value<'s>(&'s self, e: &'s Member<'p>) -> Option<&'s Value> {
+        let Some(t) = e.text else {
+            return self.value_of(e);
+        };
+        let made = e.made.get_or_init(|| {
+            Box::new(match e.object {
+                // the quick reader checked the text: it builds (`Null` is never reached)
+                true => crate::quick::object_value(t).unwrap_or(Value::Null),
+                false => Value::String(t.to_owned()),
+            })
+        });
+        Some(made)
+    }
+
+    /// Member `e` read as [`Members::get_str`] reads it.
+    fn str_of<'s>(&'s self, e: &'s Member<'p>) -> Option<Result<&'s str, &'s Value>> {
+        if let (Some(t), false) = (e.text, e.object) {
             return Some(Ok(t));
         }
-        self.value_of(e).map(|v| match v {
+        self.value(e).map(|v| match v {
             Value::String(s) => Ok(s.as_str()),
             other => Err(other),
+        })
+    }
+
+    /// Member `name` as [`Peek`] shows it, nothing built.
+    pub fn peek(&self, name: &str) -> Option<Peek<'_>> {
+        self.peek_of(self.entry(name)?)
+    }
+
+    /// [`Members::peek`] for the member in slot `slot`, as [`Members::get_placed`].
+    pub fn peek_placed(&self, slot: usize) -> Option<Peek<'_>> {
+        self.peek_of(self.placed(slot)?)
+    }
+
+    fn peek_of<'s>(&'s self, e: &'s Member<'p>) -> Option<Peek<'s>> {
+        Some(match (e.text, e.object) {
+            (Some(t), false) => Peek::Str(t),
+            (Some(t), true) => Peek::Object(Object(ObjectRepr::Text(t))),
+            (None, _) => Peek::of(self.value_of(e)?),
         })
     }
 
@@ -205,10 +266,112 @@ impl<'p, const N: usize> Members<'p, N> {
     }
 
     /// The members' values that are containers (a string or scalar holds no object), in
-    /// document order: what the width of an object's widest object is found in.
+    /// document order: what the width of an object's widest object is found in. An object
+    /// kept as its text is not among them: the quick reader that kept it refused any object
+    /// in it wider than its limit.
     pub fn containers(&self) -> impl Iterator<Item = &Value> {
         self.values.iter().filter(|v| v.is_object() || v.is_array())
     }
+}
+
+/// A claim's value as read, nothing built for it: what [`Members::peek`] gives, for a reader
+/// that only looks (at strings, and at objects' members).
+#[derive(Clone, Copy, Debug)]
+pub enum Peek<'v> {
+    /// A string.
+    Str(&'v str),
+    /// An object.
+    Object(Object<'v>),
+    /// Any other value.
+    Other,
+}
+
+impl<'v> Peek<'v> {
+    /// `v` as a [`Peek`].
+    pub fn of(v: &'v Value) -> Self {
+        match v {
+            Value::String(s) => Peek::Str(s),
+            Value::Object(m) => Peek::Object(Object(ObjectRepr::Map(m))),
+            _ => Peek::Other,
+        }
+    }
+}
+
+/// An object as [`Peek`] shows it: its members, in document order.
+#[derive(Clone, Copy, Debug)]
+pub struct Object<'v>(ObjectRepr<'v>);
+
+#[derive(Clone, Copy, Debug)]
+enum ObjectRepr<'v> {
+    Map(&'v Map<String, Value>),
+    /// The text of an object the quick reader checked.
+    Text(&'v str),
+}
+
+impl<'v> Object<'v> {
+    /// The members, in document order. A text that does not read back as the quick reader
+    /// checked it (never) ends with one member named `""` that is no string and no object,
+    /// so that a reader refusing unknown members refuses it.
+    pub fn members(&self) -> ObjectMembers<'v> {
+        ObjectMembers(match self.0 {
+            ObjectRepr::Map(m) => MembersRepr::Map(m.iter()),
+            ObjectRepr::Text(t) => MembersRepr::Text(crate::quick::TextMembers::new(t)),
+        })
+    }
+}
+
+/// The iterator of [`Object::members`].
+#[derive(Clone, Debug)]
+pub struct ObjectMembers<'v>(MembersRepr<'v>);
+
+#[derive(Clone, Debug)]
+enum MembersRepr<'v> {
+    Map(serde_json::map::Iter<'v>),
+    Text(crate::quick::TextMembers<'v>),
+}
+
+impl<'v> Iterator for ObjectMembers<'v> {
+    type Item = (&'v str, Peek<'v>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        use crate::quick::TextValue;
+        match &mut self.0 {
+            MembersRepr::Map(it) => it.next().map(|(k, v)| (k.as_str(), Peek::of(v))),
+            MembersRepr::Text(it) => Some(match it.next_member()? {
+                Some((name, TextValue::Str(s))) => (name, Peek::Str(s)),
+                Some((name, TextValue::Object(t))) => {
+                    (name, Peek::Object(Object(ObjectRepr::Text(t))))
+                }
+                Some((name, TextValue::Other)) => (name, Peek::Other),
+                None => ("", Peek::Other),
+            }),
+        }
+    }
+}
+
+/// `bytes` as a claim set read into [`Members`] by the quick reader ([`crate::quick::claims`]),
+/// as [`members`] reads it, or `None` (the text is not in the quick form, or is not valid, or
+/// has more than [`FAST_MEMBERS`] members).
+pub(crate) fn quick_members<const N: usize>(
+    bytes: &[u8],
+    max_depth: usize,
+    max_members: usize,
+    slot: fn(&str) -> Option<usize>,
+) -> Option<Members<'_, N>> {
+    use crate::quick::Item;
+    let mut out = Members::new(slot, 12);
+    crate::quick::claims(bytes, max_depth, max_members, |name, item| {
+        if out.len() >= max_members.min(FAST_MEMBERS) {
+            return None;
+        }
+        let added = match item {
+            Item::Text(t) => out.add(Cow::Borrowed(name), Some(t), None),
+            Item::Object(t) => out.add_object(Cow::Borrowed(name), t),
+            Item::Value(v) => out.add(Cow::Borrowed(name), None, Some(v)),
+        };
+        added.then_some(())
+    })?;
+    Some(out)
 }
 
 /// The most members [`members`] reads itself: a name is looked for among those before it, so a

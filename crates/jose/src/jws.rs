@@ -124,7 +124,7 @@ pub fn decode_members<'a, 'p, const N: usize>(
         // the quick reader, then serde_json's member reader, then the general reader: each
         // reads what the one before it leaves, and the first two answer only as the general
         // reader would
-        let fast = crate::quick::members(bytes, limits.json_depth, limits.claims_per_object, slot)
+        let fast = json::quick_members(bytes, limits.json_depth, limits.claims_per_object, slot)
             .or_else(|| json::members(bytes, limits.json_depth, limits.claims_per_object, slot))
             .filter(|m: &Members<'p, N>| {
                 widest(m.len(), m.containers()) <= limits.claims_per_object
@@ -176,8 +176,8 @@ fn decode_inner<'a, C>(
         return Err(JwsError::TooLarge(limits.token_bytes));
     }
     let three = || malformed("a compact JWS has exactly three dot-separated parts");
-    let (h, rest) = token.split_once('.').ok_or_else(three)?;
-    let (p, s) = rest.split_once('.').ok_or_else(three)?;
+    let (h, rest) = split_at_dot(token).ok_or_else(three)?;
+    let (p, s) = split_at_dot(rest).ok_or_else(three)?;
     let parts = decode_parts(token, (h, p, s), with_jwk, limits, read);
     // the signature part is not searched for a third dot up front: its decoding refuses a
     // dot, and any error then gives way to this one, which comes first in DESIGN.md's order
@@ -185,6 +185,19 @@ fn decode_inner<'a, C>(
         Err(_) if s.contains('.') => Err(three()),
         other => other,
     }
+}
+
+/// `text` split at its first `.`, eight bytes at a time (`str::split_once`'s answer).
+fn split_at_dot(text: &str) -> Option<(&str, &str)> {
+    use crate::swar::{below, first, ONES};
+    let at = first(
+        text.as_bytes(),
+        0,
+        |x| below(x ^ (ONES * u64::from(b'.')), 1),
+        |c| c == b'.',
+    );
+    // a `.` is one byte of its own in UTF-8: both sides are on character boundaries
+    Some((text.get(..at)?, text.get(at.checked_add(1)?..)?))
 }
 
 /// [`decode_inner`] once the token is split at its first two dots.
@@ -492,6 +505,7 @@ mod tests {
 
     use super::*;
     use crate::b64::B64;
+    use crate::json::Peek;
 
     /// The media-type comparison, against the lowercasing it replaces.
     #[test]
@@ -654,6 +668,19 @@ mod tests {
             "{\"é\":\"ü\",\"act\":{\"sub\":\"x\",\"act\":{\"sub\":\"y\"}}}".into(),
             nested(64),
             nested(65),
+            // objects read as their text, not built: every kind of value in them, the
+            // widest such object and one wider, a repeated name and the depth cap below the top
+            r#"{"act":{"sub":"a","n":-1,"l":[1,{"x":"y"}],"o":{"p":{},"q":"r"},"t":true,"z":null},"exp":1}"#.into(),
+            nested(16),
+            nested(17),
+            format!(r#"{{"act":{{"sub":"a","act":{}}}}}"#, nested(16)),
+            r#"{"o":{"p":{"a":1,"a":2}}}"#.into(),
+            r#"{"o":{"p":{"a":1,"b":{"a":2}}},"a":{}}"#.into(),
+            r#"{"o":{"p" :{ "a" : "b" } , "q":[ ]} }"#.into(),
+            r#"{"o":{"p":{"a":"b\"c"}}}"#.into(),
+            r#"{"o":{"p":{"a":01}}}"#.into(),
+            format!(r#"{{"o":{}1{}}}"#, r#"{"a":"#.repeat(14), "}".repeat(14)),
+            format!(r#"{{"o":{}1{}}}"#, r#"{"a":"#.repeat(15), "}".repeat(15)),
             wide(64),
             wide(65),
             wide(100),
@@ -689,6 +716,12 @@ mod tests {
                 };
                 assert_eq!(members.claims.len(), map.claims.len(), "{text}");
                 let names = map.claims.keys().map(String::as_str);
+                for name in names.clone().chain(["sub", "act", "exp", "absent"]) {
+                    // looked at before anything is built for it
+                    let seen = members.claims.peek(name).map(peek_tree);
+                    let want = map.claims.get(name).map(|v| peek_tree(Peek::of(v)));
+                    assert_eq!(seen, want, "{text} {name}");
+                }
                 for name in names.chain(["sub", "act", "exp", "absent"]) {
                     let want = map.claims.get(name);
                     let text_of = members.claims.get_str(name).map(|r| r.ok());
@@ -696,6 +729,41 @@ mod tests {
                     assert_eq!(members.claims.get(name), want, "{text} {name}");
                 }
             }
+        }
+    }
+
+    /// The dot finder splits as `split_once('.')` does, a dot at every place in words and in
+    /// the tail, among bytes that are and are not ASCII.
+    #[test]
+    fn split_at_dot_is_split_once() {
+        let fills = ["a", "é", "\u{7f}", "-", "\u{ae}", "\u{2e80}", "/"];
+        for len in 0..26 {
+            for fill in fills {
+                let base = fill.repeat(len);
+                assert_eq!(split_at_dot(&base), base.split_once('.'), "{base:?}");
+                for cut in 0..=base.len() {
+                    let Some((a, b)) = base.split_at_checked(cut) else {
+                        continue;
+                    };
+                    for text in [format!("{a}.{b}"), format!("{a}.{b}.{a}"), format!("{a}..")] {
+                        assert_eq!(split_at_dot(&text), text.split_once('.'), "{text:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// What a [`Peek`] shows, as a value to compare: a string as `{"s": text}`, an object as
+    /// its members' `[name, shown]` pairs in order, anything else as `"other"`.
+    fn peek_tree(p: Peek<'_>) -> Value {
+        match p {
+            Peek::Str(s) => serde_json::json!({ "s": s }),
+            Peek::Object(o) => Value::Array(
+                o.members()
+                    .map(|(name, v)| serde_json::json!([name, peek_tree(v)]))
+                    .collect(),
+            ),
+            Peek::Other => "other".into(),
         }
     }
 

@@ -38,13 +38,14 @@ mod limits;
 mod quick;
 mod rsa;
 mod sign;
+mod swar;
 
 pub use alg::{is_ed25519_alg, Algorithm};
 pub use b64::{base64url_decode, NotBase64url, B64};
 pub use date::{in_date_range, numeric_date, DateError, MAX_NUMERIC_DATE};
 pub use ec::{Curve, EcKey};
 pub use error::KeySetError;
-pub use json::Members;
+pub use json::{Members, Object, ObjectMembers, Peek};
 pub use jwk::{
     parse_jwk, parse_key_set, Ed25519Key, KeyMaterial, KeySet, ParsedKeySet, PublicKey, SkippedKey,
 };

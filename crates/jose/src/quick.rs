@@ -9,24 +9,27 @@
 //! general reader, whose answer (and error message) is the one that counts. Its grammar is
 //! serde_json's: the same four whitespace bytes, no trailing commas, nothing after the value.
 
-use std::borrow::Cow;
-
 use serde_json::{Map, Value};
-
-use crate::json::{Members, FAST_MEMBERS};
 
 /// The deepest nesting read here: a deeper document (a depth limit raised that far) is left to
 /// the general reader, so that this reader's recursion stays shallow.
 const MAX_LEVELS: usize = 32;
 
 /// A value read at the top level of a claim set: a string without escapes as the text it is,
-/// anything else as a value.
-enum Item<'p> {
+/// an object checked but not built as the text it is, anything else as a value.
+pub(crate) enum Item<'p> {
     Text(&'p str),
+    Object(&'p str),
     Value(Value),
 }
 
+/// The most members an object checked without being built ([`Quick::skip_object`]) may have:
+/// its names are kept on the stack to find a repeated one. A wider object leaves the claim set
+/// to the next reader.
+const SKIPPED_MEMBERS: usize = 16;
+
 /// The reader's place in the text.
+#[derive(Clone, Debug)]
 struct Quick<'p> {
     text: &'p str,
     at: usize,
@@ -144,12 +147,64 @@ impl<'p> Quick<'p> {
         }
     }
 
-    /// A top-level member's value: a string as its text.
+    /// A top-level member's value: a string as its text, an object as its text (checked as
+    /// [`Quick::object`] checks it, built only if asked for as a value).
     fn item(&mut self, level: usize) -> Option<Item<'p>> {
         self.ws();
         match self.peek()? {
             b'"' => self.string().map(Item::Text),
+            b'{' => self.object_text(level + 1).map(Item::Object),
             _ => self.value(level).map(Item::Value),
+        }
+    }
+
+    /// An object at `level`, its `{` next, checked as [`Quick::object`] checks it: its text.
+    fn object_text(&mut self, level: usize) -> Option<&'p str> {
+        let start = self.at;
+        self.skip_object(level)?;
+        self.text.get(start..self.at)
+    }
+
+    /// A value as [`Quick::value`] reads it, checked the same way, an object or a string in it
+    /// not built.
+    fn skip_value(&mut self, level: usize) -> Option<()> {
+        self.ws();
+        match self.peek()? {
+            b'"' => self.string().map(drop),
+            b'{' => self.skip_object(level + 1),
+            _ => self.value(level).map(drop),
+        }
+    }
+
+    /// [`Quick::object`] without the object: the same text accepted (up to
+    /// [`SKIPPED_MEMBERS`] members), nothing built.
+    fn skip_object(&mut self, level: usize) -> Option<()> {
+        if level > self.max_depth {
+            return None;
+        }
+        self.at += 1;
+        let mut names = [""; SKIPPED_MEMBERS];
+        let mut count = 0;
+        self.ws();
+        if self.peek() == Some(b'}') {
+            self.at += 1;
+            return Some(());
+        }
+        loop {
+            let name = self.string()?;
+            self.expect(b':')?;
+            self.skip_value(level)?;
+            // a repeated name (which the general reader refuses, with its own message)
+            if count >= self.max_members || names.get(..count)?.contains(&name) {
+                return None;
+            }
+            *names.get_mut(count)? = name;
+            count += 1;
+            match self.next_token()? {
+                b',' => {}
+                b'}' => return Some(()),
+                _ => return None,
+            }
         }
     }
 
@@ -230,74 +285,137 @@ impl<'p> Quick<'p> {
 }
 
 /// The index of the first byte at or after `from` that ends a plain run of a string (`"`, `\`
-/// or a control character), or the length of `b`. Eight bytes at a time: in each of three
-/// masks the lowest flagged byte is the lowest byte that matches (a borrow only ever carries
-/// upwards from a byte that matched), so the lowest flag of the three is the answer.
+/// or a control character), or the length of `b`: the first byte any of three masks flags.
 fn plain_end(b: &[u8], from: usize) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = ONES << 7;
-    let mut i = from;
-    while let Some(chunk) = b.get(i..i.saturating_add(8)) {
-        let Ok(word) = <[u8; 8]>::try_from(chunk) else {
-            break;
-        };
-        let x = u64::from_le_bytes(word);
-        let quote = x ^ (ONES * u64::from(b'"'));
-        let backslash = x ^ (ONES * u64::from(b'\\'));
-        let hits = (quote.wrapping_sub(ONES) & !quote)
-            | (backslash.wrapping_sub(ONES) & !backslash)
-            | (x.wrapping_sub(ONES * 0x20) & !x);
-        let hits = hits & HIGH;
-        if hits != 0 {
-            return i + (hits.trailing_zeros() / 8) as usize;
-        }
-        i += 8;
-    }
-    while let Some(&c) = b.get(i) {
-        if c == b'"' || c == b'\\' || c < 0x20 {
-            return i;
-        }
-        i += 1;
-    }
-    i
+    use crate::swar::{below, first, ONES};
+    first(
+        b,
+        from,
+        |x| {
+            below(x ^ (ONES * u64::from(b'"')), 1)
+                | below(x ^ (ONES * u64::from(b'\\')), 1)
+                | below(x, 0x20)
+        },
+        |c| c == b'"' || c == b'\\' || c < 0x20,
+    )
 }
 
-/// `bytes` as a claim set read into [`Members`], as [`crate::json::members`] reads it, or
-/// `None` (the text is not in the quick form, or is not valid): an object of at most
-/// `max_members` members (and at most [`FAST_MEMBERS`]), no object in it wider, no deeper
-/// than `max_depth`.
-pub(crate) fn members<const N: usize>(
-    bytes: &[u8],
+/// `bytes` as a claim set, each member given to `each` in order (which may refuse it,
+/// `None`), as [`crate::json::parse_object`] reads it, or `None` (the text is not in the quick
+/// form, or is not valid): an object of at most `max_members` members, no object in it wider,
+/// no deeper than `max_depth`. A string is given as its text, an object as its text (checked,
+/// not built), anything else as a value; a repeated top-level name is `each`'s to refuse.
+pub(crate) fn claims<'p>(
+    bytes: &'p [u8],
     max_depth: usize,
     max_members: usize,
-    slot: fn(&str) -> Option<usize>,
-) -> Option<Members<'_, N>> {
+    mut each: impl FnMut(&'p str, Item<'p>) -> Option<()>,
+) -> Option<()> {
     let text = std::str::from_utf8(bytes).ok()?;
     let mut q = Quick::new(text, max_depth, max_members);
     q.open_top()?;
-    let mut out = Members::new(slot, 12);
     if !q.closes_at_once() {
         loop {
             let name = q.string()?;
             q.expect(b':')?;
             let item = q.item(1)?;
-            if out.len() >= max_members.min(FAST_MEMBERS) {
-                return None;
-            }
-            let added = match item {
-                Item::Text(t) => out.add(Cow::Borrowed(name), Some(t), None),
-                Item::Value(v) => out.add(Cow::Borrowed(name), None, Some(v)),
-            };
-            if !added {
-                return None;
-            }
+            each(name, item)?;
             if !q.more()? {
                 break;
             }
         }
     }
+    q.end()
+}
+
+/// An object's text that [`Quick::object_text`] checked, as the value [`Quick::object`] builds
+/// from it. `None` only for a text it did not check.
+pub(crate) fn object_value(text: &str) -> Option<Value> {
+    let mut q = Quick::new(text, MAX_LEVELS, usize::MAX);
+    q.ws();
+    let v = q.object(1)?;
     q.end()?;
-    Some(out)
+    Some(v)
+}
+
+/// The members of an object's text that [`Quick::object_text`] checked, one at a time, in
+/// document order: each name, and its value as a string's text, an object's text, or neither.
+#[derive(Clone, Debug)]
+pub(crate) struct TextMembers<'p> {
+    q: Quick<'p>,
+    /// The `{` read.
+    open: bool,
+    done: bool,
+}
+
+/// A member's value as [`TextMembers`] gives it.
+pub(crate) enum TextValue<'p> {
+    Str(&'p str),
+    Object(&'p str),
+    Other,
+}
+
+impl<'p> TextMembers<'p> {
+    pub(crate) fn new(text: &'p str) -> Self {
+        TextMembers {
+            q: Quick::new(text, MAX_LEVELS, usize::MAX),
+            open: false,
+            done: false,
+        }
+    }
+
+    /// The next member; `Some(None)` for a text that does not read back as a checked one did
+    /// (never, for a text [`Quick::object_text`] gave), after which there are none.
+    pub(crate) fn next_member(&mut self) -> Option<Option<(&'p str, TextValue<'p>)>> {
+        if self.done {
+            return None;
+        }
+        let next = self.read();
+        if !matches!(next, Some(Some(_))) {
+            self.done = true;
+        }
+        next
+    }
+
+    fn read(&mut self) -> Option<Option<(&'p str, TextValue<'p>)>> {
+        let q = &mut self.q;
+        let more = match self.open {
+            false => {
+                self.open = true;
+                if q.expect(b'{').is_none() {
+                    return Some(None);
+                }
+                !q.closes_at_once()
+            }
+            true => match q.more() {
+                Some(more) => more,
+                None => return Some(None),
+            },
+        };
+        if !more {
+            return None;
+        }
+        Some(q.text_member())
+    }
+}
+
+impl<'p> Quick<'p> {
+    /// A member of an object whose text [`Quick::object_text`] checked, as [`TextMembers`]
+    /// gives it.
+    fn text_member(&mut self) -> Option<(&'p str, TextValue<'p>)> {
+        let name = self.string()?;
+        self.expect(b':')?;
+        self.ws();
+        let v = match self.peek()? {
+            b'"' => TextValue::Str(self.string()?),
+            b'{' => TextValue::Object(self.object_text(1)?),
+            _ => {
+                self.skip_value(1)?;
+                TextValue::Other
+            }
+        };
+        Some((name, v))
+    }
 }
 
 /// `bytes` as an object whose every value is a string without escapes, at most `max_members`

@@ -103,9 +103,24 @@ impl<'a> Chain<'a> {
         self.presented().and_then(Token::current_actor)
     }
 
-    /// The distinct domains of the path, in path order.
-    pub fn domains(&self) -> Vec<&str> {
-        self.distinct_domains(|d| d)
+    /// How many distinct domains the path has.
+    fn domain_count(&self) -> usize {
+        self.path
+            .iter()
+            .enumerate()
+            .filter(|&(i, &step)| {
+                let d = self.step_domain(step);
+                let before = self.path.get(..i).unwrap_or_default();
+                !before.iter().any(|&b| self.step_domain(b) == d)
+            })
+            .count()
+    }
+
+    /// Whether `domain` is on the path.
+    fn on_path(&self, domain: &str) -> bool {
+        self.path
+            .iter()
+            .any(|&step| self.step_domain(step) == domain)
     }
 
     /// The path's distinct domains in path order, each as `own` makes it (the summary's list
@@ -179,9 +194,8 @@ impl<'a> Chain<'a> {
         self.links()?;
         self.actors()?;
         self.scope()?;
-        let domains = self.domains();
-        self.federation(&domains)?;
-        self.vouching(&domains)
+        self.federation()?;
+        self.vouching()
     }
 
     fn audience(&self) -> Check {
@@ -384,7 +398,7 @@ impl<'a> Chain<'a> {
         }
     }
 
-    fn federation(&self, domains: &[&str]) -> Check {
+    fn federation(&self) -> Check {
         let action = &self.req.action;
         for pair in self.path.windows(2) {
             let (Some(&from), Some(&step)) = (pair.first(), pair.get(1)) else {
@@ -417,25 +431,25 @@ impl<'a> Chain<'a> {
             }
         }
         let max = self.pack.chain.max_domains;
-        if domains.len() > max {
+        let count = self.domain_count();
+        if count > max {
             return Err(Reason::new(
                 ReasonCode::TooManyDomains,
                 None,
-                format!(
-                    "{} domains on the path, more than `max_domains` {max}",
-                    domains.len()
-                ),
+                format!("{count} domains on the path, more than `max_domains` {max}"),
             ));
         }
         Ok(())
     }
 
     /// A domain speaks only for what it owns (DESIGN.md, "Vouching").
-    fn vouching(&self, domains: &[&str]) -> Check {
+    fn vouching(&self) -> Check {
         let local = self.pack.local.as_str();
-        let mut counted: Vec<&SpiffeId> = Vec::with_capacity(8);
+        let on_path = |d: &str| self.on_path(d);
         for (i, t) in self.tokens.iter().enumerate() {
-            vouch(self.pack, domains, &counted, Some(i), t)?;
+            // the actors counted so far: those of the tokens before this one
+            let earlier = self.tokens.get(..i).unwrap_or_default();
+            vouch(self.pack, on_path, earlier, Some(i), t)?;
             if i == 0 {
                 let issuer = domain_name(self.pack, t.domain);
                 if issuer != local && looks_like_spiffe(t.sub()) {
@@ -453,10 +467,9 @@ impl<'a> Chain<'a> {
                     }
                 }
             }
-            counted.extend(t.actors.iter());
         }
         if let Some(t) = &self.txn_token {
-            vouch(self.pack, domains, &counted, None, t)?;
+            vouch(self.pack, on_path, self.tokens, None, t)?;
         }
         Ok(())
     }
@@ -466,17 +479,20 @@ fn domain_name(pack: &PolicyPack, index: usize) -> &str {
     pack.domains.get(index).map_or("", |d| d.name.as_str())
 }
 
+/// Whether token `t` (at `hop`) vouches only for what its issuer owns: its issuer on the path
+/// (`on_path`), and each earlier actor of another domain counted by one of the tokens before
+/// it (`before`).
 fn vouch(
     pack: &PolicyPack,
-    domains: &[&str],
-    counted: &[&SpiffeId],
+    on_path: impl Fn(&str) -> bool,
+    before: &[Arc<Token>],
     hop: Option<usize>,
     t: &Token,
 ) -> Check {
     let issuer = domain_name(pack, t.domain);
     let local = pack.local.as_str();
     let fail = |m: String| Err(Reason::new(ReasonCode::IssuerNotInChain, hop, m));
-    if !domains.contains(&issuer) {
+    if !on_path(issuer) {
         return fail(format!(
             "issuer domain `{issuer}` is not on the federation path"
         ));
@@ -501,7 +517,8 @@ fn vouch(
     }
     let earlier = t.actors.len().saturating_sub(1);
     for a in t.actors.iter().take(earlier) {
-        if a.trust_domain_str() != issuer && !counted.contains(&a) {
+        let counted = || before.iter().any(|b| b.actors.contains(a));
+        if a.trust_domain_str() != issuer && !counted() {
             return fail(format!("`{issuer}` vouches for earlier actor `{a}` that no token of its own domain counted"));
         }
     }

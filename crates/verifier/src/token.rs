@@ -15,7 +15,7 @@ use std::sync::Arc;
 use custody_id::{looks_like_spiffe, IdError, SpiffeId};
 use custody_jose::{
     classify_typ, decode_members, media_type_is, numeric_date, Algorithm, Header, JwsError,
-    KeyStore, Limits, Members, Remote, TokenClass, UnverifiedMembers,
+    KeyStore, Limits, Members, Object, Peek, Remote, TokenClass, UnverifiedMembers,
 };
 use custody_policy::PolicyPack;
 use serde_json::Value;
@@ -136,9 +136,9 @@ fn check_fresh(
         kid: jws.header.kid.as_deref().unwrap_or_default(),
         typ,
     });
-    let mut token = read_claims(ctx, &claims, class, key.domain, svid, remembered)?;
+    let (mut token, act) = read_claims(ctx, &claims, class, key.domain, svid, remembered)?;
     // Identifiers do not depend on the clock: read them now, report them after the times.
-    match identifiers(ctx, &claims, &token) {
+    match identifiers(ctx, &claims, &token, act.as_ref()) {
         Ok(actors) => token.actors = actors,
         Err(r) => {
             check_times(ctx, &token, clock)?;
@@ -181,39 +181,61 @@ impl<'c> Claims<'c> {
         Claims { members }
     }
 
-    /// Where claim `name` is kept, if it is one of the known.
+    /// Where claim `name` is kept, if it is one of the known. Matched byte by byte (a
+    /// decision tree on the length, then on each byte), not as a chain of string comparisons:
+    /// it is asked for every claim of every token and at every lookup.
+    #[inline(always)]
     fn slot(name: &str) -> Option<usize> {
-        Some(match name {
-            "iss" => 0,
-            "sub" => 1,
-            "aud" => 2,
-            "iat" => 3,
-            "exp" => 4,
-            "nbf" => 5,
-            "txn" => 6,
-            "scope" => 7,
-            "client_id" => 8,
-            "req_wl" => 9,
-            "tctx" => 10,
-            "act" => 11,
-            "cnf" => 12,
-            "jti" => 13,
+        Some(match name.as_bytes() {
+            [b'i', b's', b's'] => 0,
+            [b's', b'u', b'b'] => 1,
+            [b'a', b'u', b'd'] => 2,
+            [b'i', b'a', b't'] => 3,
+            [b'e', b'x', b'p'] => 4,
+            [b'n', b'b', b'f'] => 5,
+            [b't', b'x', b'n'] => 6,
+            [b's', b'c', b'o', b'p', b'e'] => 7,
+            [b'c', b'l', b'i', b'e', b'n', b't', b'_', b'i', b'd'] => 8,
+            [b'r', b'e', b'q', b'_', b'w', b'l'] => 9,
+            [b't', b'c', b't', b'x'] => 10,
+            [b'a', b'c', b't'] => 11,
+            [b'c', b'n', b'f'] => 12,
+            [b'j', b't', b'i'] => 13,
             _ => return None,
         })
     }
 
-    /// Claim `name`, as `Map::get` on the claim set gives it.
+    /// Claim `name`, as `Map::get` on the claim set gives it. Inlined, so that for a name
+    /// written here the slot is found as the code is compiled.
+    #[inline(always)]
     fn get(&self, name: &str) -> Option<&'c Value> {
-        self.members.get(name)
+        match Claims::slot(name) {
+            Some(i) => self.members.get_placed(i),
+            None => self.members.get(name),
+        }
     }
 
     /// Claim `name` as a string (`Ok`), another value (`Err`), or absent (`None`): what
     /// [`Claims::get`] gives, without building a string's value.
+    #[inline(always)]
     fn get_str(&self, name: &str) -> Option<Result<&'c str, &'c Value>> {
-        self.members.get_str(name)
+        match Claims::slot(name) {
+            Some(i) => self.members.get_str_placed(i),
+            None => self.members.get_str(name),
+        }
+    }
+
+    /// Claim `name` as [`Peek`] shows it (an object's members read, nothing built).
+    #[inline(always)]
+    fn peek(&self, name: &str) -> Option<Peek<'c>> {
+        match Claims::slot(name) {
+            Some(i) => self.members.peek_placed(i),
+            None => self.members.peek(name),
+        }
     }
 
     /// Claim `name` when it is a string.
+    #[inline(always)]
     fn str(&self, name: &str) -> Option<&'c str> {
         self.get_str(name).and_then(Result::ok)
     }
@@ -383,14 +405,15 @@ fn check_signature(
     })
 }
 
-fn read_claims(
+/// The token, and its `act` chain's `sub`s (outermost first) when it has one.
+fn read_claims<'c>(
     ctx: &Ctx<'_>,
-    c: &Claims<'_>,
+    c: &Claims<'c>,
     class: TokenClass,
     domain: usize,
     svid: bool,
     remembered: Option<CacheParts<'_>>,
-) -> Result<Token, Reason> {
+) -> Result<(Token, Option<ActSubs<'c>>), Reason> {
     let txn_class = class == TokenClass::TxnToken;
     let sub = req_str(ctx, c, "sub")?;
     let (iat, iat_claimed) = match svid {
@@ -427,15 +450,13 @@ fn read_claims(
         Some(Value::Object(m)) => Some(m.clone()),
         Some(_) => return Err(wrong_type(ctx, "tctx", "an object")),
     };
-    if let Some(act) = c.get("act") {
-        check_act_shape(ctx, act, 1)?;
-    }
+    let act = c.peek("act").map(|act| act_chain(ctx, act)).transpose()?;
     let cnf = confirmation(ctx, c.get("cnf"))?;
     // read as it is: a `jti` that is not a string was never refused, and names nothing a
     // revocation can match
     let jti = c.str("jti");
     let scope = scope.map(split_scope).unwrap_or_default();
-    Ok(Token {
+    let token = Token {
         class,
         domain,
         texts: Texts::new(
@@ -454,7 +475,8 @@ fn read_claims(
         svid,
         iat_claimed,
         cnf,
-    })
+    };
+    Ok((token, act))
 }
 
 /// `cnf` (RFC 7800): an object; `jkt` (RFC 9449) and `x5t#S256` (RFC 8705) strings are what
@@ -502,10 +524,12 @@ fn wrong_type(ctx: &Ctx<'_>, name: &str, want: &str) -> Reason {
     )
 }
 
+#[inline(always)]
 fn req_str<'c>(ctx: &Ctx<'_>, c: &Claims<'c>, name: &str) -> Result<&'c str, Reason> {
     opt_str(ctx, c, name)?.ok_or_else(|| missing(ctx, name))
 }
 
+#[inline(always)]
 fn opt_str<'c>(ctx: &Ctx<'_>, c: &Claims<'c>, name: &str) -> Result<Option<&'c str>, Reason> {
     match c.get_str(name) {
         None => Ok(None),
@@ -514,6 +538,7 @@ fn opt_str<'c>(ctx: &Ctx<'_>, c: &Claims<'c>, name: &str) -> Result<Option<&'c s
     }
 }
 
+#[inline(always)]
 fn req_date(ctx: &Ctx<'_>, c: &Claims<'_>, name: &str) -> Result<i64, Reason> {
     opt_date(ctx, c, name)?.ok_or_else(|| missing(ctx, name))
 }
@@ -521,6 +546,7 @@ fn req_date(ctx: &Ctx<'_>, c: &Claims<'_>, name: &str) -> Result<i64, Reason> {
 /// A NumericDate, read by the one reader every date goes through ([`numeric_date`]): an
 /// integer from 0 to the end of year 9999, written without fraction or exponent. Anything
 /// else is `malformed_token`.
+#[inline(always)]
 fn opt_date(ctx: &Ctx<'_>, c: &Claims<'_>, name: &str) -> Result<Option<i64>, Reason> {
     match c.get(name).map(numeric_date) {
         None => Ok(None),
@@ -561,39 +587,121 @@ fn audience<'c>(ctx: &Ctx<'_>, aud: Result<&'c str, &'c Value>) -> Result<Audien
     }
 }
 
-/// Members an `act` object may hold (RFC 8693 §4.1 identity claims and the nested actor).
-const ACT_MEMBERS: [&str; 4] = ["sub", "iss", "client_id", "act"];
+/// An `act` object's members as the checks read them, found in one pass over the object (in
+/// document order, nothing built for it) rather than by a keyed lookup each: `other` is the
+/// first member that is none of RFC 8693 §4.1's identity claims or the nested actor.
+#[derive(Default)]
+struct ActMembers<'v> {
+    sub: Option<Peek<'v>>,
+    iss: Option<Peek<'v>>,
+    client_id: Option<Peek<'v>>,
+    act: Option<Peek<'v>>,
+    other: Option<&'v str>,
+}
 
-fn check_act_shape(ctx: &Ctx<'_>, act: &Value, level: usize) -> Result<(), Reason> {
-    let Value::Object(m) = act else {
-        return Err(wrong_type(ctx, "act", "an object"));
-    };
-    if level > ctx.limits.act_depth {
-        return Err(ctx.fail(
-            ReasonCode::DepthExceeded,
-            format!("`act` nests deeper than {} levels", ctx.limits.act_depth),
-        ));
+impl<'v> ActMembers<'v> {
+    fn of(m: Object<'v>) -> Self {
+        let mut out = ActMembers::default();
+        for (name, v) in m.members() {
+            let slot = match name {
+                "sub" => &mut out.sub,
+                "iss" => &mut out.iss,
+                "client_id" => &mut out.client_id,
+                "act" => &mut out.act,
+                other => {
+                    out.other = out.other.or(Some(other));
+                    continue;
+                }
+            };
+            // a claim set's objects have no repeated names (strict JSON)
+            *slot = Some(v);
+        }
+        out
     }
-    if let Some(extra) = m.keys().find(|k| !ACT_MEMBERS.contains(&k.as_str())) {
-        return Err(ctx.fail(
-            ReasonCode::MalformedToken,
-            format!("`act` may hold only identity claims, not `{}`", clip(extra)),
-        ));
-    }
-    match m.get("sub") {
-        None => return Err(ctx.fail(ReasonCode::MissingClaim, "missing claim `act.sub`")),
-        Some(Value::String(_)) => {}
-        Some(_) => return Err(wrong_type(ctx, "act.sub", "a string")),
-    }
-    for name in ["iss", "client_id"] {
-        if m.get(name).is_some_and(|v| !v.is_string()) {
-            return Err(wrong_type(ctx, &format!("act.{name}"), "a string"));
+
+    /// The `act` object `v` is, if it is one.
+    fn object(v: Peek<'v>) -> Option<Object<'v>> {
+        match v {
+            Peek::Object(m) => Some(m),
+            _ => None,
         }
     }
-    match m.get("act") {
-        Some(inner) => check_act_shape(ctx, inner, level + 1),
-        None => Ok(()),
+}
+
+/// The `sub`s of a token's `act` chain, outermost first, as [`act_chain`] read them: the
+/// first [`ActSubs::INLINE`] without an allocation.
+#[derive(Default)]
+struct ActSubs<'v> {
+    first: [&'v str; ActSubs::INLINE],
+    len: usize,
+    rest: Vec<&'v str>,
+}
+
+impl<'v> ActSubs<'v> {
+    /// The default `act` depth limit.
+    const INLINE: usize = 8;
+
+    fn push(&mut self, sub: &'v str) {
+        match self.first.get_mut(self.len) {
+            Some(slot) => *slot = sub,
+            None => self.rest.push(sub),
+        }
+        self.len += 1;
     }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Outermost first.
+    fn iter(&self) -> impl Iterator<Item = &'v str> + '_ {
+        let inline = self.len.min(Self::INLINE);
+        self.first
+            .get(..inline)
+            .unwrap_or_default()
+            .iter()
+            .chain(&self.rest)
+            .copied()
+    }
+}
+
+/// `act` read in one pass, level by level: each level an object of identity claims with a
+/// string `sub`, at most `act_depth` levels. Its `sub`s, outermost first.
+fn act_chain<'v>(ctx: &Ctx<'_>, act: Peek<'v>) -> Result<ActSubs<'v>, Reason> {
+    let mut subs = ActSubs::default();
+    let mut next = Some(act);
+    let mut level = 1;
+    while let Some(act) = next {
+        let Some(m) = ActMembers::object(act) else {
+            return Err(wrong_type(ctx, "act", "an object"));
+        };
+        if level > ctx.limits.act_depth {
+            return Err(ctx.fail(
+                ReasonCode::DepthExceeded,
+                format!("`act` nests deeper than {} levels", ctx.limits.act_depth),
+            ));
+        }
+        let members = ActMembers::of(m);
+        if let Some(extra) = members.other {
+            return Err(ctx.fail(
+                ReasonCode::MalformedToken,
+                format!("`act` may hold only identity claims, not `{}`", clip(extra)),
+            ));
+        }
+        match members.sub {
+            None => return Err(ctx.fail(ReasonCode::MissingClaim, "missing claim `act.sub`")),
+            Some(Peek::Str(sub)) => subs.push(sub),
+            Some(_) => return Err(wrong_type(ctx, "act.sub", "a string")),
+        }
+        for (name, v) in [("iss", members.iss), ("client_id", members.client_id)] {
+            if v.is_some_and(|v| !matches!(v, Peek::Str(_))) {
+                return Err(wrong_type(ctx, &format!("act.{name}"), "a string"));
+            }
+        }
+        next = members.act;
+        level += 1;
+    }
+    Ok(subs)
 }
 
 fn check_times(ctx: &Ctx<'_>, t: &Token, clock: Clock<'_>) -> Result<(), Reason> {
@@ -601,8 +709,14 @@ fn check_times(ctx: &Ctx<'_>, t: &Token, clock: Clock<'_>) -> Result<(), Reason>
     time_rule(t, at, ctx.pack).map_err(|(code, m)| ctx.fail(code, m))
 }
 
-/// Identifier checks; returns the token's actors, earliest first.
-fn identifiers(ctx: &Ctx<'_>, c: &Claims<'_>, t: &Token) -> Result<Vec<SpiffeId>, Reason> {
+/// Identifier checks; returns the token's actors, earliest first (`act`: the `sub`s of its
+/// `act` chain, outermost first, as [`act_chain`] read them).
+fn identifiers(
+    ctx: &Ctx<'_>,
+    c: &Claims<'_>,
+    t: &Token,
+    act: Option<&ActSubs<'_>>,
+) -> Result<Vec<SpiffeId>, Reason> {
     let bad_id = |what: &str, text: &str, e: IdError| {
         format!(
             "{what} `{}` is not a valid workload SPIFFE ID: {e}",
@@ -633,25 +747,24 @@ fn identifiers(ctx: &Ctx<'_>, c: &Claims<'_>, t: &Token) -> Result<Vec<SpiffeId>
     if t.class == TokenClass::TxnToken {
         return requesting_workloads(ctx, c.get("req_wl"));
     }
-    let Some(act) = c.get("act") else {
+    let Some(act) = act else {
         return Ok(client_id.or(sub_id).into_iter().collect());
     };
-    // Outermost first in the token; earliest first here.
-    let mut subs = Vec::new();
-    let mut level = Some(act);
-    while let Some(Value::Object(m)) = level {
-        subs.push(m.get("sub").and_then(Value::as_str).unwrap_or(""));
-        level = m.get("act");
+    // Outermost first in the token; earliest first here. Read outermost first, then turned
+    // round; of several that are not workload IDs, the earliest is reported.
+    let depth = act.len();
+    let mut actors = Vec::with_capacity(depth);
+    let mut earliest_bad = None;
+    for (outer, s) in act.iter().enumerate() {
+        match ctx.limits.workload_id(s) {
+            Ok(id) => actors.push(id),
+            Err(e) => earliest_bad = Some((depth - 1 - outer, s, e)),
+        }
     }
-    subs.reverse();
-    let mut actors = Vec::with_capacity(subs.len());
-    for (i, s) in subs.iter().enumerate() {
-        let id = ctx
-            .limits
-            .workload_id(s)
-            .map_err(|e| ctx.actor_fail(i, ReasonCode::InvalidSpiffeId, bad_id("actor", s, e)))?;
-        actors.push(id);
+    if let Some((i, s, e)) = earliest_bad {
+        return Err(ctx.actor_fail(i, ReasonCode::InvalidSpiffeId, bad_id("actor", s, e)));
     }
+    actors.reverse();
     if let (Some(client), Some(current)) = (&client_id, actors.last()) {
         if client != current {
             return Err(ctx.fail(
