@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use smallvec::SmallVec;
+
 use custody_id::{looks_like_spiffe, SpiffeId};
 use custody_jose::TokenClass;
 use custody_policy::PolicyPack;
@@ -22,7 +24,7 @@ pub(crate) struct Chain<'a> {
     /// `tokens` are Txn-Tokens (a replacement chain).
     pub txn_chain: bool,
     /// The federation path, as the steps its domains come from.
-    pub path: Vec<Step>,
+    pub path: SmallVec<[Step; 8]>,
     /// A token of the chain is bound to a key its presenter proved (`proof.rs`): sender
     /// binding holds without a `peer`.
     pub key_bound: bool,
@@ -52,7 +54,7 @@ impl<'a> Chain<'a> {
         let tokens = verified.tokens.as_slice();
         let t0 = tokens.first()?;
         let presented = tokens.last()?;
-        let mut path = Vec::with_capacity(presented.actors.len() + 2);
+        let mut path = SmallVec::with_capacity(presented.actors.len() + 2);
         if t0.actors.is_empty() {
             path.push(Step::Issuer);
         }

@@ -107,6 +107,34 @@ fn check_cached(
     Some(check_times(ctx, &v.token, clock).map(|()| Arc::clone(&v.token)))
 }
 
+/// The buffer a token's claim set is decoded into, one per thread and used again: taken for a
+/// token's checks, given back (emptied) when they end. One larger than [`Scratch::KEEP`] bytes
+/// (a token's claims are rarely a kilobyte) is not kept.
+struct Scratch(Vec<u8>);
+
+thread_local! {
+    static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+impl Scratch {
+    const KEEP: usize = 4096;
+
+    fn take() -> Self {
+        Scratch(SCRATCH.with(std::cell::Cell::take))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if self.0.capacity() <= Scratch::KEEP {
+            let mut buf = std::mem::take(&mut self.0);
+            buf.clear();
+            // a thread being torn down keeps nothing
+            let _ = SCRATCH.try_with(|s| s.set(buf));
+        }
+    }
+}
+
 /// Every check on a token not in the cache; one that passes all those that do not depend on
 /// the request is remembered.
 fn check_fresh(
@@ -115,12 +143,13 @@ fn check_fresh(
     expect: Expect,
     clock: Clock<'_>,
 ) -> Result<Arc<Token>, Reason> {
-    let mut payload = Vec::new();
-    let jws = decode_members(raw, ctx.limits, Claims::slot, &mut payload).map_err(|e| match e {
-        JwsError::TooLarge(_) => ctx.fail(ReasonCode::TokenTooLarge, e.to_string()),
-        JwsError::AlgNotAllowed(m) => ctx.fail(ReasonCode::AlgNotAllowed, m),
-        _ => ctx.fail(ReasonCode::MalformedToken, e.to_string()),
-    })?;
+    let mut payload = Scratch::take();
+    let jws =
+        decode_members(raw, ctx.limits, Claims::slot, &mut payload.0).map_err(|e| match e {
+            JwsError::TooLarge(_) => ctx.fail(ReasonCode::TokenTooLarge, e.to_string()),
+            JwsError::AlgNotAllowed(m) => ctx.fail(ReasonCode::AlgNotAllowed, m),
+            _ => ctx.fail(ReasonCode::MalformedToken, e.to_string()),
+        })?;
     let typ = jws.header.typ.as_deref();
     let claims = Claims::of(&jws.claims);
     let svid = is_jwt_svid(&claims);
@@ -503,8 +532,8 @@ fn confirmation(ctx: &Ctx<'_>, v: Option<&Value>) -> Result<Option<Confirmation>
 }
 
 /// Space-separated scope items, empty items ignored, duplicates removed, order kept.
-pub(crate) fn split_scope(s: &str) -> Vec<&str> {
-    let mut out: Vec<&str> = Vec::new();
+pub(crate) fn split_scope(s: &str) -> smallvec::SmallVec<[&str; 8]> {
+    let mut out = smallvec::SmallVec::<[&str; 8]>::new();
     for item in s.split(' ').filter(|i| !i.is_empty()) {
         if !out.contains(&item) {
             out.push(item);

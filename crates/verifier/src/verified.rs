@@ -182,7 +182,7 @@ fn value_bytes(v: &Value) -> usize {
 /// path, it is the verifier's own reading: callers display it, they do not re-derive it.
 #[derive(Clone, Debug, Default)]
 pub struct VerifiedChain {
-    pub(crate) tokens: Vec<Arc<VerifiedToken>>,
+    pub(crate) tokens: smallvec::SmallVec<[Arc<VerifiedToken>; 4]>,
     pub(crate) txn_token: Option<Arc<VerifiedToken>>,
     pub(crate) biscuit: bool,
     /// `t0` is a Txn-Token: `tokens` are a replacement chain (`txn::is_replacement_chain`).
