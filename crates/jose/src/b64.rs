@@ -32,36 +32,36 @@ pub fn base64url_decode(text: &[u8]) -> Result<Vec<u8>, NotBase64url> {
     Ok(out)
 }
 
-/// Sixteen characters' six bits each, and whether all sixteen are base64url: one comparison
-/// per range for every byte, written so that the compiler does all sixteen at once in vector
-/// registers.
-fn classify(block: &[u8]) -> ([u8; 16], bool) {
-    let mut out = [0u8; 16];
-    let mut bad = 0u8;
-    for (o, &c) in out.iter_mut().zip(block) {
-        let upper = c.wrapping_sub(b'A') < 26;
-        let lower = c.wrapping_sub(b'a') < 26;
-        let digit = c.wrapping_sub(b'0') < 10;
-        let (dash, underscore) = (c == b'-', c == b'_');
-        *o = match () {
-            () if upper => c.wrapping_sub(b'A'),
-            () if lower => c.wrapping_sub(b'a' - 26),
-            () if digit => c.wrapping_add(52 - b'0'),
-            () if dash => 62,
-            () if underscore => 63,
-            () => 0,
-        };
-        bad |= u8::from(!(upper | lower | digit | dash | underscore));
-    }
-    (out, bad == 0 && block.len() == 16)
-}
+/// A byte outside the alphabet, in [`PLACED`]: a bit no character's six bits reach.
+const BAD: u32 = 1 << 31;
 
-/// Eight sextets, one a byte from the most significant, as the 48 bits they spell (in the low
-/// 48 bits): pairs joined into 12 bits, those into 24, those into 48.
-fn pack(x: u64) -> u64 {
-    let pairs = ((x & 0x3f00_3f00_3f00_3f00) >> 2) | (x & 0x003f_003f_003f_003f);
-    let quads = ((pairs & 0x0fff_0000_0fff_0000) >> 4) | (pairs & 0x0000_0fff_0000_0fff);
-    ((quads >> 32) << 24) | (quads & 0x00ff_ffff)
+/// For each place in a group of four characters, each byte's six bits moved to where they go
+/// in the 24 bits the group spells, or [`BAD`]: a group is four independent lookups or-ed.
+#[allow(
+    clippy::indexing_slicing,
+    reason = "evaluated at compile time: an index out of range fails the build, never a call"
+)]
+const PLACED: [[u32; 256]; 4] = {
+    let mut t = [[BAD; 256]; 4];
+    let mut place = 0;
+    while place < 4 {
+        let mut c = 0;
+        while c < 256 {
+            if TABLE[c] != INVALID {
+                t[place][c] = (TABLE[c] as u32) << (18 - 6 * place);
+            }
+            c += 1;
+        }
+        place += 1;
+    }
+    t
+};
+
+/// The 24 bits four characters spell, [`BAD`] set if one is not base64url.
+fn group(c: [u8; 4]) -> u32 {
+    let [t0, t1, t2, t3] = &PLACED;
+    let at = |t: &[u32; 256], c: u8| t.get(usize::from(c)).copied().unwrap_or(BAD);
+    (at(t0, c[0]) | at(t1, c[1])) | (at(t2, c[2]) | at(t3, c[3]))
 }
 
 fn sextet(c: u8) -> u8 {
@@ -85,18 +85,33 @@ pub(crate) fn decode_into(text: &[u8], out: &mut Vec<u8>) -> Result<(), NotBase6
     let dst = out.get_mut(start..).unwrap_or_default();
     let mut at = 0;
     let mut blocks = text.chunks_exact(16);
+    // a byte outside the alphabet is looked for once, after the blocks
+    let mut bad = 0;
     for block in &mut blocks {
-        let (sextets, valid) = classify(block);
-        if !valid {
+        let Ok(b) = <&[u8; 16]>::try_from(block) else {
             return Err(NotBase64url);
+        };
+        let g = [
+            group([b[0], b[1], b[2], b[3]]),
+            group([b[4], b[5], b[6], b[7]]),
+            group([b[8], b[9], b[10], b[11]]),
+            group([b[12], b[13], b[14], b[15]]),
+        ];
+        bad |= g[0] | g[1] | g[2] | g[3];
+        // two groups' 48 bits at the top of a word, written as eight bytes of which the next
+        // write keeps six
+        let first = ((u64::from(g[0]) << 24) | u64::from(g[1])) << 16;
+        let second = ((u64::from(g[2]) << 24) | u64::from(g[3])) << 16;
+        if let Some(d) = dst.get_mut(at..at + 8) {
+            d.copy_from_slice(&first.to_be_bytes());
         }
-        for half in sextets.chunks_exact(8) {
-            let word = <[u8; 8]>::try_from(half).map_err(|_| NotBase64url)?;
-            if let Some(d) = dst.get_mut(at..at + 8) {
-                d.copy_from_slice(&(pack(u64::from_be_bytes(word)) << 16).to_be_bytes());
-            }
-            at += 6;
+        if let Some(d) = dst.get_mut(at + 6..at + 14) {
+            d.copy_from_slice(&second.to_be_bytes());
         }
+        at += 12;
+    }
+    if bad & BAD != 0 {
+        return Err(NotBase64url);
     }
     let mut chunks = blocks.remainder().chunks_exact(8);
     for chunk in &mut chunks {
