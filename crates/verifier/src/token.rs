@@ -476,7 +476,7 @@ fn read_claims<'c>(
     }
     let tctx = match c.get("tctx") {
         None => None,
-        Some(Value::Object(m)) => Some(m.clone()),
+        Some(Value::Object(m)) => Some(Box::new(m.clone())),
         Some(_) => return Err(wrong_type(ctx, "tctx", "an object")),
     };
     let act = c.peek("act").map(|act| act_chain(ctx, act)).transpose()?;

@@ -121,9 +121,9 @@ fn replacement_link(i: usize, prev: &VerifiedToken, next: &VerifiedToken) -> Res
             format!("replacement {i} widens scope: `{}`", clip(extra)),
         );
     }
-    if let Some(prev_ctx) = &prev.tctx {
+    if let Some(prev_ctx) = prev.tctx() {
         for (k, v) in prev_ctx {
-            if next.tctx.as_ref().and_then(|c| c.get(k)) != Some(v) {
+            if next.tctx().and_then(|c| c.get(k)) != Some(v) {
                 return fail(
                     ReasonCode::ChainBroken,
                     format!("replacement {i} changes `tctx.{}`", clip(k)),

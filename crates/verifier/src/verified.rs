@@ -30,7 +30,9 @@ pub struct VerifiedToken {
     pub(crate) nbf: Option<i64>,
     /// Earliest first: the `act` chain for access tokens, `req_wl` for Txn-Tokens.
     pub(crate) actors: Vec<SpiffeId>,
-    pub(crate) tctx: Option<Map<String, Value>>,
+    /// Boxed: few tokens carry it, and every remembered token is kept (a smaller token is
+    /// fewer cache lines written for each cold one).
+    pub(crate) tctx: Option<Box<Map<String, Value>>>,
     /// A JWT-SVID (no `iss`, a SPIFFE ID as `sub`): a chain of its own, its `sub` the actor.
     pub(crate) svid: bool,
     /// Whether `iat` was in the token (a JWT-SVID may leave it out; `iat` is then `exp`'s
@@ -118,7 +120,7 @@ impl VerifiedToken {
 
     /// A Txn-Token's `tctx`.
     pub fn tctx(&self) -> Option<&Map<String, Value>> {
-        self.tctx.as_ref()
+        self.tctx.as_deref()
     }
 
     /// Whether the token is a JWT-SVID.
@@ -144,7 +146,9 @@ impl VerifiedToken {
                 .iter()
                 .map(|a| alloc_cost(a.as_str().len()))
                 .sum::<usize>()
-            + self.tctx.as_ref().map_or(0, map_bytes)
+            + self.tctx.as_deref().map_or(0, |m| {
+                alloc_cost(size_of::<Map<String, Value>>()) + map_bytes(m)
+            })
             + match &self.cnf {
                 Some(
                     Confirmation::Jkt(s) | Confirmation::X5t(s) | Confirmation::Unsupported(s),
