@@ -657,47 +657,14 @@ impl<'v> ActMembers<'v> {
     }
 }
 
-/// The `sub`s of a token's `act` chain, outermost first, as [`act_chain`] read them: the
-/// first [`ActSubs::INLINE`] without an allocation.
-#[derive(Default)]
-struct ActSubs<'v> {
-    first: [&'v str; ActSubs::INLINE],
-    len: usize,
-    rest: Vec<&'v str>,
-}
-
-impl<'v> ActSubs<'v> {
-    /// The default `act` depth limit.
-    const INLINE: usize = 8;
-
-    fn push(&mut self, sub: &'v str) {
-        match self.first.get_mut(self.len) {
-            Some(slot) => *slot = sub,
-            None => self.rest.push(sub),
-        }
-        self.len += 1;
-    }
-
-    fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Outermost first.
-    fn iter(&self) -> impl Iterator<Item = &'v str> + '_ {
-        let inline = self.len.min(Self::INLINE);
-        self.first
-            .get(..inline)
-            .unwrap_or_default()
-            .iter()
-            .chain(&self.rest)
-            .copied()
-    }
-}
+/// The `sub`s of a token's `act` chain, outermost first, as [`act_chain`] read them: up to
+/// the default `act` depth limit without an allocation.
+type ActSubs<'v> = smallvec::SmallVec<[&'v str; 8]>;
 
 /// `act` read in one pass, level by level: each level an object of identity claims with a
 /// string `sub`, at most `act_depth` levels. Its `sub`s, outermost first.
 fn act_chain<'v>(ctx: &Ctx<'_>, act: Peek<'v>) -> Result<ActSubs<'v>, Reason> {
-    let mut subs = ActSubs::default();
+    let mut subs = ActSubs::new();
     let mut next = Some(act);
     let mut level = 1;
     while let Some(act) = next {
@@ -784,7 +751,7 @@ fn identifiers(
     let depth = act.len();
     let mut actors = Vec::with_capacity(depth);
     let mut earliest_bad = None;
-    for (outer, s) in act.iter().enumerate() {
+    for (outer, s) in act.iter().copied().enumerate() {
         match ctx.limits.workload_id(s) {
             Ok(id) => actors.push(id),
             Err(e) => earliest_bad = Some((depth - 1 - outer, s, e)),
