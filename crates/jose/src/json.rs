@@ -297,7 +297,8 @@ impl<'v> Peek<'v> {
     }
 }
 
-/// An object as [`Peek`] shows it: its members, in document order.
+/// An object as [`Peek`] shows it: its members, in document order (an object built into a
+/// `serde_json` map: in the map's order).
 #[derive(Clone, Copy, Debug)]
 pub struct Object<'v>(ObjectRepr<'v>);
 
@@ -309,7 +310,7 @@ enum ObjectRepr<'v> {
 }
 
 impl<'v> Object<'v> {
-    /// The members, in document order. A text that does not read back as the quick reader
+    /// The members, in [`Object`]'s order. A text that does not read back as the quick reader
     /// checked it (never) ends with one member named `""` that is no string and no object,
     /// so that a reader refusing unknown members refuses it.
     pub fn members(&self) -> ObjectMembers<'v> {

@@ -754,15 +754,23 @@ mod tests {
     }
 
     /// What a [`Peek`] shows, as a value to compare: a string as `{"s": text}`, an object as
-    /// its members' `[name, shown]` pairs in order, anything else as `"other"`.
+    /// its members' `[name, shown]` pairs sorted by name (a `serde_json` map keeps document
+    /// order only with its `preserve_order` feature, which this crate alone does not turn
+    /// on), anything else as `"other"`.
     fn peek_tree(p: Peek<'_>) -> Value {
         match p {
             Peek::Str(s) => serde_json::json!({ "s": s }),
-            Peek::Object(o) => Value::Array(
-                o.members()
-                    .map(|(name, v)| serde_json::json!([name, peek_tree(v)]))
-                    .collect(),
-            ),
+            Peek::Object(o) => {
+                let mut pairs: Vec<(&str, Value)> =
+                    o.members().map(|(name, v)| (name, peek_tree(v))).collect();
+                pairs.sort_by(|a, b| a.0.cmp(b.0));
+                Value::Array(
+                    pairs
+                        .into_iter()
+                        .map(|(name, v)| serde_json::json!([name, v]))
+                        .collect(),
+                )
+            }
             Peek::Other => "other".into(),
         }
     }

@@ -179,59 +179,53 @@ impl<'p> Quick<'p> {
     /// [`Quick::object`] without the object: the same text accepted (up to
     /// [`SKIPPED_MEMBERS`] members), nothing built.
     fn skip_object(&mut self, level: usize) -> Option<()> {
+        let mut names = [""; SKIPPED_MEMBERS];
+        let mut count = 0;
+        self.members_of(level, |q, name| {
+            q.skip_value(level)?;
+            // a repeated name (which the general reader refuses, with its own message)
+            if count >= q.max_members || names.get(..count)?.contains(&name) {
+                return None;
+            }
+            *names.get_mut(count)? = name;
+            count += 1;
+            Some(())
+        })
+    }
+
+    /// An object at `level`, its `{` next.
+    fn object(&mut self, level: usize) -> Option<Value> {
+        let mut map = Map::new();
+        self.members_of(level, |q, name| {
+            let v = q.value(level)?;
+            // a repeated name (which the general reader refuses, with its own message)
+            let refused = map.len() >= q.max_members || map.insert(name.to_owned(), v).is_some();
+            (!refused).then_some(())
+        })?;
+        Some(Value::Object(map))
+    }
+
+    /// The one loop over an object's members, the object at `level` and its `{` next: for
+    /// each member its name, then `each` reads the value after the `:` (and may refuse the
+    /// member, `None`); the `,` between members and the closing `}` are read here.
+    fn members_of(
+        &mut self,
+        level: usize,
+        mut each: impl FnMut(&mut Self, &'p str) -> Option<()>,
+    ) -> Option<()> {
         if level > self.max_depth {
             return None;
         }
         self.at += 1;
-        let mut names = [""; SKIPPED_MEMBERS];
-        let mut count = 0;
-        self.ws();
-        if self.peek() == Some(b'}') {
-            self.at += 1;
+        if self.closes_at_once() {
             return Some(());
         }
         loop {
             let name = self.string()?;
             self.expect(b':')?;
-            self.skip_value(level)?;
-            // a repeated name (which the general reader refuses, with its own message)
-            if count >= self.max_members || names.get(..count)?.contains(&name) {
-                return None;
-            }
-            *names.get_mut(count)? = name;
-            count += 1;
-            match self.next_token()? {
-                b',' => {}
-                b'}' => return Some(()),
-                _ => return None,
-            }
-        }
-    }
-
-    /// An object at `level`, its `{` next.
-    fn object(&mut self, level: usize) -> Option<Value> {
-        if level > self.max_depth {
-            return None;
-        }
-        self.at += 1;
-        let mut map = Map::new();
-        self.ws();
-        if self.peek() == Some(b'}') {
-            self.at += 1;
-            return Some(Value::Object(map));
-        }
-        loop {
-            let name = self.string()?;
-            self.expect(b':')?;
-            let v = self.value(level)?;
-            // a repeated name (which the general reader refuses, with its own message)
-            if map.len() >= self.max_members || map.insert(name.to_owned(), v).is_some() {
-                return None;
-            }
-            match self.next_token()? {
-                b',' => {}
-                b'}' => return Some(Value::Object(map)),
-                _ => return None,
+            each(self, name)?;
+            if !self.more()? {
+                return Some(());
             }
         }
     }
@@ -260,8 +254,8 @@ impl<'p> Quick<'p> {
 
     /// The top-level object's `{`, when a top-level container is allowed at all.
     fn open_top(&mut self) -> Option<()> {
-        (self.max_depth >= 1).then_some(())?;
-        self.expect(b'{')
+        self.ws();
+        (self.peek()? == b'{').then_some(())
     }
 
     /// After a member: `Some(true)` at a `,`, `Some(false)` at the closing `}`.
@@ -314,17 +308,7 @@ pub(crate) fn claims<'p>(
     let text = std::str::from_utf8(bytes).ok()?;
     let mut q = Quick::new(text, max_depth, max_members);
     q.open_top()?;
-    if !q.closes_at_once() {
-        loop {
-            let name = q.string()?;
-            q.expect(b':')?;
-            let item = q.item(1)?;
-            each(name, item)?;
-            if !q.more()? {
-                break;
-            }
-        }
-    }
+    q.members_of(1, |q, name| each(name, q.item(1)?))?;
     q.end()
 }
 
@@ -429,23 +413,16 @@ pub(crate) fn strings<'p>(
     let text = std::str::from_utf8(bytes).ok()?;
     let mut q = Quick::new(text, max_depth, max_members);
     q.open_top()?;
-    if q.closes_at_once() {
-        return q.end();
-    }
     let mut count = 0usize;
-    loop {
-        let name = q.string()?;
-        q.expect(b':')?;
+    q.members_of(1, |q, name| {
         let v = q.string()?;
         count += 1;
         if count > max_members {
             return None;
         }
-        each(name, v)?;
-        if !q.more()? {
-            return q.end();
-        }
-    }
+        each(name, v)
+    })?;
+    q.end()
 }
 
 #[cfg(test)]
