@@ -565,8 +565,8 @@ fn ordinary_tokens_still_allow() {
 }
 
 /// Release-mode timings for the README and the constants in `biscuit/budget.rs`; prints, asserts
-/// nothing about time. `cargo test --release -p custody-tests --test biscuit_hostile --
-/// --ignored --nocapture measure`
+/// nothing about time. `cargo test --release -p custody-tests --test integration --
+/// --ignored --nocapture biscuit_hostile::measure`
 #[test]
 #[ignore = "a measurement, run by hand in release mode"]
 fn measure_decision_times() {

@@ -9,7 +9,7 @@
     reason = "test code: a panic is how a broken expectation is reported"
 )]
 
-mod common;
+use crate::common;
 
 use common::*;
 use custody_sidecar::pb;

@@ -13,7 +13,7 @@
     reason = "test code: a panic is how a broken expectation is reported"
 )]
 
-mod common;
+use crate::common;
 
 use std::future::Future;
 use std::time::Duration;

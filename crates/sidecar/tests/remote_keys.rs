@@ -10,7 +10,7 @@
     reason = "test code: a panic is how a broken expectation is reported"
 )]
 
-mod common;
+use crate::common;
 
 use common::*;
 use custody_jose::{sign, Algorithm, KeySet, SigningKey};

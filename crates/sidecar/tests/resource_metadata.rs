@@ -10,7 +10,7 @@
     reason = "test code: a panic is how a broken expectation is reported"
 )]
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 

@@ -7,7 +7,7 @@
     reason = "test code: a panic is how a broken expectation is reported"
 )]
 
-mod common;
+use crate::common;
 
 use common::*;
 use custody_svid::{parse_pem_chain, validate, SvidError, X509Authorities, MAX_CHAIN_CERTS};

@@ -20,7 +20,7 @@
     reason = "test code: a panic is how a broken expectation is reported"
 )]
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

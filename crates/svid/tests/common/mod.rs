@@ -1,7 +1,11 @@
 //! Certificates made with rcgen for the tests: a CA per trust domain, intermediates, leaves.
 #![allow(
     dead_code,
-    reason = "each test file uses a different part of the helpers"
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test helpers: each test file uses a different part, and a panic is the failure report"
 )]
 
 use custody_svid::X509Authorities;
