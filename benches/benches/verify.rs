@@ -331,12 +331,50 @@ fn pack_load(c: &mut Criterion) {
     g.finish();
 }
 
+/// Long scope lists: a chain whose two tokens carry 1,000 distinct scope items each (about
+/// 7 KiB a token, under the 8 KiB cap), both tokens remembered, beside the standard chain of
+/// the test kit (two items), and beside the item-by-item scan of two 1,000-item lists that
+/// custody did before `crates/verifier/src/items.rs` (each item looked for in the other list).
+fn scope_lists(c: &mut Criterion) {
+    use custody_tests::{request, t0_claims, t1_claims, Fixture};
+    let f = Fixture::standard();
+    let items: Vec<String> = (0..1000).map(|i| format!("s{i:03}")).collect();
+    let wide = format!("orders:read {}", items.join(" "));
+    let chain = |scope: Option<&str>| {
+        let (mut t0, mut t1) = (t0_claims(), t1_claims());
+        if let Some(scope) = scope {
+            t0["scope"] = scope.into();
+            t1["scope"] = scope.into();
+        }
+        request(vec![f.token("a.example", t0), f.token("b.example", t1)])
+    };
+    let (standard, long) = (chain(None), chain(Some(&wide)));
+    assert!(f.verify(&standard).is_allowed() && f.verify(&long).is_allowed());
+    let mut g = c.benchmark_group("scope_lists");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("custody_2_items_warm", |b| {
+        b.iter(|| assert!(black_box(f.verify(black_box(&standard))).is_allowed()))
+    });
+    g.bench_function("custody_1000_items_warm", |b| {
+        b.iter(|| assert!(black_box(f.verify(black_box(&long))).is_allowed()))
+    });
+    let list: Vec<&str> = wide.split(' ').collect();
+    g.bench_function("item_by_item_scan_1000", |b| {
+        b.iter(|| {
+            let (next, prev) = (black_box(&list), black_box(&list));
+            assert!(next.iter().all(|s| prev.contains(s)))
+        })
+    });
+    g.finish();
+}
+
 criterion_group!(
     benches,
     single_token,
     chain,
     policies_200,
     batch_10k,
-    pack_load
+    pack_load,
+    scope_lists
 );
 criterion_main!(benches);

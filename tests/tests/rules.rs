@@ -669,6 +669,50 @@ fn scope_is_checked_on_the_presented_token() {
     assert_eq!(d.chain.unwrap().scopes, vec!["orders:read", "orders:write"]);
 }
 
+/// Long scope lists (as many distinct items as an 8 KiB token holds, about a thousand) are
+/// deduplicated in order and compared item by item, the first widening item named, as for
+/// short ones. (They are compared in linear time, `crates/verifier/src/items.rs`; the cost is
+/// the `wide_scope` rows of the `verify` bench.)
+#[test]
+fn long_scope_lists_follow_the_same_rules() {
+    let f = Fixture::standard();
+    let items: Vec<String> = (0..1000).map(|i| format!("s{i:03}")).collect();
+    let list = |items: &[String]| format!("orders:read {}", items.join(" "));
+    let run = |t0: String, t1: String| {
+        let d = decide(
+            &f,
+            &request(vec![
+                f.token("a.example", with(t0_claims(), json!({ "scope": t0 }))),
+                f.token("b.example", with(t1_claims(), json!({ "scope": t1 }))),
+            ]),
+        );
+        (outcome(&d), hop(&d), d)
+    };
+    // the same long list on both hops, the second in reverse with fifty items twice
+    let mut twice: Vec<String> = items.iter().rev().cloned().collect();
+    twice.extend(items[..50].iter().cloned());
+    let (o, _, d) = run(list(&items), list(&twice));
+    assert_eq!(o, "allow", "{:?}", d.reasons);
+    let scopes = d.chain.unwrap().scopes;
+    assert_eq!(scopes.len(), 1001);
+    assert_eq!(scopes[1], "s999");
+    assert_eq!(scopes[1000], "s000");
+    // one item the first hop lacks, deep in the list: named, however long the lists
+    let mut wider = items.clone();
+    wider.insert(700, "orders:admin".into());
+    wider.insert(900, "orders:delete".into());
+    let (o, h, d) = run(list(&items), list(&wider));
+    assert_eq!((o.as_str(), h), ("scope_escalation", Some(1)));
+    assert!(
+        d.reasons[0].message.contains("`orders:admin`"),
+        "{}",
+        d.reasons[0].message
+    );
+    // a narrower second hop is fine
+    let (o, _, _) = run(list(&items), list(&items[..10]));
+    assert_eq!(o, "allow");
+}
+
 #[test]
 fn depth_and_loops() {
     let f = PackBuilder::default().chain("max_depth 2").build();

@@ -527,18 +527,17 @@ fn wrong(block: &BlockView, name: &str, want: &str, hop: Option<usize>) -> Reaso
 
 /// Every `name(<string>)` fact, in order, duplicates dropped.
 fn strings(block: &BlockView, name: &str, hop: Option<usize>) -> Result<Vec<String>, Reason> {
-    let mut out: Vec<String> = Vec::new();
+    let mut all: Vec<&str> = Vec::new();
     for f in facts(block, name) {
         match f.terms.as_slice() {
-            [Value::Str(s)] => {
-                if !out.contains(s) {
-                    out.push(s.clone());
-                }
-            }
+            [Value::Str(s)] => all.push(s),
             _ => return Err(wrong(block, name, "one string", hop)),
         }
     }
-    Ok(out)
+    Ok(crate::items::unique(all)
+        .into_iter()
+        .map(str::to_owned)
+        .collect())
 }
 
 fn single_str(block: &BlockView, name: &str, hop: Option<usize>) -> Result<Option<String>, Reason> {

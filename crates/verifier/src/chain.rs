@@ -565,7 +565,7 @@ fn explicit_link(pack: &PolicyPack, i: usize, prev: &Token, next: &Token, t0_sub
             format!("token {i} was issued before token {}", i - 1),
         );
     }
-    if let Some(extra) = next.scope().find(|s| !prev.scope().contains(s)) {
+    if let Some(extra) = crate::items::first_missing(next.scope(), prev.scope()) {
         return fail(
             ReasonCode::ScopeEscalation,
             format!("token {i} widens scope: `{}`", clip(extra)),

@@ -89,6 +89,7 @@ mod decision;
 mod exact;
 mod fifo;
 mod index;
+mod items;
 mod proof;
 mod reason;
 mod replay;

@@ -533,13 +533,7 @@ fn confirmation(ctx: &Ctx<'_>, v: Option<&Value>) -> Result<Option<Confirmation>
 
 /// Space-separated scope items, empty items ignored, duplicates removed, order kept.
 pub(crate) fn split_scope(s: &str) -> smallvec::SmallVec<[&str; 8]> {
-    let mut out = smallvec::SmallVec::<[&str; 8]>::new();
-    for item in s.split(' ').filter(|i| !i.is_empty()) {
-        if !out.contains(&item) {
-            out.push(item);
-        }
-    }
-    out
+    crate::items::unique(s.split(' ').filter(|i| !i.is_empty()))
 }
 
 fn missing(ctx: &Ctx<'_>, name: &str) -> Reason {

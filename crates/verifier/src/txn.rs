@@ -115,7 +115,7 @@ fn replacement_link(i: usize, prev: &VerifiedToken, next: &VerifiedToken) -> Res
             format!("replacement {i} changes `aud`"),
         );
     }
-    if let Some(extra) = next.scope().find(|s| !prev.scope().contains(s)) {
+    if let Some(extra) = crate::items::first_missing(next.scope(), prev.scope()) {
         return fail(
             ReasonCode::ScopeEscalation,
             format!("replacement {i} widens scope: `{}`", clip(extra)),
