@@ -15,7 +15,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 # One target at a time: `cargo fuzz run` builds only its own binary, which is removed after its
-# run, so the disk holds the shared dependencies and one instrumented binary, not eighteen.
+# run, so the disk holds the shared dependencies and one instrumented binary, not nineteen.
 bin_dir="target/$(rustc -vV | awk '/^host:/ {print $2}')/release"
 failed=()
 for target in $(cargo fuzz list); do
@@ -36,7 +36,9 @@ for target in $(cargo fuzz list); do
   else
     grep -E '^(stat::number_of_executed_units|Done )' "$work/$target.log" || true
   fi
+  # the binary is in release/ and, under its hashed name, in release/deps/: remove both
   rm -f -- "$bin_dir/$target"
+  find "$bin_dir/deps" -maxdepth 1 -type f -perm -u+x -name "$target-*" -delete
 done
 
 if [ "${#failed[@]}" -gt 0 ]; then

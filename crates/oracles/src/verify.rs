@@ -645,6 +645,16 @@ impl Ident {
     }
 }
 
+/// A scope item: indices below 32 pick from [`SCOPES`] (so most lists share items), the rest
+/// name one of 224 more, so that a list can pass the 16 items past which custody compares
+/// lists through a hash set (`crates/verifier/src/items.rs`).
+fn scope_item(i: u8) -> String {
+    match i {
+        0..32 => pick(&SCOPES, i).to_owned(),
+        _ => format!("orders:x{i}"),
+    }
+}
+
 pub(crate) fn pick<'a>(table: &[&'a str], i: u8) -> &'a str {
     table
         .get(usize::from(i) % table.len().max(1))
@@ -683,8 +693,8 @@ pub struct FuzzToken {
     pub exp: Option<i16>,
     /// See `iat`.
     pub nbf: Option<i16>,
-    /// Scope items as indices into a fixed table; default: both orders scopes at hop 0,
-    /// `orders:read` after.
+    /// Scope items (at most 40) as indices: below 32 into a fixed table, the rest named
+    /// `orders:x<i>`; default: both orders scopes at hop 0, `orders:read` after.
     pub scope: Option<Vec<u8>>,
     /// 0 `txn-1`, else `txn-<n>`.
     pub txn: u8,
@@ -721,6 +731,10 @@ pub struct FuzzRequest {
     pub peer: Option<Ident>,
     /// Offset of `now` from [`FUZZ_NOW`].
     pub now: i16,
+    /// From 200 on, 17 to 72 more scope items (`orders:f<k>`) on every hop that has a scope:
+    /// lists long enough that custody compares them through a hash set
+    /// (`crates/verifier/src/items.rs`).
+    pub filler: u8,
 }
 
 /// What a token was minted with, for the oracle.
@@ -786,6 +800,10 @@ fn build_request(w: &World, input: &FuzzRequest) -> (Request, Vec<Minted>, Optio
         .as_ref()
         .map_or(FUZZ_AUD.to_owned(), Ident::text);
     let actors = default_actors(&specs);
+    let filler = match input.filler {
+        0..200 => 0,
+        n => usize::from(n - 200) + 17,
+    };
     let mut tokens = Vec::new();
     let mut minted = Vec::new();
     for (i, spec) in specs.iter().enumerate() {
@@ -796,6 +814,7 @@ fn build_request(w: &World, input: &FuzzRequest) -> (Request, Vec<Minted>, Optio
             txn_field: false,
             aud: next_actor.unwrap_or_else(|| audience.clone()),
             actors: actors.get(i).cloned().unwrap_or_default(),
+            filler,
         };
         let (t, m) = mint(w, spec, &ctx);
         tokens.push(t);
@@ -808,6 +827,7 @@ fn build_request(w: &World, input: &FuzzRequest) -> (Request, Vec<Minted>, Optio
             txn_field: true,
             aud: "c.example".into(),
             actors: Vec::new(),
+            filler: 0,
         };
         mint(w, spec, &ctx)
     });
@@ -834,6 +854,8 @@ struct Position {
     txn_field: bool,
     aud: String,
     actors: Vec<String>,
+    /// Scope items added after the token's own (`FuzzRequest::filler`).
+    filler: usize,
 }
 
 /// Each hop's actors: its own list if given, else the previous hop's plus its standard actor.
@@ -970,17 +992,14 @@ fn claims(spec: &FuzzToken, pos: &Position, domain: &str) -> (Map<String, Value>
         c.insert("nbf".into(), (FUZZ_NOW + i64::from(nbf)).into());
     }
     if !omit(4) {
-        let scope: Vec<String> = match &spec.scope {
-            Some(items) => items
-                .iter()
-                .take(8)
-                .map(|i| pick(&SCOPES, *i).to_owned())
-                .collect(),
+        let mut scope: Vec<String> = match &spec.scope {
+            Some(items) => items.iter().take(40).map(|i| scope_item(*i)).collect(),
             None if pos.hop == 0 && !pos.txn_field => {
                 vec!["orders:read".into(), "orders:write".into()]
             }
             None => vec!["orders:read".into()],
         };
+        scope.extend((0..pos.filler).map(|k| format!("orders:f{k}")));
         c.insert("scope".into(), scope.join(" ").into());
         m.scope = Some(scope.into_iter().filter(|s| !s.is_empty()).collect());
     }
