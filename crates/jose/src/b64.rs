@@ -64,14 +64,23 @@ fn group(c: [u8; 4]) -> u32 {
     (at(t0, c[0]) | at(t1, c[1])) | (at(t2, c[2]) | at(t3, c[3]))
 }
 
+/// Two groups' 48 bits written at `at` as eight bytes, the last two of which the next write
+/// (or the final truncation) replaces.
+fn put_pair(dst: &mut [u8], at: usize, a: u32, b: u32) {
+    let word = ((u64::from(a) << 24) | u64::from(b)) << 16;
+    if let Some(d) = dst.get_mut(at..at + 8) {
+        d.copy_from_slice(&word.to_be_bytes());
+    }
+}
+
 fn sextet(c: u8) -> u8 {
     TABLE.get(usize::from(c)).copied().unwrap_or(INVALID)
 }
 
 /// The bytes `text` decodes to under [`B64`]'s rules, appended to `out`: exactly what
 /// `B64.decode_vec` accepts (the `jws_decode` fuzz oracle holds the two to the same answer),
-/// read eight characters at a time. The token parts go through here; on an error, what was
-/// appended is unspecified.
+/// read four characters at a time by [`group`] up to the last seven. The token parts go
+/// through here; on an error, what was appended is unspecified.
 pub(crate) fn decode_into(text: &[u8], out: &mut Vec<u8>) -> Result<(), NotBase64url> {
     // a lone character after the last whole group carries six bits, less than a byte
     if text.len() % 4 == 1 {
@@ -98,37 +107,25 @@ pub(crate) fn decode_into(text: &[u8], out: &mut Vec<u8>) -> Result<(), NotBase6
             group([b[12], b[13], b[14], b[15]]),
         ];
         bad |= g[0] | g[1] | g[2] | g[3];
-        // two groups' 48 bits at the top of a word, written as eight bytes of which the next
-        // write keeps six
-        let first = ((u64::from(g[0]) << 24) | u64::from(g[1])) << 16;
-        let second = ((u64::from(g[2]) << 24) | u64::from(g[3])) << 16;
-        if let Some(d) = dst.get_mut(at..at + 8) {
-            d.copy_from_slice(&first.to_be_bytes());
-        }
-        if let Some(d) = dst.get_mut(at + 6..at + 14) {
-            d.copy_from_slice(&second.to_be_bytes());
-        }
+        put_pair(dst, at, g[0], g[1]);
+        put_pair(dst, at + 6, g[2], g[3]);
         at += 12;
-    }
-    if bad & BAD != 0 {
-        return Err(NotBase64url);
     }
     let mut chunks = blocks.remainder().chunks_exact(8);
     for chunk in &mut chunks {
-        let mut acc = 0u64;
-        let mut seen = 0u8;
-        for &c in chunk {
-            let v = sextet(c);
-            seen |= v;
-            acc = (acc << 6) | u64::from(v);
-        }
-        if seen & 0x80 != 0 {
+        let Ok(c) = <&[u8; 8]>::try_from(chunk) else {
             return Err(NotBase64url);
-        }
-        if let Some(d) = dst.get_mut(at..at + 8) {
-            d.copy_from_slice(&(acc << 16).to_be_bytes());
-        }
+        };
+        let (a, b) = (
+            group([c[0], c[1], c[2], c[3]]),
+            group([c[4], c[5], c[6], c[7]]),
+        );
+        bad |= a | b;
+        put_pair(dst, at, a, b);
         at += 6;
+    }
+    if bad & BAD != 0 {
+        return Err(NotBase64url);
     }
     // up to seven characters left (never 1 or 5: the length is not 1 more than a multiple of
     // four): their bits make whole bytes, and the 2 or 4 bits left over must be zero, as a

@@ -362,7 +362,8 @@ pub(crate) fn quick_members<const N: usize>(
     use crate::quick::Item;
     let mut out = Members::new(slot, 12);
     crate::quick::claims(bytes, max_depth, max_members, |name, item| {
-        if out.len() >= max_members.min(FAST_MEMBERS) {
+        // past `max_members` the quick reader itself refuses
+        if out.len() >= FAST_MEMBERS {
             return None;
         }
         let added = match item {

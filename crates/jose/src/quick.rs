@@ -184,7 +184,7 @@ impl<'p> Quick<'p> {
         self.members_of(level, |q, name| {
             q.skip_value(level)?;
             // a repeated name (which the general reader refuses, with its own message)
-            if count >= q.max_members || names.get(..count)?.contains(&name) {
+            if names.get(..count)?.contains(&name) {
                 return None;
             }
             *names.get_mut(count)? = name;
@@ -199,15 +199,15 @@ impl<'p> Quick<'p> {
         self.members_of(level, |q, name| {
             let v = q.value(level)?;
             // a repeated name (which the general reader refuses, with its own message)
-            let refused = map.len() >= q.max_members || map.insert(name.to_owned(), v).is_some();
-            (!refused).then_some(())
+            map.insert(name.to_owned(), v).is_none().then_some(())
         })?;
         Some(Value::Object(map))
     }
 
     /// The one loop over an object's members, the object at `level` and its `{` next: for
     /// each member its name, then `each` reads the value after the `:` (and may refuse the
-    /// member, `None`); the `,` between members and the closing `}` are read here.
+    /// member, `None`); the `,` between members, the closing `}` and the limit of
+    /// `max_members` members (the one place it is kept) are read here.
     fn members_of(
         &mut self,
         level: usize,
@@ -220,7 +220,12 @@ impl<'p> Quick<'p> {
         if self.closes_at_once() {
             return Some(());
         }
+        let mut count = 0usize;
         loop {
+            count += 1;
+            if count > self.max_members {
+                return None;
+            }
             let name = self.string()?;
             self.expect(b':')?;
             each(self, name)?;
@@ -413,15 +418,7 @@ pub(crate) fn strings<'p>(
     let text = std::str::from_utf8(bytes).ok()?;
     let mut q = Quick::new(text, max_depth, max_members);
     q.open_top()?;
-    let mut count = 0usize;
-    q.members_of(1, |q, name| {
-        let v = q.string()?;
-        count += 1;
-        if count > max_members {
-            return None;
-        }
-        each(name, v)
-    })?;
+    q.members_of(1, |q, name| each(name, q.string()?))?;
     q.end()
 }
 
