@@ -670,9 +670,9 @@ fn scope_is_checked_on_the_presented_token() {
 }
 
 /// Long scope lists (as many distinct items as an 8 KiB token holds, about a thousand) are
-/// deduplicated in order and compared item by item, the first widening item named, as for
-/// short ones. (They are compared in linear time, `crates/verifier/src/items.rs`; the cost is
-/// the `wide_scope` rows of the `verify` bench.)
+/// deduplicated in order and checked against the previous hop's, the first widening item
+/// named, as short ones are. (They go through a hash set, `crates/verifier/src/items.rs`; the
+/// cost is the `scope_lists` group of the `verify` bench.)
 #[test]
 fn long_scope_lists_follow_the_same_rules() {
     let f = Fixture::standard();
